@@ -1,0 +1,66 @@
+# edgevlm_ros: one venv with the ROS 2 Kilted wheels from PyPI, the edgevlm_msgs interfaces built into it,
+# and edgevlm_ros installed (non-editable, so share/ holds launch and config files like a ROS install).
+#   make demo [DURATION=60] [ARGS='strategy:=edge_only']   set up if needed, run the embedded default
+#   make test                                            set up if needed, lint, run the whole suite
+
+PYTHON    ?= python3
+VENV      ?= .venv
+BUILD     ?= build
+DURATION  ?= 0
+ARGS      ?=
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip --disable-pip-version-check -q
+
+# Nothing leaves loopback: discovery limited to localhost plus a Fast DDS profile bound to `lo`.
+export AMENT_PREFIX_PATH := $(abspath $(VENV))
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export FASTDDS_DEFAULT_PROFILES_FILE := $(abspath tools/fastdds_localhost.xml)
+export ROS_LOG_DIR ?= $(abspath $(BUILD)/ros_log)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
+MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
+
+.PHONY: setup demo test lint unit colcon-check bench clean
+.DEFAULT_GOAL := setup
+
+setup: $(VENV)/.stamp-pkg
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements/ros.txt -r requirements/interfaces.txt
+	$(PIP) install -r requirements/python.txt -r requirements/test.txt
+	touch $@
+
+$(VENV)/.stamp-msgs: $(VENV)/.stamp-venv $(MSG_FILES) tools/build_interfaces.sh
+	@mkdir -p $(BUILD)
+	tools/build_interfaces.sh $(VENV) edgevlm_msgs $(BUILD)/edgevlm_msgs
+	touch $@
+
+$(VENV)/.stamp-pkg: $(VENV)/.stamp-msgs $(PKG_FILES)
+	$(PIP) install --no-deps --no-build-isolation --force-reinstall ./edgevlm_ros
+	@rm -rf edgevlm_ros/build
+	touch $@
+
+demo: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) -m edgevlm_ros.demo --duration $(DURATION) $(ARGS)
+
+lint: $(VENV)/.stamp-venv
+	$(VENV)/bin/ruff check edgevlm_ros tools
+
+test: setup lint
+	@mkdir -p $(ROS_LOG_DIR)
+	cd edgevlm_ros && ../$(PY) -m pytest test -p no:cacheprovider $(PYTEST_ARGS)
+
+# The path robot integrators use: colcon build of both packages into a scratch workspace, then run a node from it.
+colcon-check: $(VENV)/.stamp-msgs
+	$(PIP) install colcon-common-extensions
+	tools/colcon_check.sh $(VENV) $(BUILD)/colcon_ws
+
+bench: setup
+	$(PY) bench/edge_step.py
+
+clean:
+	rm -rf $(BUILD) edgevlm_ros/build edgevlm_ros/*.egg-info

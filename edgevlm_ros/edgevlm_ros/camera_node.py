@@ -1,0 +1,128 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+camera_node: any camera topic in, Steps out.
+
+Decodes each frame once (raw in any supported encoding, or JPEG/PNG), samples at the step rate by
+the camera's own stamps, resizes to the working resolution, stamps a step id that increases by one
+per Step, pairs it with the current question and publishes edgevlm/step.
+"""
+
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from edgevlm_msgs.msg import Step
+from edgevlm_ros.core.images import ImageDecodeError, resize_max_side
+from edgevlm_ros.core.stats import Counters
+from edgevlm_ros.ros_conversions import compressed_to_rgb, image_to_rgb, rgb_to_image, stamp_to_s
+from edgevlm_ros.ros_diagnostics import StatusReporter
+from edgevlm_ros.ros_entry import run_node
+from edgevlm_ros.ros_params import ParamSet, ParamSpec
+from edgevlm_ros.ros_qos import LATCHED, LATEST_FRAME, STEP_PUBLISHER
+
+
+def _non_empty(value: str) -> str | None:
+    return None if value.strip() else 'question must not be empty'
+
+
+PARAMS = [
+    ParamSpec('input_transport', 'raw', 'camera input: raw sensor_msgs/Image on camera/image_raw, '
+              'or compressed sensor_msgs/CompressedImage on camera/image_raw/compressed',
+              choices=('raw', 'compressed'), read_only=True),
+    ParamSpec('step_rate_hz', 2.0, 'Steps per second of camera time (frames in between are '
+              'dropped here, never queued)', min=0.01, max=120.0),
+    ParamSpec('max_side', 512, 'working resolution: the longer image side after resizing, px',
+              min=32, max=4096),
+    ParamSpec('question', 'What is in front of the robot?', 'question paired with every step '
+              'until one arrives on edgevlm/question', check=_non_empty),
+]
+
+
+class CameraNode(Node):
+    """Turns a camera stream into numbered, sampled, resized Steps with a question."""
+
+    def __init__(self) -> None:
+        super().__init__('camera')
+        self.counters = Counters()
+        self.params = ParamSet(self, PARAMS)
+        self._question = self.params['question']
+        self._next_step_id = 0
+        self._last_step_stamp: float | None = None
+        self._step_pub = self.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+        if self.params['input_transport'] == 'raw':
+            self.create_subscription(Image, 'camera/image_raw', self._on_image, LATEST_FRAME)
+        else:
+            self.create_subscription(CompressedImage, 'camera/image_raw/compressed',
+                                     self._on_compressed, LATEST_FRAME)
+        self.create_subscription(String, 'edgevlm/question', self._on_question, LATCHED)
+        self.add_post_set_parameters_callback(self._on_params)
+        self._status = StatusReporter(self, self.counters, gauges=lambda: {
+            'next_step_id': self._next_step_id, 'question': self._question})
+        self.get_logger().info(
+            f"camera: {self.params['input_transport']} frames -> steps at "
+            f"{self.params['step_rate_hz']:g} Hz, max side {self.params['max_side']} px")
+
+    def _on_params(self, params) -> None:
+        for p in params:
+            if p.name == 'question':
+                self._question = p.value
+
+    def _on_question(self, msg: String) -> None:
+        if not msg.data.strip():
+            self.counters.inc('empty_question')
+            self.get_logger().warning(
+                f'ignored an empty question on edgevlm/question; still asking "{self._question}"')
+            return
+        self._question = msg.data.strip()
+        self.get_logger().info(f'question is now "{self._question}"')
+
+    def _on_image(self, msg: Image) -> None:
+        self.counters.inc('frames_received')
+        if not self._due(msg.header):
+            return
+        try:
+            rgb = image_to_rgb(msg)
+        except ImageDecodeError as e:
+            self.counters.inc('bad_image')
+            self.get_logger().warning(f'dropped a camera frame: {e}', throttle_duration_sec=5.0)
+            return
+        self._publish_step(msg.header, rgb)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.counters.inc('frames_received')
+        if not self._due(msg.header):
+            return
+        try:
+            rgb = compressed_to_rgb(msg)
+        except ImageDecodeError as e:
+            self.counters.inc('bad_image')
+            self.get_logger().warning(f'dropped a compressed camera frame: {e}',
+                                      throttle_duration_sec=5.0)
+            return
+        self._publish_step(msg.header, rgb)
+
+    def _due(self, header) -> bool:
+        """Sample by camera time so that replays at any speed give the same steps."""
+        t = stamp_to_s(header.stamp)
+        last = self._last_step_stamp
+        # A stamp going backwards means a restarted source or a looped bag: start sampling afresh.
+        if last is not None and last <= t < last + 1.0 / self.params['step_rate_hz']:
+            self.counters.inc('frames_between_steps')
+            return False
+        return True
+
+    def _publish_step(self, header, rgb) -> None:
+        rgb = resize_max_side(rgb, self.params['max_side'])
+        step = Step(header=header, step_id=self._next_step_id, question=self._question,
+                    image=rgb_to_image(rgb, header))
+        self._step_pub.publish(step)
+        self._last_step_stamp = stamp_to_s(header.stamp)
+        if self._next_step_id == 0:
+            self.get_logger().info(f'first step published ({rgb.shape[1]}x{rgb.shape[0]})')
+        self._next_step_id += 1
+        self.counters.inc('steps_published')
+
+
+def main(args=None) -> int:
+    return run_node(CameraNode, 'camera', args)

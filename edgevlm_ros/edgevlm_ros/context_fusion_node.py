@@ -1,0 +1,171 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+context_fusion_node: turns late cloud answers into context the edge can use now.
+
+It keeps a ring of small grey frames by step id. A CloudResponse for step j becomes a ContextUpdate
+(the answer compressed to a token budget) for history slot j, and its boxes, drawn on frame j, are
+carried frame by frame to the newest step by sparse optical flow (growing with age and uncertainty)
+and published as a FocusMask for every new step until they are older than max_age_s.
+"""
+
+from dataclasses import dataclass
+
+from rclpy.node import Node
+
+from edgevlm_msgs.msg import CloudResponse, ContextUpdate, FocusMask, Step
+from edgevlm_ros.core.context import compress_answer
+from edgevlm_ros.core.focus import BoxPropagator, FrameRing
+from edgevlm_ros.core.images import ImageDecodeError
+from edgevlm_ros.core.regions import Box
+from edgevlm_ros.core.stats import Counters
+from edgevlm_ros.ros_conversions import (
+    box_to_region,
+    image_to_rgb,
+    region_to_box,
+    s_to_stamp,
+    stamp_to_s,
+)
+from edgevlm_ros.ros_diagnostics import StatusReporter
+from edgevlm_ros.ros_entry import run_node
+from edgevlm_ros.ros_params import ParamSet, ParamSpec
+from edgevlm_ros.ros_qos import EVERY_FRAME, RESULTS
+
+PARAMS = [
+    ParamSpec('replacement.enabled', True, 'publish ContextUpdate for cloud answers'),
+    ParamSpec('replacement.max_tokens', 48, 'token budget of a compressed cloud answer', min=1,
+              max=4096),
+    ParamSpec('focus.enabled', True, 'publish FocusMask from cloud boxes'),
+    ParamSpec('focus.max_age_s', 5.0, 'stop carrying boxes older than this, s', min=0.0,
+              max=600.0),
+    ParamSpec('focus.growth_per_s', 0.05, 'box margin growth per second of age (fraction of '
+              'the frame)', min=0.0, max=1.0),
+    ParamSpec('frames.capacity', 64, 'small grey frames kept for motion compensation', min=2,
+              max=4096, read_only=True),
+    ParamSpec('frames.width', 160, 'width of the kept grey frames, px', min=32, max=1280,
+              read_only=True),
+]
+
+
+@dataclass
+class _Tracked:
+    """Cloud boxes as carried so far: where they are now and how sure we are."""
+
+    source_step_id: int
+    source_stamp_s: float
+    at_step_id: int
+    boxes: list[Box]
+    confidence: float
+
+
+class ContextFusionNode(Node):
+    """Compresses cloud answers into ContextUpdates and carries cloud boxes to the newest frame."""
+
+    def __init__(self) -> None:
+        super().__init__('context_fusion')
+        self.counters = Counters()
+        self.params = ParamSet(self, PARAMS, on_change=self._on_params)
+        self._ring = FrameRing(self.params['frames.capacity'], self.params['frames.width'])
+        self._propagator = self._make_propagator()
+        self._tracked: _Tracked | None = None
+        self._newest_header = None
+        self._update_pub = self.create_publisher(ContextUpdate, 'edgevlm/context_update',
+                                                 RESULTS)
+        self._mask_pub = self.create_publisher(FocusMask, 'edgevlm/focus_mask', RESULTS)
+        self.create_subscription(Step, 'edgevlm/step', self._on_step, EVERY_FRAME)
+        self.create_subscription(CloudResponse, 'edgevlm/cloud_response', self._on_cloud,
+                                 RESULTS)
+        self._status = StatusReporter(self, self.counters, gauges=lambda: {
+            'frames_kept': len(self._ring),
+            'tracking_source_step': self._tracked.source_step_id if self._tracked else -1})
+        self.get_logger().info(
+            f"context fusion: replacement {'on' if self.params['replacement.enabled'] else 'off'}"
+            f", focus {'on' if self.params['focus.enabled'] else 'off'}, keeping "
+            f"{self.params['frames.capacity']} frames")
+
+    def _make_propagator(self) -> BoxPropagator:
+        return BoxPropagator(growth_per_s=self.params['focus.growth_per_s'],
+                             max_age_s=self.params['focus.max_age_s'])
+
+    def _on_params(self, changed: dict) -> None:
+        if 'focus.growth_per_s' in changed or 'focus.max_age_s' in changed:
+            self._propagator = self._make_propagator()
+
+    def _on_step(self, msg: Step) -> None:
+        try:
+            rgb = image_to_rgb(msg.image)
+        except ImageDecodeError as e:
+            self.counters.inc('bad_image')
+            self.get_logger().warning(f'step {msg.step_id}: {e}', throttle_duration_sec=5.0)
+            return
+        self._ring.add(msg.step_id, stamp_to_s(msg.header.stamp), rgb)
+        self._newest_header = msg.header
+        self.counters.inc('frames_received')
+        if self._tracked is not None:
+            self._carry_to(msg.step_id)
+
+    def _on_cloud(self, msg: CloudResponse) -> None:
+        if msg.status != CloudResponse.STATUS_OK:
+            self.counters.inc('cloud_failures_seen')
+            return
+        now = self.get_clock().now().nanoseconds * 1e-9
+        source_stamp = stamp_to_s(msg.header.stamp)
+        if self.params['replacement.enabled'] and msg.answer.strip():
+            text = compress_answer(msg.answer, self.params['replacement.max_tokens'])
+            self._update_pub.publish(ContextUpdate(
+                header=msg.header, step_id=msg.step_id, question=msg.question, text=text,
+                age_s=float(now - source_stamp)))
+            self.counters.inc('context_updates_published')
+        if not (self.params['focus.enabled'] and msg.regions):
+            return
+        if self._tracked is not None and msg.step_id < self._tracked.source_step_id:
+            self.counters.inc('stale_boxes_ignored')  # a newer cloud answer already steers focus
+            return
+        if self._ring.get(msg.step_id) is None:
+            self.counters.inc('boxes_without_frame')
+            self.get_logger().warning(
+                f'cloud boxes for step {msg.step_id}: its frame is no longer kept '
+                f"(frames.capacity {self.params['frames.capacity']}); not focusing",
+                throttle_duration_sec=10.0)
+            return
+        self._tracked = _Tracked(msg.step_id, source_stamp, msg.step_id,
+                                 [region_to_box(r) for r in msg.regions], 1.0)
+        self.counters.inc('boxes_received')
+        newest = self._ring.newest()
+        if newest is not None:
+            self._carry_to(newest.step_id)
+
+    def _carry_to(self, step_id: int) -> None:
+        """Move the tracked boxes from the frame they are on to frame step_id and publish them."""
+        tr = self._tracked
+        frames = self._ring.span(tr.at_step_id, step_id)
+        if not frames or frames[0].step_id != tr.at_step_id or frames[-1].step_id != step_id:
+            self.counters.inc('tracks_lost')
+            self._tracked = None
+            return
+        target = frames[-1]
+        age = target.stamp_s - tr.source_stamp_s
+        if age > self.params['focus.max_age_s']:
+            self.counters.inc('tracks_expired')
+            self._tracked = None
+            return
+        if len(frames) > 1:
+            result = self._propagator.propagate(tr.boxes, frames)
+            if result is None or not result.boxes:
+                self.counters.inc('tracks_lost')
+                self._tracked = None
+                return
+            tr.boxes, tr.confidence = result.boxes, tr.confidence * result.confidence
+            tr.at_step_id = step_id
+        mask = FocusMask(source_step_id=tr.source_step_id, target_step_id=step_id,
+                         regions=[box_to_region(b) for b in tr.boxes], age_s=float(age),
+                         confidence=float(tr.confidence))
+        mask.header.stamp = s_to_stamp(target.stamp_s)
+        if self._newest_header is not None:
+            mask.header.frame_id = self._newest_header.frame_id
+        self._mask_pub.publish(mask)
+        self.counters.inc('focus_masks_published')
+
+
+def main(args=None) -> int:
+    return run_node(ContextFusionNode, 'context_fusion', args)

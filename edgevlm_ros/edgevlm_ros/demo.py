@@ -1,0 +1,203 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+`make demo`: the whole graph on the embedded default, answers streaming, a summary at the end.
+
+Runs edgevlm.launch.py (the same launch description and config a robot uses) with the built-in
+camera pan as the camera, the tiny offline edge SVLM and the embedded cloud LVLM stand-in behind an
+emulated network, prints every answer as it arrives, and on exit (after --duration seconds, or on
+Ctrl-C) prints a summary: steps, answers, per-step latency, context replacements and focus masks
+applied, cloud round trips.
+"""
+
+import argparse
+import os
+from pathlib import Path
+import signal
+import sys
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask
+from edgevlm_ros import launch_runner
+from edgevlm_ros.core.stats import LatencyWindow
+from edgevlm_ros.ros_qos import RESULTS
+
+# The demo's defaults; any launch argument can be overridden on the command line (name:=value).
+DEMO_ARGS = {'use_frame_source': 'true', 'source': 'builtin:pan',
+             'network_profile': 'jitter:1500,400'}
+STATUS_NAMES = {0: 'ok', 1: 'timeout', 2: 'http error', 3: 'parse error', 4: 'dropped'}
+
+
+class DemoMonitor(Node):
+    """Subscribes to everything the graph says and keeps what the summary needs (bounded)."""
+
+    def __init__(self, namespace: str, quiet: bool) -> None:
+        super().__init__('edgevlm_demo_monitor', namespace=namespace or '/')
+        self.quiet = quiet
+        self.latency = LatencyWindow(10_000)
+        self.model_ms = LatencyWindow(10_000)
+        self.round_trip = LatencyWindow(10_000)
+        self.answers = self.edge_answers = self.with_replacement = self.with_focus = 0
+        self.cloud_ok = self.cloud_failed = self.updates = self.masks = 0
+        self.first_answer_s: float | None = None
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.create_subscription(Answer, 'edgevlm/answer', self._on_answer, RESULTS)
+        self.create_subscription(CloudResponse, 'edgevlm/cloud_response', self._on_cloud,
+                                 RESULTS)
+        self.create_subscription(ContextUpdate, 'edgevlm/context_update', self._on_update,
+                                 RESULTS)
+        self.create_subscription(FocusMask, 'edgevlm/focus_mask', self._on_mask, RESULTS)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+
+    def _on_answer(self, m: Answer) -> None:
+        self.answers += 1
+        if self.first_answer_s is None:
+            self.first_answer_s = time.monotonic()
+        self.latency.add(m.latency_ms)
+        src = 'cloud' if m.source == Answer.SOURCE_CLOUD else 'edge '
+        ctx = ''
+        if m.source == Answer.SOURCE_EDGE:
+            self.edge_answers += 1
+            self.model_ms.add(m.model_ms)
+            ctx = f' hist {m.history_turns:2d}'
+            if m.replaced_turns:
+                self.with_replacement += 1
+                ctx += f' ({m.replaced_turns} from cloud, newest step {m.newest_cloud_step})'
+            if m.focus_applied:
+                self.with_focus += 1
+                ctx += f' focus<-step {m.focus_source_step} ({m.focus_age_s:.1f} s)'
+        self.say(f'{src} step {m.step_id:4d} {m.latency_ms:6.0f} ms{ctx} | {m.answer!r}')
+
+    def _on_cloud(self, m: CloudResponse) -> None:
+        if m.status == CloudResponse.STATUS_OK:
+            self.cloud_ok += 1
+            self.round_trip.add(m.round_trip_ms)
+        else:
+            self.cloud_failed += 1
+        status = STATUS_NAMES.get(m.status, str(m.status))
+        detail = f'{len(m.regions)} boxes' if m.status == 0 else m.error
+        self.say(f'CLOUD step {m.step_id:4d} {m.round_trip_ms:6.0f} ms round trip, {status}, '
+                 f'{detail} | {m.answer[:60]!r}')
+
+    def _on_update(self, m: ContextUpdate) -> None:
+        self.updates += 1
+
+    def _on_mask(self, m: FocusMask) -> None:
+        self.masks += 1
+
+    def _on_diag(self, m: DiagnosticArray) -> None:
+        for s in m.status:
+            self.diagnostics[s.name] = {kv.key: kv.value for kv in s.values}
+
+    def counter(self, node_suffix: str, key: str) -> int:
+        for name, values in self.diagnostics.items():
+            if name.endswith('/' + node_suffix) and key in values:
+                return int(float(values[key]))
+        return 0
+
+    def summary(self, wall_s: float, strategy: str) -> str:
+        lat, mod, rt = self.latency.summary(), self.model_ms.summary(), self.round_trip.summary()
+        rows = [
+            ('run time', f'{wall_s:.1f} s, strategy {strategy}'),
+            ('steps published', self.counter('camera', 'steps_published')),
+            ('answers', f'{self.answers} ({self.edge_answers} from the edge model)'),
+            ('steps the edge skipped', self.counter('edge_svlm', 'steps_skipped')),
+            ('per-step latency p50 / p95', f"{lat['p50']:.0f} / {lat['p95']:.0f} ms"),
+            ('edge model time p50 / p95', f"{mod['p50']:.0f} / {mod['p95']:.0f} ms"),
+            ('context replacements applied', self.counter('edge_svlm', 'context_replacements')),
+            ('answers with cloud text in history', self.with_replacement),
+            ('focus masks published / applied', f'{self.masks} / {self.with_focus} answers'),
+            ('cloud round trips ok / failed', f'{self.cloud_ok} / {self.cloud_failed}'),
+            ('cloud round trip p50 / p95', f"{rt['p50']:.0f} / {rt['p95']:.0f} ms"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return '\n'.join(['== edgevlm_ros demo summary =='] +
+                         [f'{k:<{width}}  {v}' for k, v in rows])
+
+
+def _prepare_models(args: dict[str, str]) -> None:
+    """Build the tiny offline models now, in the foreground, with a progress bar."""
+    from edgevlm_ros.models.tiny import resolve_model
+
+    if args.get('edge_model', 'tiny') == 'tiny':
+        resolve_model('tiny')
+    if args.get('cloud_url', 'embedded') == 'embedded':
+        resolve_model('tiny-cloud')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog='edgevlm_demo', description=__doc__.split('\n')[0])
+    parser.add_argument('--duration', type=float, default=0.0,
+                        help='seconds to run; 0 runs until Ctrl-C')
+    parser.add_argument('--log-dir', type=Path, default=Path('build/demo_logs'),
+                        help='where node output goes')
+    parser.add_argument('--quiet', action='store_true', help='print the summary only')
+    parser.add_argument('launch_args', nargs='*', metavar='name:=value',
+                        help='launch arguments of edgevlm.launch.py')
+    opts = parser.parse_args(argv)
+    largs = dict(DEMO_ARGS)
+    for a in opts.launch_args:
+        if ':=' not in a:
+            parser.error(f'launch arguments look like name:=value, got {a!r}')
+        k, v = a.split(':=', 1)
+        largs[k] = v
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+    _prepare_models(largs)
+    procs, _, resolved = launch_runner.plan(
+        launch_runner.load(launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py')),
+        largs)
+    print(f"starting {', '.join(p.name for p in procs)} (logs in {opts.log_dir}/)", flush=True)
+    popens = launch_runner.start(procs, opts.log_dir)
+
+    rclpy.init()
+    monitor = DemoMonitor(resolved.get('namespace', ''), opts.quiet)
+    executor = SingleThreadedExecutor()
+    executor.add_node(monitor)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    t0 = time.monotonic()
+    failed = None
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+            if opts.duration > 0 and time.monotonic() - t0 >= opts.duration:
+                break
+            dead = [(p, q.returncode) for p, q in zip(procs, popens) if q.poll() is not None]
+            if dead:
+                failed = dead
+                break
+    finally:
+        wall = time.monotonic() - t0
+        codes = launch_runner.stop(popens)
+        executor.shutdown()
+        monitor.destroy_node()
+        rclpy.try_shutdown()
+    print(monitor.summary(wall, resolved['strategy']), flush=True)
+    if failed:
+        for p, code in failed:
+            log = opts.log_dir / f'{p.name}.log'
+            tail = log.read_text(errors='replace').splitlines()[-15:] if log.exists() else []
+            print(f'\n{p.name} exited early with code {code}; last lines of {log}:', flush=True)
+            print('\n'.join(tail), flush=True)
+        return 1
+    bad = {p.name: c for p, c in zip(procs, codes) if c not in (0, -signal.SIGINT)}
+    if bad:
+        print(f'nodes exited with errors: {bad}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,439 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+edge_svlm_node: answers every Step it can take with the edge SVLM.
+
+Always the newest Step: a Step that arrives while another one waits is replaced and counted as
+skipped, never queued. The SVLM sees a multi-turn history (one slot per step); with Context
+Replacement the cloud's late answers overwrite the edge's own answers in their slots, and with
+Visual Focus the newest fresh FocusMask biases attention towards the regions the cloud relied on.
+The model is loaded once, in the lifecycle configure transition (autostart does configure +
+activate).
+"""
+
+from collections import OrderedDict
+import threading
+import time
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
+
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
+from edgevlm_msgs.srv import Ask
+from edgevlm_ros.core.context import ContextStore
+from edgevlm_ros.core.images import ImageDecodeError
+from edgevlm_ros.core.regions import Box
+from edgevlm_ros.core.stats import Counters, LatencyWindow
+from edgevlm_ros.core.strategy import Strategy
+from edgevlm_ros.ros_conversions import image_to_rgb, region_to_box, stamp_to_s
+from edgevlm_ros.ros_diagnostics import StatusReporter
+from edgevlm_ros.ros_entry import run_node
+from edgevlm_ros.ros_params import ParamSet, ParamSpec
+from edgevlm_ros.ros_qos import LATEST_FRAME, RESULTS
+
+# Cloud responses kept for offload/cloud_stale look-ups, newest last (a bound, not a history).
+MAX_CLOUD_RESPONSES = 64
+
+
+def parse_layers(text: str) -> list[int] | None:
+    """'all' -> None (every decoder layer); '0,2,5' -> [0, 2, 5]."""
+    text = text.strip().lower()
+    if text in ('', 'all'):
+        return None
+    layers = [int(x) for x in text.split(',') if x.strip()]
+    if any(x < 0 for x in layers):
+        raise ValueError('layer indices must be >= 0')
+    return layers
+
+
+def _check_layers(text: str) -> str | None:
+    try:
+        parse_layers(text)
+    except ValueError as e:
+        return f'focus.layers must be "all" or comma-separated layer indices: {e}'
+    return None
+
+
+PARAMS = [
+    ParamSpec('model', 'tiny', 'edge SVLM: "tiny" (built offline on first use), a local '
+              'checkpoint directory or a hub id (SmolVLM-256M/500M-Instruct, any '
+              'AutoModelForImageTextToText)', read_only=True),
+    ParamSpec('strategy', Strategy.EDGEVLM.value, 'how answers are produced',
+              choices=tuple(s.value for s in Strategy)),
+    ParamSpec('max_new_tokens', 24, 'answer length cap, tokens', min=1, max=512),
+    ParamSpec('image_longest_edge', 512, 'SVLM input resolution (long side), px', min=64,
+              max=4096, read_only=True),
+    ParamSpec('do_image_splitting', False, 'Idefics3/SmolVLM tiling (about 17x the vision '
+              'cost on a CPU)', read_only=True),
+    ParamSpec('num_threads', 0, 'torch CPU threads (0 = torch default)', min=0, max=256,
+              read_only=True),
+    ParamSpec('history.max_turns', 8, 'history slots (0 = no history)', min=0, max=64),
+    ParamSpec('history.max_tokens', 512, 'history token cap (question + answer of all slots)',
+              min=0, max=8192),
+    ParamSpec('focus.alpha', 2.0, 'Visual Focus: logit bias on focused image tokens', min=0.0,
+              max=20.0),
+    ParamSpec('focus.layers', 'all', 'decoder layers that get the bias: "all" or "0,1,..."',
+              check=_check_layers),
+    ParamSpec('focus.max_age_s', 5.0, 'masks whose source frame is older are not applied, s',
+              min=0.0, max=600.0),
+    ParamSpec('offload.deadline_s', 1.0, 'offload strategy: wait for the cloud up to this long '
+              'when its predicted round trip fits, s', min=0.0, max=60.0),
+    ParamSpec('autostart', True, 'configure and activate on start-up, as a lifecycle manager '
+              'would', read_only=True),
+]
+
+
+class EdgeSvlmNode(Node):
+    """Answers every Step it can take with the edge SVLM, using cloud context when it is fresh."""
+
+    def __init__(self) -> None:
+        super().__init__('edge_svlm')
+        self.counters = Counters()
+        self.params = ParamSet(self, PARAMS, on_change=self._on_params)
+        self.latency = LatencyWindow(1000)
+        self.model_time = LatencyWindow(1000)
+        self.svlm = None
+        self.store: ContextStore | None = None
+        self._lock = threading.Condition()
+        self._pending: Step | None = None
+        self._newest_step: Step | None = None
+        self._running = False
+        self._worker: threading.Thread | None = None
+        self._focus: FocusMask | None = None
+        self._cloud: OrderedDict[int, CloudResponse] = OrderedDict()
+        self._rtt_ewma_s: float | None = None
+        self._subs = []
+        self._answer_pub = None
+        self._ask_srv = None
+        self._status = None
+        self._io_group = MutuallyExclusiveCallbackGroup()
+        self._ask_group = ReentrantCallbackGroup()
+        if self.params['autostart']:
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from edgevlm_ros.models.svlm import TransformersSvlm  # torch loads here, not at import
+
+        t0 = time.monotonic()
+        try:
+            self.svlm = TransformersSvlm(
+                self.params['model'], max_new_tokens=self.params['max_new_tokens'],
+                image_longest_edge=self.params['image_longest_edge'],
+                do_image_splitting=self.params['do_image_splitting'],
+                num_threads=self.params['num_threads'],
+                focus_layers=parse_layers(self.params['focus.layers']))
+        except Exception as e:  # noqa: BLE001 - any load failure must fail the transition cleanly
+            self.get_logger().error(f"cannot load edge model {self.params['model']!r}: {e}")
+            return TransitionCallbackReturn.FAILURE
+        self._make_store()
+        self._answer_pub = self.create_lifecycle_publisher(Answer, 'edgevlm/answer', RESULTS)
+        self._status = StatusReporter(self, self.counters, gauges=self._gauges)
+        self.get_logger().info(
+            f'loaded edge model {self.svlm.name} in {time.monotonic() - t0:.1f} s; '
+            f"strategy {self.params['strategy']}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._subs = [
+            self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME,
+                                     callback_group=self._io_group),
+            self.create_subscription(ContextUpdate, 'edgevlm/context_update',
+                                     self._on_context_update, RESULTS,
+                                     callback_group=self._io_group),
+            self.create_subscription(FocusMask, 'edgevlm/focus_mask', self._on_focus_mask,
+                                     RESULTS, callback_group=self._io_group),
+            self.create_subscription(CloudResponse, 'edgevlm/cloud_response',
+                                     self._on_cloud_response, RESULTS,
+                                     callback_group=self._io_group),
+        ]
+        self._ask_srv = self.create_service(Ask, 'edgevlm/ask', self._on_ask,
+                                            callback_group=self._ask_group)
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name='edge_svlm_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info('active: answering edgevlm/step on edgevlm/answer')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self._subs = []
+        if self._ask_srv is not None:
+            self.destroy_service(self._ask_srv)
+            self._ask_srv = None
+        self.get_logger().info('inactive: not answering')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self._answer_pub is not None:
+            self.destroy_lifecycle_publisher(self._answer_pub)
+            self._answer_pub = None
+        if self._status is not None:
+            self._status.destroy()
+            self._status = None
+        self.svlm = None
+        self.store = None
+
+    def destroy_node(self) -> None:
+        self._stop_worker()
+        super().destroy_node()
+
+    def _stop_worker(self) -> None:
+        with self._lock:
+            self._running = False
+            self._lock.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=30.0)
+        self._worker = None
+
+    # ------------------------------------------------------------------ parameters
+    def _make_store(self) -> None:
+        count = self.svlm.count_tokens if self.svlm is not None else None
+        kwargs = {'count_tokens': count} if count is not None else {}
+        self.store = ContextStore(max_turns=self.params['history.max_turns'],
+                                  max_tokens=self.params['history.max_tokens'], **kwargs)
+
+    def _on_params(self, changed: dict) -> None:
+        if self.svlm is None:
+            return
+        if 'history.max_turns' in changed or 'history.max_tokens' in changed:
+            with self._lock:
+                self._make_store()
+            self.get_logger().info('history caps changed: history restarted empty')
+        if 'focus.layers' in changed:
+            self.svlm.focus_layers = parse_layers(changed['focus.layers'])
+        if 'max_new_tokens' in changed:
+            self.svlm.max_new_tokens = changed['max_new_tokens']
+        if 'strategy' in changed:
+            self.get_logger().info(f"strategy is now {changed['strategy']}")
+
+    @property
+    def strategy(self) -> Strategy:
+        return Strategy.parse(self.params['strategy'])
+
+    # ------------------------------------------------------------------ inputs
+    def _on_step(self, msg: Step) -> None:
+        self.counters.inc('steps_received')
+        with self._lock:
+            if self._pending is not None:
+                self.counters.inc('steps_skipped')  # the model was busy; the newer step wins
+            self._pending = msg
+            self._newest_step = msg
+            self._lock.notify_all()
+
+    def _on_context_update(self, msg: ContextUpdate) -> None:
+        self.counters.inc('context_updates_received')
+        if not self.strategy.uses_replacement or self.store is None:
+            return
+        with self._lock:
+            applied = self.store.apply_cloud(msg.step_id, msg.question, msg.text)
+        if applied:
+            self.counters.inc('context_replacements')
+        else:
+            self.counters.inc('context_updates_dropped')
+            self.get_logger().info(
+                f'cloud answer for step {msg.step_id} arrived after its history slot was '
+                'evicted; dropped', throttle_duration_sec=10.0)
+
+    def _on_focus_mask(self, msg: FocusMask) -> None:
+        self.counters.inc('focus_masks_received')
+        with self._lock:
+            old = self._focus
+            if old is None or (msg.source_step_id, msg.target_step_id) >= (
+                    old.source_step_id, old.target_step_id):
+                self._focus = msg
+
+    def _on_cloud_response(self, msg: CloudResponse) -> None:
+        if msg.status != CloudResponse.STATUS_OK:
+            return
+        rtt = msg.round_trip_ms / 1000.0
+        with self._lock:
+            self._rtt_ewma_s = rtt if self._rtt_ewma_s is None else (
+                0.8 * self._rtt_ewma_s + 0.2 * rtt)
+            self._cloud[msg.step_id] = msg
+            while len(self._cloud) > MAX_CLOUD_RESPONSES:
+                self._cloud.popitem(last=False)
+            self._lock.notify_all()
+        if self.strategy == Strategy.CLOUD_ONLY:
+            self._publish(msg.header, msg.step_id, msg.question, msg.answer,
+                          Answer.SOURCE_CLOUD, model_ms=0.0)
+
+    # ------------------------------------------------------------------ answering
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while self._running and self._pending is None:
+                    self._lock.wait()
+                if not self._running:
+                    return
+                step, self._pending = self._pending, None
+            try:
+                self._answer_step(step)
+            except Exception as e:  # noqa: BLE001 - one bad step must not stop the node
+                self.counters.inc('answer_errors')
+                self.get_logger().error(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
+
+    def _answer_step(self, step: Step) -> None:
+        strategy = self.strategy
+        if strategy == Strategy.CLOUD_ONLY:
+            return  # answers come with the cloud responses
+        if strategy == Strategy.CLOUD_STALE:
+            with self._lock:
+                newest = next(reversed(self._cloud.values()), None)
+            if newest is not None:
+                self._publish(step.header, step.step_id, step.question, newest.answer,
+                              Answer.SOURCE_CLOUD, model_ms=0.0,
+                              newest_cloud_step=newest.step_id)
+                return
+            # Nothing from the cloud yet: the edge answers rather than leave the robot without one.
+        if strategy == Strategy.OFFLOAD and self._offload(step):
+            return
+        self._answer_with_edge(step, strategy)
+
+    def _offload(self, step: Step) -> bool:
+        """Wait for the cloud's answer to this step when its predicted round trip fits."""
+        deadline = self.params['offload.deadline_s']
+        with self._lock:
+            if self._rtt_ewma_s is None or self._rtt_ewma_s > deadline:
+                return False
+            end = stamp_to_s(step.header.stamp) + deadline
+            while self._running and step.step_id not in self._cloud:
+                remaining = end - self.get_clock().now().nanoseconds * 1e-9
+                if remaining <= 0:
+                    break
+                self._lock.wait(timeout=remaining)
+            got = self._cloud.get(step.step_id)
+        if got is None:
+            self.counters.inc('offload_fallbacks')
+            return False
+        self._publish(step.header, step.step_id, step.question, got.answer, Answer.SOURCE_CLOUD,
+                      model_ms=0.0, newest_cloud_step=got.step_id)
+        return True
+
+    def _fresh_focus(self, step: Step) -> tuple[list[Box], FocusMask | None, float]:
+        with self._lock:
+            mask = self._focus
+        if mask is None or mask.source_step_id > step.step_id:
+            return [], None, 0.0
+        source_stamp = stamp_to_s(mask.header.stamp) - mask.age_s
+        age = stamp_to_s(step.header.stamp) - source_stamp
+        if age > self.params['focus.max_age_s']:
+            self.counters.inc('focus_masks_too_old')
+            return [], None, age
+        return [region_to_box(r) for r in mask.regions], mask, age
+
+    def _answer_with_edge(self, step: Step, strategy: Strategy) -> None:
+        try:
+            rgb = image_to_rgb(step.image)
+        except ImageDecodeError as e:
+            self.counters.inc('bad_image')
+            self.get_logger().warning(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            history = self.store.history() if self.store is not None else []
+        boxes, mask, age = ([], None, 0.0)
+        if strategy.uses_focus:
+            boxes, mask, age = self._fresh_focus(step)
+        result = self.svlm.answer(rgb, step.question, [(t.question, t.answer) for t in history],
+                                  focus=boxes, focus_alpha=self.params['focus.alpha'])
+        with self._lock:
+            if self.store is not None:
+                self.store.record_edge(step.step_id, step.question, result.text)
+        replaced = [t for t in history if t.from_cloud]
+        self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
+        self._publish(step.header, step.step_id, step.question, result.text, Answer.SOURCE_EDGE,
+                      model_ms=result.model_ms, history_turns=len(history),
+                      replaced_turns=len(replaced),
+                      newest_cloud_step=max((t.step_id for t in replaced), default=-1),
+                      focus=(mask, age) if result.focus_applied else None)
+
+    def _publish(self, header, step_id: int, question: str, text: str, source: int, *,
+                 model_ms: float, history_turns: int = 0, replaced_turns: int = 0,
+                 newest_cloud_step: int = -1, focus: tuple[FocusMask, float] | None = None
+                 ) -> Answer:
+        now = self.get_clock().now().nanoseconds * 1e-9
+        msg = Answer(header=header, step_id=step_id, question=question, answer=text,
+                     strategy=self.params['strategy'], source=source,
+                     latency_ms=float((now - stamp_to_s(header.stamp)) * 1000.0),
+                     model_ms=float(model_ms), history_turns=history_turns,
+                     replaced_turns=replaced_turns, newest_cloud_step=newest_cloud_step)
+        if focus is not None:
+            mask, age = focus
+            msg.focus_applied = True
+            msg.focus_source_step = mask.source_step_id
+            msg.focus_age_s = float(age)
+            self.counters.inc('answers_with_focus')
+        if replaced_turns:
+            self.counters.inc('answers_with_replaced_history')
+        if self._answer_pub is not None:
+            self._answer_pub.publish(msg)
+        self.counters.inc('answers_published')
+        self.latency.add(msg.latency_ms)
+        if source == Answer.SOURCE_EDGE:
+            self.model_time.add(model_ms)
+        if self.counters.get('answers_published') == 1:
+            self.get_logger().info(f'first answer: step {step_id} in {msg.latency_ms:.0f} ms')
+        return msg
+
+    def _gauges(self) -> dict[str, object]:
+        lat = self.latency.summary()
+        return {'latency_p50_ms': f"{lat['p50']:.1f}", 'latency_p95_ms': f"{lat['p95']:.1f}",
+                'model_p50_ms': f'{self.model_time.percentile(50):.1f}',
+                'history_turns': len(self.store) if self.store is not None else 0,
+                'strategy': self.params['strategy'],
+                'parameter_rejections': self.params.rejected}
+
+    # ------------------------------------------------------------------ one-off questions
+    def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
+        if not request.question.strip():
+            response.success, response.message = False, 'question is empty'
+            self.counters.inc('ask_rejected')
+            return response
+        if self.svlm is None:
+            response.success, response.message = False, 'edge model is not loaded'
+            return response
+        if request.image.width == 0:
+            with self._lock:
+                step = self._newest_step
+            if step is None:
+                response.success, response.message = False, 'no frame received yet'
+                return response
+            header, image = step.header, step.image
+        else:
+            header, image = request.image.header, request.image
+        try:
+            rgb = image_to_rgb(image)
+        except ImageDecodeError as e:
+            self.counters.inc('ask_rejected')
+            response.success, response.message = False, str(e)
+            return response
+        t0 = self.get_clock().now().nanoseconds * 1e-9
+        result = self.svlm.answer(rgb, request.question.strip())
+        response.answer = Answer(
+            header=header, question=request.question.strip(), answer=result.text,
+            strategy='ask', source=Answer.SOURCE_EDGE, model_ms=float(result.model_ms),
+            latency_ms=float((self.get_clock().now().nanoseconds * 1e-9 - t0) * 1000.0),
+            newest_cloud_step=-1)
+        response.success, response.message = True, ''
+        self.counters.inc('ask_answered')
+        return response
+
+
+def main(args=None) -> int:
+    return run_node(EdgeSvlmNode, 'edge_svlm', args, threads=3)

@@ -1,0 +1,395 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+A small OpenAI-compatible LVLM server around any local transformers VLM (stdlib only).
+
+It is the embedded cloud stand-in (default model: the tiny offline 'tiny-cloud') and a way to
+self-host any local image-text-to-text checkpoint. Endpoints:
+
+* ``POST /v1/chat/completions``: OpenAI chat format. The LAST ``image_url`` part of the request
+  (a ``data:image/...;base64,`` URL; no remote URLs are fetched) is the image, the text parts of the
+  last user message are the question. The reply's ``message.content`` is a JSON string
+  ``{"answer": <model text>, "objects": [{"label": str, "bbox_2d": [x1, y1, x2, y2]}]}`` with boxes
+  in absolute pixels of the received image. Honours ``max_tokens`` / ``max_completion_tokens``.
+* ``GET /v1/models`` lists the served name; ``GET /health`` answers 200.
+
+Grounding: a random-weight tiny model cannot ground anything, so with ``grounding='saliency'`` the
+stand-in grounds with a classical saliency detector (``core.saliency.salient_boxes``) and reports
+those boxes as the objects its answer relies on. ``grounding='none'`` returns no objects.
+
+Rules: errors are OpenAI-style JSON ``{"error": {"message", "type", "code"}}``: 404 for an unknown
+path or a wrong ``model`` name, 400 for a malformed request or image, 413 for a body over the size
+limit, 503 when more than ``max_pending`` requests wait for the model, 500 if the model fails. Model
+calls are serialised. The server binds 127.0.0.1 unless told otherwise, and logs one DEBUG line per
+request through ``logging``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+import uuid
+
+import numpy as np
+
+from edgevlm_ros.core.images import ImageDecodeError, decode_compressed
+from edgevlm_ros.core.saliency import salient_boxes
+
+_LOG = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 20 * 1024 * 1024
+# Upper bound on max_tokens a client may ask for: a request must not pin the model for minutes.
+MAX_TOKENS_CAP = 1024
+GROUNDING_MODES = ('saliency', 'none')
+SOCKET_TIMEOUT_S = 30.0
+
+
+class ApiError(Exception):
+    """An error the server reports to the client as OpenAI-style JSON."""
+
+    def __init__(self, status: int, message: str, code: str,
+                 type_: str = 'invalid_request_error') -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type_
+
+    def body(self) -> dict:
+        return {'error': {'message': self.message, 'type': self.type, 'code': self.code}}
+
+
+def _decode_data_url(url: Any) -> np.ndarray:
+    if not isinstance(url, str) or not url.startswith('data:'):
+        raise ApiError(400, 'image_url must be a data: URL (base64); remote URLs are not fetched',
+                       'invalid_image')
+    header, sep, payload = url.partition(',')
+    if not sep or ';base64' not in header:
+        raise ApiError(400, 'image data URL must be base64 encoded', 'invalid_image')
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ApiError(400, f'image data URL is not valid base64: {e}', 'invalid_image') from e
+    try:
+        return decode_compressed(data)
+    except ImageDecodeError as e:
+        raise ApiError(400, f'cannot decode the image: {e}', 'invalid_image') from e
+
+
+def parse_chat_request(body: dict) -> tuple[str, str, int | None]:
+    """Return (image data URL, question, max_tokens or None) from a chat-completions body."""
+    if body.get('stream'):
+        raise ApiError(400, 'streaming is not supported by this server', 'unsupported_parameter')
+    messages = body.get('messages')
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, '"messages" must be a non-empty list', 'invalid_messages')
+    image_url = None
+    question = None
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ApiError(400, f'messages[{i}] must be an object', 'invalid_messages')
+        content = message.get('content')
+        texts: list[str] = []
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict):
+                    raise ApiError(400, f'messages[{i}].content parts must be objects',
+                                   'invalid_messages')
+                if part.get('type') == 'text' and isinstance(part.get('text'), str):
+                    texts.append(part['text'])
+                elif part.get('type') == 'image_url':
+                    ref = part.get('image_url')
+                    image_url = ref.get('url') if isinstance(ref, dict) else ref
+        elif content is not None:
+            raise ApiError(400, f'messages[{i}].content must be a string or a list',
+                           'invalid_messages')
+        if message.get('role') == 'user':
+            question = '\n'.join(t for t in texts if t.strip()).strip()
+    if image_url is None:
+        raise ApiError(400, 'the request has no image_url part: this server answers about an '
+                       'image', 'missing_image')
+    if not question:
+        raise ApiError(400, 'the last user message has no text', 'invalid_messages')
+    max_tokens = body.get('max_completion_tokens', body.get('max_tokens'))
+    if max_tokens is not None:
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise ApiError(400, '"max_tokens" must be a positive integer', 'invalid_max_tokens')
+        max_tokens = min(max_tokens, MAX_TOKENS_CAP)
+    return image_url, question, max_tokens
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    app: LvlmServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    protocol_version = 'HTTP/1.1'
+    timeout = SOCKET_TIMEOUT_S  # a stalled client cannot hold a thread forever
+    server_version = 'edgevlm-lvlm'
+
+    def log_request(self, code: int | str = '-', size: int | str = '-') -> None:
+        pass  # one line per request is logged by _respond
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class name
+        _LOG.debug('%s %s', self.address_string(), format % args)
+
+    def _respond(self, status: int, body: dict, t0: float, close: bool = False) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        if close:
+            self.send_header('Connection', 'close')
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(data)
+        _LOG.debug('%s %s -> %d (%d bytes, %.1f ms)', self.command, self.path, status, len(data),
+                   (time.perf_counter() - t0) * 1000.0)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        t0 = time.perf_counter()
+        app = self.server.app
+        path = self.path.split('?', 1)[0].rstrip('/')
+        if path == '/health':
+            self._respond(200, {'status': 'ok', 'model': app.served_name}, t0)
+        elif path == '/v1/models':
+            self._respond(200, app.models_body(), t0)
+        else:
+            err = ApiError(404, f'no such endpoint: GET {path}', 'not_found')
+            self._respond(err.status, err.body(), t0)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        t0 = time.perf_counter()
+        path = self.path.split('?', 1)[0].rstrip('/')
+        self._body_consumed = False
+        try:
+            if path != '/v1/chat/completions':
+                raise ApiError(404, f'no such endpoint: POST {path}', 'not_found')
+            body = self._read_json()
+            self._respond(200, self.server.app.complete(body), t0)
+        except ApiError as e:
+            # An unread body would desync a kept-alive connection: close it instead.
+            self._respond(e.status, e.body(), t0, close=not self._body_consumed)
+
+    def _read_json(self) -> dict:
+        length = self.headers.get('Content-Length')
+        if length is None:
+            raise ApiError(411, 'a Content-Length header is required', 'length_required')
+        try:
+            n = int(length)
+        except ValueError:
+            raise ApiError(400, 'invalid Content-Length', 'invalid_request') from None
+        limit = self.server.app.max_body_bytes
+        if n < 0:
+            raise ApiError(400, 'invalid Content-Length', 'invalid_request')
+        if n > limit:
+            raise ApiError(413, f'request body of {n} bytes exceeds the limit of {limit} bytes',
+                           'payload_too_large')
+        raw = self.rfile.read(n)
+        self._body_consumed = True
+        if len(raw) != n:
+            raise ApiError(400, 'request body shorter than Content-Length', 'invalid_request')
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ApiError(400, f'request body is not valid JSON: {e}', 'invalid_json') from e
+        if not isinstance(body, dict):
+            raise ApiError(400, 'request body must be a JSON object', 'invalid_json')
+        return body
+
+
+class LvlmServer:
+    """An OpenAI-compatible chat-completions server for one local transformers VLM."""
+
+    def __init__(self, model: str = 'tiny-cloud', host: str = '127.0.0.1', port: int = 0,
+                 served_name: str = 'edgevlm-local-lvlm', grounding: str = 'saliency',
+                 max_new_tokens: int = 32, *, max_boxes: int = 3, max_pending: int = 8,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        if grounding not in GROUNDING_MODES:
+            raise ValueError(f'grounding must be one of {GROUNDING_MODES}, got {grounding!r}')
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f'port must be 0..65535, got {port!r}')
+        if not served_name:
+            raise ValueError('served_name must not be empty')
+        for name, value in (('max_new_tokens', max_new_tokens), ('max_boxes', max_boxes),
+                            ('max_pending', max_pending), ('max_body_bytes', max_body_bytes)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        self.model = model
+        self.host = host
+        self.served_name = served_name
+        self.grounding = grounding
+        self.max_new_tokens = max_new_tokens
+        self.max_boxes = max_boxes
+        self.max_body_bytes = max_body_bytes
+        self._port = port
+        self._pending = threading.BoundedSemaphore(max_pending)
+        self._svlm = None
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._created = int(time.time())
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (the requested one before)."""
+        return self._httpd.server_address[1] if self._httpd is not None else self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL of the OpenAI API, e.g. http://127.0.0.1:8000/v1."""
+        return f'http://{self.host}:{self.port}/v1'
+
+    def start(self) -> str:
+        """Load the model (once), bind, serve in a daemon thread; return the base URL."""
+        if self._httpd is not None:
+            return self.url
+        if self._svlm is None:
+            from edgevlm_ros.models.svlm import TransformersSvlm
+            self._svlm = TransformersSvlm(self.model, max_new_tokens=self.max_new_tokens)
+        httpd = _HttpServer((self.host, self._port), _Handler)
+        httpd.app = self
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.2},
+                                        name='lvlm-server', daemon=True)
+        self._thread.start()
+        _LOG.info('serving %s (%s) at %s', self.served_name, self.model, self.url)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+        self._port = httpd.server_address[1]
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> LvlmServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -------------------------------------------------------------------------------- bodies
+
+    def models_body(self) -> dict:
+        return {'object': 'list', 'data': [{'id': self.served_name, 'object': 'model',
+                                            'created': self._created, 'owned_by': 'edgevlm_ros'}]}
+
+    def complete(self, body: dict) -> dict:
+        """Answer one chat-completions body; raises ApiError for the client's mistakes."""
+        requested = body.get('model')
+        if requested is not None and requested != self.served_name:
+            raise ApiError(404, f'The model `{requested}` does not exist (this server serves '
+                           f'`{self.served_name}`).', 'model_not_found')
+        image_url, question, max_tokens = parse_chat_request(body)
+        rgb = _decode_data_url(image_url)
+        if not self._pending.acquire(blocking=False):
+            raise ApiError(503, 'server busy: too many requests waiting for the model',
+                           'overloaded', 'server_error')
+        try:
+            result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
+        except ValueError as e:
+            raise ApiError(400, str(e), 'invalid_request') from e
+        except Exception as e:  # noqa: BLE001 - a model fault becomes a 500, not a dead thread
+            _LOG.exception('model call failed')
+            raise ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
+                           'server_error') from e
+        finally:
+            self._pending.release()
+        h, w = rgb.shape[:2]
+        objects = []
+        if self.grounding == 'saliency':
+            for box in salient_boxes(rgb, max_boxes=self.max_boxes):
+                objects.append({'label': box.label or 'salient region',
+                                'bbox_2d': list(box.to_pixels(w, h))})
+        content = json.dumps({'answer': result.text, 'objects': objects})
+        limit = max_tokens if max_tokens is not None else self.max_new_tokens
+        return {
+            'id': f'chatcmpl-{uuid.uuid4().hex}',
+            'object': 'chat.completion',
+            'created': int(time.time()),
+            'model': self.served_name,
+            'choices': [{
+                'index': 0,
+                'message': {'role': 'assistant', 'content': content},
+                'finish_reason': 'length' if result.completion_tokens >= limit else 'stop',
+            }],
+            'usage': {'prompt_tokens': result.prompt_tokens,
+                      'completion_tokens': result.completion_tokens,
+                      'total_tokens': result.prompt_tokens + result.completion_tokens},
+        }
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='edgevlm_lvlm_server',
+        description='OpenAI-compatible chat-completions server for a local transformers VLM.')
+    parser.add_argument('--model', default='tiny-cloud',
+                        help="'tiny-cloud', 'tiny', a local model directory or a hub id")
+    parser.add_argument('--host', default='127.0.0.1', help='bind address (default: loopback)')
+    parser.add_argument('--port', type=int, default=8000, help='TCP port, 0 = any free port')
+    parser.add_argument('--served-name', default='edgevlm-local-lvlm',
+                        help='the model name clients must send')
+    parser.add_argument('--grounding', choices=GROUNDING_MODES, default='saliency',
+                        help='how reply boxes are made (the tiny model cannot ground)')
+    parser.add_argument('--max-new-tokens', type=int, default=32,
+                        help='default answer length cap (requests may lower or raise it)')
+    parser.add_argument('--log-level', default='INFO',
+                        choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line, ignoring everything from ``--ros-args`` on (ROS launch adds it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if '--ros-args' in args:
+        args = args[:args.index('--ros-args')]
+    return build_arg_parser().parse_args(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry: edgevlm_lvlm_server --model tiny-cloud --host 127.0.0.1 --port 8000."""
+    opts = parse_args(argv)
+    logging.basicConfig(level=opts.log_level,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server = LvlmServer(opts.model, host=opts.host, port=opts.port,
+                            served_name=opts.served_name, grounding=opts.grounding,
+                            max_new_tokens=opts.max_new_tokens)
+        server.start()
+    except (OSError, ValueError) as e:
+        _LOG.error('cannot start: %s', e)
+        return 1
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

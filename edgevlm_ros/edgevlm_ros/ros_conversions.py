@@ -1,0 +1,50 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""Translations between ROS messages and the ROS-free core's types (no logic lives here)."""
+
+from builtin_interfaces.msg import Time
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from edgevlm_msgs.msg import Region
+from edgevlm_ros.core.images import decode_compressed, raw_to_rgb
+from edgevlm_ros.core.regions import Box
+
+
+def stamp_to_s(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def s_to_stamp(t: float) -> Time:
+    sec = int(t)
+    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """Decode a sensor_msgs/Image of any supported encoding to RGB uint8 (or ImageDecodeError)."""
+    return raw_to_rgb(msg.data, msg.height, msg.width, msg.encoding, msg.step,
+                      bool(msg.is_bigendian))
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG/PNG) to RGB uint8 (raises ImageDecodeError)."""
+    return decode_compressed(bytes(msg.data), msg.format)
+
+
+def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
+                is_bigendian=0, step=rgb.shape[1] * 3)
+    msg.data = rgb.tobytes()
+    return msg
+
+
+def box_to_region(box: Box) -> Region:
+    return Region(label=box.label, score=float(box.score), x_min=float(box.x_min),
+                  y_min=float(box.y_min), x_max=float(box.x_max), y_max=float(box.y_max))
+
+
+def region_to_box(region: Region) -> Box:
+    return Box(region.x_min, region.y_min, region.x_max, region.y_max, region.label,
+               region.score)

@@ -1,0 +1,86 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""The package's launch files, executed against launch_runner's stand-in for the launch API."""
+
+from pathlib import Path
+
+import pytest
+
+from edgevlm_ros import launch_runner
+
+LAUNCH_DIR = Path(__file__).resolve().parents[1] / 'launch'
+
+
+def _plan(**args):
+    desc = launch_runner.load(LAUNCH_DIR / 'edgevlm.launch.py')
+    procs, _, resolved = launch_runner.plan(desc, args, env={'AMENT_PREFIX_PATH': ''})
+    return {p.name: p for p in procs}, resolved
+
+
+def _ros_args(proc) -> list[str]:
+    return proc.cmd[proc.cmd.index('--ros-args') + 1:]
+
+
+def test_default_graph_is_the_four_nodes_without_a_frame_source():
+    procs, resolved = _plan(params_file='/tmp/p.yaml')
+    assert list(procs) == ['camera', 'edge_svlm', 'cloud_bridge', 'context_fusion']
+    assert resolved['strategy'] == 'edgevlm' and resolved['cloud_url'] == 'embedded'
+
+
+def test_launch_arguments_reach_node_parameters_after_the_params_file():
+    procs, _ = _plan(params_file='/tmp/p.yaml', use_frame_source='true', strategy='edge_only',
+                     edge_model='/models/SmolVLM-256M-Instruct', namespace='robot1',
+                     cloud_url='http://127.0.0.1:9/v1', camera_topic='/front/image_raw')
+    assert 'frame_source' in procs
+    edge = _ros_args(procs['edge_svlm'])
+    assert edge.index('--params-file') < edge.index('strategy:=edge_only')
+    assert 'model:=/models/SmolVLM-256M-Instruct' in edge
+    assert '__ns:=/robot1' in edge and '__node:=edge_svlm' in edge
+    assert 'base_url:=http://127.0.0.1:9/v1' in _ros_args(procs['cloud_bridge'])
+    camera = _ros_args(procs['camera'])
+    assert 'camera/image_raw:=/front/image_raw' in camera
+    assert 'camera/image_raw/compressed:=/front/image_raw/compressed' in camera
+
+
+def test_invalid_strategy_and_unknown_arguments_are_refused():
+    with pytest.raises(ValueError, match='strategy'):
+        _plan(params_file='/tmp/p.yaml', strategy='magic')
+    with pytest.raises(KeyError, match='stratgy'):
+        _plan(params_file='/tmp/p.yaml', stratgy='edge_only')
+
+
+def test_unsupported_launch_actions_fail_loudly():
+    class Include(launch_runner.Action):
+        pass
+
+    desc = launch_runner.LaunchDescription([Include()])
+    with pytest.raises(NotImplementedError, match='Include'):
+        launch_runner.plan(desc, {})
+
+
+def test_substitutions_and_conditions_resolve_like_launch():
+    L = launch_runner
+    desc = L.LaunchDescription([
+        L.DeclareLaunchArgument('flag', default_value='false'),
+        L.DeclareLaunchArgument('name', default_value=L.EnvironmentVariable('WHO',
+                                                                            default_value='x')),
+        L.SetEnvironmentVariable('GREETING', ['hi ', L.LaunchConfiguration('name')]),
+        L.LogInfo(msg=['name is ', L.LaunchConfiguration('name')]),
+        L.ExecuteProcess(cmd=['echo', L.LaunchConfiguration('name')], name='on',
+                         condition=L.IfCondition(L.LaunchConfiguration('flag'))),
+        L.ExecuteProcess(cmd=['echo', 'off'], name='off',
+                         condition=L.UnlessCondition(L.LaunchConfiguration('flag'))),
+    ])
+    procs, logs, args = L.plan(desc, {'flag': 'true'}, env={'WHO': 'robot'})
+    assert [p.name for p in procs] == ['on'] and procs[0].cmd == ['echo', 'robot']
+    assert procs[0].env['GREETING'] == 'hi robot'
+    assert logs == ['name is robot'] and args == {'flag': 'true', 'name': 'robot'}
+
+
+def test_launch_cli_dry_run_prints_every_process(capsys):
+    code = launch_runner.main([str(LAUNCH_DIR / 'edgevlm.launch.py'), 'params_file:=/tmp/p.yaml',
+                               'use_frame_source:=true', '--dry-run'])
+    out = capsys.readouterr().out
+    assert code == 0
+    for name in ('frame_source', 'camera', 'edge_svlm', 'cloud_bridge', 'context_fusion'):
+        assert f'[launch] {name}:' in out
