@@ -193,6 +193,8 @@ SHIM_MODULES = {
 
 def install_shim() -> bool:
     """Put the stand-in modules in sys.modules unless the real launch packages import."""
+    if getattr(sys.modules.get('launch'), '__edgevlm_shim__', False):
+        return True
     try:
         import launch  # noqa: F401
         import launch_ros  # noqa: F401
@@ -202,6 +204,7 @@ def install_shim() -> bool:
     for name, attrs in SHIM_MODULES.items():
         mod = types.ModuleType(name)
         mod.__dict__.update(attrs)
+        mod.__edgevlm_shim__ = True
         sys.modules[name] = mod
         if '.' in name:
             parent, child = name.rsplit('.', 1)

@@ -1,22 +1,22 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-The cloud bridge's HTTP client: one frame + question to an OpenAI-compatible chat-completions API.
+The cloud bridge's HTTP client: a frame + question to an OpenAI-compatible chat completion.
 
-Works with vLLM, SGLang, Ollama, llama.cpp server, OpenAI and the project's own ``lvlm_server``. The
-frame goes as a JPEG data URL, no larger than ``max_image_side``; the prompt asks for JSON
-``{"answer": ..., "objects": [{"label", "bbox_2d": [x1, y1, x2, y2]}]}`` in pixels of the image sent,
-and the reply is parsed with ``parse_lvlm_reply`` against that image's size, so boxes come back
-normalised to the frame.
+Works with vLLM, SGLang, Ollama, llama.cpp server, OpenAI and the project's own ``lvlm_server``.
+The frame goes as a JPEG data URL, no larger than ``max_image_side``; the prompt asks for JSON
+``{"answer": ..., "objects": [{"label", "bbox_2d": [x1, y1, x2, y2]}]}`` in pixels of the image
+sent, and the reply is parsed with ``parse_lvlm_reply`` against that image's size, so boxes come
+back normalised to the frame.
 
 Rules:
 
 * ``ask`` never raises for network, server or reply faults; it returns a ``CloudResult`` whose
-  ``status`` says what happened:
-  'ok' (also for a plain-text reply without boxes), 'timeout' (no complete reply within
-  ``timeout_s``, counted over the whole exchange), 'http_error' (connection refused/reset, DNS,
-  TLS, or a non-2xx status) or 'parse_error' (2xx but not a chat-completions body, or a body over
-  ``MAX_RESPONSE_BYTES``). Bad *arguments* (not an RGB image, empty question) raise ValueError.
+  ``status`` says what happened: 'ok' (also for a plain-text reply without boxes), 'timeout' (no
+  complete reply within ``timeout_s``, counted over the whole exchange), 'http_error' (connection
+  refused/reset, DNS, TLS, or a non-2xx status) or 'parse_error' (2xx but not a chat-completions
+  body, or a body over ``MAX_RESPONSE_BYTES``). Bad *arguments* (not an RGB image, empty
+  question) raise ValueError.
 * The API key is sent only as ``Authorization: Bearer``; it never appears in an error message.
 """
 
@@ -114,7 +114,12 @@ def _error_text(response_body: bytes) -> str:
 
 
 class OpenAiVlmClient:
-    """Async client for one OpenAI-compatible VLM endpoint (one model)."""
+    """
+    Async client for one OpenAI-compatible VLM endpoint (one model).
+
+    Its connection pool belongs to the event loop that first uses it: create one client per loop
+    (e.g. in the bridge's asyncio worker thread) and ``aclose`` it there.
+    """
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None,
                  timeout_s: float = 10.0, max_tokens: int = 128, jpeg_quality: int = 85,

@@ -42,6 +42,8 @@ _CORNER_MIN_DISTANCE = 2
 _MIN_BOX_SIDE_PX = 5          # smaller boxes get no corners of their own
 _MIN_GLOBAL_POINTS = 6
 _SCALE_LIMITS = (0.25, 4.0)   # one propagation cannot zoom more than this
+_MAX_RESIDUAL_PX = 2.0        # median misfit of a box's points to its similarity move
+_MIN_GLOBAL_INLIERS = 0.5     # share of points that must agree on the global motion
 
 
 @dataclass
@@ -192,15 +194,19 @@ class BoxPropagator:
         for i, box in enumerate(valid):
             mine = (owner == i) & alive
             n = int(mine.sum())
+            moved: Box | None = None
+            quality = 0.0
             if n >= self.min_points:
-                moved = _similarity_move(box, start[mine], end[mine], w, h)
-                quality = n / max(1, seeded[i])
-            elif global_tf is not None:
+                moved, residual = _similarity_move(box, start[mine], end[mine], w, h)
+                if residual <= _MAX_RESIDUAL_PX:
+                    quality = n / max(1, seeded[i])
+                else:
+                    moved = None  # the points disagree: chance matches, not motion
+            if moved is None and global_tf is not None:
                 moved = _affine_move(box, global_tf, w, h)
                 quality = 0.5 * global_quality
-            else:
+            if moved is None:
                 moved = box
-                quality = 0.0
             # Margin per side: half the age growth, plus up to weak_margin for weak tracking.
             grow = 0.5 * self.growth_per_s * age + self.weak_margin * (1.0 - quality)
             grown = moved.expanded(grow, grow)
@@ -281,7 +287,10 @@ class BoxPropagator:
             ransacReprojThreshold=1.5)
         if tf is None or inliers is None or not np.all(np.isfinite(tf)):
             return None, 0.0
-        return tf, float(inliers.mean())
+        share = float(inliers.mean())
+        if share < _MIN_GLOBAL_INLIERS or int(inliers.sum()) < _MIN_GLOBAL_POINTS:
+            return None, 0.0  # no motion most points agree on (e.g. the view was lost)
+        return tf, share
 
 
 def _same_size(greys: list[np.ndarray]) -> list[np.ndarray]:
@@ -290,8 +299,13 @@ def _same_size(greys: list[np.ndarray]) -> list[np.ndarray]:
             for g in greys]
 
 
-def _similarity_move(box: Box, src: np.ndarray, dst: np.ndarray, w: int, h: int) -> Box:
-    """Move a box by the median scale and translation of its points (pixels in, box out)."""
+def _similarity_move(box: Box, src: np.ndarray, dst: np.ndarray, w: int, h: int
+                     ) -> tuple[Box, float]:
+    """
+    Move a box by the median scale and translation of its points.
+
+    Returns the moved box and the median misfit of the points to that move (pixels).
+    """
     scale = 1.0
     if len(src) >= 2:
         i, j = np.triu_indices(len(src), k=1)
@@ -304,11 +318,13 @@ def _similarity_move(box: Box, src: np.ndarray, dst: np.ndarray, w: int, h: int)
     cx, cy = box.center()
     c = np.array([cx * w, cy * h])
     # Each point predicts where the centre went: dst - scale * (src - c).
-    new_c = np.median(dst - scale * (src - c), axis=0)
+    votes = dst - scale * (src - c)
+    new_c = np.median(votes, axis=0)
+    residual = float(np.median(np.linalg.norm(votes - new_c, axis=1)))
     half_w = 0.5 * box.width * scale
     half_h = 0.5 * box.height * scale
     nx, ny = new_c[0] / w, new_c[1] / h
-    return Box(nx - half_w, ny - half_h, nx + half_w, ny + half_h, box.label, box.score)
+    return Box(nx - half_w, ny - half_h, nx + half_w, ny + half_h, box.label, box.score), residual
 
 
 def _affine_move(box: Box, tf: np.ndarray, w: int, h: int) -> Box:

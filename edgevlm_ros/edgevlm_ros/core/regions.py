@@ -207,13 +207,13 @@ def _loads_lenient(s: str) -> Any:
     """json.loads, then once more without trailing commas (a common LLM slip)."""
     try:
         return json.loads(s)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     fixed = _TRAILING_COMMA_RE.sub(r'\1', s)
     if fixed != s:
         try:
             return json.loads(fixed)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return _NOTHING
 
@@ -254,6 +254,17 @@ def _find_json(text: str) -> tuple[Any, str] | None:
         if value is not _NOTHING:
             return value, text[:m.start()] + ' ' + text[m.end():]
 
+    found = _scan(text)
+    if found is None:
+        # Second chance without trailing commas (a common LLM slip), over the whole text once.
+        fixed = _TRAILING_COMMA_RE.sub(r'\1', text)
+        if fixed != text:
+            found = _scan(fixed)
+    return found
+
+
+def _scan(text: str) -> tuple[Any, str] | None:
+    """Try to decode a JSON value at each '{' or '[' (bounded number of attempts)."""
     decoder = json.JSONDecoder()
     pos = 0
     for _ in range(_MAX_DECODE_ATTEMPTS):
@@ -263,22 +274,12 @@ def _find_json(text: str) -> tuple[Any, str] | None:
         start = min(starts)
         try:
             value, end = decoder.raw_decode(text, start)
-        except ValueError:
-            value, end = _NOTHING, start + 1
-            # Retry up to the last matching bracket without trailing commas (a common slip).
-            close = text.rfind('}' if text[start] == '{' else ']')
-            if close > start:
-                span = text[start:close + 1]
-                fixed = _TRAILING_COMMA_RE.sub(r'\1', span)
-                if fixed != span:
-                    try:
-                        value, end = json.loads(fixed), close + 1
-                    except ValueError:
-                        pass
-        if value is not _NOTHING:
-            found = _find_reply_in(value)
-            if found is not _NOTHING:
-                return found, text[:start] + ' ' + text[end:]
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            pos = start + 1
+            continue
+        found = _find_reply_in(value)
+        if found is not _NOTHING:
+            return found, text[:start] + ' ' + text[end:]
         pos = max(end, start + 1)
     return None
 
@@ -314,6 +315,8 @@ def _interpret(value: Any) -> tuple[str, list[RawBox], bool]:
         objs = _first(value, _LIST_KEYS)
         if isinstance(objs, list) and not _looks_like_coords(objs):
             items = objs
+        elif isinstance(objs, dict):  # a single object instead of a list of one
+            items = [objs]
         elif objs is not None or any(k in value for k in _BOX_KEYS):
             # {"answer": ..., "boxes": [x1, y1, x2, y2]} or a single object at the top level.
             items = [value if objs is None else {'bbox_2d': objs, 'label': _first(

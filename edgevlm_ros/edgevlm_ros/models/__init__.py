@@ -3,6 +3,6 @@
 """
 Model backends: tiny offline VLMs, the transformers edge SVLM, Visual Focus, a local LVLM server.
 
-Submodules are imported on demand (``from edgevlm_ros.models.svlm import TransformersSvlm``) so that
-importing this package never loads torch.
+Submodules are imported on demand (``from edgevlm_ros.models.svlm import TransformersSvlm``) so
+that importing this package never loads torch.
 """

@@ -7,21 +7,22 @@ It is the embedded cloud stand-in (default model: the tiny offline 'tiny-cloud')
 self-host any local image-text-to-text checkpoint. Endpoints:
 
 * ``POST /v1/chat/completions``: OpenAI chat format. The LAST ``image_url`` part of the request
-  (a ``data:image/...;base64,`` URL; no remote URLs are fetched) is the image, the text parts of the
-  last user message are the question. The reply's ``message.content`` is a JSON string
-  ``{"answer": <model text>, "objects": [{"label": str, "bbox_2d": [x1, y1, x2, y2]}]}`` with boxes
-  in absolute pixels of the received image. Honours ``max_tokens`` / ``max_completion_tokens``.
+  (a ``data:image/...;base64,`` URL; no remote URLs are fetched) is the image, the text parts of
+  the last user message are the question. The reply's ``message.content`` is a JSON string
+  ``{"answer": <model text>, "objects": [{"label": str, "bbox_2d": [x1, y1, x2, y2]}]}`` with
+  boxes in absolute pixels of the received image. Honours ``max_tokens`` /
+  ``max_completion_tokens``.
 * ``GET /v1/models`` lists the served name; ``GET /health`` answers 200.
 
-Grounding: a random-weight tiny model cannot ground anything, so with ``grounding='saliency'`` the
-stand-in grounds with a classical saliency detector (``core.saliency.salient_boxes``) and reports
-those boxes as the objects its answer relies on. ``grounding='none'`` returns no objects.
+Grounding: a random-weight tiny model cannot ground anything, so with ``grounding='saliency'``
+the stand-in grounds with a classical saliency detector (``core.saliency.salient_boxes``) and
+reports those boxes as the objects its answer relies on. ``grounding='none'`` returns no objects.
 
-Rules: errors are OpenAI-style JSON ``{"error": {"message", "type", "code"}}``: 404 for an unknown
-path or a wrong ``model`` name, 400 for a malformed request or image, 413 for a body over the size
-limit, 503 when more than ``max_pending`` requests wait for the model, 500 if the model fails. Model
-calls are serialised. The server binds 127.0.0.1 unless told otherwise, and logs one DEBUG line per
-request through ``logging``.
+Rules: errors are OpenAI-style JSON ``{"error": {"message", "type", "code"}}``: 404 for an
+unknown path or a wrong ``model`` name, 400 for a malformed request or image, 413 for a body over
+the size limit, 503 when more than ``max_pending`` requests wait for the model, 500 if the model
+fails. Model calls are serialised. The server binds 127.0.0.1 unless told otherwise, and logs one
+DEBUG line per request through ``logging``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-The edge SVLM: any transformers image-text-to-text model, answering one frame with a text history.
+The edge SVLM: a transformers image-text-to-text model answering a frame after a text history.
 
 Rules this backend enforces:
 
 * The model loads once, in the constructor (fp32, eval mode), through ``AutoProcessor`` and
-  ``AutoModelForImageTextToText``: the tiny offline models and real checkpoints (SmolVLM-256M/500M
-  = Idefics3, Qwen2.5-VL, LLaVA) take the same path.
-* Past turns are text only (user: question, assistant: answer); the current user turn carries the one
-  image. So history costs prefill tokens, never vision-encoder time. The model's own chat template
-  renders the conversation.
-* Decoding is greedy and capped at ``max_new_tokens``, whatever the checkpoint's generation defaults.
-* Visual Focus is applied only when boxes and a positive alpha are given and at least one image token
-  falls under a box; ``SvlmResult.focus_applied`` says whether it was.
+  ``AutoModelForImageTextToText``: the tiny offline models and real checkpoints
+  (SmolVLM-256M/500M = Idefics3, Qwen2.5-VL, LLaVA) take the same path.
+* Past turns are text only (user: question, assistant: answer); the current user turn carries the
+  one image. So history costs prefill tokens, never vision-encoder time. The model's own chat
+  template renders the conversation.
+* Decoding is greedy and capped at ``max_new_tokens``, whatever the checkpoint's generation
+  defaults.
+* Visual Focus is applied only when boxes and a positive alpha are given and at least one image
+  token falls under a box; ``SvlmResult.focus_applied`` says whether it was.
 * Calls are serialised by a lock: one model, one answer at a time.
 """
 
@@ -31,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig
 
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import visual_focus
@@ -85,11 +88,9 @@ class TransformersSvlm:
     def __init__(self, model: str, *, max_new_tokens: int = 24, image_longest_edge: int = 512,
                  do_image_splitting: bool = False, num_threads: int = 0,
                  focus_layers: Sequence[int] | None = None) -> None:
-        import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig
-
         if not isinstance(image_longest_edge, int) or image_longest_edge < 16:
-            raise ValueError(f'image_longest_edge must be an int >= 16, got {image_longest_edge!r}')
+            raise ValueError(
+                f'image_longest_edge must be an int >= 16, got {image_longest_edge!r}')
         if not isinstance(num_threads, int) or num_threads < 0:
             raise ValueError(f'num_threads must be an int >= 0, got {num_threads!r}')
         self.name = model
@@ -131,7 +132,6 @@ class TransformersSvlm:
         # the token cap (transformers deprecates mixing a config with loose generate kwargs).
         self._generation_kwargs = dict(do_sample=False, num_beams=1, eos_token_id=eos,
                                        pad_token_id=pad, bos_token_id=gen.bos_token_id)
-        self._generation_config_cls = GenerationConfig
         image_processor = getattr(self.processor, 'image_processor', None)
         # Idefics3/SmolVLM tile the image; other processors get a frame no larger than the cap.
         self._tiling = hasattr(image_processor, 'do_image_splitting')
@@ -147,7 +147,8 @@ class TransformersSvlm:
         else:
             _LOG.warning('Visual Focus disabled for %s: unknown image token layout of %r',
                          self.name, self.model_type)
-        self._num_layers = int(getattr(self.model.config.text_config, 'num_hidden_layers', 0))
+        text_config = getattr(self.model.config, 'text_config', self.model.config)
+        self._num_layers = int(getattr(text_config, 'num_hidden_layers', 0))
         self._lock = threading.Lock()
         self.max_new_tokens = max_new_tokens
         self.focus_layers = focus_layers
@@ -230,8 +231,6 @@ class TransformersSvlm:
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None) -> SvlmResult:
         """Answer ``question`` about ``image`` after the text-only ``history``; greedy decoding."""
-        import torch
-
         if not math.isfinite(focus_alpha):
             raise ValueError(f'focus_alpha must be finite, got {focus_alpha}')
         limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -248,8 +247,7 @@ class TransformersSvlm:
                 if focused == 0:
                     bias = None
             with torch.inference_mode(), visual_focus.applied(bias, self.focus_layers):
-                config = self._generation_config_cls(**self._generation_kwargs,
-                                                     max_new_tokens=limit)
+                config = GenerationConfig(**self._generation_kwargs, max_new_tokens=limit)
                 out = self.model.generate(**inputs, generation_config=config)
             generated = out[0, prompt_len:]
             text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()

@@ -3,21 +3,23 @@
 """
 Tiny random-weight VLMs of the real SmolVLM (Idefics3) architecture, built offline and cached.
 
-No machine of this project reaches a model hub, so tests and the embedded default use tiny models whose
-*geometry* is real (SigLIP patch 16 at 512 px, pixel-shuffle scale 4 -> 64 image tokens per tile, the
-Idefics3 special tokens and chat template) and whose widths are tiny. They are saved with
-``save_pretrained`` and loaded back through ``AutoProcessor`` / ``AutoModelForImageTextToText``, the same
-code path as a real checkpoint, so everything downstream is exercised for real.
+No machine of this project reaches a model hub, so tests and the embedded default use tiny models
+whose *geometry* is real (SigLIP patch 16 at 512 px, pixel-shuffle scale 4 -> 64 image tokens per
+tile, the Idefics3 special tokens and chat template) and whose widths are tiny. They are saved
+with ``save_pretrained`` and loaded back through ``AutoProcessor`` /
+``AutoModelForImageTextToText``, the same code path as a real checkpoint, so everything
+downstream is exercised for real.
 
 Rules this module enforces:
 
-* A build is deterministic: the tokenizer is trained on a fixed synthetic corpus and the weights come from
-  a fixed seed, so two builds of one kind are identical (the caller's torch RNG state is left untouched).
-* A model directory is either complete or absent: it is built in a temporary directory next to its final
-  place and renamed into place, so a crash never leaves a half model and concurrent builders are safe
-  (the first rename wins, the others discard their copy).
-* The cache holds one directory per kind and build version; stale temporary directories older than
-  ``STALE_TMP_S`` are removed on the next build, so crashed builds do not accumulate.
+* A build is deterministic: the tokenizer is trained on a fixed synthetic corpus and the weights
+  come from a fixed seed, so two builds of one kind are identical (the caller's torch RNG state
+  is left untouched).
+* A model directory is either complete or absent: it is built in a temporary directory next to
+  its final place and renamed into place, so a crash never leaves a half model and concurrent
+  builders are safe (the first rename wins, the others discard their copy).
+* The cache holds one directory per kind and build version; stale temporary directories older
+  than ``STALE_TMP_S`` are removed on the next build, so crashed builds do not accumulate.
 """
 
 from __future__ import annotations
@@ -56,14 +58,15 @@ _SPECIAL_TOKENS = [
 ] + [f'<row_{i}_col_{j}>' for i in range(1, 7) for j in range(1, 7)]
 
 _WORDS = (
-    'a an the robot camera image picture photo scene person people car cars road street tree trees sky '
-    'cloud building house door window table chair cup bottle dog cat bird red green blue yellow white '
-    'black left right top bottom center near far front behind on in under over with and or is are there '
-    'what where how many which color describe see shows showing contains object objects obstacle path '
-    'floor wall box hand arm gripper grasp pick place move stop go turn forward backward yes no one two '
-    'three four five user assistant system question answer context edge model large small focus region '
-    'attention kitchen office room outdoor indoor light dark sunny rainy day night walking standing '
-    'sitting holding clear blocked door open closed shelf corridor ahead label json bbox'
+    'a an the robot camera image picture photo scene person people car cars road street tree '
+    'trees sky cloud building house door window table chair cup bottle dog cat bird red green '
+    'blue yellow white black left right top bottom center near far front behind on in under '
+    'over with and or is are there what where how many which color describe see shows showing '
+    'contains object objects obstacle path floor wall box hand arm gripper grasp pick place '
+    'move stop go turn forward backward yes no one two three four five user assistant system '
+    'question answer context edge model large small focus region attention kitchen office '
+    'room outdoor indoor light dark sunny rainy day night walking standing sitting holding '
+    'clear blocked door open closed shelf corridor ahead label json bbox'
 ).split()
 
 
@@ -84,8 +87,9 @@ class TinySpec:
 
 TINY_KINDS: dict[str, TinySpec] = {
     # Edge default: the smallest model that still has the real token geometry.
-    'smolvlm-tiny': TinySpec(seed=1729, text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2),
-    # Embedded cloud stand-in: a bit larger and seeded differently, so its answers differ from the edge's.
+    'smolvlm-tiny': TinySpec(seed=1729, text_hidden=64, text_layers=2, text_heads=4,
+                             text_kv_heads=2),
+    # Embedded cloud stand-in: a bit larger and seeded differently, so it answers unlike the edge.
     'smolvlm-tiny-cloud': TinySpec(seed=4104, text_hidden=96, text_layers=4, text_heads=4,
                                    text_kv_heads=2),
 }
@@ -149,9 +153,9 @@ def resolve_model(spec: str) -> str:
     """
     Map a model spec to something ``from_pretrained`` can load.
 
-    'tiny' -> the edge tiny model directory, 'tiny-cloud' -> the cloud stand-in directory (both built on
-    first use); a tiny kind name ('smolvlm-tiny', ...) works too. Anything else (a local directory or a
-    hub id) is returned unchanged.
+    'tiny' -> the edge tiny model directory, 'tiny-cloud' -> the cloud stand-in directory (both
+    built on first use); a tiny kind name ('smolvlm-tiny', ...) works too. Anything else (a local
+    directory or a hub id) is returned unchanged.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f'model spec must be a non-empty string, got {spec!r}')
@@ -162,7 +166,7 @@ def resolve_model(spec: str) -> str:
     return str(ensure_tiny_model(kind, progress=sys.stderr.isatty()))
 
 
-# ---------------------------------------------------------------------------------------------- build
+# ------------------------------------------------------------------------------------------ build
 
 
 def _remove_stale_tmp_dirs(models_dir: Path) -> None:

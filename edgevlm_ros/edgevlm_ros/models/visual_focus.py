@@ -3,26 +3,28 @@
 """
 Visual Focus: an additive attention-logit bias on the image tokens inside the cloud's boxes.
 
-The rule: while a bias is applied, every attention of the chosen decoder layers adds ``bias[b, k]`` to
-the logit of key position ``k`` (for every query and head). ``focus_bias`` sets ``bias = alpha *
-coverage`` on image tokens, where coverage is the fraction of the token's image cell that lies inside the
-union of the focus boxes, and 0 on every other position. Key positions beyond the bias (tokens generated
-after the prompt, through the KV cache) get 0, so the bias stays valid during ``generate``.
+The rule: while a bias is applied, every attention of the chosen decoder layers adds
+``bias[b][k]`` to the logit of key position ``k`` (for every query and head). ``focus_bias`` sets
+``bias = alpha * coverage`` on image tokens, where coverage is the fraction of the token's image
+cell that lies inside the union of the focus boxes, and 0 on every other position. Key positions
+beyond the bias (tokens generated after the prompt, through the KV cache) get 0, so the bias stays
+valid during ``generate``.
 
-Mechanics: a custom attention function, ``edgevlm_visual_focus``, is registered with transformers'
-``AttentionInterface`` (and ``eager_mask`` as its mask builder, so the causal mask is always a float
-tensor the bias can be added to). ``enable(model)`` switches only the language model (``text_config``)
-to it; the vision tower keeps its own attention. Without a bias the function is plain SDPA; when
-``output_attentions=True`` it takes the eager path so attention weights can be read. The bias lives in
-thread-local state, set only inside ``applied(...)``, which always restores the previous state, so a
-bias can never leak into another call or thread.
+Mechanics: a custom attention function, ``edgevlm_visual_focus``, is registered with
+transformers' ``AttentionInterface`` (and ``eager_mask`` as its mask builder, so the causal mask
+is always a float tensor the bias can be added to). ``enable(model)`` switches only the language
+model (``text_config``) to it; the vision tower keeps its own attention. Without a bias the
+function is plain SDPA; when ``output_attentions=True`` it takes the eager path so attention
+weights can be read. The bias lives in thread-local state, set only inside ``applied(...)``,
+which always restores the previous state, so a bias can never leak into another call or thread.
 
 Token geometry (``image_token_boxes``) is read from the real processor output:
 
-* idefics3 / smolvlm: 64 tokens per tile (8x8, row-major) after the pixel shuffle; tiles are found from
-  the ``<row_r_col_c>`` / ``<global-img>`` marker before each run of image tokens; the valid (unpadded)
-  part of each tile comes from ``pixel_attention_mask``, so tokens over padding cover nothing (in
-  transformers 5.23 the no-split frame is resized to a full square, i.e. it has no padding).
+* idefics3 / smolvlm: 64 tokens per tile (8x8, row-major) after the pixel shuffle; tiles are
+  found from the ``<row_r_col_c>`` / ``<global-img>`` marker before each run of image tokens; the
+  valid (unpadded) part of each tile comes from ``pixel_attention_mask``, so tokens over padding
+  cover nothing (in transformers 5.23 the no-split frame is resized to a full square, i.e. it has
+  no padding).
 * qwen2_vl / qwen2_5_vl: merged tokens on the ``image_grid_thw`` grid / ``spatial_merge_size``.
 * llava: an ``image_size / patch_size`` square grid.
 """
@@ -55,8 +57,8 @@ _GLOBAL_IMAGE_TOKEN = '<global-img>'
 
 class _FocusState(threading.local):
     def __init__(self) -> None:
-        self.bias: torch.Tensor | None = None          # [B, L] additive logit bias on key positions
-        self.layers: frozenset[int] | None = None      # None = every decoder layer
+        self.bias: torch.Tensor | None = None      # [B, L] additive logit bias on key positions
+        self.layers: frozenset[int] | None = None  # None = every decoder layer
 
 
 _STATE = _FocusState()
@@ -75,9 +77,9 @@ def _biased_mask(attention_mask: torch.Tensor | None, bias: torch.Tensor, query:
         if q_len > 1:
             q_pos = torch.arange(kv_len - q_len, kv_len, device=query.device)[:, None]
             k_pos = torch.arange(kv_len, device=query.device)[None, :]
-            attention_mask = torch.zeros(q_len, kv_len, dtype=query.dtype, device=query.device)
-            attention_mask = attention_mask.masked_fill(k_pos > q_pos, torch.finfo(query.dtype).min)
-            attention_mask = attention_mask[None, None]
+            causal = torch.zeros(q_len, kv_len, dtype=query.dtype, device=query.device)
+            causal = causal.masked_fill(k_pos > q_pos, torch.finfo(query.dtype).min)
+            attention_mask = causal[None, None]
         else:
             return full
     elif attention_mask.dtype == torch.bool:
@@ -177,7 +179,8 @@ def _first_row(inputs: Any, name: str) -> torch.Tensor:
 
 def _grid_boxes(rows: int, cols: int, x0: float = 0.0, y0: float = 0.0, w: float = 1.0,
                 h: float = 1.0) -> list[tuple[float, float, float, float]]:
-    return [(x0 + w * j / cols, y0 + h * i / rows, x0 + w * (j + 1) / cols, y0 + h * (i + 1) / rows)
+    return [(x0 + w * j / cols, y0 + h * i / rows,
+             x0 + w * (j + 1) / cols, y0 + h * (i + 1) / rows)
             for i in range(rows) for j in range(cols)]
 
 
@@ -275,7 +278,8 @@ def _llava_boxes(model: Any, n_tokens: int) -> list[tuple[float, float, float, f
     return _grid_boxes(side, side) * (n_tokens // per_image)
 
 
-def image_token_boxes(model: Any, inputs: Any, tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def image_token_boxes(model: Any, inputs: Any,
+                      tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Return (positions LongTensor[N], boxes FloatTensor[N, 4]) of the image tokens of sample 0.
 
@@ -319,7 +323,7 @@ def _disjoint_cover(boxes: Sequence[Box]) -> torch.Tensor:
 
 
 def union_coverage(cells: torch.Tensor, boxes: Sequence[Box]) -> torch.Tensor:
-    """Return, per cell [N, 4] (x0, y0, x1, y1), the fraction of its area inside the union of boxes."""
+    """Return, per cell [N, 4] as (x0, y0, x1, y1), the fraction of it inside the boxes' union."""
     usable = [b for b in (b.clipped() for b in boxes)
               if b.x_max > b.x_min and b.y_max > b.y_min]
     if len(usable) > MAX_FOCUS_BOXES:
@@ -346,6 +350,8 @@ def focus_bias(model: Any, inputs: Any, tokenizer: Any, boxes: Sequence[Box],
     """
     if not math.isfinite(alpha):
         raise ValueError(f'alpha must be finite, got {alpha}')
+    if not all(isinstance(b, Box) for b in boxes):
+        raise TypeError('focus boxes must be edgevlm_ros.core.regions.Box instances')
     seq_len = int(inputs['input_ids'].shape[1])
     bias = torch.zeros(1, seq_len, dtype=torch.float32)
     if alpha == 0.0 or not boxes:

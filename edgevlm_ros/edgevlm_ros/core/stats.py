@@ -1,0 +1,144 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+Latency windows and event counters for node statistics.
+
+Rule: memory is bounded. A LatencyWindow keeps only the newest `capacity` samples (percentiles
+describe that window) while `count` is the total ever added; Counters hold at most `max_names`
+names. Both are thread-safe, since nodes update them from several callback threads.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+import math
+import threading
+
+
+def percentile(values: Iterable[float], p: float) -> float:
+    """Return the p-th percentile (0..100, linear interpolation like numpy); nan if empty."""
+    if not 0.0 <= p <= 100.0:
+        raise ValueError(f'percentile must be in [0, 100], got {p}')
+    data = sorted(values)
+    if not data:
+        return math.nan
+    rank = (len(data) - 1) * p / 100.0
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (rank - lo)
+
+
+class LatencyWindow:
+    """The newest `capacity` latency samples in milliseconds."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        if capacity < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity}')
+        self._samples: deque[float] = deque(maxlen=int(capacity))
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return self._samples.maxlen or 0
+
+    def add(self, ms: float) -> None:
+        """Add one sample; non-finite values are a bug upstream and raise ValueError."""
+        value = float(ms)
+        if not math.isfinite(value):
+            raise ValueError(f'latency must be finite, got {ms!r}')
+        with self._lock:
+            self._samples.append(value)
+            self._count += 1
+
+    def percentile(self, p: float) -> float:
+        with self._lock:
+            data = list(self._samples)
+        return percentile(data, p)
+
+    @property
+    def count(self) -> int:
+        """Samples ever added (not only those in the window)."""
+        return self._count
+
+    @property
+    def mean(self) -> float:
+        with self._lock:
+            data = list(self._samples)
+        return sum(data) / len(data) if data else math.nan
+
+    @property
+    def max(self) -> float:
+        with self._lock:
+            return max(self._samples) if self._samples else math.nan
+
+    def summary(self) -> dict[str, float]:
+        """Return count (ever), and p50, p95, p99, mean and max over the window (nan if empty)."""
+        with self._lock:
+            data = sorted(self._samples)
+            count = self._count
+        return {
+            'count': count,
+            'p50': percentile(data, 50),
+            'p95': percentile(data, 95),
+            'p99': percentile(data, 99),
+            'mean': sum(data) / len(data) if data else math.nan,
+            'max': data[-1] if data else math.nan,
+        }
+
+    def clear(self) -> None:
+        """Empty the window (count is kept: it is a lifetime total)."""
+        with self._lock:
+            self._samples.clear()
+
+
+class Counters(Mapping[str, int]):
+    """Named, non-negative event counters (a read-only mapping plus inc)."""
+
+    def __init__(self, max_names: int = 256) -> None:
+        if max_names < 1:
+            raise ValueError(f'max_names must be >= 1, got {max_names}')
+        self._max_names = int(max_names)
+        self._values: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def inc(self, name: str, n: int = 1) -> int:
+        """Add n (>= 0) to counter name and return its new value."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f'counter name must be a non-empty str, got {name!r}')
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f'counter increment must be an int >= 0, got {n!r}')
+        with self._lock:
+            if name not in self._values and len(self._values) >= self._max_names:
+                raise ValueError(f'too many counter names (max {self._max_names}); '
+                                 'counter names must come from a fixed set, not from data')
+            value = self._values.get(name, 0) + n
+            self._values[name] = value
+            return value
+
+    def get(self, name: str, default: int = 0) -> int:  # type: ignore[override]
+        with self._lock:
+            return self._values.get(name, default)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._values)
+
+    def __repr__(self) -> str:
+        return f'Counters({self.as_dict()!r})'

@@ -1,0 +1,256 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""The cloud HTTP client: request shape, parsing, and a status (never an exception) per fault."""
+
+import asyncio
+import base64
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
+from pathlib import Path
+import socket
+import threading
+import time
+
+from edgevlm_ros.cloud.openai_client import MAX_RESPONSE_BYTES, CloudResult, OpenAiVlmClient
+from edgevlm_ros.core.images import decode_compressed
+from edgevlm_ros.core.regions import Box
+from edgevlm_ros.models import tiny
+from edgevlm_ros.models.lvlm_server import LvlmServer
+import numpy as np
+import pytest
+
+API_KEY = 'sk-test-0123456789abcdef'
+
+
+def frame(h: int = 480, w: int = 640) -> np.ndarray:
+    img = np.full((h, w, 3), 100, np.uint8)
+    img[h // 4:h // 2, w // 2:3 * w // 4] = (240, 20, 20)
+    return img
+
+
+def ask(client: OpenAiVlmClient, rgb: np.ndarray, question: str = 'What is there?') -> CloudResult:
+    async def run() -> CloudResult:
+        try:
+            return await client.ask(rgb, question)
+        finally:
+            await client.aclose()
+    return asyncio.run(run())
+
+
+def completion(content: str) -> bytes:
+    return json.dumps({'id': 'x', 'object': 'chat.completion', 'model': 'stub-vlm', 'choices': [
+        {'index': 0, 'message': {'role': 'assistant', 'content': content},
+         'finish_reason': 'stop'}]}).encode()
+
+
+class Stub:
+    """A one-route HTTP server whose reply each test sets; it records what it received."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body = completion('ok')
+        self.requests: list[tuple[dict, bytes]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.rfile.read(int(self.headers['Content-Length']))
+                stub.requests.append((dict(self.headers), raw))
+                self.send_response(stub.status)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(stub.body)))
+                self.end_headers()
+                self.wfile.write(stub.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def stub() -> Iterator[Stub]:
+    s = Stub()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client_for(stub: Stub) -> Callable[..., OpenAiVlmClient]:
+    return lambda **kw: OpenAiVlmClient(stub.url, 'stub-vlm', **kw)
+
+
+# ------------------------------------------------------------------------------------- request
+
+
+def test_request_carries_a_downscaled_jpeg_and_asks_for_json_boxes() -> None:
+    client = OpenAiVlmClient('http://127.0.0.1:9/v1', 'qwen2.5-vl-7b', max_tokens=64,
+                             max_image_side=320)
+    body = client.build_request(frame(960, 1280), 'Is the path clear?')
+    assert body['model'] == 'qwen2.5-vl-7b' and body['max_tokens'] == 64
+    system, user = body['messages']
+    assert system['role'] == 'system' and 'bbox_2d' in system['content']
+    image_part, text_part = user['content']
+    url = image_part['image_url']['url']
+    assert url.startswith('data:image/jpeg;base64,')
+    sent = decode_compressed(base64.b64decode(url.split(',', 1)[1]))
+    assert sent.shape == (240, 320, 3)
+    assert '320x240' in text_part['text'] and 'Is the path clear?' in text_part['text']
+
+
+def test_bad_arguments_raise_value_error() -> None:
+    client = OpenAiVlmClient('http://127.0.0.1:9/v1', 'm')
+    with pytest.raises(ValueError):
+        client.build_request(np.zeros((10, 10), np.uint8), 'q')
+    with pytest.raises(ValueError):
+        client.build_request(frame(), ' ')
+    with pytest.raises(ValueError):
+        OpenAiVlmClient('ftp://host/v1', 'm')
+    with pytest.raises(ValueError):
+        OpenAiVlmClient('http://host/v1', 'm', box_format='polar')
+    with pytest.raises(ValueError):
+        OpenAiVlmClient('http://host/v1', 'm', timeout_s=0)
+
+
+# ------------------------------------------------------------------------------- against stubs
+
+
+def test_pixel_boxes_are_normalised_to_the_image_actually_sent(stub: Stub, client_for) -> None:
+    # The frame is 1280x960 but goes out as 640x480: boxes are in pixels of the sent image.
+    stub.body = completion(json.dumps({'answer': 'a red box', 'objects': [
+        {'label': 'box', 'bbox_2d': [320, 120, 480, 240]}]}))
+    result = ask(client_for(), frame(960, 1280))
+    assert result.status == 'ok' and result.answer == 'a red box'
+    assert result.boxes == [Box(0.5, 0.25, 0.75, 0.5, 'box', 1.0)]
+    assert result.model == 'stub-vlm'
+    assert result.request_bytes == len(stub.requests[0][1])
+    assert result.response_bytes == len(stub.body)
+    assert result.round_trip_ms > 0
+
+
+def test_plain_text_reply_is_ok_without_boxes(stub: Stub, client_for) -> None:
+    stub.body = completion('The path ahead is clear.')
+    result = ask(client_for(), frame())
+    assert (result.status, result.answer, result.boxes) == ('ok', 'The path ahead is clear.', [])
+
+
+def test_server_error_is_http_error_with_its_message(stub: Stub, client_for) -> None:
+    stub.status = 500
+    stub.body = json.dumps({'error': {'message': 'CUDA out of memory', 'type': 'server_error',
+                                      'code': None}}).encode()
+    result = ask(client_for(), frame())
+    assert result.status == 'http_error'
+    assert result.error == 'HTTP 500: CUDA out of memory'
+
+
+@pytest.mark.parametrize('body', [b'<html>gateway</html>', b'{"choices": []}',
+                                  json.dumps({'choices': [{'message': {}}]}).encode()])
+def test_a_2xx_that_is_not_a_chat_completion_is_parse_error(stub: Stub, client_for,
+                                                            body: bytes) -> None:
+    stub.body = body
+    result = ask(client_for(), frame())
+    assert result.status == 'parse_error' and 'not a chat completion' in result.error
+
+
+def test_oversized_response_is_parse_error(stub: Stub, client_for) -> None:
+    stub.body = completion('x' * (MAX_RESPONSE_BYTES + 10))
+    result = ask(client_for(), frame())
+    assert result.status == 'parse_error' and 'response too large' in result.error
+
+
+def test_api_key_is_sent_as_bearer_and_never_shown_in_errors(stub: Stub, client_for) -> None:
+    stub.status = 401
+    stub.body = json.dumps(
+        {'error': {'message': f'Incorrect API key provided: {API_KEY}'}}).encode()
+    client = client_for(api_key=API_KEY)
+    result = ask(client, frame())
+    headers = {k.lower(): v for k, v in stub.requests[0][0].items()}
+    assert headers['authorization'] == f'Bearer {API_KEY}'
+    assert result.status == 'http_error' and 'HTTP 401' in result.error
+    assert API_KEY not in result.error and API_KEY not in repr(client)
+    assert API_KEY not in stub.requests[0][1].decode()
+
+
+def test_no_authorization_header_without_a_key(stub: Stub, client_for) -> None:
+    ask(client_for(), frame())
+    assert 'authorization' not in {k.lower() for k in stub.requests[0][0]}
+
+
+# ----------------------------------------------------------------------------- network faults
+
+
+def test_closed_port_is_http_error_at_once() -> None:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    t0 = time.monotonic()
+    result = ask(OpenAiVlmClient(f'http://127.0.0.1:{port}/v1', 'm', timeout_s=5.0), frame())
+    assert result.status == 'http_error' and 'Connect' in result.error
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_server_that_never_answers_is_timeout_within_the_budget() -> None:
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_hang() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])  # read nothing, answer nothing
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept_and_hang, daemon=True)
+    thread.start()
+    try:
+        client = OpenAiVlmClient(f'http://127.0.0.1:{listener.getsockname()[1]}/v1', 'm',
+                                 timeout_s=0.5)
+        t0 = time.monotonic()
+        result = ask(client, frame())
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert result.status == 'timeout' and '0.5 s' in result.error
+    assert 0.45 <= elapsed < 1.5
+
+
+# ------------------------------------------------------------------------ against the real one
+
+
+@pytest.fixture(scope='module')
+def lvlm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LvlmServer]:
+    path: Path = tiny.ensure_tiny_model('smolvlm-tiny-cloud', tmp_path_factory.mktemp('cache'),
+                                        progress=False)
+    with LvlmServer(str(path), served_name='local-lvlm', max_new_tokens=4) as server:
+        yield server
+
+
+def test_real_server_round_trip_gives_normalised_boxes(lvlm: LvlmServer) -> None:
+    client = OpenAiVlmClient(lvlm.url, 'local-lvlm', max_tokens=4, timeout_s=60.0)
+    result = ask(client, frame(960, 1280))
+    assert result.status == 'ok', result.error
+    assert result.model == 'local-lvlm'
+    assert isinstance(result.answer, str)
+    assert result.boxes and all(0.0 <= b.x_min < b.x_max <= 1.0 and 0.0 <= b.y_min < b.y_max <= 1.0
+                                for b in result.boxes)
+
+
+def test_real_server_wrong_model_is_http_error_404(lvlm: LvlmServer) -> None:
+    result = ask(OpenAiVlmClient(lvlm.url, 'gpt-4o', timeout_s=60.0), frame())
+    assert result.status == 'http_error' and result.error.startswith('HTTP 404')

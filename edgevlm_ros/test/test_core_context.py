@@ -1,0 +1,288 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""Context Replacement: the history store and answer compression."""
+
+from edgevlm_ros.core.context import (
+    ContextStore,
+    Turn,
+    compress_answer,
+    truncate_to_tokens,
+    word_count,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+import pytest
+
+Q = 'what is ahead?'  # 3 words
+
+
+def _store(n: int, max_turns: int = 8, max_tokens: int = 512) -> ContextStore:
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+    for i in range(n):
+        s.record_edge(i, Q, f'edge {i}')
+    return s
+
+
+def _tokens(turns: list[Turn]) -> int:
+    return sum(word_count(t.question) + word_count(t.answer) for t in turns)
+
+
+def test_history_is_oldest_first_and_keeps_edge_text():
+    s = _store(3)
+    assert s.history() == [Turn(i, Q, f'edge {i}', False) for i in range(3)]
+    assert len(s) == 3 and s.replaced_turns == 0 and s.newest_cloud_step == -1
+
+
+def test_cloud_answer_replaces_its_slot_only():
+    s = _store(4)
+    assert s.apply_cloud(1, Q, 'a person with a red cup')
+    h = s.history()
+    assert h[1] == Turn(1, Q, 'a person with a red cup', True)
+    assert [t.answer for t in h if t.step_id != 1] == ['edge 0', 'edge 2', 'edge 3']
+    assert s.replaced_turns == 1 and s.newest_cloud_step == 1
+
+
+def test_edge_answer_never_overwrites_cloud_text():
+    s = _store(2)
+    s.apply_cloud(1, Q, 'cloud')
+    s.record_edge(1, Q, 'edge again')
+    assert s.history()[1].answer == 'cloud'
+    s.record_edge(0, Q, 'edge updated')
+    assert s.history()[0].answer == 'edge updated'
+
+
+def test_cloud_answer_for_a_skipped_step_creates_a_slot_in_order():
+    s = ContextStore(max_turns=4)
+    for i in (0, 1, 3):  # the edge skipped step 2
+        s.record_edge(i, Q, f'edge {i}')
+    assert s.apply_cloud(2, Q, 'cloud two')
+    assert [t.step_id for t in s.history()] == [0, 1, 2, 3]
+
+
+def test_cloud_answer_before_the_edge_answers_is_kept():
+    s = _store(2)
+    assert s.apply_cloud(5, Q, 'cloud five')  # the edge has not answered step 5 yet
+    s.record_edge(5, Q, 'edge five')
+    assert s.history()[-1] == Turn(5, Q, 'cloud five', True)
+
+
+def test_turn_cap_evicts_oldest_steps():
+    s = _store(10, max_turns=3)
+    assert [t.step_id for t in s.history()] == [7, 8, 9]
+    assert s.stored_turns == 3
+
+
+def test_late_answer_for_evicted_slot_changes_nothing():
+    s = _store(10, max_turns=3)
+    before = s.history()
+    assert not s.apply_cloud(2, Q, 'too late')
+    assert s.history() == before and s.dropped_late == 1
+
+
+def test_answer_older_than_everything_in_a_full_store_is_dropped():
+    s = ContextStore(max_turns=3)
+    for i in (5, 6, 7):
+        s.record_edge(i, Q, 'e')
+    assert not s.apply_cloud(4, Q, 'old')  # never stored, but it would be evicted at once
+    assert s.dropped_late == 1 and [t.step_id for t in s.history()] == [5, 6, 7]
+    assert not s.apply_cloud(3, Q, 'older')  # and anything older stays late
+    assert s.dropped_late == 2
+
+
+def test_answer_older_than_everything_in_a_store_with_room_is_kept():
+    s = ContextStore(max_turns=4)
+    for i in (5, 6):
+        s.record_edge(i, Q, 'e')
+    assert s.apply_cloud(2, Q, 'cloud')
+    assert [t.step_id for t in s.history()] == [2, 5, 6]
+
+
+def test_token_cap_keeps_the_newest_turns_that_fit():
+    s = ContextStore(max_turns=8, max_tokens=15)
+    for i in range(4):
+        s.record_edge(i, Q, 'one two')  # 5 tokens per turn
+    assert [t.step_id for t in s.history()] == [1, 2, 3]
+    assert s.total_tokens == 15 and len(s) == 3 and s.stored_turns == 4
+
+
+def test_shorter_cloud_answer_brings_an_older_turn_back_within_budget():
+    s = ContextStore(max_turns=8, max_tokens=15)
+    s.record_edge(0, Q, 'one two')
+    s.record_edge(1, Q, 'one two three four five six')
+    s.record_edge(2, Q, 'one two')
+    assert [t.step_id for t in s.history()] == [1, 2]
+    s.apply_cloud(1, Q, 'yes')
+    assert [t.step_id for t in s.history()] == [0, 1, 2]
+
+
+def test_a_turn_larger_than_the_whole_budget_is_truncated_not_lost():
+    s = ContextStore(max_turns=4, max_tokens=10)
+    s.apply_cloud(0, Q, 'The person holds a red cup. It is ' + 'very ' * 50 + 'full.')
+    (turn,) = s.history()
+    assert turn.answer == 'The person holds a red cup.'
+    assert word_count(turn.question) + word_count(turn.answer) <= 10
+
+
+def test_a_huge_question_keeps_at_most_half_the_budget():
+    s = ContextStore(max_turns=4, max_tokens=10)
+    s.record_edge(0, 'word ' * 40, 'one two three four five six seven eight')
+    (turn,) = s.history()
+    assert word_count(turn.question) == 5 and word_count(turn.answer) == 5
+
+
+def test_custom_token_counter_is_used():
+    s = ContextStore(max_turns=8, max_tokens=20, count_tokens=len)  # characters
+    s.record_edge(0, 'q', 'abcdefghij')  # 11
+    s.record_edge(1, 'q', 'abcdefghij')  # 11 -> only one fits
+    assert [t.step_id for t in s.history()] == [1]
+
+
+def test_zero_turns_switches_history_off():
+    s = ContextStore(max_turns=0)
+    s.record_edge(0, Q, 'e')
+    assert not s.apply_cloud(0, Q, 'c')
+    assert s.history() == [] and len(s) == 0 and s.dropped_late == 0
+
+
+def test_empty_cloud_text_changes_nothing():
+    s = _store(2)
+    assert not s.apply_cloud(1, Q, '   ')
+    assert s.history()[1].answer == 'edge 1'
+
+
+def test_clear_makes_in_flight_answers_late():
+    s = _store(3)
+    s.clear()
+    assert s.history() == []
+    assert not s.apply_cloud(2, Q, 'old question')
+    s.record_edge(3, Q, 'new')
+    assert s.apply_cloud(3, Q, 'fresh')
+
+
+@pytest.mark.parametrize('kwargs', [{'max_turns': -1}, {'max_tokens': -5},
+                                    {'max_turns': 2.5}, {'count_tokens': 3}])
+def test_bad_constructor_arguments_raise(kwargs):
+    with pytest.raises(ValueError):
+        ContextStore(**kwargs)
+
+
+def test_bad_step_ids_raise():
+    s = ContextStore()
+    with pytest.raises(ValueError):
+        s.record_edge(-1, Q, 'a')
+    with pytest.raises(ValueError):
+        s.apply_cloud('3', Q, 'a')
+
+
+# --- properties ------------------------------------------------------------------------------
+
+_texts = st.lists(st.sampled_from(['a', 'cup', 'the', 'red', 'person', 'left.']),
+                  min_size=0, max_size=12).map(' '.join)
+_ops = st.lists(st.tuples(st.sampled_from(['edge', 'cloud']), st.integers(0, 30), _texts),
+                max_size=40)
+_caps = st.tuples(st.integers(0, 6), st.integers(0, 40))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_caps, _ops)
+def test_caps_always_hold(caps, ops):
+    max_turns, max_tokens = caps
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+    for kind, sid, text in ops:
+        if kind == 'edge':
+            s.record_edge(sid, Q, text)
+        else:
+            s.apply_cloud(sid, Q, text)
+        h = s.history()
+        assert len(h) == len(s) <= max_turns and s.stored_turns <= max_turns
+        assert _tokens(h) == s.total_tokens <= max_tokens
+        ids = [t.step_id for t in h]
+        assert ids == sorted(set(ids))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 20), _texts, st.data())
+def test_replacing_slot_j_changes_no_other_slot(max_turns, n, text, data):
+    s = _store(n, max_turns=max_turns, max_tokens=10_000)
+    before = {t.step_id: t for t in s.history()}
+    j = data.draw(st.sampled_from(sorted(before)))
+    s.apply_cloud(j, Q, text + ' cloud')
+    after = {t.step_id: t for t in s.history()}
+    assert after.keys() == before.keys()
+    assert {k: v for k, v in after.items() if k != j} == {
+        k: v for k, v in before.items() if k != j}
+    assert after[j].answer == (text + ' cloud').strip() and after[j].from_cloud
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 40), st.integers(1, 20), _ops, _texts, st.data())
+def test_late_answer_for_evicted_slot_changes_nothing_property(max_turns, max_tokens, extra,
+                                                               ops, text, data):
+    n = max_turns + extra  # steps 0 .. extra-1 are evicted by the turn cap
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+    for i in range(n):
+        s.record_edge(i, Q, f'edge {i}')
+    for kind, sid, t in ops:  # more traffic on kept (or newer) steps
+        sid += extra
+        (s.record_edge if kind == 'edge' else s.apply_cloud)(sid, Q, t)
+    evicted = data.draw(st.integers(0, extra - 1))
+    before, dropped = s.history(), s.dropped_late
+    assert not s.apply_cloud(evicted, Q, text + ' late')
+    assert s.history() == before and s.dropped_late == dropped + 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 60), st.lists(st.integers(0, 20), max_size=12),
+       st.lists(st.tuples(st.integers(0, 25), _texts), max_size=10, unique_by=lambda x: x[0]),
+       st.randoms(use_true_random=False))
+def test_order_of_cloud_arrivals_does_not_matter(max_turns, max_tokens, edge_ids, cloud,
+                                                 rnd):
+    def run(order):
+        s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+        for sid in sorted(edge_ids):
+            s.record_edge(sid, Q, f'edge {sid}')
+        for sid, text in order:
+            s.apply_cloud(sid, Q, text)
+        return s.history()
+
+    shuffled = list(cloud)
+    rnd.shuffle(shuffled)
+    assert run(cloud) == run(shuffled)
+
+
+# --- compression -----------------------------------------------------------------------------
+
+def test_compress_keeps_the_answer_and_drops_filler():
+    text = ('Sure! Based on the image, the path ahead is clear. A chair stands on the left. '
+            'I hope this helps!')
+    assert compress_answer(text, 100) == 'The path ahead is clear. A chair stands on the left.'
+    assert compress_answer(text, 8) == 'The path ahead is clear.'
+
+
+def test_compress_cuts_a_long_first_sentence_at_a_word():
+    assert compress_answer('The path ahead is clear of obstacles.', 3) == 'The path ahead'
+
+
+def test_compress_turns_markdown_lists_into_sentences():
+    assert compress_answer('**Objects:**\n- a red cup\n- a laptop\n', 20) == \
+        'Objects: a red cup. a laptop.'
+
+
+def test_compress_empty_in_empty_out():
+    assert compress_answer('', 10) == '' and compress_answer('   \n', 10) == ''
+    assert compress_answer('text', 0) == ''
+
+
+def test_compress_keeps_pure_filler_rather_than_nothing():
+    assert compress_answer('Sure!', 5) == 'Sure!'
+
+
+def test_truncate_falls_back_to_characters_for_one_long_word():
+    assert truncate_to_tokens('abcdefghij', 4, len) == 'abcd'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.integers(0, 30))
+def test_compress_never_exceeds_the_budget(text, budget):
+    assert word_count(compress_answer(text, budget)) <= budget
+    assert len(compress_answer(text, budget, len)) <= budget

@@ -1,0 +1,185 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""Statistics, network emulation, cloud step selection, strategies, and core isolation."""
+
+import math
+from pathlib import Path
+import statistics
+import subprocess
+import sys
+
+from edgevlm_ros.core.netem import NetworkProfile
+from edgevlm_ros.core.selection import CloudSelector
+from edgevlm_ros.core.stats import Counters, LatencyWindow, percentile
+from edgevlm_ros.core.strategy import Strategy
+import numpy as np
+import pytest
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- stats -----------------------------------------------------------------------------------
+
+def test_percentile_interpolates_like_numpy():
+    values = [5.0, 1.0, 3.0, 2.0, 4.0, 10.0]
+    for p in (0, 10, 50, 95, 99, 100):
+        assert percentile(values, p) == pytest.approx(float(np.percentile(values, p)))
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_latency_window_keeps_only_the_newest_samples_but_counts_all():
+    w = LatencyWindow(capacity=3)
+    assert math.isnan(w.percentile(50)) and math.isnan(w.mean)
+    for ms in (100.0, 1.0, 2.0, 3.0):
+        w.add(ms)
+    assert w.count == 4
+    assert w.percentile(100) == 3.0 and w.mean == pytest.approx(2.0)
+    s = w.summary()
+    assert (s['count'], s['p50'], s['max']) == (4, 2.0, 3.0)
+    assert s['p95'] == pytest.approx(2.9)
+    with pytest.raises(ValueError):
+        w.add(math.nan)
+
+
+def test_empty_summary_is_nan_not_an_error():
+    s = LatencyWindow().summary()
+    assert s['count'] == 0 and math.isnan(s['p50']) and math.isnan(s['max'])
+
+
+def test_counters():
+    c = Counters()
+    assert c.get('x') == 0 and 'x' not in c
+    assert c.inc('x') == 1 and c.inc('x', 4) == 5
+    c.inc('y')
+    assert c['x'] == 5 and c.as_dict() == {'x': 5, 'y': 1} and len(c) == 2
+    assert dict(c) == {'x': 5, 'y': 1}
+    with pytest.raises(ValueError):
+        c.inc('x', -1)
+    with pytest.raises(ValueError):
+        c.inc('')
+
+
+def test_counters_refuse_unbounded_names():
+    c = Counters(max_names=2)
+    c.inc('a')
+    c.inc('b')
+    with pytest.raises(ValueError, match='too many'):
+        c.inc('c')
+    assert c.inc('a') == 2
+
+
+# --- netem -----------------------------------------------------------------------------------
+
+def test_none_and_fixed_profiles():
+    assert NetworkProfile.parse('none').delay_s() == 0.0
+    fixed = NetworkProfile.parse(' Fixed:250 ')
+    assert fixed.delay_s() == 0.25 and fixed.describe() == 'fixed 250 ms'
+
+
+def test_jitter_is_lognormal_with_the_requested_mean_and_std_and_repeatable():
+    p = NetworkProfile.parse('jitter:300,100', seed=1)
+    draws = [p.delay_s() * 1000 for _ in range(20_000)]
+    assert statistics.fmean(draws) == pytest.approx(300, rel=0.03)
+    assert statistics.pstdev(draws) == pytest.approx(100, rel=0.08)
+    assert min(draws) > 0
+    again = NetworkProfile.parse('jitter:300,100', seed=1)
+    assert [again.delay_s() for _ in range(5)] == pytest.approx([d / 1000 for d in draws[:5]])
+    assert 'mean 300 ms' in p.describe()
+
+
+def test_bandwidth_adds_upload_time():
+    p = NetworkProfile.parse('fixed:100@8')
+    assert p.delay_s(1_000_000) == pytest.approx(0.1 + 1.0)
+    assert p.mean_delay_s(0) == pytest.approx(0.1)
+    assert '8 Mbit/s' in p.describe()
+
+
+@pytest.mark.parametrize('spec', ['', 'fast', 'fixed', 'fixed:-5', 'fixed:abc', 'jitter:100',
+                                  'jitter:0,10', 'jitter:1,2,3', 'none:5', 'fixed:10@0',
+                                  'fixed:inf'])
+def test_bad_network_spec_raises_a_clear_error(spec):
+    with pytest.raises(ValueError):
+        NetworkProfile.parse(spec)
+
+
+# --- selection -------------------------------------------------------------------------------
+
+def test_in_flight_limit():
+    s = CloudSelector(max_in_flight=2)
+    assert s.decide(0.0, 2) == (False, 'in_flight')
+    assert s.decide(0.0, 1) == (True, 'send')
+
+
+def test_min_interval_between_sends():
+    s = CloudSelector(min_interval_s=1.0)
+    assert s.decide(0.0, 0) == (True, 'send')
+    s.mark_sent(0.0)
+    assert s.decide(0.5, 0) == (False, 'interval')
+    assert s.decide(1.0, 0) == (True, 'send')
+
+
+def test_scene_change_gate_and_max_quiet():
+    s = CloudSelector(scene_change=0.1, max_quiet_s=5.0)
+    dark = np.zeros((48, 64), np.uint8)
+    s.mark_sent(0.0, dark)
+    assert s.decide(1.0, 0, dark + 10) == (False, 'no_change')  # 10/255 = 0.04
+    assert s.decide(1.0, 0, dark + 60) == (True, 'send')
+    assert s.decide(5.0, 0, dark) == (True, 'send')  # quiet for max_quiet_s: send anyway
+    assert s.decide(1.0, 0, None) == (True, 'send')  # no frame: cannot judge
+
+
+def test_scene_change_compares_frames_of_different_sizes():
+    s = CloudSelector(scene_change=0.1)
+    s.mark_sent(0.0, np.zeros((480, 640, 3), np.uint8))
+    assert s.decide(0.1, 0, np.zeros((240, 320), np.uint8)) == (False, 'no_change')
+
+
+def test_clock_going_backwards_forgets_the_last_send():
+    s = CloudSelector(min_interval_s=10.0)
+    s.mark_sent(100.0)
+    assert s.decide(5.0, 0) == (True, 'send')
+
+
+@pytest.mark.parametrize('kwargs', [{'max_in_flight': 0}, {'min_interval_s': -1},
+                                    {'scene_change': 1.5}, {'max_quiet_s': 0}])
+def test_bad_selector_configuration_raises(kwargs):
+    with pytest.raises(ValueError):
+        CloudSelector(**kwargs)
+
+
+# --- strategy --------------------------------------------------------------------------------
+
+def test_strategy_properties():
+    assert {s for s in Strategy if s.uses_replacement} == {Strategy.EDGEVLM,
+                                                            Strategy.REPLACEMENT_ONLY}
+    assert {s for s in Strategy if s.uses_focus} == {Strategy.EDGEVLM, Strategy.FOCUS_ONLY}
+    assert {s for s in Strategy if not s.runs_edge_model} == {Strategy.CLOUD_ONLY,
+                                                               Strategy.CLOUD_STALE}
+    assert {s for s in Strategy if not s.uses_cloud} == {Strategy.EDGE_ONLY}
+
+
+def test_strategy_parse():
+    assert Strategy.parse('EdgeVLM') is Strategy.EDGEVLM
+    assert Strategy.parse('replacement-only') is Strategy.REPLACEMENT_ONLY
+    assert Strategy.parse(Strategy.OFFLOAD) is Strategy.OFFLOAD
+    assert Strategy.EDGE_ONLY == 'edge_only' and str(Strategy.CLOUD_STALE) == 'cloud_stale'
+    with pytest.raises(ValueError, match='edge_only, cloud_only'):
+        Strategy.parse('magic')
+
+
+# --- isolation -------------------------------------------------------------------------------
+
+def test_core_imports_neither_rclpy_nor_torch():
+    code = (
+        'import sys\n'
+        'import edgevlm_ros.core\n'
+        'from edgevlm_ros.core import (context, focus, images, netem, regions, saliency,\n'
+        '                              selection, stats, strategy)\n'
+        "assert 'rclpy' not in sys.modules, 'rclpy imported'\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, '-c', code], cwd=PACKAGE_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
