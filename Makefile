@@ -48,7 +48,7 @@ demo: setup
 	$(PY) -m edgevlm_ros.demo --duration $(DURATION) $(ARGS)
 
 lint: $(VENV)/.stamp-venv
-	$(VENV)/bin/ruff check edgevlm_ros tools
+	$(VENV)/bin/ruff check edgevlm_ros tools bench
 
 test: setup lint
 	@mkdir -p $(ROS_LOG_DIR)

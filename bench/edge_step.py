@@ -1,6 +1,6 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""Edge step time of the SVLM alone, with history, with Visual Focus and with both (prints, asserts nothing).
+"""Edge step time of the SVLM alone, with history, with Visual Focus, with both (prints only).
 
 usage: python bench/edge_step.py [--model tiny] [--steps 20] [--width 640 --height 480]
 """
@@ -9,10 +9,9 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models.svlm import TransformersSvlm
+import numpy as np
 
 
 def main() -> None:

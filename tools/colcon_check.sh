@@ -5,8 +5,8 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$(cd "$1" && pwd)
-WS=$2
-rm -rf "$WS" && mkdir -p "$WS/src"
+rm -rf "$2" && mkdir -p "$2/src"
+WS=$(cd "$2" && pwd)
 cp -r "$REPO/edgevlm_msgs" "$REPO/edgevlm_ros" "$WS/src/"
 rm -rf "$WS/src/edgevlm_ros/build" "$WS/src/edgevlm_ros/"*.egg-info
 cd "$WS"

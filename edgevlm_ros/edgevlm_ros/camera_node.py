@@ -79,6 +79,7 @@ class CameraNode(Node):
 
     def _on_image(self, msg: Image) -> None:
         self.counters.inc('frames_received')
+        self._stamp_if_missing(msg.header)
         if not self._due(msg.header):
             return
         try:
@@ -91,6 +92,7 @@ class CameraNode(Node):
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         self.counters.inc('frames_received')
+        self._stamp_if_missing(msg.header)
         if not self._due(msg.header):
             return
         try:
@@ -101,6 +103,13 @@ class CameraNode(Node):
                                       throttle_duration_sec=5.0)
             return
         self._publish_step(msg.header, rgb)
+
+    def _stamp_if_missing(self, header) -> None:
+        # Some drivers leave stamps at zero; latency and sampling need a time, so use arrival.
+        if header.stamp.sec == 0 and header.stamp.nanosec == 0:
+            header.stamp = self.get_clock().now().to_msg()
+            if self.counters.inc('unstamped_frames') == 1:
+                self.get_logger().warning('camera frames carry no stamp; using arrival time')
 
     def _due(self, header) -> bool:
         """Sample by camera time so that replays at any speed give the same steps."""

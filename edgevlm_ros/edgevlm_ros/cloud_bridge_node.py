@@ -98,6 +98,7 @@ class CloudBridgeNode(Node):
         self._profile = NetworkProfile.parse(self.params['network_profile'], self.params['seed'])
         self._selector = self._make_selector()
         self._in_flight = 0
+        self._in_flight_lock = threading.Lock()  # the executor adds, the HTTP loop thread removes
         self._cloud_state = 'unknown'
         self._server = None
         base_url = self.params['base_url']
@@ -150,12 +151,14 @@ class CloudBridgeNode(Node):
             return
         now = time.monotonic()
         grey = to_grey(rgb, 64)
-        send, reason = self._selector.decide(now, self._in_flight, grey)
+        with self._in_flight_lock:
+            send, reason = self._selector.decide(now, self._in_flight, grey)
+            if send:
+                self._selector.mark_sent(now, grey)
+                self._in_flight += 1
         if not send:
             self.counters.inc(f'not_sent_{reason}')
             return
-        self._selector.mark_sent(now, grey)
-        self._in_flight += 1
         self.counters.inc('requests_sent')
         asyncio.run_coroutine_threadsafe(self._ask(msg, rgb), self._loop)
 
@@ -172,7 +175,8 @@ class CloudBridgeNode(Node):
                                  model=self.params['model'], error=f'bridge error: {e}',
                                  request_bytes=0, response_bytes=0)
         finally:
-            self._in_flight -= 1
+            with self._in_flight_lock:
+                self._in_flight -= 1
         rtt_ms = (time.monotonic() - t0) * 1000.0
         self._report(step, result, rtt_ms)
 

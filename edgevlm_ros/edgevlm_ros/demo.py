@@ -34,6 +34,12 @@ DEMO_ARGS = {'use_frame_source': 'true', 'source': 'builtin:pan',
 STATUS_NAMES = {0: 'ok', 1: 'timeout', 2: 'http error', 3: 'parse error', 4: 'dropped'}
 
 
+def printable(text: str, limit: int = 72) -> str:
+    """Answers for the terminal: one line, control characters shown as '?', cut at limit."""
+    clean = ''.join(c if c.isprintable() else '?' for c in text.replace('\n', ' '))
+    return f'"{clean[:limit]}{"..." if len(clean) > limit else ""}"'
+
+
 class DemoMonitor(Node):
     """Subscribes to everything the graph says and keeps what the summary needs (bounded)."""
 
@@ -76,7 +82,7 @@ class DemoMonitor(Node):
             if m.focus_applied:
                 self.with_focus += 1
                 ctx += f' focus<-step {m.focus_source_step} ({m.focus_age_s:.1f} s)'
-        self.say(f'{src} step {m.step_id:4d} {m.latency_ms:6.0f} ms{ctx} | {m.answer!r}')
+        self.say(f'{src} step {m.step_id:4d} {m.latency_ms:6.0f} ms{ctx} | {printable(m.answer)}')
 
     def _on_cloud(self, m: CloudResponse) -> None:
         if m.status == CloudResponse.STATUS_OK:
@@ -87,7 +93,7 @@ class DemoMonitor(Node):
         status = STATUS_NAMES.get(m.status, str(m.status))
         detail = f'{len(m.regions)} boxes' if m.status == 0 else m.error
         self.say(f'CLOUD step {m.step_id:4d} {m.round_trip_ms:6.0f} ms round trip, {status}, '
-                 f'{detail} | {m.answer[:60]!r}')
+                 f'{detail} | {printable(m.answer, 48)}')
 
     def _on_update(self, m: ContextUpdate) -> None:
         self.updates += 1

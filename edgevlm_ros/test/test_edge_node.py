@@ -1,0 +1,103 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""edge_svlm_node alone: the lifecycle, the Ask service, newest-step-wins, parameter checks."""
+
+from diagnostic_msgs.msg import DiagnosticArray
+from edgevlm_ros.ros_conversions import rgb_to_image
+from edgevlm_ros.ros_qos import RESULTS, STEP_PUBLISHER
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+import numpy as np
+import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+
+from edgevlm_msgs.msg import Answer, Step
+from edgevlm_msgs.srv import Ask
+
+pytestmark = pytest.mark.ros
+
+
+def _call(probe, srv_type, name, request, timeout_s=60.0):
+    client = probe.node.create_client(srv_type, name)
+    assert probe.until(client.service_is_ready, 30), f'no service {name}'
+    future = client.call_async(request)
+    assert probe.until(future.done, timeout_s), f'{name} did not answer'
+    return future.result()
+
+
+def _step(probe, step_id: int, question: str = 'What is in front of the robot?') -> Step:
+    rgb = np.random.default_rng(step_id).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    msg = Step(step_id=step_id, question=question)
+    msg.header.stamp = probe.node.get_clock().now().to_msg()
+    msg.header.frame_id = 'camera'
+    msg.image = rgb_to_image(rgb, msg.header)
+    return msg
+
+
+def test_lifecycle_loads_on_configure_and_answers_only_when_active(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    graph.node('edge_svlm_node', 'edge_svlm', {'autostart': False})
+    state = _call(probe, GetState, '/edge_svlm/get_state', GetState.Request())
+    assert state.current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+    for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        ok = _call(probe, ChangeState, '/edge_svlm/change_state',
+                   ChangeState.Request(transition=Transition(id=transition)))
+        assert ok.success
+    assert 'loaded edge model' in graph.log('edge_svlm')
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    assert probe.until(lambda: pub.get_subscription_count() > 0, 30)
+    pub.publish(_step(probe, 7))
+    assert probe.until(lambda: answers, 60), graph.log('edge_svlm')
+    assert answers[0].step_id == 7 and answers[0].header.frame_id == 'camera'
+
+    ok = _call(probe, ChangeState, '/edge_svlm/change_state',
+               ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+    assert ok.success
+    assert probe.until(lambda: pub.get_subscription_count() == 0, 30)
+
+
+def test_ask_answers_a_one_off_question_about_a_given_image_or_the_newest_frame(graph, probe):
+    graph.node('edge_svlm_node', 'edge_svlm')
+    rgb = np.full((60, 80, 3), 90, np.uint8)
+    req = Ask.Request(question='Is the path clear?')
+    req.image = rgb_to_image(rgb, _step(probe, 0).header)
+    res = _call(probe, Ask, '/edgevlm/ask', req)
+    assert res.success and res.answer.answer.strip()
+    assert res.answer.question == 'Is the path clear?' and res.answer.model_ms > 0
+
+    res = _call(probe, Ask, '/edgevlm/ask', Ask.Request(question='Anything?'))
+    assert not res.success and 'no frame' in res.message  # no step has arrived yet
+    res = _call(probe, Ask, '/edgevlm/ask', Ask.Request(question='  '))
+    assert not res.success and 'empty' in res.message
+
+
+def test_steps_arriving_while_the_model_is_busy_are_skipped_not_queued(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+    graph.node('edge_svlm_node', 'edge_svlm', {'max_new_tokens': 64})
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    assert probe.until(lambda: pub.get_subscription_count() > 0, 30)
+    for i in range(40):  # a burst far faster than the model answers
+        pub.publish(_step(probe, 100 + i))
+        probe.executor.spin_once(timeout_sec=0.005)
+    assert probe.until(lambda: any(a.step_id == 139 for a in answers), 60), (
+        'the newest step must be answered', [a.step_id for a in answers])
+    ids = [a.step_id for a in answers]
+    assert ids == sorted(ids) and len(ids) < 40
+    assert probe.until(lambda: int(probe.diagnostics('edge_svlm').get('steps_skipped', 0)) > 0,
+                       30)
+
+
+def test_invalid_strategy_is_rejected_and_answering_continues(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    graph.node('edge_svlm_node', 'edge_svlm')
+    res = _call(probe, SetParameters, '/edge_svlm/set_parameters', SetParameters.Request(
+        parameters=[Parameter(name='strategy', value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value='telepathy'))]))
+    assert not res.results[0].successful and 'edgevlm' in res.results[0].reason
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    assert probe.until(lambda: pub.get_subscription_count() > 0, 30)
+    pub.publish(_step(probe, 1))
+    assert probe.until(lambda: answers, 60)
+    assert answers[0].strategy == 'edgevlm'

@@ -1,0 +1,62 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""Each strategy of DESIGN §3 on the same graph: where its answers come from and what they use."""
+
+from edgevlm_ros.ros_qos import RESULTS
+import pytest
+
+from edgevlm_msgs.msg import Answer, CloudResponse
+
+pytestmark = pytest.mark.ros
+
+
+def _ok(cloud):
+    return [c for c in cloud if c.status == CloudResponse.STATUS_OK]
+
+
+def test_edge_only_never_uses_cloud_context(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    cloud = probe.listen(CloudResponse, 'edgevlm/cloud_response', RESULTS)
+    graph.launch(use_frame_source='true', strategy='edge_only')
+    assert probe.until(lambda: len(_ok(cloud)) >= 2, 120), graph.log('cloud_bridge')
+    first = _ok(cloud)[0].step_id
+    assert probe.until(lambda: sum(a.step_id > first + 2 for a in answers) >= 3, 60)
+    assert all(a.source == Answer.SOURCE_EDGE and a.replaced_turns == 0
+               and not a.focus_applied and a.newest_cloud_step == -1 for a in answers)
+    assert max(a.history_turns for a in answers) >= 2, 'the edge keeps its own history'
+
+
+def test_cloud_only_answers_exactly_when_the_cloud_does(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    cloud = probe.listen(CloudResponse, 'edgevlm/cloud_response', RESULTS)
+    graph.launch(use_frame_source='true', strategy='cloud_only', network_profile='fixed:200')
+    assert probe.until(lambda: len(answers) >= 3, 120), graph.log('edge_svlm')
+    by_step = {c.step_id: c for c in _ok(cloud)}
+    for a in answers:
+        assert a.source == Answer.SOURCE_CLOUD
+        assert a.answer == by_step[a.step_id].answer
+        assert a.latency_ms >= 200  # an answer is as late as its round trip
+
+
+def test_cloud_stale_reuses_the_newest_cloud_answer_for_every_step(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    cloud = probe.listen(CloudResponse, 'edgevlm/cloud_response', RESULTS)
+    graph.launch(use_frame_source='true', strategy='cloud_stale', network_profile='fixed:1500')
+    assert probe.until(lambda: any(a.source == Answer.SOURCE_CLOUD for a in answers), 120)
+    assert probe.until(lambda: sum(a.source == Answer.SOURCE_CLOUD for a in answers) >= 3, 60)
+    by_step = {c.step_id: c for c in _ok(cloud)}
+    stale = [a for a in answers if a.source == Answer.SOURCE_CLOUD]
+    for a in stale:
+        assert a.newest_cloud_step < a.step_id, 'a stale answer is about an older frame'
+        assert a.answer == by_step[a.newest_cloud_step].answer
+    # Before the first cloud answer lands, the edge answers instead of leaving the robot with none.
+    assert answers[0].source == Answer.SOURCE_EDGE
+
+
+def test_offload_takes_the_cloud_answer_when_the_round_trip_fits_the_deadline(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    graph.launch(use_frame_source='true', strategy='offload')
+    assert probe.until(lambda: sum(a.source == Answer.SOURCE_CLOUD for a in answers) >= 2, 120), (
+        graph.log('edge_svlm'))
+    offloaded = [a for a in answers if a.source == Answer.SOURCE_CLOUD]
+    assert all(a.newest_cloud_step == a.step_id for a in offloaded)
