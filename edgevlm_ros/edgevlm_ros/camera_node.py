@@ -8,6 +8,9 @@ the camera's own stamps, resizes to the working resolution, stamps a step id tha
 per Step, pairs it with the current question and publishes edgevlm/step.
 """
 
+from collections.abc import Callable
+
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -78,31 +81,24 @@ class CameraNode(Node):
         self.get_logger().info(f'question is now "{self._question}"')
 
     def _on_image(self, msg: Image) -> None:
+        self._on_frame(msg.header, lambda: image_to_rgb(msg))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._on_frame(msg.header, lambda: compressed_to_rgb(msg))
+
+    def _on_frame(self, header, decode: Callable[[], np.ndarray]) -> None:
+        """Sample first, decode only the frames that become steps."""
         self.counters.inc('frames_received')
-        self._stamp_if_missing(msg.header)
-        if not self._due(msg.header):
+        self._stamp_if_missing(header)
+        if not self._due(header):
             return
         try:
-            rgb = image_to_rgb(msg)
+            rgb = decode()
         except ImageDecodeError as e:
             self.counters.inc('bad_image')
             self.get_logger().warning(f'dropped a camera frame: {e}', throttle_duration_sec=5.0)
             return
-        self._publish_step(msg.header, rgb)
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self.counters.inc('frames_received')
-        self._stamp_if_missing(msg.header)
-        if not self._due(msg.header):
-            return
-        try:
-            rgb = compressed_to_rgb(msg)
-        except ImageDecodeError as e:
-            self.counters.inc('bad_image')
-            self.get_logger().warning(f'dropped a compressed camera frame: {e}',
-                                      throttle_duration_sec=5.0)
-            return
-        self._publish_step(msg.header, rgb)
+        self._publish_step(header, rgb)
 
     def _stamp_if_missing(self, header) -> None:
         # Some drivers leave stamps at zero; latency and sampling need a time, so use arrival.

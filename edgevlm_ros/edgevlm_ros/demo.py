@@ -36,7 +36,8 @@ STATUS_NAMES = {0: 'ok', 1: 'timeout', 2: 'http error', 3: 'parse error', 4: 'dr
 
 def printable(text: str, limit: int = 72) -> str:
     """Answers for the terminal: one line, control characters shown as '?', cut at limit."""
-    clean = ''.join(c if c.isprintable() else '?' for c in text.replace('\n', ' '))
+    text = text.replace('\n', ' ')
+    clean = ''.join(c if c.isprintable() and c != '\ufffd' else '?' for c in text)
     return f'"{clean[:limit]}{"..." if len(clean) > limit else ""}"'
 
 
