@@ -9,7 +9,11 @@ BUILD     ?= build
 DURATION  ?= 0
 ARGS      ?=
 PY        := $(VENV)/bin/python
-PIP       := $(PY) -m pip --disable-pip-version-check -q
+# pip on these machines warns about every missing local index directory; keep real errors only.
+PIP       := pip_q() { out=$$($(PY) -m pip --disable-pip-version-check -q "$$@" 2>&1); rc=$$?; \
+               grep -v 'is ignored: it is neither' <<<"$$out" || true; return $$rc; }; pip_q
+SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 # Nothing leaves loopback: discovery limited to localhost plus a Fast DDS profile bound to `lo`.
 export AMENT_PREFIX_PATH := $(abspath $(VENV))
