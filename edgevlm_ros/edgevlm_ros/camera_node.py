@@ -22,7 +22,7 @@ from edgevlm_ros.ros_conversions import compressed_to_rgb, image_to_rgb, rgb_to_
 from edgevlm_ros.ros_diagnostics import StatusReporter
 from edgevlm_ros.ros_entry import run_node
 from edgevlm_ros.ros_params import ParamSet, ParamSpec
-from edgevlm_ros.ros_qos import LATCHED, LATEST_FRAME, STEP_PUBLISHER
+from edgevlm_ros.ros_qos import LATEST_FRAME, QUESTION, STEP_PUBLISHER
 
 
 def _non_empty(value: str) -> str | None:
@@ -58,7 +58,7 @@ class CameraNode(Node):
         else:
             self.create_subscription(CompressedImage, 'camera/image_raw/compressed',
                                      self._on_compressed, LATEST_FRAME)
-        self.create_subscription(String, 'edgevlm/question', self._on_question, LATCHED)
+        self.create_subscription(String, 'edgevlm/question', self._on_question, QUESTION)
         self.add_post_set_parameters_callback(self._on_params)
         self._status = StatusReporter(self, self.counters, gauges=lambda: {
             'next_step_id': self._next_step_id, 'question': self._question})

@@ -25,6 +25,7 @@ from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.regions import BOX_FORMATS
 from edgevlm_ros.core.selection import CloudSelector
 from edgevlm_ros.core.stats import Counters, LatencyWindow
+from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.ros_conversions import box_to_region, image_to_rgb
 from edgevlm_ros.ros_diagnostics import StatusReporter
 from edgevlm_ros.ros_entry import run_node
@@ -83,6 +84,8 @@ PARAMS = [
               'last one sent; 0 = off', min=0.0, max=1.0),
     ParamSpec('network_profile', 'none', 'emulated network added to every round trip: none, '
               'fixed:<ms>, jitter:<mean_ms>,<std_ms>', check=_check_profile),
+    ParamSpec('strategy', 'edgevlm', 'strategies that use no cloud (edge_only) send nothing',
+              choices=tuple(s.value for s in Strategy)),
     ParamSpec('seed', 0, 'seed of the emulated network', min=0, max=2**31 - 1, read_only=True),
 ]
 
@@ -151,13 +154,21 @@ class CloudBridgeNode(Node):
             return
         now = time.monotonic()
         grey = to_grey(rgb, 64)
-        with self._in_flight_lock:
-            send, reason = self._selector.decide(now, self._in_flight, grey)
-            if send:
-                self._selector.mark_sent(now, grey)
-                self._in_flight += 1
+        if not Strategy.parse(self.params['strategy']).uses_cloud:
+            send, reason = False, 'strategy'
+        else:
+            with self._in_flight_lock:
+                send, reason = self._selector.decide(now, self._in_flight, grey)
+                if send:
+                    self._selector.mark_sent(now, grey)
+                    self._in_flight += 1
         if not send:
+            # Said out loud, so that whoever waits for this step's cloud answer stops waiting.
             self.counters.inc(f'not_sent_{reason}')
+            self._pub.publish(CloudResponse(
+                header=msg.header, step_id=msg.step_id, question=msg.question,
+                model=self.params['model'], status=CloudResponse.STATUS_DROPPED,
+                error=f'not sent: {reason}'))
             return
         self.counters.inc('requests_sent')
         asyncio.run_coroutine_threadsafe(self._ask(msg, rgb), self._loop)

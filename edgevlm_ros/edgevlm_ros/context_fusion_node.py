@@ -36,7 +36,7 @@ PARAMS = [
     ParamSpec('replacement.max_tokens', 48, 'token budget of a compressed cloud answer', min=1,
               max=4096),
     ParamSpec('focus.enabled', True, 'publish FocusMask from cloud boxes'),
-    ParamSpec('focus.max_age_s', 5.0, 'stop carrying boxes older than this, s', min=0.0,
+    ParamSpec('focus.max_age_s', 5.0, 'stop carrying boxes older than this, s', min=0.01,
               max=600.0),
     ParamSpec('focus.growth_per_s', 0.05, 'box margin growth per second of age (fraction of '
               'the frame)', min=0.0, max=1.0),
@@ -98,15 +98,25 @@ class ContextFusionNode(Node):
             self.counters.inc('bad_image')
             self.get_logger().warning(f'step {msg.step_id}: {e}', throttle_duration_sec=5.0)
             return
+        newest = self._ring.newest()
+        if newest is not None and msg.step_id <= newest.step_id:
+            # Step ids went back: the camera node restarted. Old frames and boxes mean nothing now.
+            self.counters.inc('step_id_resets')
+            self.get_logger().info(f'step ids restarted at {msg.step_id}; clearing frames')
+            self._ring.clear()
+            self._tracked = None
         self._ring.add(msg.step_id, stamp_to_s(msg.header.stamp), rgb)
         self._newest_header = msg.header
         self.counters.inc('frames_received')
+        if not self.params['focus.enabled']:
+            self._tracked = None
         if self._tracked is not None:
             self._carry_to(msg.step_id)
 
     def _on_cloud(self, msg: CloudResponse) -> None:
         if msg.status != CloudResponse.STATUS_OK:
-            self.counters.inc('cloud_failures_seen')
+            if msg.status != CloudResponse.STATUS_DROPPED:
+                self.counters.inc('cloud_failures_seen')
             return
         now = self.get_clock().now().nanoseconds * 1e-9
         source_stamp = stamp_to_s(msg.header.stamp)

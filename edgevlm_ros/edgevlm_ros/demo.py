@@ -51,7 +51,7 @@ class DemoMonitor(Node):
         self.model_ms = LatencyWindow(10_000)
         self.round_trip = LatencyWindow(10_000)
         self.answers = self.edge_answers = self.with_replacement = self.with_focus = 0
-        self.cloud_ok = self.cloud_failed = self.updates = self.masks = 0
+        self.cloud_ok = self.cloud_failed = self.not_sent = self.updates = self.masks = 0
         self.first_answer_s: float | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.create_subscription(Answer, 'edgevlm/answer', self._on_answer, RESULTS)
@@ -86,6 +86,9 @@ class DemoMonitor(Node):
         self.say(f'{src} step {m.step_id:4d} {m.latency_ms:6.0f} ms{ctx} | {printable(m.answer)}')
 
     def _on_cloud(self, m: CloudResponse) -> None:
+        if m.status == CloudResponse.STATUS_DROPPED:
+            self.not_sent += 1  # a step the bridge chose not to send
+            return
         if m.status == CloudResponse.STATUS_OK:
             self.cloud_ok += 1
             self.round_trip.add(m.round_trip_ms)
@@ -124,7 +127,8 @@ class DemoMonitor(Node):
             ('context replacements applied', self.counter('edge_svlm', 'context_replacements')),
             ('answers with cloud text in history', self.with_replacement),
             ('focus masks published / applied', f'{self.masks} / {self.with_focus} answers'),
-            ('cloud round trips ok / failed', f'{self.cloud_ok} / {self.cloud_failed}'),
+            ('cloud round trips ok / failed', f'{self.cloud_ok} / {self.cloud_failed} '
+                                              f'({self.not_sent} steps not sent)'),
             ('cloud round trip p50 / p95', f"{rt['p50']:.0f} / {rt['p95']:.0f} ms"),
         ]
         width = max(len(k) for k, _ in rows)
@@ -134,12 +138,18 @@ class DemoMonitor(Node):
 
 def _prepare_models(args: dict[str, str]) -> None:
     """Build the tiny offline models now, in the foreground, with a progress bar."""
-    from edgevlm_ros.models.tiny import resolve_model
+    from edgevlm_ros.models.tiny import ensure_tiny_model
 
+    wanted = []
     if args.get('edge_model', 'tiny') == 'tiny':
-        resolve_model('tiny')
+        wanted.append(('edge', 'smolvlm-tiny'))
     if args.get('cloud_url', 'embedded') == 'embedded':
-        resolve_model('tiny-cloud')
+        wanted.append(('cloud stand-in', 'smolvlm-tiny-cloud'))
+    for role, kind in wanted:
+        t0 = time.monotonic()
+        path = ensure_tiny_model(kind, progress=True)
+        print(f'{role} model: {kind}, random weights, at {path} '
+              f'({time.monotonic() - t0:.1f} s)', flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

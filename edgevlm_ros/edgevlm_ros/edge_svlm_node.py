@@ -114,8 +114,11 @@ class EdgeSvlmNode(Node):
     # ------------------------------------------------------------------ lifecycle
     def _autostart(self) -> None:
         self.destroy_timer(self._autostart_timer)
-        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            self.trigger_activate()
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            # Nothing would ever answer: exit like any node that cannot start on its configuration.
+            self.get_logger().fatal('cannot start: configure failed (see above)')
+            raise SystemExit(2)
+        self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from edgevlm_ros.models.svlm import TransformersSvlm  # torch loads here, not at import
@@ -231,6 +234,15 @@ class EdgeSvlmNode(Node):
     def _on_step(self, msg: Step) -> None:
         self.counters.inc('steps_received')
         with self._lock:
+            newest = self._newest_step
+            if newest is not None and msg.step_id <= newest.step_id:
+                # Step ids went back: the camera restarted; old history, masks and answers are
+                # about another run.
+                self.counters.inc('step_id_resets')
+                self.get_logger().info(f'step ids restarted at {msg.step_id}; context cleared')
+                self._make_store()
+                self._cloud.clear()
+                self._focus = None
             if self._pending is not None:
                 self.counters.inc('steps_skipped')  # the model was busy; the newer step wins
             self._pending = msg
@@ -260,17 +272,17 @@ class EdgeSvlmNode(Node):
                 self._focus = msg
 
     def _on_cloud_response(self, msg: CloudResponse) -> None:
-        if msg.status != CloudResponse.STATUS_OK:
-            return
-        rtt = msg.round_trip_ms / 1000.0
         with self._lock:
-            self._rtt_ewma_s = rtt if self._rtt_ewma_s is None else (
-                0.8 * self._rtt_ewma_s + 0.2 * rtt)
+            if msg.status != CloudResponse.STATUS_DROPPED:
+                # Failures count too: a slow, failing cloud must stop looking like a fit.
+                rtt = msg.round_trip_ms / 1000.0
+                self._rtt_ewma_s = rtt if self._rtt_ewma_s is None else (
+                    0.8 * self._rtt_ewma_s + 0.2 * rtt)
             self._cloud[msg.step_id] = msg
             while len(self._cloud) > MAX_CLOUD_RESPONSES:
                 self._cloud.popitem(last=False)
             self._lock.notify_all()
-        if self.strategy == Strategy.CLOUD_ONLY:
+        if self.strategy == Strategy.CLOUD_ONLY and msg.status == CloudResponse.STATUS_OK:
             self._publish(msg.header, msg.step_id, msg.question, msg.answer,
                           Answer.SOURCE_CLOUD, model_ms=0.0)
 
@@ -295,7 +307,8 @@ class EdgeSvlmNode(Node):
             return  # answers come with the cloud responses
         if strategy == Strategy.CLOUD_STALE:
             with self._lock:
-                newest = next(reversed(self._cloud.values()), None)
+                newest = next((c for c in reversed(self._cloud.values())
+                               if c.status == CloudResponse.STATUS_OK), None)
             if newest is not None:
                 self._publish(step.header, step.step_id, step.question, newest.answer,
                               Answer.SOURCE_CLOUD, model_ms=0.0,
@@ -319,8 +332,8 @@ class EdgeSvlmNode(Node):
                     break
                 self._lock.wait(timeout=remaining)
             got = self._cloud.get(step.step_id)
-        if got is None:
-            self.counters.inc('offload_fallbacks')
+        if got is None or got.status != CloudResponse.STATUS_OK:
+            self.counters.inc('offload_fallbacks')  # not sent, failed, or later than the deadline
             return False
         self._publish(step.header, step.step_id, step.question, got.answer, Answer.SOURCE_CLOUD,
                       model_ms=0.0, newest_cloud_step=got.step_id)
@@ -423,8 +436,17 @@ class EdgeSvlmNode(Node):
             self.counters.inc('ask_rejected')
             response.success, response.message = False, str(e)
             return response
+        svlm = self.svlm
+        if svlm is None:
+            response.success, response.message = False, 'edge model is not loaded'
+            return response
         t0 = self.get_clock().now().nanoseconds * 1e-9
-        result = self.svlm.answer(rgb, request.question.strip())
+        try:
+            result = svlm.answer(rgb, request.question.strip())
+        except Exception as e:  # noqa: BLE001 - a bad request must not take the node down
+            self.counters.inc('ask_rejected')
+            response.success, response.message = False, f'edge model failed: {e}'
+            return response
         response.answer = Answer(
             header=header, question=request.question.strip(), answer=result.text,
             strategy='ask', source=Answer.SOURCE_EDGE, model_ms=float(result.model_ms),

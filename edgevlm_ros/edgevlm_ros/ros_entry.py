@@ -18,6 +18,7 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
     """
     rclpy.init(args=args)
     node = None
+    executor = None
     try:
         try:
             node = factory()
@@ -33,6 +34,8 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -41,7 +41,9 @@ class ParamSpec:
         text = self.description
         if self.choices:
             text += f" (one of: {', '.join(self.choices)})"
-        d = ParameterDescriptor(description=text, read_only=self.read_only)
+        # Float parameters also take integers ("rate_hz:=10"): typed dynamically, checked here.
+        d = ParameterDescriptor(description=text, read_only=self.read_only,
+                                dynamic_typing=isinstance(self.default, float))
         # rclpy ranges need both ends and the right number type; keep the check in validate() too.
         if self.min is not None and self.max is not None:
             if isinstance(self.default, bool):
@@ -125,6 +127,12 @@ class ParamSet:
         return SetParametersResult(successful=True)
 
     def _post_set(self, params: list[Parameter]) -> None:
-        changed = {p.name: p.value for p in params if p.name in self._specs}
-        if changed and self._on_change is not None:
+        changed = {p.name: self[p.name] for p in params if p.name in self._specs}
+        if not changed or self._on_change is None:
+            return
+        try:
             self._on_change(changed)
+        except Exception as e:  # noqa: BLE001 - a change the node cannot apply must not kill it
+            self.rejected += 1
+            self.last_rejection = str(e)
+            self._node.get_logger().error(f'could not apply {sorted(changed)}: {e}')

@@ -73,7 +73,8 @@ def generate_launch_description():
              namespace=arg('namespace'), output='screen',
              parameters=[params_file, {'base_url': arg('cloud_url'),
                                        'model': arg('cloud_model'),
-                                       'network_profile': arg('network_profile')}]),
+                                       'network_profile': arg('network_profile'),
+                                       'strategy': arg('strategy')}]),
         Node(package='edgevlm_ros', executable='context_fusion_node', name='context_fusion',
              namespace=arg('namespace'), output='screen', parameters=[params_file]),
     ])
