@@ -18,7 +18,7 @@ SHELL     := /bin/bash
 # Nothing leaves loopback: discovery limited to localhost plus a Fast DDS profile bound to `lo`.
 export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
-export FASTDDS_DEFAULT_PROFILES_FILE := $(abspath tools/fastdds_localhost.xml)
+export FASTDDS_DEFAULT_PROFILES_FILE := $(abspath edgevlm_ros/config/fastdds_localhost.xml)
 export ROS_LOG_DIR ?= $(abspath $(BUILD)/ros_log)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1

@@ -168,25 +168,32 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f'launch arguments look like name:=value, got {a!r}')
         k, v = a.split(':=', 1)
         largs[k] = v
+    # The demo is local: discovery and transport stay on loopback unless the caller says otherwise.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+    from ament_index_python.packages import get_package_share_directory
+
+    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.join(
+        get_package_share_directory('edgevlm_ros'), 'config', 'fastdds_localhost.xml'))
 
     _prepare_models(largs)
     procs, _, resolved = launch_runner.plan(
         launch_runner.load(launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py')),
         largs)
     print(f"starting {', '.join(p.name for p in procs)} (logs in {opts.log_dir}/)", flush=True)
-    popens = launch_runner.start(procs, opts.log_dir)
-
-    rclpy.init()
-    monitor = DemoMonitor(resolved.get('namespace', ''), opts.quiet)
-    executor = SingleThreadedExecutor()
-    executor.add_node(monitor)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    t0 = time.monotonic()
+    popens: list = []
+    monitor = executor = None
     failed = None
+    t0 = time.monotonic()
     try:
+        popens = launch_runner.start(procs, opts.log_dir)
+        rclpy.init()
+        monitor = DemoMonitor(resolved.get('namespace', ''), opts.quiet)
+        executor = SingleThreadedExecutor()
+        executor.add_node(monitor)
         while not stop.is_set():
             executor.spin_once(timeout_sec=0.1)
             if opts.duration > 0 and time.monotonic() - t0 >= opts.duration:
@@ -197,9 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                 break
     finally:
         wall = time.monotonic() - t0
-        codes = launch_runner.stop(popens)
-        executor.shutdown()
-        monitor.destroy_node()
+        codes = launch_runner.stop(popens)  # always: the nodes run in their own sessions
+        if executor is not None:
+            executor.shutdown()
+        if monitor is not None:
+            monitor.destroy_node()
         rclpy.try_shutdown()
     print(monitor.summary(wall, resolved['strategy']), flush=True)
     if failed:

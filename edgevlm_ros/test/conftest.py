@@ -18,7 +18,7 @@ PACKAGE = REPO / 'edgevlm_ros'
 _worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
 os.environ['ROS_DOMAIN_ID'] = str(40 + int(_worker.removeprefix('gw') or 0))
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(REPO / 'tools' / 'fastdds_localhost.xml')
+os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PACKAGE / 'config' / 'fastdds_localhost.xml')
 os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='edgevlm_ros_log_'))
 os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
 os.environ['HF_HUB_OFFLINE'] = '1'
