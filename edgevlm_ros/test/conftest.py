@@ -32,6 +32,14 @@ def model_cache(tmp_path_factory) -> Path:
     return cache
 
 
+@pytest.fixture(scope='session')
+def tiny_edge_model(model_cache) -> Path:
+    """The tiny edge SVLM (SmolVLM/Idefics3 layout, random weights), built once per session."""
+    from edgevlm_ros.models.tiny import ensure_tiny_model
+
+    return ensure_tiny_model('smolvlm-tiny', model_cache, progress=False)
+
+
 @pytest.fixture
 def ros_context() -> Iterator[object]:
     import rclpy

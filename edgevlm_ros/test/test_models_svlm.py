@@ -6,7 +6,6 @@ from pathlib import Path
 import threading
 
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.models import tiny
 from edgevlm_ros.models.svlm import SvlmResult, TransformersSvlm
 import numpy as np
 import pytest
@@ -16,10 +15,8 @@ HISTORY = [('Is the path clear?', 'yes, the corridor is clear'),
 
 
 @pytest.fixture(scope='module')
-def svlm(tmp_path_factory: pytest.TempPathFactory) -> TransformersSvlm:
-    path = tiny.ensure_tiny_model('smolvlm-tiny', tmp_path_factory.mktemp('cache'),
-                                  progress=False)
-    return TransformersSvlm(str(path), max_new_tokens=6)
+def svlm(tiny_edge_model) -> TransformersSvlm:
+    return TransformersSvlm(str(tiny_edge_model), max_new_tokens=6)
 
 
 @pytest.fixture

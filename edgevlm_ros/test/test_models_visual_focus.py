@@ -6,7 +6,7 @@ import threading
 from types import SimpleNamespace
 
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.models import tiny, visual_focus
+from edgevlm_ros.models import visual_focus
 from edgevlm_ros.models.svlm import TransformersSvlm
 import numpy as np
 import pytest
@@ -16,10 +16,8 @@ CENTRE_BOX = Box(0.25, 0.25, 0.5, 0.5)  # 1/16 of the frame
 
 
 @pytest.fixture(scope='module')
-def svlm(tmp_path_factory: pytest.TempPathFactory) -> TransformersSvlm:
-    path = tiny.ensure_tiny_model('smolvlm-tiny', tmp_path_factory.mktemp('cache'),
-                                  progress=False)
-    return TransformersSvlm(str(path), max_new_tokens=4)
+def svlm(tiny_edge_model) -> TransformersSvlm:
+    return TransformersSvlm(str(tiny_edge_model), max_new_tokens=4)
 
 
 @pytest.fixture
