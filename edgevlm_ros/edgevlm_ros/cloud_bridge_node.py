@@ -171,7 +171,14 @@ class CloudBridgeNode(Node):
                 error=f'not sent: {reason}'))
             return
         self.counters.inc('requests_sent')
-        asyncio.run_coroutine_threadsafe(self._ask(msg, rgb), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._ask(msg, rgb), self._loop)
+        future.add_done_callback(self._request_done)
+
+    def _request_done(self, future) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self.counters.inc('bridge_errors')
+            self.get_logger().error(f'cloud request failed inside the bridge: '
+                                    f'{future.exception()!r}', throttle_duration_sec=10.0)
 
     async def _ask(self, step: Step, rgb: np.ndarray) -> None:
         t0 = time.monotonic()
@@ -218,10 +225,19 @@ class CloudBridgeNode(Node):
                 'round_trip_p50_ms': f"{rt['p50']:.1f}", 'round_trip_p95_ms': f"{rt['p95']:.1f}",
                 'parameter_rejections': self.params.rejected}
 
+    async def _shutdown_http(self) -> None:
+        """Cancel requests still in flight, then close the connection pool."""
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._client.aclose()
+
     def destroy_node(self) -> None:
         if self._loop.is_running():
             try:
-                asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result(5.0)
+                asyncio.run_coroutine_threadsafe(self._shutdown_http(), self._loop).result(5.0)
             except Exception:  # noqa: BLE001 - closing on shutdown is best effort
                 pass
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -134,6 +134,14 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     app: LvlmServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request (a timed-out bridge) is routine, not a traceback.
+        err = sys.exc_info()[1]
+        if isinstance(err, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            _LOG.debug('client %s went away: %s', client_address, err)
+        else:
+            _LOG.exception('error while serving %s', client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
