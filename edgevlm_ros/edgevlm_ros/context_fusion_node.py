@@ -49,13 +49,13 @@ PARAMS = [
 
 @dataclass
 class _Tracked:
-    """Cloud boxes as carried so far: where they are now and how sure we are."""
+    """Cloud boxes as carried so far: where they are (moved, not grown), how well tracked."""
 
     source_step_id: int
     source_stamp_s: float
     at_step_id: int
     boxes: list[Box]
-    confidence: float
+    quality: float  # the weakest hop's tracking quality so far
 
 
 class ContextFusionNode(Node):
@@ -161,15 +161,22 @@ class ContextFusionNode(Node):
             return
         if len(frames) > 1:
             result = self._propagator.propagate(tr.boxes, frames)
-            if result is None or not result.boxes:
+            if result is None or not result.tracked:
                 self.counters.inc('tracks_lost')
                 self._tracked = None
                 return
-            tr.boxes, tr.confidence = result.boxes, tr.confidence * result.confidence
+            # Carry the motion-only boxes; margins are applied once below, from the total age,
+            # so they do not add up hop after hop.
+            tr.boxes, tr.quality = result.tracked, min(tr.quality, result.quality)
             tr.at_step_id = step_id
+        grown = [g for g in (self._propagator.grow(b, age, tr.quality) for b in tr.boxes) if g]
+        if not grown:
+            self.counters.inc('tracks_lost')
+            self._tracked = None
+            return
         mask = FocusMask(source_step_id=tr.source_step_id, target_step_id=step_id,
-                         regions=[box_to_region(b) for b in tr.boxes], age_s=float(age),
-                         confidence=float(tr.confidence))
+                         regions=[box_to_region(b) for b in grown], age_s=float(age),
+                         confidence=self._propagator.confidence(age, tr.quality))
         mask.header.stamp = s_to_stamp(target.stamp_s)
         if self._newest_header is not None:
             mask.header.frame_id = self._newest_header.frame_id

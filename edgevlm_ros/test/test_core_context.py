@@ -286,3 +286,10 @@ def test_truncate_falls_back_to_characters_for_one_long_word():
 def test_compress_never_exceeds_the_budget(text, budget):
     assert word_count(compress_answer(text, budget)) <= budget
     assert len(compress_answer(text, budget, len)) <= budget
+
+
+def test_zero_token_budget_hands_out_no_empty_turns():
+    store = ContextStore(max_turns=8, max_tokens=0)
+    store.record_edge(1, 'What is ahead?', 'a door')
+    store.apply_cloud(1, 'What is ahead?', 'an open door')
+    assert store.history() == []

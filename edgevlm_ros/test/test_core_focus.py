@@ -185,3 +185,19 @@ def test_empty_and_degenerate_boxes_give_no_boxes():
 def test_bad_propagator_configuration_raises(kwargs):
     with pytest.raises(ValueError):
         BoxPropagator(**kwargs)
+
+
+def test_carrying_frame_by_frame_grows_boxes_once_not_per_hop():
+    # Flat frames: nothing to track, so every hop is "weak". Margins must come from the total
+    # age and the weakest hop, not pile up hop after hop into a whole-frame mask.
+    flat = np.full((90, 160), 128, np.uint8)
+    frames = [Frame(i, 0.1 * i, flat) for i in range(21)]
+    prop = BoxPropagator()
+    boxes, quality = [Box(0.4, 0.4, 0.6, 0.6)], 1.0
+    for a, b in zip(frames, frames[1:]):
+        step = prop.propagate(boxes, [a, b])
+        boxes, quality = step.tracked, min(quality, step.quality)
+    carried = prop.grow(boxes[0], frames[-1].stamp_s, quality)
+    at_once = prop.propagate([Box(0.4, 0.4, 0.6, 0.6)], frames).boxes[0]
+    assert carried.width == pytest.approx(at_once.width, abs=1e-6)
+    assert carried.width < 0.5

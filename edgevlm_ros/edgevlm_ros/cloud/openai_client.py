@@ -30,11 +30,10 @@ import math
 import time
 from typing import Any
 
-import cv2
 import httpx
 import numpy as np
 
-from edgevlm_ros.core.images import encode_jpeg
+from edgevlm_ros.core.images import encode_jpeg, resize_max_side
 from edgevlm_ros.core.regions import BOX_FORMATS, Box, parse_lvlm_reply
 
 # Largest response body read; a chat completion with a short answer and a few boxes is < 10 kB.
@@ -174,12 +173,8 @@ class OpenAiVlmClient:
         rgb = _validate_rgb(rgb)
         if not isinstance(question, str) or not question.strip():
             raise ValueError('question must be a non-empty string')
+        rgb = resize_max_side(rgb, self.max_image_side)
         h, w = rgb.shape[:2]
-        if max(h, w) > self.max_image_side:
-            scale = self.max_image_side / max(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            h, w = rgb.shape[:2]
         jpeg = encode_jpeg(np.ascontiguousarray(rgb), self.jpeg_quality)
         data_url = 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
         body = {

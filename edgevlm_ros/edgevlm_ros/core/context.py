@@ -200,7 +200,8 @@ class ContextStore:
         budget = self._max_tokens
         for sid in reversed(self._order):
             slot = self._slots[sid]
-            if slot.tokens > budget:
+            # A slot cut to nothing (a zero budget) is not a turn: never hand out empty turns.
+            if slot.tokens > budget or slot.tokens == 0:
                 break
             budget -= slot.tokens
             out.append((sid, slot))

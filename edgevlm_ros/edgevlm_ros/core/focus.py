@@ -21,7 +21,7 @@ Rules (DESIGN.md §1, item 2):
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import math
 import threading
 
@@ -131,6 +131,10 @@ class Propagation:
     confidence: float
     age_s: float
     tracked_points: int  # points that survived tracking to the target frame (all boxes + global)
+    # The same boxes moved but not grown (for carrying on frame by frame without the margins
+    # adding up), and the mean tracking quality without the age factor.
+    tracked: list[Box] = field(default_factory=list)
+    quality: float = 0.0
 
 
 class BoxPropagator:
@@ -186,10 +190,10 @@ class BoxPropagator:
         h, w = greys[0].shape
         start, owner, seeded = self._seed(greys[0], valid)
         end, alive = self._track(greys, start)
-        age_factor = max(0.0, 1.0 - age / self.max_age_s)
         global_tf, global_quality = self._global_motion(start[alive], end[alive])
 
         out: list[Box] = []
+        tracked: list[Box] = []
         qualities: list[float] = []
         for i, box in enumerate(valid):
             mine = (owner == i) & alive
@@ -207,19 +211,35 @@ class BoxPropagator:
                 quality = 0.5 * global_quality
             if moved is None:
                 moved = box
-            # Margin per side: half the age growth, plus up to weak_margin for weak tracking.
-            grow = 0.5 * self.growth_per_s * age + self.weak_margin * (1.0 - quality)
-            grown = moved.expanded(grow, grow)
-            clipped = grown.clipped()
-            if clipped.is_empty or clipped.area < self.min_visible * grown.area:
+            grown = self.grow(moved, age, quality)
+            if grown is None:
                 continue  # the object has (mostly) left the frame
-            out.append(Box(clipped.x_min, clipped.y_min, clipped.x_max, clipped.y_max,
+            out.append(Box(grown.x_min, grown.y_min, grown.x_max, grown.y_max,
                            box.label, box.score))
+            tracked.append(moved.clipped())
             qualities.append(quality)
 
-        confidence = age_factor * (sum(qualities) / len(qualities)) if qualities else 0.0
-        return Propagation(boxes=out, confidence=float(min(1.0, max(0.0, confidence))),
-                           age_s=age, tracked_points=int(alive.sum()))
+        quality = sum(qualities) / len(qualities) if qualities else 0.0
+        return Propagation(boxes=out, confidence=self.confidence(age, quality) if qualities
+                           else 0.0, age_s=age, tracked_points=int(alive.sum()),
+                           tracked=tracked, quality=quality)
+
+    def grow(self, box: Box, age_s: float, quality: float) -> Box | None:
+        """
+        Grow a moved box by its uncertainty; None when it has (mostly) left the frame.
+
+        Margin per side: half of growth_per_s * age, plus up to weak_margin for weak tracking.
+        """
+        margin = 0.5 * self.growth_per_s * age_s + self.weak_margin * (1.0 - quality)
+        grown = box.expanded(margin, margin)
+        clipped = grown.clipped()
+        if clipped.is_empty or clipped.area < self.min_visible * grown.area:
+            return None
+        return clipped
+
+    def confidence(self, age_s: float, quality: float) -> float:
+        """Trust in carried boxes: falls linearly with age to 0 at max_age_s, times quality."""
+        return float(min(1.0, max(0.0, (1.0 - age_s / self.max_age_s) * quality)))
 
     # --- internals -------------------------------------------------------------------------
 

@@ -35,7 +35,11 @@ _MIN_CONTRAST = 2.0      # grey-level std below this (0..255) is a flat frame: n
 
 def saliency_map(rgb: np.ndarray) -> np.ndarray:
     """Return the saliency map (float32, peak 1) of a 64 px wide grey copy of the image."""
-    grey = to_grey(rgb, WORK_WIDTH).astype(np.float32)
+    return _saliency_of_grey(to_grey(rgb, WORK_WIDTH))
+
+
+def _saliency_of_grey(grey_u8: np.ndarray) -> np.ndarray:
+    grey = grey_u8.astype(np.float32)
     spectrum = np.fft.fft2(grey)
     log_amp = np.log(np.abs(spectrum) + 1e-6).astype(np.float32)
     residual = log_amp - cv2.blur(log_amp, (3, 3), borderType=cv2.BORDER_REPLICATE)
@@ -60,9 +64,10 @@ def salient_boxes(rgb: np.ndarray, max_boxes: int = 3, min_area: float = 0.01) -
         raise ValueError(f'min_area must be in [0, 1], got {min_area}')
     if max_boxes == 0 or min(rgb.shape[:2]) < 8:
         return []
-    if float(to_grey(rgb, WORK_WIDTH).std()) < _MIN_CONTRAST:
+    grey = to_grey(rgb, WORK_WIDTH)
+    if float(grey.std()) < _MIN_CONTRAST:
         return []
-    sal = saliency_map(rgb)
+    sal = _saliency_of_grey(grey)
     h, w = sal.shape
     threshold = min(_THRESHOLD_X_MEAN * float(sal.mean()), _THRESHOLD_CAP)
     mask = (sal > threshold).astype(np.uint8)

@@ -49,7 +49,6 @@ class CloudSelector:
         self.max_quiet_s = float(max_quiet_s)
         self._last_sent_s: float | None = None
         self._last_thumb: np.ndarray | None = None
-        self.last_difference: float = math.nan  # the last scene difference computed, for stats
 
     def decide(self, now_s: float, in_flight: int,
                grey: np.ndarray | None = None) -> tuple[bool, str]:
@@ -66,7 +65,6 @@ class CloudSelector:
         if self.scene_change > 0 and grey is not None and self._last_thumb is not None \
                 and elapsed < self.max_quiet_s:
             diff = _difference(_thumb(grey), self._last_thumb)
-            self.last_difference = diff
             if diff <= self.scene_change:
                 return False, 'no_change'
         return True, 'send'

@@ -52,7 +52,6 @@ ATTN_NAME = 'edgevlm_visual_focus'
 MAX_FOCUS_BOXES = 32
 
 _ROW_COL = re.compile(r'^<row_(\d+)_col_(\d+)>$')
-_GLOBAL_IMAGE_TOKEN = '<global-img>'
 
 
 class _FocusState(threading.local):
