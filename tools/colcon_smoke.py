@@ -6,12 +6,11 @@ import subprocess
 import sys
 import time
 
+from edgevlm_msgs.msg import Step
 import numpy as np
 import rclpy
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
-
-from edgevlm_msgs.msg import Step
 
 
 def main() -> int:

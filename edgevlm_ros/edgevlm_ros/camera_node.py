@@ -10,12 +10,12 @@ per Step, pairs it with the current question and publishes edgevlm/step.
 
 from collections.abc import Callable
 
+from edgevlm_msgs.msg import Step
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from edgevlm_msgs.msg import Step
 from edgevlm_ros.core.images import ImageDecodeError, resize_max_side
 from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.ros_conversions import compressed_to_rgb, image_to_rgb, rgb_to_image, stamp_to_s

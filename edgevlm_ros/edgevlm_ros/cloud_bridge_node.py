@@ -15,10 +15,10 @@ import os
 import threading
 import time
 
+from edgevlm_msgs.msg import CloudResponse, Step
 import numpy as np
 from rclpy.node import Node
 
-from edgevlm_msgs.msg import CloudResponse, Step
 from edgevlm_ros.cloud.openai_client import CloudResult, OpenAiVlmClient
 from edgevlm_ros.core.images import ImageDecodeError, to_grey
 from edgevlm_ros.core.netem import NetworkProfile

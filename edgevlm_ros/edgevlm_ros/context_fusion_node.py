@@ -11,9 +11,9 @@ and published as a FocusMask for every new step until they are older than max_ag
 
 from dataclasses import dataclass
 
+from edgevlm_msgs.msg import CloudResponse, ContextUpdate, FocusMask, Step
 from rclpy.node import Node
 
-from edgevlm_msgs.msg import CloudResponse, ContextUpdate, FocusMask, Step
 from edgevlm_ros.core.context import compress_answer
 from edgevlm_ros.core.focus import BoxPropagator, FrameRing
 from edgevlm_ros.core.images import ImageDecodeError

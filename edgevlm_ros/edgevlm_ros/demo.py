@@ -19,11 +19,11 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask
 from edgevlm_ros import launch_runner
 from edgevlm_ros.core.stats import LatencyWindow
 from edgevlm_ros.ros_qos import RESULTS

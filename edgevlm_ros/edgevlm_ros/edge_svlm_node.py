@@ -15,11 +15,11 @@ from collections import OrderedDict
 import threading
 import time
 
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
+from edgevlm_msgs.srv import Ask
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
 
-from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
-from edgevlm_msgs.srv import Ask
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.regions import Box

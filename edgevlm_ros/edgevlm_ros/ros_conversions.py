@@ -3,11 +3,11 @@
 """Translations between ROS messages and the ROS-free core's types (no logic lives here)."""
 
 from builtin_interfaces.msg import Time
+from edgevlm_msgs.msg import Region
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from edgevlm_msgs.msg import Region
 from edgevlm_ros.core.images import decode_compressed, raw_to_rgb
 from edgevlm_ros.core.regions import Box
 

@@ -8,15 +8,19 @@ from pathlib import Path
 import sys
 import tempfile
 import time
+import zlib
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / 'edgevlm_ros'
 
-# Before anything imports rclpy: nothing leaves loopback, one domain per xdist worker, logs in tmp.
-_worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
-os.environ['ROS_DOMAIN_ID'] = str(40 + int(_worker.removeprefix('gw') or 0))
+# Before anything imports rclpy: nothing leaves loopback, logs in tmp, and a domain of its own for
+# each worker of this run (a block of ten per run, chosen from the run's id, so two suites on one
+# machine rarely meet; ids stay in 1..99, the range safe for Fast DDS ports).
+_worker = int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0').removeprefix('gw') or 0)
+_run = os.environ.get('PYTEST_XDIST_TESTRUNUID') or str(os.getpid())
+os.environ['ROS_DOMAIN_ID'] = str(1 + 10 * (zlib.crc32(_run.encode()) % 9) + _worker % 10)
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(PACKAGE / 'config' / 'fastdds_localhost.xml')
 os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='edgevlm_ros_log_'))

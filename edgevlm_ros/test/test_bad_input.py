@@ -3,6 +3,7 @@
 """Bad input: one clear log line and a counter; the node keeps serving and loses nothing else."""
 
 from diagnostic_msgs.msg import DiagnosticArray
+from edgevlm_msgs.msg import Step
 from edgevlm_ros.core.images import encode_jpeg
 from edgevlm_ros.ros_qos import LATCHED, RESULTS
 import numpy as np
@@ -12,8 +13,6 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
-
-from edgevlm_msgs.msg import Step
 
 pytestmark = pytest.mark.ros
 

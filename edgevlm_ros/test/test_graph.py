@@ -5,11 +5,10 @@
 import socket
 import sys
 
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
 from edgevlm_ros.ros_conversions import stamp_to_s
 from edgevlm_ros.ros_qos import RESULTS
 import pytest
-
-from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
 
 pytestmark = pytest.mark.ros
 

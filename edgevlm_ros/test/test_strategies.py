@@ -2,10 +2,9 @@
 # Licensed under the Apache License, Version 2.0
 """Each strategy of DESIGN §3 on the same graph: where its answers come from and what they use."""
 
+from edgevlm_msgs.msg import Answer, CloudResponse
 from edgevlm_ros.ros_qos import RESULTS
 import pytest
-
-from edgevlm_msgs.msg import Answer, CloudResponse
 
 pytestmark = pytest.mark.ros
 
