@@ -64,7 +64,7 @@ colcon-check: $(VENV)/.stamp-msgs
 	tools/colcon_check.sh $(VENV) $(BUILD)/colcon_ws
 
 bench: setup
-	$(PY) bench/edge_step.py
+	$(PY) bench/context_transfer.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) edgevlm_ros/build edgevlm_ros/*.egg-info

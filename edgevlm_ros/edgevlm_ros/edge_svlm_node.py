@@ -15,7 +15,7 @@ from collections import OrderedDict
 import threading
 import time
 
-from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Prompt, Step
 from edgevlm_msgs.srv import Ask
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
@@ -78,6 +78,8 @@ PARAMS = [
               min=0.0, max=600.0),
     ParamSpec('offload.deadline_s', 1.0, 'offload strategy: wait for the cloud up to this long '
               'when its predicted round trip fits, s', min=0.0, max=60.0),
+    ParamSpec('debug.publish_prompt', False, 'publish what the SVLM received for every step '
+              '(rendered chat template, token counts) on edgevlm/prompt'),
     ParamSpec('autostart', True, 'configure and activate on start-up, as a lifecycle manager '
               'would', read_only=True),
 ]
@@ -104,6 +106,7 @@ class EdgeSvlmNode(Node):
         self._rtt_ewma_s: float | None = None
         self._subs = []
         self._answer_pub = None
+        self._prompt_pub = None
         self._ask_srv = None
         self._status = None
         self._io_group = MutuallyExclusiveCallbackGroup()
@@ -136,6 +139,7 @@ class EdgeSvlmNode(Node):
             return TransitionCallbackReturn.FAILURE
         self._make_store()
         self._answer_pub = self.create_lifecycle_publisher(Answer, 'edgevlm/answer', RESULTS)
+        self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
         self.get_logger().info(
             f'loaded edge model {self.svlm.name} in {time.monotonic() - t0:.1f} s; '
@@ -187,6 +191,9 @@ class EdgeSvlmNode(Node):
         if self._answer_pub is not None:
             self.destroy_lifecycle_publisher(self._answer_pub)
             self._answer_pub = None
+        if self._prompt_pub is not None:
+            self.destroy_lifecycle_publisher(self._prompt_pub)
+            self._prompt_pub = None
         if self._status is not None:
             self._status.destroy()
             self._status = None
@@ -369,12 +376,20 @@ class EdgeSvlmNode(Node):
             if self.store is not None:
                 self.store.record_edge(step.step_id, step.question, result.text)
         replaced = [t for t in history if t.from_cloud]
-        self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
+        self._publish_prompt(step, result)
         self._publish(step.header, step.step_id, step.question, result.text, Answer.SOURCE_EDGE,
                       model_ms=result.model_ms, history_turns=len(history),
                       replaced_turns=len(replaced),
                       newest_cloud_step=max((t.step_id for t in replaced), default=-1),
                       focus=(mask, age) if result.focus_applied else None)
+
+    def _publish_prompt(self, step: Step, result) -> None:
+        self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
+        if self.params['debug.publish_prompt'] and self._prompt_pub is not None:
+            self._prompt_pub.publish(Prompt(
+                header=step.header, step_id=step.step_id, prompt=result.prompt,
+                prompt_tokens=result.prompt_tokens, focused_tokens=result.focused_tokens,
+                focus_mode='attention' if result.focus_applied else 'none'))
 
     def _publish(self, header, step_id: int, question: str, text: str, source: int, *,
                  model_ms: float, history_turns: int = 0, replaced_turns: int = 0,

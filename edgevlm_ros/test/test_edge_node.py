@@ -5,7 +5,7 @@
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from edgevlm_msgs.msg import Answer, Step
+from edgevlm_msgs.msg import Answer, ContextUpdate, Prompt, Step
 from edgevlm_msgs.srv import Ask
 from edgevlm_ros.ros_conversions import rgb_to_image
 from edgevlm_ros.ros_qos import RESULTS, STEP_PUBLISHER
@@ -114,3 +114,33 @@ def test_invalid_strategy_is_rejected_and_answering_continues(graph, probe):
     assert probe.until(lambda: pub.get_subscription_count() > 0, 30)
     _feed_until_answered(probe, pub, answers, 1)
     assert answers[0].strategy == 'edgevlm'
+
+
+def test_prompt_topic_shows_the_chat_template_with_the_replaced_history(graph, probe):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    prompts = probe.listen(Prompt, 'edgevlm/prompt', RESULTS)
+    graph.node('edge_svlm_node', 'edge_svlm', {'debug.publish_prompt': True})
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    updates = probe.node.create_publisher(ContextUpdate, 'edgevlm/context_update', RESULTS)
+    assert probe.until(lambda: pub.get_subscription_count() > 0
+                       and updates.get_subscription_count() > 0, 30)
+    _feed_until_answered(probe, pub, answers, 1)
+    first = answers[0]
+    cloud_text = 'A red cup stands on the left table.'
+    updates.publish(ContextUpdate(step_id=first.step_id, question=first.question,
+                                  text=cloud_text))
+    next_id = max(a.step_id for a in answers) + 1
+    answers.clear()
+    end = time.monotonic() + 60
+    while not any(a.replaced_turns for a in answers) and time.monotonic() < end:
+        pub.publish(_step(probe, next_id, 'Where is the cup?'))
+        next_id += 1
+        probe.until(lambda: answers, 2.0)
+    replaced = next(a for a in answers if a.replaced_turns)
+    assert probe.until(lambda: any(p.step_id == replaced.step_id for p in prompts), 30)
+    prompt = next(p for p in prompts if p.step_id == replaced.step_id)
+    # The SmolVLM chat template: past turns as text, the cloud answer in its slot, one image.
+    assert cloud_text in prompt.prompt and 'Where is the cup?' in prompt.prompt
+    assert prompt.prompt.count('<image>') == 1 and prompt.prompt.endswith('Assistant:')
+    assert prompt.prompt_tokens > 64 and prompt.focus_mode == 'none'
+    assert prompt.header.stamp == replaced.header.stamp
