@@ -1,14 +1,12 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""Statistics, network emulation, cloud step selection, strategies, and core isolation."""
+"""Statistics, cloud step selection, strategies, and core isolation."""
 
 import math
 from pathlib import Path
-import statistics
 import subprocess
 import sys
 
-from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.selection import CloudSelector
 from edgevlm_ros.core.stats import Counters, LatencyWindow, percentile
 from edgevlm_ros.core.strategy import Strategy
@@ -68,40 +66,6 @@ def test_counters_refuse_unbounded_names():
     with pytest.raises(ValueError, match='too many'):
         c.inc('c')
     assert c.inc('a') == 2
-
-
-# --- netem -----------------------------------------------------------------------------------
-
-def test_none_and_fixed_profiles():
-    assert NetworkProfile.parse('none').delay_s() == 0.0
-    fixed = NetworkProfile.parse(' Fixed:250 ')
-    assert fixed.delay_s() == 0.25 and fixed.describe() == 'fixed 250 ms'
-
-
-def test_jitter_is_lognormal_with_the_requested_mean_and_std_and_repeatable():
-    p = NetworkProfile.parse('jitter:300,100', seed=1)
-    draws = [p.delay_s() * 1000 for _ in range(20_000)]
-    assert statistics.fmean(draws) == pytest.approx(300, rel=0.03)
-    assert statistics.pstdev(draws) == pytest.approx(100, rel=0.08)
-    assert min(draws) > 0
-    again = NetworkProfile.parse('jitter:300,100', seed=1)
-    assert [again.delay_s() for _ in range(5)] == pytest.approx([d / 1000 for d in draws[:5]])
-    assert 'mean 300 ms' in p.describe()
-
-
-def test_bandwidth_adds_upload_time():
-    p = NetworkProfile.parse('fixed:100@8')
-    assert p.delay_s(1_000_000) == pytest.approx(0.1 + 1.0)
-    assert p.mean_delay_s(0) == pytest.approx(0.1)
-    assert '8 Mbit/s' in p.describe()
-
-
-@pytest.mark.parametrize('spec', ['', 'fast', 'fixed', 'fixed:-5', 'fixed:abc', 'jitter:100',
-                                  'jitter:0,10', 'jitter:1,2,3', 'none:5', 'fixed:10@0',
-                                  'fixed:inf'])
-def test_bad_network_spec_raises_a_clear_error(spec):
-    with pytest.raises(ValueError):
-        NetworkProfile.parse(spec)
 
 
 # --- selection -------------------------------------------------------------------------------
