@@ -2,10 +2,14 @@
 # Licensed under the Apache License, Version 2.0
 """Context Replacement: the history store and answer compression."""
 
+import re
+
 from edgevlm_ros.core.context import (
+    COMPRESSION_MODES,
     ContextStore,
     Turn,
     compress_answer,
+    find_entities,
     truncate_to_tokens,
     word_count,
 )
@@ -181,21 +185,29 @@ _texts = st.lists(st.sampled_from(['a', 'cup', 'the', 'red', 'person', 'left.'])
 _ops = st.lists(st.tuples(st.sampled_from(['edge', 'cloud']), st.integers(0, 30), _texts),
                 max_size=40)
 _caps = st.tuples(st.integers(0, 6), st.integers(0, 40))
+_counters = st.sampled_from([word_count, len])
+_long_texts = _texts | st.text(max_size=120)  # with long "words" and odd whitespace
 
 
 @settings(max_examples=200, deadline=None)
-@given(_caps, _ops)
-def test_caps_always_hold(caps, ops):
+@given(_caps, st.lists(st.tuples(st.sampled_from(['edge', 'cloud', 'clear']),
+                                 st.integers(0, 30), _long_texts), max_size=40),
+       _counters, st.sampled_from(COMPRESSION_MODES))
+def test_caps_always_hold(caps, ops, count, mode):
     max_turns, max_tokens = caps
-    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, count_tokens=count,
+                     compression=mode)
     for kind, sid, text in ops:
         if kind == 'edge':
             s.record_edge(sid, Q, text)
-        else:
+        elif kind == 'cloud':
             s.apply_cloud(sid, Q, text)
+        elif sid % 10 == 0:  # now and then the question changes
+            s.clear()
         h = s.history()
         assert len(h) == len(s) <= max_turns and s.stored_turns <= max_turns
-        assert _tokens(h) == s.total_tokens <= max_tokens
+        assert sum(count(t.question) + count(t.answer) for t in h) == s.total_tokens
+        assert s.total_tokens <= max_tokens
         ids = [t.step_id for t in h]
         assert ids == sorted(set(ids))
 
@@ -212,6 +224,32 @@ def test_replacing_slot_j_changes_no_other_slot(max_turns, n, text, data):
     assert {k: v for k, v in after.items() if k != j} == {
         k: v for k, v in before.items() if k != j}
     assert after[j].answer == (text + ' cloud').strip() and after[j].from_cloud
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 8), st.integers(4, 40), _ops, st.integers(0, 30), _long_texts)
+def test_replacing_slot_j_changes_no_other_slot_under_a_token_budget(max_turns, max_tokens, ops,
+                                                                    j, text):
+    # With a tight budget a longer answer in slot j may push older turns out of the visible
+    # history (the newest run that fits): that is the token cap, not a change to those slots.
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+    for kind, sid, t in ops:
+        (s.record_edge if kind == 'edge' else s.apply_cloud)(sid, Q, t)
+    before = {t.step_id: t for t in s.history()}
+    stored = s.stored_turns
+    kept = s.apply_cloud(j, Q, text + ' cloud')
+    after = {t.step_id: t for t in s.history()}
+    # Newer slots are untouched and stay visible exactly as before.
+    assert {k: v for k, v in after.items() if k > j} == {
+        k: v for k, v in before.items() if k > j}
+    # Older slots visible before and after hold the same turn.
+    assert all(after[k] == before[k] for k in after.keys() & before.keys() if k != j)
+    if j in after:
+        full = (text + ' cloud').strip()
+        assert after[j].from_cloud
+        if word_count(Q) + word_count(full) <= max_tokens:
+            assert after[j].answer == full
+    assert s.stored_turns >= stored if kept else s.stored_turns == stored
 
 
 @settings(max_examples=200, deadline=None)
@@ -248,6 +286,35 @@ def test_order_of_cloud_arrivals_does_not_matter(max_turns, max_tokens, edge_ids
     shuffled = list(cloud)
     rnd.shuffle(shuffled)
     assert run(cloud) == run(shuffled)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 60),
+       st.lists(st.tuples(st.integers(0, 20), _texts), max_size=14),
+       st.lists(st.tuples(st.integers(0, 25), _long_texts), max_size=10,
+                unique_by=lambda x: x[0]),
+       st.randoms(use_true_random=False), _counters)
+def test_replay_order_does_not_matter(max_turns, max_tokens, edge_ops, cloud, rnd, count):
+    # The edge answers steps in any id order (skips, repeats); cloud answers (one per step)
+    # arrive interleaved with them at any point and in any order. The result is the same.
+    def replay(events):
+        s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, count_tokens=count)
+        for kind, sid, text in events:
+            (s.record_edge if kind == 'edge' else s.apply_cloud)(sid, Q, text)
+        return s.history(), s.stored_turns
+
+    def interleave(cloud_order):
+        events = [('edge', sid, t) for sid, t in edge_ops]
+        for sid, t in cloud_order:
+            events.insert(rnd.randint(0, len(events)), ('cloud', sid, t))
+        return events
+
+    reference = replay([('edge', sid, t) for sid, t in edge_ops] +
+                       [('cloud', sid, t) for sid, t in cloud])
+    shuffled = list(cloud)
+    for _ in range(3):
+        rnd.shuffle(shuffled)
+        assert replay(interleave(shuffled)) == reference
 
 
 # --- compression -----------------------------------------------------------------------------
@@ -293,3 +360,102 @@ def test_zero_token_budget_hands_out_no_empty_turns():
     store.record_edge(1, 'What is ahead?', 'a door')
     store.apply_cloud(1, 'What is ahead?', 'an open door')
     assert store.history() == []
+
+
+# --- compression modes and entities ----------------------------------------------------------
+
+REPLY = ('Sure! The robot should stop. A **red cup** stands on the table near the "EXIT" sign. '
+         'Behind it, John holds a Coca-Cola can. The door to Room B is open. I hope this helps!')
+
+
+def test_find_entities_takes_quoted_bold_and_capitalised_names():
+    assert find_entities(REPLY) == ['red cup', 'EXIT', 'John', 'Coca-Cola', 'Room B']
+    # Sentence-initial words, 'I', yes/ok and possessives are not names.
+    assert find_entities("It's John's cup. 'Stop' said the sign. I think OK. Yes, Mary and I "
+                         'left. **Objects:** none.') == ['John', 'Stop', 'Mary']
+    assert find_entities('') == []
+
+
+def test_smart_lists_the_entities_only_the_cut_sentences_name():
+    labels = ['cup', 'door', 'person']  # 'person' is named nowhere: not added
+    assert compress_answer(REPLY, 4, entities=labels) == 'The robot should stop.'
+    assert compress_answer(REPLY, 6, entities=labels) == 'The robot should stop. (also: cup)'
+    # A longer name found in the text replaces the label it contains.
+    assert compress_answer(REPLY, 10, entities=labels) == \
+        'The robot should stop. (also: door, red cup, EXIT, John)'
+    # Entities the kept sentences already name are not repeated.
+    assert compress_answer(REPLY, 20, entities=labels) == (
+        'The robot should stop. A red cup stands on the table near the "EXIT" sign. '
+        '(also: door, John, Coca-Cola)')
+
+
+def test_smart_adds_nothing_when_the_whole_answer_fits():
+    full = ('The robot should stop. A red cup stands on the table near the "EXIT" sign. '
+            'Behind it, John holds a Coca-Cola can. The door to Room B is open.')
+    assert compress_answer(REPLY, 100, entities=['cup', 'person']) == full
+    assert compress_answer(REPLY, 100, mode='sentences') == full
+
+
+def test_sentences_mode_keeps_leading_sentences_only():
+    assert compress_answer(REPLY, 10, entities=['door'], mode='sentences') == \
+        'The robot should stop.'
+
+
+def test_truncate_mode_is_a_word_prefix_of_the_raw_reply():
+    assert compress_answer(REPLY, 6, mode='truncate') == 'Sure! The robot should stop. A'
+    assert compress_answer('  a \n b  c ', 2, mode='truncate') == 'a b'
+
+
+def test_unknown_compression_mode_raises():
+    with pytest.raises(ValueError, match='mode'):
+        compress_answer('text', 5, mode='summarise')
+    with pytest.raises(ValueError, match='compression'):
+        ContextStore(compression='summarise')
+
+
+def test_store_compresses_oversized_answers_with_its_mode():
+    text = 'The robot should stop. The door to Room B is open.'
+    smart = ContextStore(max_turns=2, max_tokens=9)
+    smart.apply_cloud(0, 'go?', text)
+    assert smart.history()[0].answer == 'The robot should stop. (also: Room B)'
+    plain = ContextStore(max_turns=2, max_tokens=9, compression='truncate')
+    plain.apply_cloud(0, 'go?', text)
+    assert plain.history()[0].answer == 'The robot should stop. The door to Room'
+
+
+_words = st.sampled_from(['the', 'cup', 'Red', 'door', 'John', 'EXIT', '"Room B"', "'Stop'",
+                          '**red cup**', 'is', 'open', 'Sure!', 'I', "it's", 'Coca-Cola',
+                          'left', 'hope this helps!'])
+_sentences = st.lists(_words, min_size=1, max_size=8).map(
+    lambda ws: ' '.join(ws)[0].upper() + ' '.join(ws)[1:] + '.')
+_replies = st.lists(_sentences, max_size=6).map(' '.join) | st.text(max_size=200)
+_entities = st.lists(st.sampled_from(['cup', 'red cup', 'door', 'person', 'Room B', '', ' ',
+                                      'a (b)', 'x' * 100]), max_size=5)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_replies, st.integers(0, 40), _entities, st.sampled_from(COMPRESSION_MODES), _counters)
+def test_every_mode_stays_within_the_budget(text, budget, entities, mode, count):
+    out = compress_answer(text, budget, count, entities=entities, mode=mode)
+    assert count(out) <= budget
+    if budget == 0 or not text.strip():
+        assert out == ''
+
+
+_ALSO_RE = re.compile(r' \(also: (.+)\)$')
+
+
+@settings(max_examples=400, deadline=None)
+@given(_replies, st.integers(1, 40), _entities, _counters)
+def test_smart_is_the_sentence_answer_plus_entities_only_the_cut_named(text, budget, entities,
+                                                                       count):
+    plain = compress_answer(text, budget, count, mode='sentences')
+    smart = compress_answer(text, budget, count, entities=entities)
+    assert smart.startswith(plain)
+    suffix = smart[len(plain):]
+    if suffix:
+        m = _ALSO_RE.fullmatch(suffix)
+        assert m is not None, suffix
+        for entity in m.group(1).split(', '):
+            assert entity.lower() in text.lower()
+            assert entity.lower() not in plain.lower()

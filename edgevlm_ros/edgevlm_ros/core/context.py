@@ -20,7 +20,7 @@ Rules this module enforces (DESIGN.md §1, item 1):
   make them fit again, and this keeps the result independent of the order in which cloud
   answers arrive. A single slot larger than the whole budget is truncated when stored (the
   answer is compressed first; the question keeps at most half the budget), so the newest turn
-  is never lost to the cap.
+  is never lost to the cap (`compression` picks how, see COMPRESSION_MODES).
 * Memory is bounded: at most `max_turns` slots, each at most `max_tokens` tokens and
   `MAX_TEXT_CHARS` characters per field.
 
@@ -30,7 +30,7 @@ different callback threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import operator
 import re
@@ -70,7 +70,7 @@ class ContextStore:
     """The SVLM's history with Context Replacement; see the module docstring for the rules."""
 
     def __init__(self, max_turns: int = 8, max_tokens: int = 512,
-                 count_tokens: TokenCounter = word_count) -> None:
+                 count_tokens: TokenCounter = word_count, compression: str = 'smart') -> None:
         for name, value in (('max_turns', max_turns), ('max_tokens', max_tokens)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f'{name} must be an int, got {value!r}')
@@ -78,6 +78,10 @@ class ContextStore:
                 raise ValueError(f'{name} must be >= 0 (0 turns history off), got {value}')
         if not callable(count_tokens):
             raise ValueError('count_tokens must be callable: str -> int')
+        if compression not in COMPRESSION_MODES:
+            raise ValueError(f'compression must be one of {COMPRESSION_MODES}, got '
+                             f'{compression!r}')
+        self._compression = compression
         self._max_turns = max_turns
         self._max_tokens = max_tokens
         self._count = count_tokens
@@ -250,7 +254,7 @@ class ContextStore:
                 qt = self._count(q)
             a_budget = max(0, budget - qt)
             if at > a_budget:
-                a = compress_answer(a, a_budget, self._count)
+                a = compress_answer(a, a_budget, self._count, mode=self._compression)
                 at = self._count(a)
         return _Slot(q, a, from_cloud, qt + at)
 
@@ -329,16 +333,128 @@ def truncate_to_tokens(text: str, max_tokens: int, count_tokens: TokenCounter = 
     return out if out and fits(out) else ''
 
 
-def compress_answer(text: str, max_tokens: int, count_tokens: TokenCounter = word_count) -> str:
-    """
-    Compress an LVLM answer to at most max_tokens tokens.
+COMPRESSION_MODES = ('smart', 'sentences', 'truncate')
+"""
+How `compress_answer` fits an LVLM answer into a token budget:
 
-    Drops markup and filler (openers like "Sure!", "Based on the image,", closing politeness),
-    then keeps whole leading sentences while they fit; if the first sentence alone is too long
-    it is cut at a word boundary. Never returns more than max_tokens; empty in, empty out.
+* 'smart' (default): drop markup and filler, keep whole leading sentences while they fit, then,
+  if sentences were cut, append the entities those cut sentences name and the kept text does
+  not, as " (also: red cup, door)", as many as fit. Entities are the caller's (e.g. the LVLM's
+  box labels) first, then ones found in the text (quoted or **bold** phrases, capitalised words
+  inside a sentence).
+* 'sentences': the same without the entity list (keeps the answer, loses what the cut named).
+* 'truncate': the first words of the raw reply, nothing removed (the baseline for ablations).
+"""
+
+# Most entities considered per answer, and the longest kept (characters): bounds the work.
+MAX_ENTITIES = 32
+MAX_ENTITY_CHARS = 64
+
+# Quotes open after a space or bracket; a closing single quote must end the word (not "it's").
+_QUOTED_RE = re.compile(r'(?:^|(?<=[\s(\[]))(?:"([^"\n]{1,60})"|\u201c([^\u201d\n]{1,60})\u201d'
+                        r"|'([^'\n]{1,60})'(?=[\s.,;:!?)\]]|$))")
+_BOLD_RE = re.compile(r'\*\*([^*\n]{1,60})\*\*|__([^_\n]{1,60})__')
+_CAPS_RUN_RE = re.compile(r"\b[A-Z][\w'\-]*(?:\s+[A-Z][\w'\-]*)*")
+_POSSESSIVE_RE = re.compile(r"'s?$")
+# Capitalised words that are not names even inside a sentence.
+_NOT_ENTITIES = frozenset({'i', "i'm", "i've", "i'd", "i'll", 'ok', 'okay', 'yes', 'no'})
+
+
+def find_entities(text: str) -> list[str]:
     """
+    Cheap entity candidates in text, in order of appearance, without duplicates.
+
+    Quoted phrases ("EXIT", 'Room 2'), **bold** phrases (headings ending in ':' excluded) and
+    runs of capitalised words that do not start a sentence (a sentence's first word is
+    capitalised anyway). No NLP: it finds names and labels, not every noun.
+    """
+    if not text:
+        return []
+    text = text[:MAX_TEXT_CHARS]
+    found: list[tuple[int, str]] = []
+    for rx in (_QUOTED_RE, _BOLD_RE):
+        for m in rx.finditer(text):
+            phrase = next(g for g in m.groups() if g is not None).strip()
+            if phrase and not phrase.endswith(':') and len(phrase.split()) <= 5:
+                found.append((m.start(), phrase))
+    plain = _MARKUP_RE.sub('', text)
+    for line in plain.splitlines():
+        line = _BULLET_RE.sub('', line)
+        for sentence in _SENTENCE_SPLIT_RE.split(line):
+            lead = len(sentence) - len(sentence.lstrip(' "\'(*'))
+            for m in _CAPS_RUN_RE.finditer(sentence):
+                words = m.group(0).split()
+                if m.start() <= lead:
+                    words = words[1:]  # the sentence's first word
+                while words and words[0].lower() in _NOT_ENTITIES:
+                    words = words[1:]
+                if words:
+                    # Position in the original text is approximate; order is what matters.
+                    found.append((text.find(words[0]), _POSSESSIVE_RE.sub('', ' '.join(words))))
+    found.sort(key=lambda f: f[0])
+    return _dedupe(p for _, p in found)
+
+
+def _dedupe(phrases) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for p in phrases:
+        p = ' '.join(str(p).split()).strip(' .,;:!?()[]')[:MAX_ENTITY_CHARS]
+        key = p.lower()
+        if p and key not in seen:
+            seen.add(key)
+            out.append(p)
+            if len(out) >= MAX_ENTITIES:
+                break
+    return out
+
+
+def _names(text: str, entity: str) -> bool:
+    """Tell whether text names entity as whole words, ignoring case."""
+    return re.search(rf'(?<!\w){re.escape(entity)}(?!\w)', text, re.IGNORECASE) is not None
+
+
+def compress_answer(text: str, max_tokens: int, count_tokens: TokenCounter = word_count, *,
+                    entities: Sequence[str] = (), mode: str = 'smart') -> str:
+    """
+    Compress an LVLM answer to at most max_tokens tokens (see COMPRESSION_MODES).
+
+    'smart' and 'sentences' drop markup and filler (openers like "Sure!", "Based on the image,",
+    closing politeness), then keep whole leading sentences while they fit; if the first sentence
+    alone is too long it is cut at a word boundary. 'smart' then lists the entities that only
+    the cut sentences named: `entities` (the LVLM's box labels) first, then `find_entities`.
+    Never returns more than max_tokens; empty in, empty out. Raises ValueError for an unknown
+    mode.
+    """
+    if mode not in COMPRESSION_MODES:
+        raise ValueError(f'mode must be one of {COMPRESSION_MODES}, got {mode!r}')
     if max_tokens <= 0 or not text or not text.strip():
         return ''
+    if mode == 'truncate':
+        return truncate_to_tokens(' '.join(text[:MAX_TEXT_CHARS].split()), max_tokens,
+                                  count_tokens)
+    kept = _answer_sentences(text)
+    if not kept:
+        return ''
+
+    out = ''
+    n_kept = 0
+    for sentence in kept:
+        candidate = f'{out} {sentence}' if out else sentence
+        if count_tokens(candidate) > max_tokens:
+            break
+        out = candidate
+        n_kept += 1
+    if not out:
+        out = truncate_to_tokens(kept[0], max_tokens, count_tokens)
+    if mode == 'sentences' or n_kept == len(kept):
+        return out
+    cut = ' '.join(kept[n_kept:]) if n_kept else kept[0][len(out):] + ' ' + ' '.join(kept[1:])
+    return _with_entities(out, cut, text, entities, max_tokens, count_tokens)
+
+
+def _answer_sentences(text: str) -> list[str]:
+    """The reply as plain sentences, markup and filler removed (all of it if all is filler)."""
     lines = []
     for line in _MARKUP_RE.sub('', text[:MAX_TEXT_CHARS]).splitlines():
         line = _BULLET_RE.sub('', line).strip()
@@ -347,8 +463,7 @@ def compress_answer(text: str, max_tokens: int, count_tokens: TokenCounter = wor
             lines.append(line if line[-1] in '.!?:;,' else line + '.')
     flat = ' '.join(' '.join(lines).split())
     if not flat:
-        return ''
-
+        return []
     sentences = [s for s in _SENTENCE_SPLIT_RE.split(flat) if s]
     kept: list[str] = []
     for sentence in sentences:
@@ -361,15 +476,26 @@ def compress_answer(text: str, max_tokens: int, count_tokens: TokenCounter = wor
             if stripped != sentence:
                 sentence = stripped[0].upper() + stripped[1:]
         kept.append(sentence)
-    if not kept:  # the whole reply was filler: keep it rather than say nothing
-        kept = sentences
+    return kept or sentences  # a reply that is all filler: keep it rather than say nothing
 
-    out = ''
-    for sentence in kept:
-        candidate = f'{out} {sentence}' if out else sentence
-        if count_tokens(candidate) > max_tokens:
-            break
-        out = candidate
-    if out:
-        return out
-    return truncate_to_tokens(kept[0], max_tokens, count_tokens)
+
+def _with_entities(out: str, cut: str, text: str, entities: Sequence[str], max_tokens: int,
+                   count_tokens: TokenCounter) -> str:
+    """Append ' (also: a, b)' with the entities only `cut` names, as many as fit."""
+    if isinstance(entities, str):
+        entities = [entities]
+    # Found in the whole reply (bold markup is gone from the sentences), named in the cut part.
+    candidates = _dedupe(list(entities)[:MAX_ENTITIES] + find_entities(text))
+    listed: list[str] = []
+    best = out
+    for entity in candidates:
+        if not _names(cut, entity) or _names(out, entity):
+            continue
+        if any(_names(e, entity) for e in listed):
+            continue  # part of a longer name already listed
+        # A longer name replaces the shorter ones it contains ('red cup' for 'cup').
+        trial = [e for e in listed if not _names(entity, e)] + [entity]
+        candidate = f'{out} (also: {", ".join(trial)})'
+        if count_tokens(candidate) <= max_tokens:
+            listed, best = trial, candidate
+    return best
