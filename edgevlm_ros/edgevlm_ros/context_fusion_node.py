@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from edgevlm_msgs.msg import CloudResponse, ContextUpdate, FocusMask, Step
 from rclpy.node import Node
 
-from edgevlm_ros.core.context import compress_answer
+from edgevlm_ros.core.context import COMPRESSION_MODES, compress_answer
 from edgevlm_ros.core.focus import BoxPropagator, FrameRing
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.regions import Box
@@ -35,6 +35,10 @@ PARAMS = [
     ParamSpec('replacement.enabled', True, 'publish ContextUpdate for cloud answers'),
     ParamSpec('replacement.max_tokens', 48, 'token budget of a compressed cloud answer', min=1,
               max=4096),
+    ParamSpec('replacement.compression', 'smart', 'how a cloud answer is cut to the budget: '
+              'smart (leading sentences, then the entities only the cut sentences named, box '
+              'labels first), sentences (leading sentences only), truncate (word prefix)',
+              choices=COMPRESSION_MODES),
     ParamSpec('focus.enabled', True, 'publish FocusMask from cloud boxes'),
     ParamSpec('focus.max_age_s', 5.0, 'stop carrying boxes older than this, s', min=0.01,
               max=600.0),
@@ -121,7 +125,10 @@ class ContextFusionNode(Node):
         now = self.get_clock().now().nanoseconds * 1e-9
         source_stamp = stamp_to_s(msg.header.stamp)
         if self.params['replacement.enabled'] and msg.answer.strip():
-            text = compress_answer(msg.answer, self.params['replacement.max_tokens'])
+            # The objects the cloud grounded are what its answer relied on: keep their names.
+            text = compress_answer(msg.answer, self.params['replacement.max_tokens'],
+                                   entities=[r.label for r in msg.regions if r.label],
+                                   mode=self.params['replacement.compression'])
             self._update_pub.publish(ContextUpdate(
                 header=msg.header, step_id=msg.step_id, question=msg.question, text=text,
                 age_s=float(now - source_stamp)))
