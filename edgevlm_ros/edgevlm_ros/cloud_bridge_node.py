@@ -2,16 +2,22 @@
 # Licensed under the Apache License, Version 2.0
 """cloud_bridge_node: sends selected Steps to an OpenAI-compatible LVLM, publishes late answers.
 
-Selection (in-flight limit, minimum interval, scene change) decides which steps go out; each goes
-as a JPEG data URL plus the question, asking for an answer and grounding boxes as JSON. The reply
-becomes a CloudResponse for the step it is about, with the measured round trip (including the
-emulated network, when one is configured). With base_url "embedded" the bridge starts the project's
-own LVLM server on 127.0.0.1 in this process and talks real HTTP to it: the embedded default needs
-nothing from outside.
+Every Step gets exactly one CloudResponse: the cloud's answer (or its failure: TIMEOUT,
+HTTP_ERROR, PARSE_ERROR) when the step was sent, or DROPPED with the reason when it was not, so
+nobody waits for an answer that will never come. Which steps go out and when is
+``core.selection.CloudSelector`` (in-flight limit, adaptive minimum interval, scene change,
+maximum age); how a failing server is survived is ``cloud.resilience`` (retries with jittered
+backoff, circuit breaker); the HTTP exchange is ``cloud.openai_client``. This node only wires
+them to topics, parameters, logs and /diagnostics counters.
+
+Logs: one line per cloud state change (ok, failing, open, probing), never one per frame.
+With base_url "embedded" the bridge starts the project's own LVLM server on 127.0.0.1 in this
+process and talks real HTTP to it: the embedded default needs nothing from outside.
 """
 
 import asyncio
-import os
+from dataclasses import dataclass
+import random
 import threading
 import time
 
@@ -19,11 +25,18 @@ from edgevlm_msgs.msg import CloudResponse, Step
 import numpy as np
 from rclpy.node import Node
 
-from edgevlm_ros.cloud.openai_client import CloudResult, OpenAiVlmClient
+from edgevlm_ros.cloud.openai_client import (
+    MAX_RESPONSE_BYTES,
+    STRUCTURED_OUTPUT,
+    CloudResult,
+    OpenAiVlmClient,
+    resolve_api_key,
+)
+from edgevlm_ros.cloud.resilience import CircuitBreaker, RetryPolicy, Transition
+from edgevlm_ros.core import regions
 from edgevlm_ros.core.images import ImageDecodeError, to_grey
 from edgevlm_ros.core.netem import NetworkProfile
-from edgevlm_ros.core.regions import BOX_FORMATS
-from edgevlm_ros.core.selection import CloudSelector
+from edgevlm_ros.core.selection import CloudSelector, Decision
 from edgevlm_ros.core.stats import Counters, LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.ros_conversions import box_to_region, image_to_rgb
@@ -34,7 +47,12 @@ from edgevlm_ros.ros_qos import LATEST_FRAME, RESULTS
 
 STATUS = {'ok': CloudResponse.STATUS_OK, 'timeout': CloudResponse.STATUS_TIMEOUT,
           'http_error': CloudResponse.STATUS_HTTP_ERROR,
-          'parse_error': CloudResponse.STATUS_PARSE_ERROR}
+          'parse_error': CloudResponse.STATUS_PARSE_ERROR,
+          'dropped': CloudResponse.STATUS_DROPPED}
+# How often a step waiting for a free slot is checked against max_age_s.
+EXPIRY_PERIOD_S = 0.1
+SELECTION_PARAMS = ('max_in_flight', 'min_interval_s', 'scene_change', 'max_quiet_s',
+                    'max_age_s', 'adaptive_interval', 'rtt_alpha')
 
 
 def _check_profile(spec: str) -> str | None:
@@ -52,8 +70,15 @@ def _check_url(url: str) -> str | None:
 
 
 def _check_env_name(name: str) -> str | None:
-    return None if name.replace('_', '').isalnum() else (
+    return None if name == '' or name.replace('_', '').isalnum() else (
         'api_key_env names an environment variable (letters, digits, _), not a key')
+
+
+def _check_box_format(name: str) -> str | None:
+    # Looked up when checked, so formats added to the parser are accepted without a change here.
+    if name in regions.BOX_FORMATS:
+        return None
+    return f"box_format={name!r} is not one of {', '.join(regions.BOX_FORMATS)}"
 
 
 PARAMS = [
@@ -65,10 +90,16 @@ PARAMS = [
     ParamSpec('embedded_model', 'tiny-cloud', 'model served by the embedded stand-in: '
               '"tiny-cloud" or a local checkpoint directory', read_only=True),
     ParamSpec('api_key_env', 'EDGEVLM_CLOUD_API_KEY', 'environment variable holding the API key '
-              '(the key itself is never a parameter and never logged)', read_only=True,
-              check=_check_env_name),
-    ParamSpec('verify_tls', True, 'verify https certificates', read_only=True),
-    ParamSpec('timeout_s', 10.0, 'request timeout, s', min=0.1, max=600.0, read_only=True),
+              '(the key itself is never a parameter and never logged); empty = none',
+              read_only=True, check=_check_env_name),
+    ParamSpec('api_key_file', '', 'file whose first line is the API key (wins over api_key_env);'
+              ' empty = none', read_only=True),
+    ParamSpec('tls_verify', True, 'verify https certificates (turn off only for a test server)',
+              read_only=True),
+    ParamSpec('ca_file', '', 'PEM bundle of a private CA that signed the server certificate; '
+              'empty = the system CAs', read_only=True),
+    ParamSpec('timeout_s', 10.0, 'timeout of one request attempt, s', min=0.1, max=600.0,
+              read_only=True),
     ParamSpec('max_tokens', 128, 'answer length cap sent to the LVLM', min=1, max=8192,
               read_only=True),
     ParamSpec('jpeg_quality', 85, 'JPEG quality of the uploaded frame', min=1, max=100,
@@ -76,73 +107,142 @@ PARAMS = [
     ParamSpec('max_image_side', 640, 'uploaded frame long side, px', min=32, max=4096,
               read_only=True),
     ParamSpec('box_format', 'auto', 'how the LVLM writes boxes: pixels (Qwen2.5-VL), grid1000 '
-              '(Qwen2-VL/Qwen3-VL), normalized, or auto', choices=BOX_FORMATS, read_only=True),
+              '(Qwen2-VL/Qwen3-VL), normalized, auto, or a model family the parser knows',
+              read_only=True, check=_check_box_format),
+    ParamSpec('structured_output', 'json_schema', 'ask for JSON with response_format '
+              '(json_schema, json_object) or not (off); dropped by itself if the server rejects '
+              'it', choices=STRUCTURED_OUTPUT, read_only=True),
+    ParamSpec('max_response_bytes', MAX_RESPONSE_BYTES, 'largest response body read; larger '
+              'is a PARSE_ERROR', min=1024, max=64 * 1024 * 1024, read_only=True),
+    ParamSpec('retry.max_retries', 2, 'retries of a request after a transient fault (connect '
+              'error, 429, 500/502/503/504)', min=0, max=10),
+    ParamSpec('retry.backoff_s', 0.25, 'first retry waits about this long (jittered, doubling)',
+              min=0.001, max=60.0),
+    ParamSpec('retry.max_backoff_s', 2.0, 'longest wait between two tries (Retry-After may ask '
+              'for more, within max_age_s)', min=0.001, max=600.0),
+    ParamSpec('breaker.failure_threshold', 5, 'failed tries in a row that open the circuit (no '
+              'requests until a cool-down passes)', min=1, max=1000),
+    ParamSpec('breaker.cooldown_s', 2.0, 'first cool-down of an open circuit, s; each failed '
+              'probe doubles it', min=0.01, max=3600.0),
+    ParamSpec('breaker.max_cooldown_s', 60.0, 'longest cool-down, s', min=0.01, max=86400.0),
     ParamSpec('max_in_flight', 1, 'requests in flight at once', min=1, max=64),
     ParamSpec('min_interval_s', 0.0, 'minimum time between two requests, s', min=0.0,
               max=3600.0),
+    ParamSpec('adaptive_interval', True, 'also keep at least rtt_ewma / max_in_flight between '
+              'two requests, so that requests do not queue'),
+    ParamSpec('rtt_alpha', 0.3, 'weight of the newest round trip in its moving average',
+              min=0.01, max=1.0),
     ParamSpec('scene_change', 0.0, 'send only when the frame differs this much (0..1) from the '
               'last one sent; 0 = off', min=0.0, max=1.0),
+    ParamSpec('max_quiet_s', 5.0, 'with scene_change: send anyway after this long without a '
+              'request, s', min=0.01, max=3600.0),
+    ParamSpec('max_age_s', 3.0, 'a step not sent (first try or retry) within this long of '
+              'arriving is dropped, not sent, s', min=0.01, max=3600.0),
     ParamSpec('network_profile', 'none', 'emulated network added to every round trip: none, '
-              'fixed:<ms>, jitter:<mean_ms>,<std_ms>', check=_check_profile),
+              'fixed:<ms>, jitter:<mean_ms>,<std_ms>, trace:<name>, with @<mbit_s> and '
+              '+outage:... modifiers', check=_check_profile),
     ParamSpec('strategy', 'edgevlm', 'strategies that use no cloud (edge_only) send nothing',
               choices=tuple(s.value for s in Strategy)),
-    ParamSpec('seed', 0, 'seed of the emulated network', min=0, max=2**31 - 1, read_only=True),
+    ParamSpec('seed', 0, 'seed of the emulated network and of the retry jitter', min=0,
+              max=2**31 - 1, read_only=True),
 ]
 
 
+@dataclass
+class _Job:
+    """One step on its way to the cloud."""
+
+    step: Step
+    rgb: np.ndarray
+    offered_s: float  # time.monotonic() when it arrived; max_age_s counts from here
+
+
 class CloudBridgeNode(Node):
-    """Sends selected steps to the cloud LVLM; publishes a CloudResponse when each answer lands."""
+    """Sends selected steps to the cloud LVLM; publishes a CloudResponse for every step."""
 
     def __init__(self) -> None:
         super().__init__('cloud_bridge')
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
+        p = self.params
         self.round_trip = LatencyWindow(1000)
-        self._profile = NetworkProfile.parse(self.params['network_profile'], self.params['seed'])
-        self._selector = self._make_selector()
-        self._in_flight = 0
-        self._in_flight_lock = threading.Lock()  # the executor adds, the HTTP loop thread removes
-        self._cloud_state = 'unknown'
+        self._lock = threading.Lock()  # the selector: the executor offers, the HTTP thread frees
+        self._state_lock = threading.Lock()
+        self._state = 'unknown'
+        self._tasks = 0
+        self._profile = NetworkProfile.parse(p['network_profile'], p['seed'])
+        self._selector = CloudSelector(**self._selection_args())
+        self._breaker = CircuitBreaker(p['breaker.failure_threshold'], p['breaker.cooldown_s'],
+                                       p['breaker.max_cooldown_s'],
+                                       on_transition=self._on_breaker)
+        api_key, key_source = resolve_api_key(p['api_key_env'], p['api_key_file'])
         self._server = None
-        base_url = self.params['base_url']
+        base_url = p['base_url']
         if base_url == 'embedded':
             from edgevlm_ros.models.lvlm_server import LvlmServer
 
-            self._server = LvlmServer(model=self.params['embedded_model'], host='127.0.0.1',
-                                      port=0, served_name=self.params['model'])
+            self._server = LvlmServer(model=p['embedded_model'], host='127.0.0.1', port=0,
+                                      served_name=p['model'])
             base_url = self._server.start()
-            self.get_logger().info(f'embedded LVLM stand-in serving {self.params["model"]} '
-                                   f'at {base_url}')
-        key_env = self.params['api_key_env']
-        api_key = os.environ.get(key_env) or None
-        self._client = OpenAiVlmClient(
-            base_url, self.params['model'], api_key=api_key, timeout_s=self.params['timeout_s'],
-            max_tokens=self.params['max_tokens'], jpeg_quality=self.params['jpeg_quality'],
-            max_image_side=self.params['max_image_side'], box_format=self.params['box_format'],
-            verify_tls=self.params['verify_tls'])
+            self.get_logger().info(f'embedded LVLM stand-in serving {p["model"]} at {base_url}')
+        try:
+            self._client = OpenAiVlmClient(
+                base_url, p['model'], api_key=api_key, timeout_s=p['timeout_s'],
+                max_tokens=p['max_tokens'], jpeg_quality=p['jpeg_quality'],
+                max_image_side=p['max_image_side'], box_format=p['box_format'],
+                tls_verify=p['tls_verify'], ca_file=p['ca_file'] or None,
+                structured_output=p['structured_output'],
+                max_response_bytes=p['max_response_bytes'], max_in_flight=p['max_in_flight'],
+                retry=self._retry_policy(), breaker=self._breaker, network=self._profile,
+                on_notice=self._on_notice)
+        except ValueError:
+            if self._server is not None:
+                self._server.stop()
+            raise
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever,
                                              name='cloud_bridge_http', daemon=True)
         self._loop_thread.start()
         self._pub = self.create_publisher(CloudResponse, 'edgevlm/cloud_response', RESULTS)
         self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME)
+        self._expiry = self.create_timer(EXPIRY_PERIOD_S, self._expire)
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
         self.get_logger().info(
-            f"cloud: {base_url} model {self.params['model']}, "
-            f"{'API key from $' + key_env if api_key else 'no API key'}, network "
-            f'{self._profile.describe()}, at most {self.params["max_in_flight"]} in flight')
+            f"cloud: {base_url} model {p['model']}, API key: {key_source}, network "
+            f'{self._profile.describe()}, at most {p["max_in_flight"]} in flight, steps older '
+            f'than {p["max_age_s"]:g} s are not sent')
 
-    def _make_selector(self) -> CloudSelector:
-        return CloudSelector(max_in_flight=self.params['max_in_flight'],
-                             min_interval_s=self.params['min_interval_s'],
-                             scene_change=self.params['scene_change'])
+    # ------------------------------------------------------------------ configuration
+
+    def _selection_args(self) -> dict:
+        p = self.params
+        return {'max_in_flight': p['max_in_flight'], 'min_interval_s': p['min_interval_s'],
+                'scene_change': p['scene_change'], 'max_quiet_s': p['max_quiet_s'],
+                'max_age_s': p['max_age_s'], 'adaptive': p['adaptive_interval'],
+                'rtt_alpha': p['rtt_alpha']}
+
+    def _retry_policy(self) -> RetryPolicy:
+        p = self.params
+        return RetryPolicy(p['retry.max_retries'], p['retry.backoff_s'],
+                           p['retry.max_backoff_s'], rng=random.Random(p['seed']))
 
     def _on_params(self, changed: dict) -> None:
+        p = self.params
         if 'network_profile' in changed:
-            self._profile = NetworkProfile.parse(changed['network_profile'], self.params['seed'])
+            self._profile = NetworkProfile.parse(changed['network_profile'], p['seed'])
+            self._client.network = self._profile
             self.get_logger().info(f'network profile is now {self._profile.describe()}')
-        if {'max_in_flight', 'min_interval_s', 'scene_change'} & changed.keys():
-            self._selector = self._make_selector()
+        if set(SELECTION_PARAMS) & changed.keys():
+            with self._lock:
+                self._selector.configure(**self._selection_args())
+            self._client.max_in_flight = p['max_in_flight']
+        if any(k.startswith('retry.') for k in changed):
+            self._client.retry = self._retry_policy()
+        if any(k.startswith('breaker.') for k in changed):
+            self._breaker.configure(p['breaker.failure_threshold'], p['breaker.cooldown_s'],
+                                    p['breaker.max_cooldown_s'])
+
+    # ------------------------------------------------------------------ steps
 
     def _on_step(self, msg: Step) -> None:
         self.counters.inc('steps_received')
@@ -152,78 +252,147 @@ class CloudBridgeNode(Node):
             self.counters.inc('bad_image')
             self.get_logger().warning(f'step {msg.step_id}: {e}', throttle_duration_sec=5.0)
             return
+        if not Strategy.parse(self.params['strategy']).uses_cloud:
+            self._publish_dropped(msg, 'strategy')
+            return
         now = time.monotonic()
         grey = to_grey(rgb, 64)
-        if not Strategy.parse(self.params['strategy']).uses_cloud:
-            send, reason = False, 'strategy'
-        else:
-            with self._in_flight_lock:
-                send, reason = self._selector.decide(now, self._in_flight, grey)
-                if send:
-                    self._selector.mark_sent(now, grey)
-                    self._in_flight += 1
-        if not send:
-            # Said out loud, so that whoever waits for this step's cloud answer stops waiting.
-            self.counters.inc(f'not_sent_{reason}')
-            self._pub.publish(CloudResponse(
-                header=msg.header, step_id=msg.step_id, question=msg.question,
-                model=self.params['model'], status=CloudResponse.STATUS_DROPPED,
-                error=f'not sent: {reason}'))
-            return
-        self.counters.inc('requests_sent')
-        future = asyncio.run_coroutine_threadsafe(self._ask(msg, rgb), self._loop)
-        future.add_done_callback(self._request_done)
+        with self._lock:
+            decision = self._selector.offer(now, _Job(msg, rgb, now), grey,
+                                            gate=self._breaker.ready())
+        self._apply(decision)
+
+    def _expire(self) -> None:
+        with self._lock:
+            decision = self._selector.expire(time.monotonic())
+        self._apply(decision)
+
+    def _apply(self, decision: Decision) -> None:
+        for job, reason in decision.dropped:
+            self._publish_dropped(job.step, reason)
+        for job in decision.send:
+            self.counters.inc('requests_sent')
+            with self._state_lock:
+                self._tasks += 1
+            future = asyncio.run_coroutine_threadsafe(self._ask(job), self._loop)
+            future.add_done_callback(self._request_done)
+
+    def _publish_dropped(self, step: Step, reason: str, error: str = '') -> None:
+        # Said out loud, so that whoever waits for this step's cloud answer stops waiting.
+        self.counters.inc(f'dropped_{reason}')
+        if not error:
+            error = f'not sent: {reason}'
+            if reason == 'circuit_open':
+                error = (f'not sent: circuit open, next probe in '
+                         f'{self._breaker.next_probe_in():.1f} s')
+        self._pub.publish(CloudResponse(
+            header=step.header, step_id=step.step_id, question=step.question,
+            model=self.params['model'], status=CloudResponse.STATUS_DROPPED, error=error))
 
     def _request_done(self, future) -> None:
+        with self._state_lock:
+            self._tasks -= 1
         if not future.cancelled() and future.exception() is not None:
             self.counters.inc('bridge_errors')
             self.get_logger().error(f'cloud request failed inside the bridge: '
                                     f'{future.exception()!r}', throttle_duration_sec=10.0)
 
-    async def _ask(self, step: Step, rgb: np.ndarray) -> None:
-        t0 = time.monotonic()
+    async def _ask(self, job: _Job) -> None:
+        deadline = job.offered_s + self._selector.max_age_s
+        result = None
         try:
-            # The emulated network: half the delay on the way up, half on the way down.
-            delay = self._profile.delay_s(rgb.size // 10)
-            await asyncio.sleep(delay / 2)
-            result = await self._client.ask(rgb, step.question)
-            await asyncio.sleep(delay / 2)
+            result = await self._client.ask(job.rgb, job.step.question, deadline=deadline)
         except Exception as e:  # noqa: BLE001 - the client reports faults; this is a last guard
-            result = CloudResult(status='http_error', answer='', boxes=[], round_trip_ms=0.0,
-                                 model=self.params['model'], error=f'bridge error: {e}',
-                                 request_bytes=0, response_bytes=0)
+            self.counters.inc('bridge_errors')
+            result = CloudResult(status='http_error', model=self.params['model'],
+                                 error=f'bridge error: {type(e).__name__}: {e}')
         finally:
-            with self._in_flight_lock:
-                self._in_flight -= 1
-        rtt_ms = (time.monotonic() - t0) * 1000.0
-        self._report(step, result, rtt_ms)
+            rtt_s = result.round_trip_ms / 1000.0 if result is not None and result.ok else None
+            with self._lock:
+                decision = self._selector.finished(time.monotonic(), rtt_s,
+                                                   gate=self._breaker.ready())
+        try:
+            self._report(job.step, result)
+        finally:
+            self._apply(decision)  # the step that waited for this slot goes (or is dropped)
 
-    def _report(self, step: Step, result: CloudResult, rtt_ms: float) -> None:
-        msg = CloudResponse(header=step.header, step_id=step.step_id, question=step.question,
-                            answer=result.answer, regions=[box_to_region(b) for b in result.boxes],
-                            round_trip_ms=float(rtt_ms),
-                            model=result.model or self.params['model'],
-                            status=STATUS.get(result.status, CloudResponse.STATUS_HTTP_ERROR),
-                            error=result.error)
-        self._pub.publish(msg)
+    def _report(self, step: Step, result: CloudResult) -> None:
+        if result.status == 'dropped':
+            self._publish_dropped(step, result.fault or 'client', result.error)
+            return
+        self._pub.publish(CloudResponse(
+            header=step.header, step_id=step.step_id, question=step.question,
+            answer=result.answer, regions=[box_to_region(b) for b in result.boxes],
+            round_trip_ms=float(result.round_trip_ms),
+            model=result.model or self.params['model'],
+            status=STATUS.get(result.status, CloudResponse.STATUS_HTTP_ERROR),
+            error=result.error))
         self.counters.inc(f'responses_{result.status}')
+        self.counters.inc('attempts', result.attempts)
+        self.counters.inc('retries', max(0, result.attempts - 1))
         self.counters.inc('bytes_sent', result.request_bytes)
         self.counters.inc('bytes_received', result.response_bytes)
-        state = 'reachable' if result.status == 'ok' else f'failing ({result.status})'
-        if result.status == 'ok':
-            self.round_trip.add(rtt_ms)
-        if state != self._cloud_state:
-            # One line per state change, never one per frame.
-            log = self.get_logger().info if result.status == 'ok' else self.get_logger().warning
-            log(f'cloud is {state}' + (f': {result.error}' if result.error else '')
-                + f' (step {step.step_id}, {rtt_ms:.0f} ms)')
-            self._cloud_state = state
+        if result.ok:
+            self.round_trip.add(result.round_trip_ms)
+            if not result.structured:
+                self.counters.inc('replies_unstructured')
+        else:
+            self.counters.inc(f'failures_{result.fault or "other"}')
+        if self._breaker.state == 'closed':  # else the breaker's own transitions say it all
+            if result.ok:
+                self._set_state('ok', f'answering (model {result.model}, '
+                                      f'{result.round_trip_ms:.0f} ms, step {step.step_id})')
+            else:
+                self._set_state('failing', f'{result.error} (step {step.step_id}; '
+                                           f'{self._breaker.failure_threshold} failures in a '
+                                           'row open the circuit)')
+
+    # ------------------------------------------------------------------ cloud state
+
+    def _on_breaker(self, t: Transition) -> None:
+        self.counters.inc(f'breaker_{t.new}')
+        if t.new == 'open':
+            self._set_state('open', f'{t.reason}, last error: {self._breaker.last_error}; '
+                                    f'sending nothing for {t.cooldown_s:g} s')
+        elif t.new == 'half_open':
+            self._set_state('probing', 'cool-down over, sending one probe request')
+        else:
+            self._set_state('ok', 'probe answered, circuit closed')
+
+    def _set_state(self, state: str, detail: str) -> None:
+        """Log and count one line per cloud state change, never one per frame."""
+        with self._state_lock:
+            old = self._state
+            if state == old:
+                return
+            self._state = state
+        self.counters.inc('state_changes')
+        # rclpy ties a severity to each call site: one call per severity.
+        if state in ('ok', 'probing'):
+            self.get_logger().info(f'cloud {old} -> {state}: {detail}')
+        else:
+            self.get_logger().warning(f'cloud {old} -> {state}: {detail}')
+
+    def _on_notice(self, text: str) -> None:
+        self.counters.inc('structured_output_disabled')
+        self.get_logger().warning(text)
 
     def _gauges(self) -> dict[str, object]:
         rt = self.round_trip.summary()
-        return {'in_flight': self._in_flight, 'cloud_state': self._cloud_state,
+        with self._lock:
+            in_flight, pending = self._selector.in_flight, self._selector.pending
+            interval = self._selector.interval_s
+            ewma = self._selector.rtt_ewma_s
+        return {'cloud_state': self._state, 'breaker_state': self._breaker.state,
+                'next_probe_in_s': f'{self._breaker.next_probe_in():.2f}',
+                'in_flight': in_flight, 'pending': pending, 'http_tasks': self._tasks,
+                'interval_s': f'{interval:.3f}',
+                'rtt_ewma_ms': 'nan' if ewma is None else f'{ewma * 1000:.1f}',
+                'structured_output': self._client.structured_output,
                 'round_trip_p50_ms': f"{rt['p50']:.1f}", 'round_trip_p95_ms': f"{rt['p95']:.1f}",
                 'parameter_rejections': self.params.rejected}
+
+    # ------------------------------------------------------------------ shutdown
 
     async def _shutdown_http(self) -> None:
         """Cancel requests still in flight, then close the connection pool."""

@@ -5,6 +5,7 @@
 import asyncio
 import base64
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 from pathlib import Path
@@ -12,7 +13,14 @@ import socket
 import threading
 import time
 
-from edgevlm_ros.cloud.openai_client import MAX_RESPONSE_BYTES, CloudResult, OpenAiVlmClient
+from edgevlm_ros.cloud.openai_client import (
+    MAX_RESPONSE_BYTES,
+    CloudResult,
+    OpenAiVlmClient,
+    parse_retry_after,
+    resolve_api_key,
+)
+from edgevlm_ros.core import regions
 from edgevlm_ros.core.images import decode_compressed
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import tiny
@@ -254,3 +262,64 @@ def test_real_server_round_trip_gives_normalised_boxes(lvlm: LvlmServer) -> None
 def test_real_server_wrong_model_is_http_error_404(lvlm: LvlmServer) -> None:
     result = ask(OpenAiVlmClient(lvlm.url, 'gpt-4o', timeout_s=60.0), frame())
     assert result.status == 'http_error' and result.error.startswith('HTTP 404')
+
+
+# ------------------------------------------------------------------------------- configuration
+
+
+def test_api_key_comes_from_a_file_before_the_environment(tmp_path) -> None:
+    env = {'MY_KEY': f' {API_KEY}\n'}
+    assert resolve_api_key('MY_KEY', '', env) == (API_KEY, '$MY_KEY')
+    key_file = tmp_path / 'key'
+    key_file.write_text('sk-from-file\nignored second line\n')
+    key, source = resolve_api_key('MY_KEY', str(key_file), env)
+    assert key == 'sk-from-file' and 'sk-from-file' not in source and str(key_file) in source
+    key, source = resolve_api_key('UNSET_KEY', '', env)
+    assert key is None and 'UNSET_KEY' in source
+
+
+def test_an_unreadable_or_empty_key_file_is_a_clear_error_that_shows_no_content(tmp_path) -> None:
+    with pytest.raises(ValueError, match='cannot read the API key file'):
+        resolve_api_key('', str(tmp_path / 'missing'))
+    empty = tmp_path / 'empty'
+    empty.write_text('\n  \n')
+    with pytest.raises(ValueError, match='is empty'):
+        resolve_api_key('', str(empty))
+    binary = tmp_path / 'binary'
+    binary.write_bytes(b'\xff\xfe' + API_KEY.encode())
+    with pytest.raises(ValueError) as e:
+        resolve_api_key('', str(binary))
+    assert API_KEY not in str(e.value)
+
+
+@pytest.mark.parametrize(('value', 'seconds'), [('3', 3.0), (' 0.5 ', 0.5), ('-4', 0.0),
+                                                ('soon', None), (None, None), ('inf', None)])
+def test_retry_after_seconds(value, seconds) -> None:
+    assert parse_retry_after(value) == seconds
+
+
+def test_retry_after_http_date() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after(formatdate(now + 7, usegmt=True), now_epoch_s=now) == 7.0
+
+
+def test_the_prompt_names_the_coordinates_the_model_family_uses(monkeypatch) -> None:
+    def prompt(fmt: str) -> str:
+        body = OpenAiVlmClient('http://127.0.0.1:9/v1', 'm', box_format=fmt).build_request(
+            frame(), 'q')
+        return body['messages'][0]['content']
+    assert 'absolute pixel' in prompt('pixels') and 'absolute pixel' in prompt('auto')
+    assert '0-1000 grid' in prompt('grid1000')
+    assert 'fractions 0-1' in prompt('normalized')
+    # Formats the parser learns later are accepted without a change in the client.
+    monkeypatch.setattr(regions, 'BOX_FORMATS', (*regions.BOX_FORMATS, 'qwen3-vl'))
+    assert '0-1000 grid' in prompt('qwen3-vl')
+
+
+def test_structured_output_off_sends_no_response_format() -> None:
+    client = OpenAiVlmClient('http://127.0.0.1:9/v1', 'm', structured_output='off')
+    assert 'response_format' not in client.build_request(frame(), 'q')
+    client = OpenAiVlmClient('http://127.0.0.1:9/v1', 'm', structured_output='json_object')
+    assert client.build_request(frame(), 'q')['response_format'] == {'type': 'json_object'}
+    with pytest.raises(ValueError):
+        OpenAiVlmClient('http://127.0.0.1:9/v1', 'm', structured_output='xml')

@@ -7,7 +7,6 @@ from pathlib import Path
 import subprocess
 import sys
 
-from edgevlm_ros.core.selection import CloudSelector
 from edgevlm_ros.core.stats import Counters, LatencyWindow, percentile
 from edgevlm_ros.core.strategy import Strategy
 import numpy as np
@@ -66,51 +65,6 @@ def test_counters_refuse_unbounded_names():
     with pytest.raises(ValueError, match='too many'):
         c.inc('c')
     assert c.inc('a') == 2
-
-
-# --- selection -------------------------------------------------------------------------------
-
-def test_in_flight_limit():
-    s = CloudSelector(max_in_flight=2)
-    assert s.decide(0.0, 2) == (False, 'in_flight')
-    assert s.decide(0.0, 1) == (True, 'send')
-
-
-def test_min_interval_between_sends():
-    s = CloudSelector(min_interval_s=1.0)
-    assert s.decide(0.0, 0) == (True, 'send')
-    s.mark_sent(0.0)
-    assert s.decide(0.5, 0) == (False, 'interval')
-    assert s.decide(1.0, 0) == (True, 'send')
-
-
-def test_scene_change_gate_and_max_quiet():
-    s = CloudSelector(scene_change=0.1, max_quiet_s=5.0)
-    dark = np.zeros((48, 64), np.uint8)
-    s.mark_sent(0.0, dark)
-    assert s.decide(1.0, 0, dark + 10) == (False, 'no_change')  # 10/255 = 0.04
-    assert s.decide(1.0, 0, dark + 60) == (True, 'send')
-    assert s.decide(5.0, 0, dark) == (True, 'send')  # quiet for max_quiet_s: send anyway
-    assert s.decide(1.0, 0, None) == (True, 'send')  # no frame: cannot judge
-
-
-def test_scene_change_compares_frames_of_different_sizes():
-    s = CloudSelector(scene_change=0.1)
-    s.mark_sent(0.0, np.zeros((480, 640, 3), np.uint8))
-    assert s.decide(0.1, 0, np.zeros((240, 320), np.uint8)) == (False, 'no_change')
-
-
-def test_clock_going_backwards_forgets_the_last_send():
-    s = CloudSelector(min_interval_s=10.0)
-    s.mark_sent(100.0)
-    assert s.decide(5.0, 0) == (True, 'send')
-
-
-@pytest.mark.parametrize('kwargs', [{'max_in_flight': 0}, {'min_interval_s': -1},
-                                    {'scene_change': 1.5}, {'max_quiet_s': 0}])
-def test_bad_selector_configuration_raises(kwargs):
-    with pytest.raises(ValueError):
-        CloudSelector(**kwargs)
 
 
 # --- strategy --------------------------------------------------------------------------------

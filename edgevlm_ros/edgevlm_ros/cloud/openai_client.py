@@ -3,65 +3,152 @@
 """
 The cloud bridge's HTTP client: a frame + question to an OpenAI-compatible chat completion.
 
-Works with vLLM, SGLang, Ollama, llama.cpp server, OpenAI and the project's own ``lvlm_server``.
-The frame goes as a JPEG data URL, no larger than ``max_image_side``; the prompt asks for JSON
-``{"answer": ..., "objects": [{"label", "bbox_2d": [x1, y1, x2, y2]}]}`` in pixels of the image
-sent, and the reply is parsed with ``parse_lvlm_reply`` against that image's size, so boxes come
-back normalised to the frame.
+Works with vLLM, SGLang, Ollama, llama.cpp server, OpenAI, ``transformers serve`` and the
+project's own ``lvlm_server``. The frame goes as a base64 JPEG data URL (``jpeg_quality``), no
+larger than ``max_image_side``; the prompt asks for JSON ``{"answer": ..., "objects": [{"label",
+"bbox_2d": [x1, y1, x2, y2]}]}`` in the coordinates ``box_format`` names, and the reply is parsed
+with ``parse_lvlm_reply`` against the size of the image sent, so boxes come back normalised to
+the frame.
+
+Structured output: with ``structured_output`` 'json_schema' (or 'json_object') the request also
+carries ``response_format`` (vLLM, SGLang, llama.cpp, Ollama and OpenAI constrain the reply with
+it; servers that do not know it mostly ignore it). A server that rejects it (HTTP 400/422 whose
+message mentions response_format, json_schema or structured output) is asked again at once
+without it, and this client never sends it again (``on_notice`` is called once). Plain-text
+replies are parsed as well as JSON ones.
 
 Rules:
 
 * ``ask`` never raises for network, server or reply faults; it returns a ``CloudResult`` whose
   ``status`` says what happened: 'ok' (also for a plain-text reply without boxes), 'timeout' (no
-  complete reply within ``timeout_s``, counted over the whole exchange), 'http_error' (connection
-  refused/reset, DNS, TLS, or a non-2xx status) or 'parse_error' (2xx but not a chat-completions
-  body, or a body over ``MAX_RESPONSE_BYTES``). Bad *arguments* (not an RGB image, empty
-  question) raise ValueError.
-* The API key is sent only as ``Authorization: Bearer``; it never appears in an error message.
+  complete reply within ``timeout_s`` for an attempt, emulated network included), 'http_error'
+  (connection refused/reset, TLS, or a non-2xx status), 'parse_error' (2xx but not a
+  chat-completions body, or a body over ``max_response_bytes``) or 'dropped' (not sent: past its
+  deadline, circuit breaker open, or no in-flight slot before the deadline). ``fault`` names the
+  failure or drop reason (``resilience.FAULTS``, or 'max_age' / 'circuit_open' / 'in_flight').
+  Bad *arguments* (not an RGB image, empty question) raise ValueError.
+* Retries follow the ``RetryPolicy`` (transient faults only, jittered backoff, Retry-After
+  honoured, never starting after the deadline) and stop as soon as the breaker is not closed.
+  Every attempt's outcome is reported to the ``CircuitBreaker``.
+* At most ``max_in_flight`` requests run at once (a caller over the limit waits for a slot,
+  until its deadline).
+* The API key is sent only as ``Authorization: Bearer``; it never appears in an error message
+  or in ``repr``. https certificates are verified unless ``tls_verify`` is False; ``ca_file``
+  adds a private CA bundle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 import json
 import math
+import os
+from pathlib import Path
+import ssl
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
 
+from edgevlm_ros.cloud.resilience import (
+    RETRYABLE,
+    CircuitBreaker,
+    RetryPolicy,
+    fault_for_status,
+)
+from edgevlm_ros.core import regions
 from edgevlm_ros.core.images import encode_jpeg, resize_max_side
-from edgevlm_ros.core.regions import BOX_FORMATS, Box, parse_lvlm_reply
+from edgevlm_ros.core.regions import Box, parse_lvlm_reply
 
-# Largest response body read; a chat completion with a short answer and a few boxes is < 10 kB.
+# Default cap on a response body; a chat completion with a short answer and a few boxes is < 10 kB.
 MAX_RESPONSE_BYTES = 1024 * 1024
 # Longest server error text quoted in CloudResult.error.
 MAX_ERROR_CHARS = 300
+# Most boxes the JSON schema allows (the parser keeps at most regions.MAX_BOXES anyway).
+SCHEMA_MAX_OBJECTS = 32
+STRUCTURED_OUTPUT = ('json_schema', 'json_object', 'off')
+STATUSES = ('ok', 'timeout', 'http_error', 'parse_error', 'dropped')
 
-SYSTEM_PROMPT = (
-    'You are the vision system of a robot. Answer the question about the image briefly and '
-    'ground the objects your answer relies on. Reply with JSON only, in this form: '
-    '{"answer": "<short answer>", "objects": [{"label": "<object>", '
-    '"bbox_2d": [x1, y1, x2, y2]}]}. bbox_2d is in absolute pixel coordinates of the image '
-    'you were given (x to the right, y down). Use an empty list when no object is relevant.'
-)
+REPLY_SCHEMA = {
+    'type': 'object',
+    'properties': {
+        'answer': {'type': 'string'},
+        'objects': {
+            'type': 'array', 'maxItems': SCHEMA_MAX_OBJECTS,
+            'items': {
+                'type': 'object',
+                'properties': {
+                    'label': {'type': 'string'},
+                    'bbox_2d': {'type': 'array', 'items': {'type': 'number'},
+                                'minItems': 4, 'maxItems': 4},
+                },
+                'required': ['label', 'bbox_2d'],
+            },
+        },
+    },
+    'required': ['answer', 'objects'],
+}
+
+_COORDINATES = {
+    'pixels': 'absolute pixel coordinates of the image you were given',
+    'grid1000': 'coordinates on a 0-1000 grid over the image (0,0 top left, 1000,1000 bottom '
+                'right)',
+    'normalized': 'coordinates as fractions 0-1 of the image width and height',
+}
+# Model families that ground on the 0-1000 grid whatever they are told (regions.BOX_FORMATS may
+# name them once the parser knows them).
+_GRID_FAMILIES = ('grid1000', 'qwen2-vl', 'qwen3-vl')
+
+
+def system_prompt(box_format: str = 'auto') -> str:
+    """The instruction sent with every frame: answer briefly, ground objects, reply as JSON."""
+    if box_format in _GRID_FAMILIES:
+        coords = _COORDINATES['grid1000']
+    elif box_format == 'normalized':
+        coords = _COORDINATES['normalized']
+    else:
+        coords = _COORDINATES['pixels']
+    return ('You are the vision system of a robot. Answer the question about the image briefly '
+            'and ground the objects your answer relies on. Reply with JSON only, in this form: '
+            '{"answer": "<short answer>", "objects": [{"label": "<object>", '
+            f'"bbox_2d": [x1, y1, x2, y2]}}]}}. bbox_2d is in {coords} (x to the right, y down). '
+            'Use an empty list when no object is relevant.')
+
+
+SYSTEM_PROMPT = system_prompt('pixels')
+
+
+class NetworkModel(Protocol):
+    """What the client needs of an emulated network (core.netem.NetworkProfile has it)."""
+
+    def sample(self, elapsed_s: float, up_bytes: int = 0,
+               down_bytes: int = 0) -> float | None: ...  # noqa: E704
+
+    def describe(self) -> str: ...  # noqa: E704
 
 
 @dataclass
 class CloudResult:
-    """What one cloud request produced."""
+    """What one cloud request produced (after its retries)."""
 
-    status: str  # 'ok' | 'timeout' | 'http_error' | 'parse_error'
+    status: str  # one of STATUSES
     answer: str = ''
     boxes: list[Box] = field(default_factory=list)
-    round_trip_ms: float = 0.0
+    round_trip_ms: float = 0.0   # ask() called -> result ready, retries and emulated network in
     model: str = ''
     error: str = ''
-    request_bytes: int = 0
-    response_bytes: int = 0
+    request_bytes: int = 0       # last attempt's body
+    response_bytes: int = 0      # last attempt's body
+    fault: str = ''              # failure or drop reason; '' when ok
+    http_status: int = 0         # last attempt's HTTP status (0: no response)
+    attempts: int = 0            # HTTP exchanges tried (0: never sent)
+    structured: bool = False     # the reply was JSON in the asked shape
+    retry_after_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -107,9 +194,89 @@ def _error_text(response_body: bytes) -> str:
         body = None
     error = body.get('error') if isinstance(body, dict) else None
     message = error.get('message') if isinstance(error, dict) else error
+    if not (isinstance(message, str) and message) and isinstance(body, dict):
+        detail = body.get('detail', body.get('message'))  # FastAPI / plain servers
+        if detail is not None:
+            message = detail if isinstance(detail, str) else json.dumps(detail)
     if isinstance(message, str) and message:
         return message[:MAX_ERROR_CHARS]
     return response_body[:MAX_ERROR_CHARS].decode('utf-8', 'replace').strip()
+
+
+def parse_retry_after(value: str | None, now_epoch_s: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or HTTP-date); None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        now = time.time() if now_epoch_s is None else now_epoch_s
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _rejects_response_format(status: int, error: str) -> bool:
+    text = error.lower()
+    return status in (400, 422) and any(
+        k in text for k in ('response_format', 'json_schema', 'structured output',
+                            'structured_output', 'guided'))
+
+
+def _tls_error(e: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = e
+    for _ in range(8):  # cause chains are short; bound the walk anyway
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _tls_context(tls_verify: bool, ca_file: str | None) -> ssl.SSLContext | bool:
+    if not tls_verify:
+        return False
+    if not ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f'cannot load the CA bundle {ca_file!r}: {e}') from None
+
+
+def resolve_api_key(env_name: str = '', file_path: str = '',
+                    environ: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+    """
+    Return (key or None, where it came from) without ever putting the key in a message.
+
+    A file (first line, surrounding whitespace stripped) wins over the environment variable; a
+    file that is set but unreadable or empty raises ValueError naming the file, not its content.
+    """
+    if file_path:
+        path = Path(file_path).expanduser()
+        try:
+            text = path.read_text(encoding='utf-8')
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+            raise ValueError(f'cannot read the API key file {str(path)!r}: {reason}') from None
+        lines = text.strip().splitlines()
+        key = lines[0].strip() if lines else ''
+        if not key:
+            raise ValueError(f'the API key file {str(path)!r} is empty')
+        return key, f'file {str(path)!r}'
+    environ = os.environ if environ is None else environ
+    if env_name and environ.get(env_name, '').strip():
+        return environ[env_name].strip(), f'${env_name}'
+    return None, 'none' + (f' (${env_name} is not set)' if env_name else '')
 
 
 class OpenAiVlmClient:
@@ -123,7 +290,13 @@ class OpenAiVlmClient:
     def __init__(self, base_url: str, model: str, api_key: str | None = None,
                  timeout_s: float = 10.0, max_tokens: int = 128, jpeg_quality: int = 85,
                  max_image_side: int = 640, box_format: str = 'auto',
-                 verify_tls: bool = True) -> None:
+                 tls_verify: bool = True, ca_file: str | None = None,
+                 structured_output: str = 'json_schema',
+                 max_response_bytes: int = MAX_RESPONSE_BYTES, max_in_flight: int = 4,
+                 retry: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
+                 network: NetworkModel | None = None,
+                 on_notice: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(('http://', 'https://')):
             raise ValueError(f'base_url must start with http:// or https://, got {base_url!r}')
         if not model:
@@ -137,8 +310,17 @@ class OpenAiVlmClient:
             raise ValueError(f'jpeg_quality must be 1..100, got {jpeg_quality!r}')
         if not isinstance(max_image_side, int) or max_image_side < 16:
             raise ValueError(f'max_image_side must be an int >= 16, got {max_image_side!r}')
-        if box_format not in BOX_FORMATS:
-            raise ValueError(f'box_format must be one of {BOX_FORMATS}, got {box_format!r}')
+        if box_format not in regions.BOX_FORMATS:
+            raise ValueError(f'box_format must be one of {regions.BOX_FORMATS}, '
+                             f'got {box_format!r}')
+        if structured_output not in STRUCTURED_OUTPUT:
+            raise ValueError(f'structured_output must be one of {STRUCTURED_OUTPUT}, '
+                             f'got {structured_output!r}')
+        if not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
+            raise ValueError(f'max_response_bytes must be an int >= 1024, '
+                             f'got {max_response_bytes!r}')
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ValueError(f'max_in_flight must be an int >= 1, got {max_in_flight!r}')
         self.base_url = base_url.rstrip('/')
         self.endpoint = f'{self.base_url}/chat/completions'
         self.model = model
@@ -147,16 +329,33 @@ class OpenAiVlmClient:
         self.jpeg_quality = jpeg_quality
         self.max_image_side = max_image_side
         self.box_format = box_format
+        self.structured_output = structured_output
+        self.max_response_bytes = max_response_bytes
+        self.max_in_flight = max_in_flight
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.breaker = breaker
+        self.network = network
+        self.on_notice = on_notice
+        self._clock = clock
+        self._network_origin = clock()
+        self._in_flight = 0
+        self._slot_freed: asyncio.Condition | None = None
         self._api_key = api_key or None
         headers = {'Content-Type': 'application/json', 'Accept': 'application/json'}
         if self._api_key:
             headers['Authorization'] = f'Bearer {self._api_key}'
-        # Per-phase timeouts guard each socket operation; ask() also bounds the whole exchange.
-        self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout_s),
-                                         verify=verify_tls, follow_redirects=False)
+        # Per-phase timeouts guard each socket operation; every attempt is also bounded as a whole.
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(self.timeout_s),
+            verify=_tls_context(tls_verify, ca_file), follow_redirects=False,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=8))
 
     def __repr__(self) -> str:  # never shows the key
         return f'OpenAiVlmClient({self.base_url!r}, model={self.model!r})'
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -180,7 +379,7 @@ class OpenAiVlmClient:
         body = {
             'model': self.model,
             'messages': [
-                {'role': 'system', 'content': SYSTEM_PROMPT},
+                {'role': 'system', 'content': system_prompt(self.box_format)},
                 {'role': 'user', 'content': [
                     {'type': 'image_url', 'image_url': {'url': data_url}},
                     {'type': 'text', 'text': f'The image is {w}x{h} pixels.\n{question.strip()}'},
@@ -189,6 +388,11 @@ class OpenAiVlmClient:
             'max_tokens': self.max_tokens,
             'temperature': 0,
         }
+        if self.structured_output == 'json_schema':
+            body['response_format'] = {'type': 'json_schema', 'json_schema': {
+                'name': 'grounded_answer', 'schema': REPLY_SCHEMA}}
+        elif self.structured_output == 'json_object':
+            body['response_format'] = {'type': 'json_object'}
         return body, (w, h)
 
     def build_request(self, rgb: np.ndarray, question: str) -> dict:
@@ -200,66 +404,206 @@ class OpenAiVlmClient:
             text = text.replace(self._api_key, '***')
         return text
 
-    async def _exchange(self, payload: bytes) -> tuple[int, bytes]:
-        async with self._client.stream('POST', self.endpoint, content=payload) as response:
-            declared = response.headers.get('Content-Length')
-            if declared is not None and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-                raise _ResponseTooLarge(int(declared))
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise _ResponseTooLarge(size)
-                chunks.append(chunk)
-            return response.status_code, b''.join(chunks)
+    # ------------------------------------------------------------------------------- asking
 
-    async def ask(self, rgb: np.ndarray, question: str) -> CloudResult:
-        """Send one frame + question; return the parsed answer, or a status saying what failed."""
-        body, (w, h) = self._prepare(rgb, question)
-        payload = json.dumps(body).encode()
+    async def ask(self, rgb: np.ndarray, question: str,
+                  deadline: float | None = None) -> CloudResult:
+        """
+        Send one frame + question; return the parsed answer, or a status saying what failed.
+
+        `deadline` (the client's clock, time.monotonic by default) is the latest moment an
+        attempt may start: the request is dropped if it is already past, and no retry starts
+        after it.
+        """
+        body, size = self._prepare(rgb, question)
+        t0 = self._clock()
+        if deadline is not None and t0 > deadline:
+            return self._finish(self._dropped('max_age', f'not sent: {t0 - deadline:.2f} s past '
+                                              'its deadline'), t0)
+        taken = acquired = False
+        recorded = [False]  # an outcome went to the breaker (else a probe must be handed back)
+        try:
+            taken = await self._take_slot(deadline)
+            if not taken:
+                return self._finish(self._dropped(
+                    'in_flight', f'not sent: {self.max_in_flight} requests in flight until its '
+                    'deadline'), t0)
+            # Asked only once a slot is free: the breaker may have opened while this waited.
+            acquired = self.breaker is None or self.breaker.acquire()
+            if not acquired:
+                return self._finish(self._dropped('circuit_open', self._open_text()), t0)
+            return self._finish(await self._attempts(body, size, deadline, recorded), t0)
+        finally:
+            if taken:
+                await self._free_slot()
+            if self.breaker is not None and acquired and not recorded[0]:
+                self.breaker.release()
+
+    async def _attempts(self, body: dict, size: tuple[int, int], deadline: float | None,
+                        recorded: list[bool]) -> CloudResult:
+        attempts = 0
+        retry = 0
+        while True:
+            if self.structured_output == 'off':
+                body.pop('response_format', None)
+            payload = json.dumps(body).encode()
+            result = await self._attempt(payload, size)
+            result.error = self._redact(result.error)
+            attempts += 1
+            result.attempts = attempts
+            if result.ok:
+                if self.breaker is not None:
+                    self.breaker.record_success()
+                    recorded[0] = True
+                return result
+            if 'response_format' in body and _rejects_response_format(
+                    result.http_status, result.error):
+                self._structured_rejected(result.error)
+                continue  # at once, without it (at most once: the mode is now 'off')
+            if self.breaker is not None:
+                self.breaker.record_failure(result.error)
+                recorded[0] = True
+            retry += 1
+            wait = self.retry.delay(retry, result.fault, self._clock(), deadline,
+                                    result.retry_after_s)
+            if wait is None:
+                if retry <= self.retry.max_retries and result.fault in RETRYABLE:
+                    result.error += (' (not retried: the next try would start after the '
+                                     'request deadline)')
+                return result
+            if self.breaker is not None and not self.breaker.retry_allowed():
+                result.error += ' (not retried: circuit open)'
+                return result
+            await asyncio.sleep(wait)
+
+    def _structured_rejected(self, error: str) -> None:
+        if self.structured_output == 'off':
+            return
+        old, self.structured_output = self.structured_output, 'off'
+        if self.on_notice is not None:
+            self.on_notice(f'the server rejected response_format ({old}): {self._redact(error)};'
+                           ' sending plain requests from now on and parsing the text')
+
+    async def _attempt(self, payload: bytes, size: tuple[int, int]) -> CloudResult:
         result = CloudResult(status='ok', model=self.model, request_bytes=len(payload))
-        t0 = time.perf_counter()
+        delay = self._network_delay(len(payload))
         try:
             async with asyncio.timeout(self.timeout_s):
-                status_code, raw = await self._exchange(payload)
+                if delay is None:
+                    await asyncio.Event().wait()  # lost: no reply ever comes, as on a real link
+                if delay:
+                    await asyncio.sleep(delay / 2)  # on the way up
+                status_code, raw, retry_after = await self._exchange(payload)
+                if delay:
+                    await asyncio.sleep(delay / 2)  # on the way down
         except (TimeoutError, httpx.TimeoutException):
-            result.status, result.error = 'timeout', f'no reply within {self.timeout_s:g} s'
-            return self._finish(result, t0)
+            result.status, result.fault = 'timeout', 'timeout'
+            result.error = f'no reply within {self.timeout_s:g} s'
+            if delay is None:
+                result.error += ' (emulated network: request lost in an outage)'
+            return result
         except _ResponseTooLarge as e:
-            result.status = 'parse_error'
-            result.error = f'response too large (> {MAX_RESPONSE_BYTES} bytes)'
+            result.status, result.fault = 'parse_error', 'too_large'
+            result.error = f'response too large (> {self.max_response_bytes} bytes)'
             result.response_bytes = int(e.args[0])
-            return self._finish(result, t0)
-        except httpx.HTTPError as e:
+            return result
+        except (httpx.HTTPError, OSError) as e:
             result.status = 'http_error'
-            result.error = f'{type(e).__name__}: {e}' if str(e) else type(e).__name__
-            return self._finish(result, t0)
-        except OSError as e:  # sockets below httpx (rare: most are wrapped as httpx errors)
-            result.status, result.error = 'http_error', f'{type(e).__name__}: {e}'
-            return self._finish(result, t0)
+            tls = _tls_error(e)
+            if tls is not None:
+                result.fault = 'tls'
+                reason = getattr(tls, 'verify_message', None) or getattr(tls, 'reason', None) \
+                    or str(tls)
+                result.error = (f'TLS failure with {self.base_url}: {reason}; point ca_file at '
+                                'the CA that signed the server certificate')
+            else:
+                result.fault = 'connect'
+                what = 'cannot connect to' if isinstance(e, (httpx.ConnectError, OSError)) \
+                    else 'connection lost with'
+                detail = f'{type(e).__name__}: {e}' if str(e) else type(e).__name__
+                result.error = f'{what} {self.base_url}: {detail}'
+            return result
         result.response_bytes = len(raw)
+        result.http_status = status_code
         if not 200 <= status_code < 300:
-            result.status = 'http_error'
+            result.status, result.fault = 'http_error', fault_for_status(status_code)
             result.error = f'HTTP {status_code}: {_error_text(raw)}'
-            return self._finish(result, t0)
+            result.retry_after_s = retry_after
+            return result
         try:
             decoded = json.loads(raw)
         except (UnicodeDecodeError, ValueError):
             decoded = None
         content = _message_content(decoded)
         if content is None:
-            result.status = 'parse_error'
+            result.status, result.fault = 'parse_error', 'malformed'
             result.error = 'reply is not a chat completion: ' + \
                 raw[:MAX_ERROR_CHARS].decode('utf-8', 'replace')
-            return self._finish(result, t0)
+            return result
         if isinstance(decoded.get('model'), str) and decoded['model']:
             result.model = decoded['model']
-        reply = parse_lvlm_reply(content, (w, h), self.box_format)
+        reply = parse_lvlm_reply(content, size, self.box_format)
         result.answer, result.boxes = reply.answer, reply.boxes
-        return self._finish(result, t0)
+        result.structured = reply.structured
+        return result
+
+    def _network_delay(self, up_bytes: int) -> float | None:
+        """The emulated round trip of an attempt sent now; None if the network loses it."""
+        if self.network is None:
+            return 0.0
+        return self.network.sample(max(0.0, self._clock() - self._network_origin), up_bytes)
+
+    async def _exchange(self, payload: bytes) -> tuple[int, bytes, float | None]:
+        cap = self.max_response_bytes
+        async with self._client.stream('POST', self.endpoint, content=payload) as response:
+            declared = response.headers.get('Content-Length')
+            if declared is not None and declared.isdigit() and int(declared) > cap:
+                raise _ResponseTooLarge(int(declared))
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise _ResponseTooLarge(size)
+                chunks.append(chunk)
+            retry_after = parse_retry_after(response.headers.get('Retry-After'))
+            return response.status_code, b''.join(chunks), retry_after
+
+    # ------------------------------------------------------------------------------- slots
+
+    async def _take_slot(self, deadline: float | None) -> bool:
+        if self._slot_freed is None:
+            self._slot_freed = asyncio.Condition()
+        async with self._slot_freed:
+            while self._in_flight >= self.max_in_flight:
+                remaining = None if deadline is None else deadline - self._clock()
+                if remaining is not None and remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._slot_freed.wait(), remaining)
+                except TimeoutError:
+                    return False
+            self._in_flight += 1
+            return True
+
+    async def _free_slot(self) -> None:
+        assert self._slot_freed is not None
+        async with self._slot_freed:
+            self._in_flight -= 1
+            self._slot_freed.notify()
+
+    # ------------------------------------------------------------------------------- results
+
+    def _dropped(self, reason: str, error: str) -> CloudResult:
+        return CloudResult(status='dropped', model=self.model, fault=reason, error=error)
+
+    def _open_text(self) -> str:
+        assert self.breaker is not None
+        last = self.breaker.last_error
+        return (f'not sent: circuit open, next probe in {self.breaker.next_probe_in():.1f} s'
+                + (f' (last error: {last})' if last else ''))
 
     def _finish(self, result: CloudResult, t0: float) -> CloudResult:
-        result.round_trip_ms = (time.perf_counter() - t0) * 1000.0
+        result.round_trip_ms = (self._clock() - t0) * 1000.0
         result.error = self._redact(result.error)
         return result

@@ -1,39 +1,85 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-Which steps go to the cloud.
+Which steps go to the cloud, and when.
 
-Rules, checked in this order for every step:
+Every step is offered once (``offer``) and leaves exactly once: sent (``Decision.send``) or
+dropped with a reason (``Decision.dropped``), so that whoever waits for its cloud answer can
+stop waiting. Rules, checked in this order when a step is offered:
 
-1. 'in_flight': no more than `max_in_flight` requests outstanding;
-2. 'interval':  at least `min_interval_s` since the last send;
-3. 'no_change': with `scene_change` > 0, send only when the frame differs from the last sent
-   frame by more than `scene_change` (mean absolute grey difference, 0..1), but never stay
-   quiet longer than `max_quiet_s`;
-4. otherwise 'send'.
+1. 'circuit_open': the caller's gate is shut (the circuit breaker is open): nothing is sent and
+   nothing waits;
+2. 'interval': less than the effective interval since the last send (see below);
+3. 'no_change': with ``scene_change`` > 0, the frame differs from the last sent frame by no more
+   than ``scene_change`` (mean absolute grey difference, 0..1), unless nothing was sent for
+   ``max_quiet_s``;
+4. fewer than ``max_in_flight`` requests outstanding: send now;
+5. otherwise the step waits in a single pending slot for a request to finish; a newer step
+   takes the slot ('superseded'), and a step that has waited longer than ``max_age_s``
+   ('max_age') is dropped instead of sent (``finished`` and ``expire`` check this).
 
-Time is whatever clock the caller uses (seconds). If it steps backwards (a looping bag, a sim
-clock reset) the selector forgets the last send instead of waiting for the old time to return.
+Adaptive rate: with ``adaptive`` on, the effective interval is
+``max(min_interval_s, rtt_ewma / max_in_flight)``, where ``rtt_ewma`` is an exponentially
+weighted mean (weight ``rtt_alpha``) of the round trips of successful requests. A server that
+answers one request per RTT on each of ``max_in_flight`` connections completes
+``max_in_flight / RTT`` requests a second; offering more only makes them wait (in the pending
+slot or the server's queue) and arrive older. Failed requests do not feed the mean (a timeout
+says nothing about the server's pace; the circuit breaker handles failing servers).
+
+Bounds: at most ``max_in_flight`` requests and one pending step. Time is whatever clock the
+caller uses (seconds); if it steps backwards (a looping bag, a sim clock reset) the selector
+forgets the last send instead of waiting for the old time to return.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import math
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .images import to_grey
 
-REASONS = ('send', 'in_flight', 'interval', 'no_change')
+REASONS = ('circuit_open', 'interval', 'no_change', 'superseded', 'max_age')
 _THUMB_WIDTH = 64  # frames are compared as 64 px wide grey thumbnails (cheap, noise-tolerant)
 
 
+@dataclass
+class Decision:
+    """What to do now: items to send, and items dropped with their reason (one of REASONS)."""
+
+    send: list[Any] = field(default_factory=list)
+    dropped: list[tuple[Any, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    item: Any
+    offered_s: float
+    thumb: np.ndarray | None
+
+
 class CloudSelector:
-    """Decides per step whether to send it to the cloud; see the module docstring."""
+    """Decides per step whether and when to send it to the cloud; see the module docstring."""
 
     def __init__(self, max_in_flight: int = 1, min_interval_s: float = 0.0,
-                 scene_change: float = 0.0, max_quiet_s: float = 5.0) -> None:
+                 scene_change: float = 0.0, max_quiet_s: float = 5.0, max_age_s: float = 3.0,
+                 adaptive: bool = True, rtt_alpha: float = 0.3) -> None:
+        self.configure(max_in_flight=max_in_flight, min_interval_s=min_interval_s,
+                       scene_change=scene_change, max_quiet_s=max_quiet_s, max_age_s=max_age_s,
+                       adaptive=adaptive, rtt_alpha=rtt_alpha)
+        self.in_flight = 0
+        self.rtt_ewma_s: float | None = None
+        self._pending: _Pending | None = None
+        self._last_sent_s: float | None = None
+        self._last_thumb: np.ndarray | None = None
+
+    def configure(self, *, max_in_flight: int, min_interval_s: float, scene_change: float,
+                  max_quiet_s: float, max_age_s: float, adaptive: bool,
+                  rtt_alpha: float) -> None:
+        """Set the limits; requests in flight, the pending step and the RTT mean are kept."""
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
                 or max_in_flight < 1:
             raise ValueError(f'max_in_flight must be an int >= 1, got {max_in_flight!r}')
@@ -41,43 +87,113 @@ class CloudSelector:
             raise ValueError(f'min_interval_s must be >= 0, got {min_interval_s}')
         if not 0.0 <= scene_change <= 1.0:
             raise ValueError(f'scene_change must be in [0, 1] (0 = off), got {scene_change}')
-        if not max_quiet_s > 0:
+        if not (math.isfinite(max_quiet_s) and max_quiet_s > 0):
             raise ValueError(f'max_quiet_s must be > 0, got {max_quiet_s}')
+        if not (math.isfinite(max_age_s) and max_age_s > 0):
+            raise ValueError(f'max_age_s must be > 0, got {max_age_s}')
+        if not 0.0 < rtt_alpha <= 1.0:
+            raise ValueError(f'rtt_alpha must be in (0, 1], got {rtt_alpha}')
         self.max_in_flight = max_in_flight
         self.min_interval_s = float(min_interval_s)
         self.scene_change = float(scene_change)
         self.max_quiet_s = float(max_quiet_s)
-        self._last_sent_s: float | None = None
-        self._last_thumb: np.ndarray | None = None
+        self.max_age_s = float(max_age_s)
+        self.adaptive = bool(adaptive)
+        self.rtt_alpha = float(rtt_alpha)
 
-    def decide(self, now_s: float, in_flight: int,
-               grey: np.ndarray | None = None) -> tuple[bool, str]:
-        """Return (send, reason); reason is one of REASONS. Does not record the send."""
-        if in_flight >= self.max_in_flight:
-            return False, 'in_flight'
+    # ---------------------------------------------------------------------------- queries
+
+    @property
+    def interval_s(self) -> float:
+        """The effective minimum interval between two sends (the adaptive rule included)."""
+        if self.adaptive and self.rtt_ewma_s is not None:
+            return max(self.min_interval_s, self.rtt_ewma_s / self.max_in_flight)
+        return self.min_interval_s
+
+    @property
+    def pending(self) -> int:
+        """Steps waiting for a free slot (0 or 1)."""
+        return 0 if self._pending is None else 1
+
+    # ---------------------------------------------------------------------------- events
+
+    def offer(self, now_s: float, item: Any, grey: np.ndarray | None = None,
+              gate: bool = True) -> Decision:
+        """A new step: send it, keep it pending, or drop it (see the module docstring)."""
+        out = Decision()
+        if not gate:
+            self._drop_pending(out, 'circuit_open')
+            out.dropped.append((item, 'circuit_open'))
+            return out
         if self._last_sent_s is not None and now_s < self._last_sent_s:
-            self.reset()  # the clock went backwards
-        if self._last_sent_s is None:
-            return True, 'send'
-        elapsed = now_s - self._last_sent_s
-        if elapsed < self.min_interval_s:
-            return False, 'interval'
-        if self.scene_change > 0 and grey is not None and self._last_thumb is not None \
-                and elapsed < self.max_quiet_s:
-            diff = _difference(_thumb(grey), self._last_thumb)
-            if diff <= self.scene_change:
-                return False, 'no_change'
-        return True, 'send'
+            self._last_sent_s = None  # the clock went backwards
+            self._last_thumb = None
+        thumb = _thumb(grey) if grey is not None else None
+        if self._last_sent_s is not None:
+            elapsed = now_s - self._last_sent_s
+            if elapsed < self.interval_s:
+                out.dropped.append((item, 'interval'))
+                return out
+            if self.scene_change > 0 and thumb is not None and self._last_thumb is not None \
+                    and elapsed < self.max_quiet_s \
+                    and _difference(thumb, self._last_thumb) <= self.scene_change:
+                out.dropped.append((item, 'no_change'))
+                return out
+        if self.in_flight < self.max_in_flight:
+            self._send(out, item, now_s, thumb)
+        else:
+            self._drop_pending(out, 'superseded')
+            self._pending = _Pending(item, now_s, thumb)
+        return out
 
-    def mark_sent(self, now_s: float, grey: np.ndarray | None = None) -> None:
-        """Record that the step seen at now_s (with this frame) was sent."""
-        self._last_sent_s = float(now_s)
-        if grey is not None:
-            self._last_thumb = _thumb(grey)
+    def finished(self, now_s: float, rtt_s: float | None = None, gate: bool = True) -> Decision:
+        """
+        A request ended; `rtt_s` is its round trip if it succeeded (feeds the adaptive rate).
+
+        Frees its slot, and sends the pending step if it is still young enough and the gate is
+        open.
+        """
+        if self.in_flight <= 0:
+            raise RuntimeError('finished() without a request in flight')
+        self.in_flight -= 1
+        if rtt_s is not None and math.isfinite(rtt_s) and rtt_s >= 0:
+            self.rtt_ewma_s = rtt_s if self.rtt_ewma_s is None else (
+                self.rtt_alpha * rtt_s + (1.0 - self.rtt_alpha) * self.rtt_ewma_s)
+        out = self.expire(now_s)
+        if self._pending is not None and self.in_flight < self.max_in_flight:
+            if not gate:
+                self._drop_pending(out, 'circuit_open')
+            else:
+                p, self._pending = self._pending, None
+                self._send(out, p.item, now_s, p.thumb)
+        return out
+
+    def expire(self, now_s: float) -> Decision:
+        """Drop the pending step if it has waited longer than max_age_s (call periodically)."""
+        out = Decision()
+        if self._pending is not None and now_s - self._pending.offered_s > self.max_age_s:
+            self._drop_pending(out, 'max_age')
+        return out
 
     def reset(self) -> None:
+        """Forget the last send and the RTT mean (requests in flight and pending stay)."""
         self._last_sent_s = None
         self._last_thumb = None
+        self.rtt_ewma_s = None
+
+    # ---------------------------------------------------------------------------- internals
+
+    def _send(self, out: Decision, item: Any, now_s: float, thumb: np.ndarray | None) -> None:
+        self.in_flight += 1
+        self._last_sent_s = float(now_s)
+        if thumb is not None:
+            self._last_thumb = thumb
+        out.send.append(item)
+
+    def _drop_pending(self, out: Decision, reason: str) -> None:
+        if self._pending is not None:
+            out.dropped.append((self._pending.item, reason))
+            self._pending = None
 
 
 def _thumb(image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,626 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+Every cloud fault survived, from the rules to the running graph.
+
+The retry and breaker rules on a fake clock, then the fault matrix against a real HTTP server on
+127.0.0.1, then the bridge in a real graph.
+
+For each fault the client must say what happened (status, fault name), retry only transient
+faults, open the breaker once (one state change, however many frames), send nothing while it is
+open, and close it again when the server is back.
+"""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import random
+import re
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from edgevlm_msgs.msg import Answer, CloudResponse, Step
+from edgevlm_ros.cloud.openai_client import CloudResult, OpenAiVlmClient
+from edgevlm_ros.cloud.resilience import (
+    FAULTS,
+    RETRYABLE,
+    CircuitBreaker,
+    RetryPolicy,
+    Transition,
+    fault_for_status,
+)
+from edgevlm_ros.core.netem import NetworkProfile
+from edgevlm_ros.core.stats import Counters
+from edgevlm_ros.ros_qos import RESULTS
+from fault_server import FaultServer, free_port, self_signed_cert, server_tls_context
+import numpy as np
+import pytest
+import yaml
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+MODEL = 'fault-vlm'
+API_KEY = 'sk-fault-test-5f2b9c0e77a1'
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def frame() -> np.ndarray:
+    img = np.full((96, 128, 3), 90, np.uint8)
+    img[24:72, 32:96] = (230, 30, 30)
+    return img
+
+
+# ----------------------------------------------------------------------------- retry schedule
+
+
+def test_retry_waits_are_jittered_doubling_and_capped():
+    policy = RetryPolicy(max_retries=10, base_s=0.2, max_s=1.0, rng=random.Random(1))
+    for retry, full in [(1, 0.2), (2, 0.4), (3, 0.8), (4, 1.0), (8, 1.0)]:
+        waits = [policy.backoff_s(retry) for _ in range(200)]
+        assert all(full / 2 <= w <= full for w in waits)
+        assert max(waits) - min(waits) > full / 4  # jittered, not one fixed value
+
+
+@pytest.mark.parametrize('fault', FAULTS)
+def test_only_transient_faults_are_retried(fault):
+    policy = RetryPolicy(max_retries=2)
+    wait = policy.delay(1, fault, now=0.0)
+    assert (wait is not None) == (fault in RETRYABLE)
+
+
+def test_status_codes_map_to_faults():
+    assert [fault_for_status(s) for s in (429, 500, 502, 503, 504, 501, 400, 401, 403, 404)] == [
+        'rate_limited', 'server_error', 'server_error', 'server_error', 'server_error',
+        'http_other', 'bad_request', 'unauthorized', 'unauthorized', 'not_found']
+
+
+def test_retries_stop_after_max_retries():
+    policy = RetryPolicy(max_retries=2)
+    assert policy.delay(2, 'server_error', 0.0) is not None
+    assert policy.delay(3, 'server_error', 0.0) is None
+
+
+def test_retry_after_is_honoured_within_the_deadline_and_never_past_it():
+    policy = RetryPolicy(max_retries=3, base_s=0.1, max_s=0.2)
+    assert policy.delay(1, 'rate_limited', now=10.0, deadline=15.0, retry_after_s=4.0) == 4.0
+    assert policy.delay(1, 'rate_limited', now=10.0, deadline=13.0, retry_after_s=4.0) is None
+    # A backoff that would start the retry after the deadline gives up too.
+    assert policy.delay(1, 'server_error', now=10.0, deadline=10.01) is None
+
+
+@pytest.mark.parametrize('kwargs', [{'max_retries': -1}, {'max_retries': 11},
+                                    {'base_s': 0}, {'max_s': 0.1, 'base_s': 0.2}])
+def test_bad_retry_configuration_raises(kwargs):
+    with pytest.raises(ValueError):
+        RetryPolicy(**kwargs)
+
+
+# ----------------------------------------------------------------------------- circuit breaker
+
+
+def make_breaker(clock: FakeClock, **kw) -> tuple[CircuitBreaker, list[Transition]]:
+    events: list[Transition] = []
+    kw = {'failure_threshold': 3, 'cooldown_s': 2.0, 'max_cooldown_s': 10.0, **kw}
+    return CircuitBreaker(clock=clock, on_transition=events.append, **kw), events
+
+
+def test_breaker_opens_after_n_failures_in_a_row_and_a_success_resets_the_count():
+    clock = FakeClock()
+    b, events = make_breaker(clock)
+    b.record_failure('e1')
+    b.record_failure('e2')
+    b.record_success()
+    b.record_failure('e3')
+    b.record_failure('e4')
+    assert b.state == 'closed' and events == []
+    b.record_failure('e5')
+    assert b.state == 'open' and b.last_error == 'e5'
+    assert events == [Transition('closed', 'open', '3 failures in a row', 2.0)]
+
+
+def test_open_breaker_lets_nothing_through_until_the_cooldown_then_exactly_one_probe():
+    clock = FakeClock()
+    b, events = make_breaker(clock, failure_threshold=1)
+    b.record_failure('down')
+    assert not b.ready() and not b.acquire() and not b.retry_allowed()
+    assert b.next_probe_in() == pytest.approx(2.0)
+    clock.t += 1.9
+    assert not b.acquire()
+    clock.t += 0.2
+    assert b.ready() and b.acquire()
+    assert b.state == 'half_open' and not b.ready() and not b.acquire()  # one probe at a time
+    assert [e.new for e in events] == ['open', 'half_open']
+
+
+def test_failed_probes_back_off_the_cooldown_up_to_the_cap_and_success_resets_it():
+    clock = FakeClock()
+    b, events = make_breaker(clock, failure_threshold=1, cooldown_s=1.0, max_cooldown_s=5.0)
+    b.record_failure('down')
+    cooldowns = []
+    for _ in range(5):
+        clock.t += b.next_probe_in()
+        assert b.acquire()
+        b.record_failure('still down')
+        cooldowns.append(events[-1].cooldown_s)
+    assert cooldowns == [2.0, 4.0, 5.0, 5.0, 5.0]
+    clock.t += b.next_probe_in()
+    assert b.acquire()
+    b.record_success()
+    assert b.state == 'closed' and events[-1] == Transition('half_open', 'closed',
+                                                            'request succeeded', 0.0)
+    b.record_failure('down again')
+    assert events[-1].cooldown_s == 1.0
+
+
+def test_a_probe_that_never_went_out_is_handed_back():
+    clock = FakeClock()
+    b, _ = make_breaker(clock, failure_threshold=1)
+    b.record_failure('down')
+    clock.t += 5
+    assert b.acquire() and not b.ready()
+    b.release()
+    assert b.ready() and b.acquire()
+
+
+def test_a_long_outage_costs_one_state_change_per_cooldown_not_one_per_frame():
+    clock = FakeClock()
+    b, events = make_breaker(clock, failure_threshold=3, cooldown_s=1.0, max_cooldown_s=8.0)
+    sent = 0
+    for _ in range(6000):  # ten minutes of frames at 10 Hz against a dead server
+        clock.t += 0.1
+        if b.acquire():
+            sent += 1
+            b.record_failure('connection refused')
+    assert b.state in ('open', 'half_open')
+    # 3 to open, then one probe per cool-down (1, 2, 4, then 8 s): about 600 / 8 of them.
+    assert sent < 90 and len(events) < 2 * sent
+    assert all(e.new in ('open', 'half_open') for e in events)
+
+
+@pytest.mark.parametrize('kwargs', [{'failure_threshold': 0}, {'cooldown_s': 0},
+                                    {'cooldown_s': 5.0, 'max_cooldown_s': 1.0},
+                                    {'backoff': 0.5}])
+def test_bad_breaker_configuration_raises(kwargs):
+    with pytest.raises(ValueError):
+        CircuitBreaker(**kwargs)
+
+
+# ----------------------------------------------------------------------------- the fault matrix
+
+
+@dataclass
+class Harness:
+    """A client with a real breaker against one fault server; records what it saw."""
+
+    server: FaultServer
+    client_kw: dict
+    transitions: list
+    counters: Counters
+
+    @classmethod
+    def make(cls, server: FaultServer, **client_kw) -> 'Harness':
+        return cls(server, client_kw, [], Counters())
+
+    def run(self, body: Callable) -> object:
+        """Run body(client) on a fresh event loop with a fresh client; close it afterwards."""
+        async def main():
+            kw = {'timeout_s': 1.0, 'max_tokens': 16, **self.client_kw}
+            breaker = CircuitBreaker(failure_threshold=2, cooldown_s=1.0, max_cooldown_s=2.0,
+                                     on_transition=self.transitions.append)
+            kw.setdefault('retry', RetryPolicy(max_retries=2, base_s=0.01, max_s=0.02))
+            client = OpenAiVlmClient(kw.pop('url', self.server.url),
+                                     kw.pop('model', MODEL), breaker=breaker, **kw)
+            try:
+                return await body(client)
+            finally:
+                await client.aclose()
+                others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                assert others == [], f'tasks left behind: {others}'
+        return asyncio.run(main())
+
+    async def ask(self, client: OpenAiVlmClient, deadline_s: float = 5.0) -> CloudResult:
+        result = await client.ask(frame(), 'What is there?',
+                                  deadline=time.monotonic() + deadline_s)
+        self.counters.inc(f'status_{result.status}')
+        if result.fault:
+            self.counters.inc(f'fault_{result.fault}')
+        return result
+
+
+@dataclass
+class Fault:
+    name: str
+    setup: Callable[[FaultServer], None]   # make the server fail this way
+    heal: Callable[[FaultServer], None]    # bring it back
+    status: str
+    fault: str
+    started: bool = True                   # the server runs while failing
+
+
+def _status(code: int, **kw) -> Callable[[FaultServer], None]:
+    return lambda s: s.set('status', status=code, **kw)
+
+
+def _ok(s: FaultServer) -> None:
+    s.set('ok')
+
+
+def _restart(s: FaultServer) -> None:
+    s.start()
+    s.set('ok')
+
+
+MATRIX = [
+    Fault('down_at_start', lambda s: None, _restart, 'http_error', 'connect', started=False),
+    Fault('dies_mid_run', lambda s: s.stop(), _restart, 'http_error', 'connect'),
+    Fault('drops_connections', lambda s: s.set('drop'), _ok, 'http_error', 'connect'),
+    Fault('hangs', lambda s: s.set('hang'), _ok, 'timeout', 'timeout'),
+    Fault('slow_10s', lambda s: s.set('slow', delay_s=10.0), lambda s: s.set('slow', delay_s=0.05),
+          'timeout', 'timeout'),
+    Fault('http_429', _status(429), _ok, 'http_error', 'rate_limited'),
+    Fault('http_500', _status(500, message='CUDA out of memory'), _ok, 'http_error',
+          'server_error'),
+    Fault('http_503', _status(503), _ok, 'http_error', 'server_error'),
+    Fault('http_400', _status(400, message='bad image'), _ok, 'http_error', 'bad_request'),
+    Fault('http_401', _status(401, message='invalid key'), _ok, 'http_error', 'unauthorized'),
+    Fault('malformed_json', lambda s: s.set('malformed'), _ok, 'parse_error', 'malformed'),
+    Fault('huge_response', lambda s: s.set('huge'), _ok, 'parse_error', 'too_large'),
+    Fault('wrong_model', lambda s: setattr(s, 'served_model', 'another-model'),
+          lambda s: setattr(s, 'served_model', MODEL), 'http_error', 'not_found'),
+]
+
+
+@pytest.fixture
+def server():
+    s = FaultServer(served_model=MODEL)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize('fault', MATRIX, ids=[f.name for f in MATRIX])
+def test_fault_is_reported_retried_only_if_transient_breaker_opens_once_and_recovers(
+        server, fault):
+    if fault.started:
+        server.start()
+    h = Harness.make(server, max_response_bytes=64 * 1024, timeout_s=0.5)
+
+    async def body(client: OpenAiVlmClient) -> None:
+        if fault.name == 'dies_mid_run':
+            assert (await h.ask(client)).ok  # it was fine before it died
+            h.transitions.clear()
+        fault.setup(server)
+        sent_before = server.count
+        first = await h.ask(client)
+        assert (first.status, first.fault) == (fault.status, fault.fault), first.error
+        assert first.error and first.answer == '' and first.boxes == []
+        # Transient faults are retried; the breaker (2 failed tries) opens during the retries.
+        assert first.attempts == (2 if fault.fault in RETRYABLE else 1)
+        frames = [await h.ask(client) for _ in range(8)]
+        # Open: the rest are not sent, and say so.
+        assert [t.new for t in h.transitions] == ['open'], h.transitions
+        not_sent = [r for r in frames if r.status == 'dropped']
+        assert not_sent and all(r.fault == 'circuit_open' and 'circuit open' in r.error
+                                for r in not_sent)
+        if fault.started and fault.name != 'dies_mid_run':
+            assert server.count - sent_before == 2  # the two failed tries, nothing more
+        fault.heal(server)
+        end = time.monotonic() + 15.0
+        while time.monotonic() < end:
+            result = await h.ask(client)
+            if result.ok:
+                break
+            await asyncio.sleep(0.05)
+        assert result.ok, result.error
+        assert result.answer and result.boxes
+        # One state change each: open, probe, closed; none per frame.
+        assert [t.new for t in h.transitions] == ['open', 'half_open', 'closed'], h.transitions
+        assert client.in_flight == 0
+
+    h.run(body)
+    assert h.counters[f'fault_{fault.fault}'] >= 1 and h.counters['fault_circuit_open'] >= 1
+    assert h.counters['status_ok'] >= 1
+
+
+def test_json_without_boxes_is_an_answer_without_boxes(server):
+    server.start().set('no_boxes')
+    h = Harness.make(server)
+    result = h.run(h.ask)
+    assert (result.status, result.answer, result.boxes) == (
+        'ok', 'There is a red box on the floor.', [])
+    assert not result.structured and h.transitions == []
+
+
+def test_transient_failures_that_clear_within_the_retries_are_an_answer(server):
+    server.start().script('status', 'drop')  # 503, then a dropped connection, then fine
+    h = Harness.make(server, retry=RetryPolicy(max_retries=2, base_s=0.01, max_s=0.02))
+
+    async def body(client):
+        client.breaker.configure(5, 1.0, 2.0)
+        return await h.ask(client)
+    result = h.run(body)
+    assert result.ok and result.attempts == 3 and server.count == 3
+
+
+def test_retry_after_is_waited_for_when_it_fits_the_deadline(server):
+    server.start().set('ok', status=429, retry_after='0.4').script('status')
+    h = Harness.make(server)
+    result = h.run(lambda c: h.ask(c, deadline_s=5.0))
+    assert result.ok and result.attempts == 2
+    assert server.times[1] - server.times[0] >= 0.4  # it waited at least as long as asked
+
+
+def test_retry_after_beyond_the_deadline_is_not_waited_for(server):
+    server.start().set('status', status=429, retry_after='30')
+    h = Harness.make(server)
+    result = h.run(lambda c: h.ask(c, deadline_s=1.0))
+    assert (result.status, result.fault, result.attempts) == ('http_error', 'rate_limited', 1)
+    assert 'not retried' in result.error and 'deadline' in result.error
+    assert server.count == 1
+
+
+def test_a_request_past_its_deadline_is_dropped_not_sent(server):
+    server.start()
+    h = Harness.make(server)
+
+    async def body(client):
+        return await client.ask(frame(), 'q', deadline=time.monotonic() - 0.1)
+    result = h.run(body)
+    assert (result.status, result.fault, result.attempts) == ('dropped', 'max_age', 0)
+    assert server.count == 0
+
+
+def test_in_flight_limit_holds_requests_until_their_deadline(server):
+    server.start().set('hang')
+    h = Harness.make(server, max_in_flight=1, timeout_s=1.0)
+
+    async def body(client):
+        first = asyncio.create_task(h.ask(client))
+        assert await asyncio.to_thread(server.wait_for_requests, 1)
+        second = await h.ask(client, deadline_s=0.2)
+        return await first, second
+    first, second = h.run(body)
+    assert first.status == 'timeout'
+    assert (second.status, second.fault) == ('dropped', 'in_flight')
+    assert server.count == 1
+
+
+def test_a_server_rejecting_response_format_is_asked_again_without_it_once(server):
+    server.start().set('no_response_format')
+    notices: list[str] = []
+    h = Harness.make(server, on_notice=notices.append)
+
+    async def body(client):
+        return [await h.ask(client) for _ in range(3)]
+    results = h.run(body)
+    assert all(r.ok and r.boxes for r in results)
+    assert [('response_format' in r) for r in server.requests] == [True, False, False, False]
+    assert len(notices) == 1 and 'response_format' in notices[0]
+    assert h.transitions == []  # not a server failure
+
+
+def test_structured_output_asks_for_the_reply_schema(server):
+    server.start()
+    h = Harness.make(server)
+    result = h.run(h.ask)
+    assert result.ok and result.structured
+    fmt = server.requests[0]['response_format']
+    assert fmt['type'] == 'json_schema'
+    assert fmt['json_schema']['schema']['required'] == ['answer', 'objects']
+
+
+def test_an_outage_of_the_emulated_network_is_a_timeout_and_sends_nothing(server):
+    server.start()
+    h = Harness.make(server, timeout_s=0.3,
+                     network=NetworkProfile.parse('fixed:10+outage:0-3600'))
+    result = h.run(h.ask)
+    assert (result.status, result.fault, result.attempts) == ('timeout', 'timeout', 1)
+    assert 'lost' in result.error and server.count == 0
+
+
+# ----------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope='module')
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    made = self_signed_cert(tmp_path_factory.mktemp('tls'))
+    if isinstance(made, str):
+        pytest.skip(f'no way to make a test certificate: {made}')
+    return made
+
+
+def test_https_with_an_untrusted_certificate_fails_clearly_and_is_not_retried(certificate):
+    cert, key = certificate
+    with FaultServer(served_model=MODEL, tls=server_tls_context(cert, key)) as server:
+        h = Harness.make(server)
+        result = h.run(h.ask)
+        assert (result.status, result.fault, result.attempts) == ('http_error', 'tls', 1)
+        assert 'TLS' in result.error and 'certificate' in result.error.lower()
+        assert 'ca_file' in result.error
+        assert server.count == 0  # no request went out over the unverified connection
+
+        trusted = Harness.make(server, ca_file=str(cert))
+        assert trusted.run(trusted.ask).ok
+        unverified = Harness.make(server, tls_verify=False)
+        assert unverified.run(unverified.ask).ok
+
+
+def test_a_missing_ca_file_is_a_clear_configuration_error(tmp_path):
+    with pytest.raises(ValueError, match='CA bundle'):
+        OpenAiVlmClient('https://127.0.0.1:9/v1', MODEL, ca_file=str(tmp_path / 'none.pem'))
+
+
+# ----------------------------------------------------------------------------- API key
+
+
+def test_api_key_never_appears_in_errors_or_repr_even_when_the_server_echoes_it(server):
+    server.start().set('status', status=401,
+                       message=f'Incorrect API key provided: {API_KEY}')
+    h = Harness.make(server, api_key=API_KEY)
+    holder: list[OpenAiVlmClient] = []
+
+    async def body(client):
+        holder.append(client)
+        return [await h.ask(client) for _ in range(4)]
+    results = h.run(body)
+    assert server.headers[0]['Authorization'] == f'Bearer {API_KEY}'
+    for r in results:
+        assert API_KEY not in r.error and API_KEY not in repr(r)
+    assert '***' in results[0].error
+    assert API_KEY not in repr(holder[0])
+    assert API_KEY not in (holder[0].breaker.last_error or '')
+    assert all(API_KEY not in json.dumps(b) for b in server.requests)
+
+
+# ----------------------------------------------------------------------------- nothing grows
+
+
+def test_a_hanging_server_leaves_nothing_behind(server):
+    server.start().set('hang')
+    h = Harness.make(server, timeout_s=0.2, max_in_flight=2)
+
+    async def body(client):
+        results = await asyncio.gather(*(h.ask(client) for _ in range(6)))
+        return results, client.in_flight
+    results, in_flight = h.run(body)  # the harness also checks that no task is left
+    assert in_flight == 0
+    assert {r.status for r in results} <= {'timeout', 'dropped'}
+    assert server.count <= 2 + 2  # two in flight, then the breaker: no more than a probe's worth
+
+
+def test_client_for_a_closed_port_gives_up_at_once_per_try():
+    port = free_port()
+    server = FaultServer(port=port, served_model=MODEL)  # never started
+    h = Harness.make(server)
+    result = h.run(h.ask)
+    assert (result.status, result.fault, result.attempts) == ('http_error', 'connect', 2)
+
+
+# ----------------------------------------------------------------------------- the real graph
+
+STRATEGY = 'replacement_only'
+GRAPH_BRIDGE = {'timeout_s': 1.0, 'max_age_s': 2.0, 'retry.max_retries': 1,
+                'retry.backoff_s': 0.05, 'retry.max_backoff_s': 0.1,
+                'breaker.failure_threshold': 2, 'breaker.cooldown_s': 1.0,
+                'breaker.max_cooldown_s': 2.0}
+STATE_LINE = re.compile(r'cloud (unknown|ok|failing|open|probing) -> (ok|failing|open|probing):')
+
+
+def _params_file(tmp_path: Path, **bridge: object) -> str:
+    """The package's parameters with the bridge's overridden (short timeouts for the tests)."""
+    params = yaml.safe_load((PACKAGE / 'config' / 'edgevlm.yaml').read_text())
+    params['/**/cloud_bridge']['ros__parameters'].update(GRAPH_BRIDGE, **bridge)
+    path = tmp_path / 'params.yaml'
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def _answered_steps(probe, steps: list, answers: list, n: int) -> int:
+    """How many of the next n published steps the edge answers (polling, no timing)."""
+    assert probe.until(lambda: len(steps) > 0, 60)
+    first = steps[-1].step_id + 1
+    last = first + n - 1
+    assert probe.until(lambda: steps[-1].step_id >= last, 120)
+    # Answers lag their step by the model time: wait for one about a later step.
+    assert probe.until(lambda: any(a.step_id > last for a in answers), 120)
+    return len({a.step_id for a in answers if first <= a.step_id <= last})
+
+
+def _state_changes_logged(graph) -> list[tuple[str, str]]:
+    return STATE_LINE.findall(graph.log('cloud_bridge'))
+
+
+def _latest_diagnostics(probe) -> dict[str, str]:
+    return probe.diagnostics('cloud_bridge')
+
+
+@pytest.mark.ros
+def test_edge_keeps_its_rate_while_the_cloud_hangs_and_the_bridge_recovers(graph, probe,
+                                                                          tmp_path):
+    steps = probe.listen(Step, 'edgevlm/step', RESULTS)
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    cloud = probe.listen(CloudResponse, 'edgevlm/cloud_response', RESULTS)
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+    with FaultServer(served_model=MODEL) as server:
+        graph.launch(use_frame_source='true', strategy=STRATEGY, cloud_url=server.url,
+                     cloud_model=MODEL, params_file=_params_file(tmp_path))
+        assert probe.until(lambda: any(c.status == CloudResponse.STATUS_OK for c in cloud),
+                           120), graph.log('cloud_bridge')
+        healthy = _answered_steps(probe, steps, answers, 8)
+
+        server.set('hang')
+        n = len(cloud)
+        assert probe.until(lambda: any(c.status == CloudResponse.STATUS_TIMEOUT
+                                       for c in cloud[n:]), 60), graph.log('cloud_bridge')
+        hanging = _answered_steps(probe, steps, answers, 8)
+        # The cloud hanging costs the edge nothing: as many of the same number of steps answered.
+        assert hanging >= healthy - 1, (healthy, hanging)
+        assert any(c.status == CloudResponse.STATUS_DROPPED and 'circuit open' in c.error
+                   for c in cloud[n:])
+        during = _latest_diagnostics(probe)
+        assert int(during['in_flight']) <= 1 and int(during['pending']) <= 1
+        assert int(during['http_tasks']) <= 1
+
+        server.set('ok')
+        n = len(cloud)
+        assert probe.until(lambda: any(c.status == CloudResponse.STATUS_OK for c in cloud[n:]),
+                           60), graph.log('cloud_bridge')
+    assert probe.until(lambda: _latest_diagnostics(probe).get('cloud_state') == 'ok', 10)
+    diag = _latest_diagnostics(probe)
+    logged = _state_changes_logged(graph)
+    # One log line per state change, far fewer than the steps it handled.
+    assert len(logged) == int(diag['state_changes']), (logged, diag)
+    assert ('ok', 'failing') in logged or ('ok', 'open') in logged
+    assert logged[-1][1] == 'ok' and int(diag['breaker_open']) >= 1
+    assert len(logged) < int(diag['steps_received']) / 3
+    assert int(diag['failures_timeout']) >= 1 and int(diag['dropped_circuit_open']) >= 1
+
+
+@pytest.mark.ros
+def test_cloud_down_at_start_then_refusing_the_key_then_up_and_the_key_never_shows(
+        graph, probe, tmp_path, monkeypatch):
+    monkeypatch.setenv('EDGEVLM_CLOUD_API_KEY', API_KEY)
+    steps = probe.listen(Step, 'edgevlm/step', RESULTS)
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    cloud = probe.listen(CloudResponse, 'edgevlm/cloud_response', RESULTS)
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+    server = FaultServer(served_model=MODEL)  # nothing listens on its port yet
+    try:
+        graph.launch(use_frame_source='true', strategy=STRATEGY, cloud_url=server.url,
+                     cloud_model=MODEL, params_file=_params_file(tmp_path))
+        assert probe.until(lambda: any(c.status == CloudResponse.STATUS_HTTP_ERROR
+                                       for c in cloud), 120), graph.log('cloud_bridge')
+        assert _answered_steps(probe, steps, answers, 6) >= 3, 'the edge answers without a cloud'
+        assert probe.until(lambda: any(c.status == CloudResponse.STATUS_DROPPED
+                                       and 'circuit open' in c.error for c in cloud), 30)
+
+        server.start().set('status', status=401,
+                           message=f'Incorrect API key provided: {API_KEY}')
+        assert probe.until(lambda: any('HTTP 401' in c.error for c in cloud), 60), (
+            graph.log('cloud_bridge'))
+        server.set('ok')
+        n = len(cloud)
+        assert probe.until(lambda: any(c.status == CloudResponse.STATUS_OK for c in cloud[n:]),
+                           60), graph.log('cloud_bridge')
+        assert server.headers[0]['Authorization'] == f'Bearer {API_KEY}'
+    finally:
+        server.stop()
+    assert probe.until(lambda: _latest_diagnostics(probe).get('cloud_state') == 'ok', 10)
+    diag = _latest_diagnostics(probe)
+    log = graph.log('cloud_bridge')
+    assert API_KEY not in log and '$EDGEVLM_CLOUD_API_KEY' in log
+    assert all(API_KEY not in c.error for c in cloud)
+    assert all(API_KEY not in v for v in diag.values())
+    logged = _state_changes_logged(graph)
+    assert len(logged) == int(diag['state_changes']) and logged[-1][1] == 'ok'
+    assert int(diag['failures_connect']) >= 1 and int(diag['failures_unauthorized']) >= 1

@@ -1,0 +1,160 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""Cloud step selection: every step leaves once, sent or dropped with a reason (fake clock)."""
+
+from edgevlm_ros.core.selection import REASONS, CloudSelector
+import numpy as np
+import pytest
+
+
+def test_first_step_is_sent_and_counted_in_flight():
+    s = CloudSelector()
+    d = s.offer(0.0, 'a')
+    assert d.send == ['a'] and d.dropped == [] and s.in_flight == 1
+
+
+def test_min_interval_between_sends():
+    s = CloudSelector(min_interval_s=1.0, adaptive=False, max_in_flight=4)
+    assert s.offer(0.0, 'a').send == ['a']
+    assert s.offer(0.5, 'b').dropped == [('b', 'interval')]
+    assert s.offer(1.0, 'c').send == ['c']
+
+
+def test_scene_change_gate_and_max_quiet():
+    s = CloudSelector(scene_change=0.1, max_quiet_s=5.0, max_in_flight=8)
+    dark = np.zeros((48, 64), np.uint8)
+    assert s.offer(0.0, 'a', dark).send == ['a']
+    assert s.offer(1.0, 'b', dark + 10).dropped == [('b', 'no_change')]  # 10/255 = 0.04
+    assert s.offer(1.0, 'c', dark + 60).send == ['c']
+    assert s.offer(6.0, 'd', dark + 60).send == ['d']  # quiet for max_quiet_s: send anyway
+    assert s.offer(6.5, 'e', None).send == ['e']  # no frame: cannot judge
+
+
+def test_scene_change_compares_frames_of_different_sizes():
+    s = CloudSelector(scene_change=0.1)
+    s.offer(0.0, 'a', np.zeros((480, 640, 3), np.uint8))
+    s.finished(0.05)
+    assert s.offer(0.1, 'b', np.zeros((240, 320), np.uint8)).dropped == [('b', 'no_change')]
+
+
+def test_clock_going_backwards_forgets_the_last_send():
+    s = CloudSelector(min_interval_s=10.0, max_in_flight=2)
+    s.offer(100.0, 'a')
+    assert s.offer(5.0, 'b').send == ['b']
+
+
+def test_a_step_over_the_in_flight_limit_waits_and_goes_when_a_slot_frees():
+    s = CloudSelector(max_in_flight=1, adaptive=False)
+    s.offer(0.0, 'a')
+    d = s.offer(0.5, 'b')
+    assert d.send == [] and d.dropped == [] and s.pending == 1
+    d = s.finished(1.0, rtt_s=1.0)
+    assert d.send == ['b'] and s.in_flight == 1 and s.pending == 0
+
+
+def test_only_the_newest_step_waits():
+    s = CloudSelector(max_in_flight=1, adaptive=False)
+    s.offer(0.0, 'a')
+    s.offer(0.1, 'b')
+    assert s.offer(0.2, 'c').dropped == [('b', 'superseded')]
+    assert s.pending == 1
+    assert s.finished(0.3).send == ['c']
+
+
+def test_a_step_that_waited_longer_than_max_age_is_dropped_not_sent():
+    s = CloudSelector(max_in_flight=1, max_age_s=2.0, adaptive=False)
+    s.offer(0.0, 'a')
+    s.offer(1.0, 'b')
+    assert s.expire(2.9).dropped == []
+    assert s.expire(3.1).dropped == [('b', 'max_age')] and s.pending == 0
+    s.offer(4.0, 'c')
+    d = s.finished(6.5)  # 'a' ends; 'c' has waited 2.5 s > max_age
+    assert d.send == [] and d.dropped == [('c', 'max_age')] and s.in_flight == 0
+
+
+def test_a_shut_gate_drops_the_step_and_the_one_waiting():
+    s = CloudSelector(max_in_flight=1, adaptive=False)
+    s.offer(0.0, 'a')
+    s.offer(0.1, 'b')
+    d = s.offer(0.2, 'c', gate=False)
+    assert d.dropped == [('b', 'circuit_open'), ('c', 'circuit_open')] and s.pending == 0
+    s.offer(0.3, 'd')
+    d = s.finished(0.4, gate=False)
+    assert d.send == [] and d.dropped == [('d', 'circuit_open')]
+
+
+def test_interval_follows_the_round_trip_so_requests_do_not_queue():
+    s = CloudSelector(max_in_flight=2, min_interval_s=0.1, rtt_alpha=0.5)
+    assert s.interval_s == 0.1  # nothing measured yet
+    s.offer(0.0, 'a')
+    s.finished(2.0, rtt_s=2.0)
+    assert s.rtt_ewma_s == 2.0 and s.interval_s == pytest.approx(1.0)  # RTT / max_in_flight
+    s.offer(2.0, 'b')
+    s.finished(2.5, rtt_s=1.0)
+    assert s.rtt_ewma_s == pytest.approx(1.5) and s.interval_s == pytest.approx(0.75)
+    assert s.offer(2.7, 'c').dropped == [('c', 'interval')]  # 0.7 s after the last send
+    assert s.offer(2.8, 'd').send == ['d']
+
+
+def test_failed_requests_do_not_feed_the_round_trip_mean():
+    s = CloudSelector()
+    s.offer(0.0, 'a')
+    s.finished(10.0, rtt_s=None)
+    assert s.rtt_ewma_s is None and s.interval_s == 0.0
+
+
+def test_adaptive_off_keeps_the_fixed_interval():
+    s = CloudSelector(min_interval_s=0.2, adaptive=False)
+    s.offer(0.0, 'a')
+    s.finished(3.0, rtt_s=3.0)
+    assert s.interval_s == 0.2
+
+
+def test_every_step_leaves_exactly_once_and_state_stays_bounded():
+    rng = np.random.default_rng(0)
+    s = CloudSelector(max_in_flight=2, min_interval_s=0.05, max_age_s=0.5)
+    outcomes: dict[int, str] = {}
+    in_flight: list[int] = []
+    t = 0.0
+    for i in range(2000):
+        t += 0.1
+        d = s.offer(t, i, gate=bool(rng.random() > 0.1))
+        d2 = s.expire(t)
+        events = [d, d2]
+        if in_flight and rng.random() < 0.4:
+            in_flight.pop(0)
+            events.append(s.finished(t, rtt_s=float(rng.uniform(0.05, 1.0)),
+                                     gate=bool(rng.random() > 0.1)))
+        for e in events:
+            for item in e.send:
+                assert item not in outcomes
+                outcomes[item] = 'sent'
+                in_flight.append(item)
+            for item, reason in e.dropped:
+                assert item not in outcomes and reason in REASONS
+                outcomes[item] = reason
+        assert s.in_flight == len(in_flight) <= 2 and s.pending <= 1
+    assert len(outcomes) + s.pending == 2000
+    assert set(outcomes.values()) >= {'sent', 'interval', 'circuit_open', 'superseded'}
+
+
+def test_configure_keeps_requests_in_flight():
+    s = CloudSelector(max_in_flight=1)
+    s.offer(0.0, 'a')
+    s.configure(max_in_flight=2, min_interval_s=0.0, scene_change=0.0, max_quiet_s=5.0,
+                max_age_s=3.0, adaptive=True, rtt_alpha=0.3)
+    assert s.in_flight == 1 and s.offer(0.1, 'b').send == ['b']
+
+
+def test_finished_without_a_request_is_a_bug():
+    with pytest.raises(RuntimeError):
+        CloudSelector().finished(0.0)
+
+
+@pytest.mark.parametrize('kwargs', [{'max_in_flight': 0}, {'min_interval_s': -1},
+                                    {'scene_change': 1.5}, {'max_quiet_s': 0},
+                                    {'max_age_s': 0}, {'rtt_alpha': 0}, {'rtt_alpha': 1.5},
+                                    {'max_in_flight': True}])
+def test_bad_selector_configuration_raises(kwargs):
+    with pytest.raises(ValueError):
+        CloudSelector(**kwargs)
