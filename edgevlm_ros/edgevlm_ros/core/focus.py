@@ -6,16 +6,20 @@ Visual Focus geometry: carry LVLM boxes from the frame they were drawn on to the
 Rules (DESIGN.md §1, item 2):
 
 * Frames are kept as small grey images in a ring keyed by step id (at most `capacity`).
-* Boxes drawn on frames[0] are carried to frames[-1] by sparse optical flow: corners inside each
-  box are tracked frame to frame with pyramidal Lucas-Kanade, and only points that pass a
-  forward-backward check are trusted. Per box, a robust (median) translation and scale move it.
-  A box with too few surviving points follows the global motion of all tracked points (a
-  RANSAC similarity fit), or stays in place when even that fails.
+* Boxes drawn on one frame are carried frame by frame (`BoxTracker`): each box by a robust
+  similarity (median scale, rotation, translation) of corners inside it, tracked with pyramidal
+  Lucas-Kanade and a forward-backward check. Points that stop moving with their box are dropped
+  and new ones join only if they move with it, so an occluder passing in front of an object
+  neither drags its box nor takes it over. A box with too few points of its own (hidden, or no
+  texture) follows the global motion of all points (a RANSAC similarity: the camera), plus its
+  own recent motion for a short while, or stays in place when even that fails.
 * Every box grows with age (`growth_per_s` of the frame size per second, split over both sides)
   and more when its tracking was weak. Confidence in [0, 1] falls linearly with age (0 at
-  max_age_s) and with the share of lost points.
+  max_age_s) and with tracking quality (the share of the box's points still moving with it).
 * Propagation older than `max_age_s` is refused (None): a stale mask must not be applied.
 * Boxes are clipped to the frame; boxes that mostly leave it are dropped.
+* Memory: the ring holds `capacity` small frames; a propagator keeps one track (one grey frame
+  and at most max_corners points per box plus _GLOBAL_CORNERS).
 """
 
 from __future__ import annotations
@@ -31,19 +35,30 @@ import numpy as np
 from .images import to_grey
 from .regions import Box
 
-# Lucas-Kanade settings for ~160 px wide frames: a 15 px window over 3 pyramid levels follows
-# motions of up to ~40 px per frame pair.
-_LK_WIN = (15, 15)
+# Lucas-Kanade settings for ~160 px wide frames: an 11 px window over 3 pyramid levels
+# follows motions of up to ~40 px per frame pair.
+_LK_WIN = (11, 11)
 _LK_LEVELS = 3
 _LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
-_GLOBAL_CORNERS = 100
+_GLOBAL_CORNERS = 40          # points kept for the camera's motion (refilled below half)
+_GLOBAL_GRID = (5, 4)         # ... found per cell of this grid, so no one object dominates
 _CORNER_QUALITY = 0.01
 _CORNER_MIN_DISTANCE = 2
 _MIN_BOX_SIDE_PX = 5          # smaller boxes get no corners of their own
 _MIN_GLOBAL_POINTS = 6
-_SCALE_LIMITS = (0.25, 4.0)   # one propagation cannot zoom more than this
+_SCALE_LIMITS = (0.5, 2.0)    # one step cannot zoom more than this
+_MAX_TURN = math.radians(30)  # nor turn more than this
 _MAX_RESIDUAL_PX = 2.0        # median misfit of a box's points to its similarity move
+_INLIER_PX = 1.0              # a point fits the box's move this step
+_DRIFT_DECAY = 0.7            # per step; a steady misfit of 0.3 px/step drops a point
+_DRIFT_PX = 1.0
 _MIN_GLOBAL_INLIERS = 0.5     # share of points that must agree on the global motion
+_REFILL_BELOW = 0.75          # a box looks for new points when it has fewer (x max_corners)
+_ERR_FACTOR = 3.0             # LK patch error above this x the median (and the floor, grey
+_ERR_FLOOR = 6.0              # levels per pixel) marks a point as unreliable this step
+_SEED_INSET = 0.15            # new points are found this share of the box away from its rim
+_MIN_SUPPORT = 0.3            # a box moves by its own points only with this share of them
+_FULL_SUPPORT = 0.5           # below this share its own motion must agree with where it went
 
 
 @dataclass
@@ -135,14 +150,25 @@ class Propagation:
     # adding up), and the mean tracking quality without the age factor.
     tracked: list[Box] = field(default_factory=list)
     quality: float = 0.0
+    qualities: list[float] = field(default_factory=list)  # per box of `tracked`
 
 
 class BoxPropagator:
-    """Carries boxes across frames with sparse optical flow; see the module docstring."""
+    """
+    Carries boxes across frames with sparse optical flow; see the module docstring.
+
+    `propagate` keeps the track it last computed: when it is called with that call's `tracked`
+    boxes and a span starting at that call's last frame (the same Frame object, as
+    FrameRing.span returns it), it continues the track instead of starting again. Carrying boxes
+    frame by frame then costs one flow step per frame, and the points, their history and the
+    boxes' motion survive between calls (which is what keeps a box on its object while
+    something passes in front of it). Only the newest track is kept. Thread-safe.
+    """
 
     def __init__(self, growth_per_s: float = 0.05, max_age_s: float = 5.0, min_points: int = 5,
-                 max_corners: int = 40, weak_margin: float = 0.02,
-                 fb_threshold_px: float = 1.0, min_visible: float = 0.25) -> None:
+                 max_corners: int = 16, weak_margin: float = 0.02,
+                 fb_threshold_px: float = 1.0, min_visible: float = 0.25,
+                 max_coast_s: float = 1.5) -> None:
         if not (growth_per_s >= 0 and math.isfinite(growth_per_s)):
             raise ValueError(f'growth_per_s must be >= 0, got {growth_per_s}')
         if not max_age_s > 0:
@@ -157,6 +183,8 @@ class BoxPropagator:
             raise ValueError(f'fb_threshold_px must be > 0, got {fb_threshold_px}')
         if not 0 <= min_visible <= 1:
             raise ValueError(f'min_visible must be in [0, 1], got {min_visible}')
+        if not (max_coast_s >= 0 and math.isfinite(max_coast_s)):
+            raise ValueError(f'max_coast_s must be >= 0, got {max_coast_s}')
         self.growth_per_s = float(growth_per_s)
         self.max_age_s = float(max_age_s)
         self.min_points = int(min_points)
@@ -164,6 +192,9 @@ class BoxPropagator:
         self.weak_margin = float(weak_margin)
         self.fb_threshold_px = float(fb_threshold_px)
         self.min_visible = float(min_visible)
+        self.max_coast_s = float(max_coast_s)
+        self._track: BoxTracker | None = None
+        self._lock = threading.Lock()
 
     def propagate(self, boxes: list[Box], frames: list[Frame]) -> Propagation | None:
         """
@@ -171,6 +202,7 @@ class BoxPropagator:
 
         Returns None for no frames or when the span is older than max_age_s. frames must be in
         step order (FrameRing.span gives that); a frame of another size is resized to the first.
+        Ages, margins and confidence are those of this span (frames[0] to frames[-1]).
         """
         if not frames:
             return None
@@ -185,44 +217,14 @@ class BoxPropagator:
                                tracked_points=0)
         if not valid:
             return Propagation(boxes=[], confidence=0.0, age_s=age, tracked_points=0)
-
-        greys = _same_size([f.grey for f in frames])
-        h, w = greys[0].shape
-        start, owner, seeded = self._seed(greys[0], valid)
-        end, alive = self._track(greys, start)
-        global_tf, global_quality = self._global_motion(start[alive], end[alive])
-
-        out: list[Box] = []
-        tracked: list[Box] = []
-        qualities: list[float] = []
-        for i, box in enumerate(valid):
-            mine = (owner == i) & alive
-            n = int(mine.sum())
-            moved: Box | None = None
-            quality = 0.0
-            if n >= self.min_points:
-                moved, residual = _similarity_move(box, start[mine], end[mine], w, h)
-                if residual <= _MAX_RESIDUAL_PX:
-                    quality = n / max(1, seeded[i])
-                else:
-                    moved = None  # the points disagree: chance matches, not motion
-            if moved is None and global_tf is not None:
-                moved = _affine_move(box, global_tf, w, h)
-                quality = 0.5 * global_quality
-            if moved is None:
-                moved = box
-            grown = self.grow(moved, age, quality)
-            if grown is None:
-                continue  # the object has (mostly) left the frame
-            out.append(Box(grown.x_min, grown.y_min, grown.x_max, grown.y_max,
-                           box.label, box.score))
-            tracked.append(moved.clipped())
-            qualities.append(quality)
-
-        quality = sum(qualities) / len(qualities) if qualities else 0.0
-        return Propagation(boxes=out, confidence=self.confidence(age, quality) if qualities
-                           else 0.0, age_s=age, tracked_points=int(alive.sum()),
-                           tracked=tracked, quality=quality)
+        with self._lock:
+            track = self._track
+            if track is None or track.frame is not frames[0] or track.boxes() != valid:
+                track = BoxTracker(valid, frames[0], self)
+            for frame in frames[1:]:
+                track.step(frame)
+            self._track = track
+            return track.result(age)
 
     def grow(self, box: Box, age_s: float, quality: float) -> Box | None:
         """
@@ -241,117 +243,355 @@ class BoxPropagator:
         """Trust in carried boxes: falls linearly with age to 0 at max_age_s, times quality."""
         return float(min(1.0, max(0.0, (1.0 - age_s / self.max_age_s) * quality)))
 
-    # --- internals -------------------------------------------------------------------------
 
-    def _seed(self, grey: np.ndarray, boxes: list[Box]
-              ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """Corners per box (owner = box index) plus global corners (owner = -1)."""
-        h, w = grey.shape
-        pts: list[np.ndarray] = []
-        owners: list[np.ndarray] = []
-        seeded: list[int] = []
-        for i, box in enumerate(boxes):
-            x1, y1, x2, y2 = box.to_pixels(w, h)
-            found = None
-            if x2 - x1 >= _MIN_BOX_SIDE_PX and y2 - y1 >= _MIN_BOX_SIDE_PX:
-                # Corners of the box's sub-image: cheaper than a full-frame mask.
-                found = cv2.goodFeaturesToTrack(
-                    grey[y1:y2, x1:x2], maxCorners=self.max_corners,
-                    qualityLevel=_CORNER_QUALITY, minDistance=_CORNER_MIN_DISTANCE)
-            if found is not None and len(found):
-                p = found.reshape(-1, 2) + np.array([x1, y1], dtype=np.float32)
-                pts.append(p)
-                owners.append(np.full(len(p), i, dtype=np.int32))
-                seeded.append(len(p))
+@dataclass
+class _Track:
+    """One box being carried: its corners (an oriented box, pixels) and its own points."""
+
+    label: str
+    score: float
+    corners: np.ndarray   # 4x2: the box as drawn, moved by every step's similarity
+    points: np.ndarray    # Nx2 float32: corners of the image inside the box that moved with it
+    drift: np.ndarray     # Nx2: each point's leaky sum of misfit to the box's motion
+    ref: int              # points the box had when first seen (quality 1 at or above it)
+    quality: float = 1.0
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # own motion, px/s
+    coast_s: float = 0.0  # time since the box last moved by its own points
+
+
+class BoxTracker:
+    """
+    Carries boxes frame by frame from the frame they were drawn on; `step` adds one frame.
+
+    Per step, each box moves by a robust similarity (median scale, rotation and translation)
+    of its own points, tracked with pyramidal Lucas-Kanade and a forward-backward check. Rules
+    that keep a box on its object when something passes in front of it:
+
+    * A point stays with its box only while it moves with the box: its misfit to the box's
+      motion is summed with decay (`_DRIFT_DECAY`) and the point is dropped once that exceeds
+      `_DRIFT_PX`. Points carried onto an occluder fall out within a step or two.
+    * New points (seeded in the box when it has fewer than max_corners) join only if they moved
+      with the box in their first step: corners of an occluder entering the box never join.
+    * A point whose image patch changed much more than most (`_ERR_FACTOR`) is not trusted
+      for that step: it is being covered or uncovered, its flow mixes two motions.
+    * With too few own points (hidden object, no texture), or few that disagree with where the
+      box was going, the box follows the global motion (a RANSAC similarity of corners spread
+      over the image: the camera's motion), plus its own recent motion relative to it for up to
+      max_coast_s (an object moving behind a pillar keeps going), else it stays.
+    * Quality: share of the box's first point count still moving with it (capped at 1), or half
+      the global inlier share when it follows the global motion, 0 when it stays. It falls while
+      the object is hidden and recovers when new points on it join again.
+    * A box whose tracked extent is mostly outside the frame (less than min_visible) is dropped.
+    """
+
+    def __init__(self, boxes: list[Box], frame: Frame,
+                 propagator: BoxPropagator | None = None) -> None:
+        self._p = propagator if propagator is not None else BoxPropagator()
+        self.frame = frame
+        self.source_step_id = frame.step_id
+        self.source_stamp_s = float(frame.stamp_s)
+        self._grey = np.ascontiguousarray(frame.grey)
+        h, w = self._grey.shape
+        self._size = (w, h)
+        self._tracks: list[_Track] = []
+        for box in boxes:
+            b = box.clipped()
+            if b.is_empty:
+                continue
+            x1, y1, x2, y2 = b.x_min * w, b.y_min * h, b.x_max * w, b.y_max * h
+            corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float64)
+            pts = self._corners_in(corners, np.zeros((0, 2), np.float32), self._p.max_corners)
+            self._tracks.append(_Track(b.label, b.score, corners, pts, np.zeros((len(pts), 2)),
+                                       ref=max(self._p.min_points, len(pts))))
+        self._global = _spread_corners(self._grey, _GLOBAL_CORNERS)
+        self.tracked_points = 0
+
+    # --- views -----------------------------------------------------------------------------
+
+    def moved(self) -> list[Box]:
+        """The boxes now (axis-aligned around each moved box), normalised, not clipped."""
+        w, h = self._size
+        return [Box(float(t.corners[:, 0].min()) / w, float(t.corners[:, 1].min()) / h,
+                    float(t.corners[:, 0].max()) / w, float(t.corners[:, 1].max()) / h,
+                    t.label, t.score) for t in self._tracks]
+
+    def boxes(self) -> list[Box]:
+        """The boxes now, clipped to the frame (what Propagation.tracked reports)."""
+        return [b.clipped() for b in self.moved()]
+
+    def qualities(self) -> list[float]:
+        return [t.quality for t in self._tracks]
+
+    @property
+    def age_s(self) -> float:
+        """Seconds from the frame the boxes were drawn on to the current frame."""
+        return max(0.0, float(self.frame.stamp_s) - self.source_stamp_s)
+
+    def result(self, age_s: float | None = None) -> Propagation:
+        """
+        The boxes on the current frame, grown and trusted by their age.
+
+        The age is the time since the source frame unless `age_s` gives another.
+        """
+        p = self._p
+        age = self.age_s if age_s is None else float(age_s)
+        tracked, qualities = self.boxes(), self.qualities()
+        out = []
+        for box, moved, q in zip(tracked, self.moved(), qualities):
+            grown = p.grow(moved, age, q)
+            if grown is not None:
+                out.append(Box(grown.x_min, grown.y_min, grown.x_max, grown.y_max, box.label,
+                               box.score))
+        quality = sum(qualities) / len(qualities) if qualities else 0.0
+        return Propagation(boxes=out, confidence=p.confidence(age, quality) if qualities
+                           else 0.0, age_s=age, tracked_points=self.tracked_points,
+                           tracked=tracked, quality=quality, qualities=qualities)
+
+    # --- one step --------------------------------------------------------------------------
+
+    def step(self, frame: Frame) -> None:
+        """Carry every box from the current frame to `frame` (the next one kept)."""
+        nxt = frame.grey
+        if nxt.shape != self._grey.shape:
+            nxt = cv2.resize(nxt, self._size, interpolation=cv2.INTER_AREA)
+        nxt = np.ascontiguousarray(nxt)
+        dt = float(frame.stamp_s) - float(self.frame.stamp_s)
+        dt = dt if dt > 0 and math.isfinite(dt) else 0.0
+        p = self._p
+
+        # Refill: candidates for boxes short of points, fresh global corners when few are left.
+        candidates = [self._corners_in(t.corners, t.points, p.max_corners - len(t.points),
+                                       inner=len(t.points) >= p.min_points)
+                      if len(t.points) < _REFILL_BELOW * p.max_corners
+                      else np.zeros((0, 2), np.float32) for t in self._tracks]
+        if len(self._global) < _GLOBAL_CORNERS // 2:
+            self._global = _spread_corners(self._grey, _GLOBAL_CORNERS)
+        groups = [self._global] + [g for t, c in zip(self._tracks, candidates)
+                                   for g in (t.points, c)]
+        sizes = [len(g) for g in groups]
+        start = np.concatenate(groups).astype(np.float32) if sum(sizes) else \
+            np.zeros((0, 2), np.float32)
+        end, ok = _flow(self._grey, nxt, start, p.fb_threshold_px)
+        # Points whose flow window reaches over the image border next time are unreliable.
+        m = _LK_WIN[0] // 2
+        ok &= ((end[:, 0] >= m) & (end[:, 0] < self._size[0] - m)
+               & (end[:, 1] >= m) & (end[:, 1] < self._size[1] - m))
+        self.tracked_points = int(ok.sum())
+        bounds = np.cumsum([0] + sizes)
+
+        def part(k: int) -> slice:
+            return slice(int(bounds[k]), int(bounds[k + 1]))
+
+        # The camera's motion, from the points spread over the whole image only: box points
+        # sit on the objects of interest, which may be the ones moving.
+        g = part(0)
+        global_tf, global_share = _global_motion(start[g][ok[g]], end[g][ok[g]])
+        self._global = end[g][ok[g]]
+
+        kept: list[_Track] = []
+        for i, t in enumerate(self._tracks):
+            own, new = part(1 + 2 * i), part(2 + 2 * i)
+            self._step_box(t, start[own], end[own], ok[own], start[new], end[new], ok[new],
+                           global_tf, global_share, dt)
+            if self._visible_share(t.corners) >= p.min_visible:
+                kept.append(t)
+        self._tracks = kept
+        self._grey = nxt
+        self.frame = frame
+
+    def _step_box(self, t: _Track, src: np.ndarray, dst: np.ndarray, ok: np.ndarray,
+                  c_src: np.ndarray, c_dst: np.ndarray, c_ok: np.ndarray,
+                  global_tf: np.ndarray | None, global_share: float, dt: float) -> None:
+        p = self._p
+        centre = t.corners.mean(axis=0)
+        drift = t.drift[ok]
+        src, dst = src[ok], dst[ok]
+        motion: np.ndarray | None = None
+        if len(src) >= p.min_points:
+            tf, residuals = _similarity(src, dst, centre)
+            inliers = residuals <= _INLIER_PX
+            if (int(inliers.sum()) >= max(p.min_points, _MIN_SUPPORT * t.ref)
+                    and inliers.mean() >= 0.5 and float(np.median(residuals)) <= _MAX_RESIDUAL_PX):
+                motion = tf
+        coasting = t.velocity * dt if t.coast_s + dt <= p.max_coast_s else np.zeros(2)
+        bg_shift = (_apply(global_tf, centre[None])[0] - centre if global_tf is not None
+                    else np.zeros(2))
+        if motion is not None:
+            support = int(inliers.sum()) / t.ref
+            own_shift = _apply(motion, centre[None])[0] - centre
+            if support < _FULL_SUPPORT and np.linalg.norm(
+                    own_shift - bg_shift - coasting) > _INLIER_PX:
+                # Most of the object is hidden and its few visible points disagree with where
+                # it was going: they are more likely dragged by the occluder than right.
+                motion = None
+        if motion is not None:
+            drift = _DRIFT_DECAY * drift + (dst - _apply(motion, src))
+            stay = np.linalg.norm(drift, axis=1) <= _DRIFT_PX
+            t.quality = min(1.0, int(stay.sum()) / t.ref)
+            if dt > 0 and support >= _FULL_SUPPORT:
+                rel = (own_shift - bg_shift) / dt
+                t.velocity = 0.5 * t.velocity + 0.5 * rel
+            t.coast_s = 0.0
+        else:
+            # Hidden or textureless: follow the camera, and the box's own recent motion for a
+            # while; points that did not move that way are dropped by the drift rule.
+            if global_tf is not None:
+                motion = global_tf.copy()
+                t.quality = 0.5 * global_share
             else:
-                seeded.append(0)
-        found = cv2.goodFeaturesToTrack(grey, maxCorners=_GLOBAL_CORNERS,
-                                        qualityLevel=_CORNER_QUALITY, minDistance=4)
-        if found is not None and len(found):
-            p = found.reshape(-1, 2)
-            pts.append(p)
-            owners.append(np.full(len(p), -1, dtype=np.int32))
-        if not pts:
-            return np.zeros((0, 2), np.float32), np.zeros(0, np.int32), seeded
-        return (np.concatenate(pts).astype(np.float32), np.concatenate(owners), seeded)
+                motion = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+                t.quality = 0.0
+            t.coast_s += dt
+            motion[:, 2] += coasting
+            if t.coast_s > p.max_coast_s:
+                t.velocity = np.zeros(2)
+            drift = _DRIFT_DECAY * drift + (dst - _apply(motion, src)) if len(src) else drift
+            stay = np.linalg.norm(drift, axis=1) <= _DRIFT_PX
+        t.corners = _apply(motion, t.corners)
+        points, drift = dst[stay], drift[stay]
+        # Candidates join only if they moved with the box in their first step.
+        c_src, c_dst = c_src[c_ok], c_dst[c_ok]
+        if len(c_src):
+            miss = c_dst - _apply(motion, c_src)
+            join = np.linalg.norm(miss, axis=1) <= 0.5 * _DRIFT_PX
+            points = np.concatenate([points, c_dst[join]])
+            drift = np.concatenate([drift, miss[join]])
+        t.points = points[:p.max_corners].astype(np.float32)
+        t.drift = drift[:p.max_corners]
 
-    def _track(self, greys: list[np.ndarray], start: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Track points frame to frame; return final positions and which survived."""
-        cur = start.copy()
-        alive = np.ones(len(start), dtype=bool)
-        for prev_img, next_img in zip(greys[:-1], greys[1:]):
-            idx = np.flatnonzero(alive)
-            if len(idx) == 0:
-                break
-            p0 = cur[idx].reshape(-1, 1, 2)
-            p1, st1, _ = cv2.calcOpticalFlowPyrLK(
-                prev_img, next_img, p0, None, winSize=_LK_WIN, maxLevel=_LK_LEVELS,
-                criteria=_LK_CRITERIA)
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(
-                next_img, prev_img, p1, None, winSize=_LK_WIN, maxLevel=_LK_LEVELS,
-                criteria=_LK_CRITERIA)
-            fb = np.linalg.norm((p0 - back).reshape(-1, 2), axis=1)
-            ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < self.fb_threshold_px)
-            cur[idx[ok]] = p1.reshape(-1, 2)[ok]
-            alive[idx[~ok]] = False
-        return cur, alive
+    # --- helpers ---------------------------------------------------------------------------
 
-    def _global_motion(self, src: np.ndarray, dst: np.ndarray
-                       ) -> tuple[np.ndarray | None, float]:
-        """RANSAC similarity over all surviving points; (2x3 matrix, inlier share) or None."""
-        if len(src) < _MIN_GLOBAL_POINTS:
-            return None, 0.0
-        tf, inliers = cv2.estimateAffinePartial2D(
-            src.reshape(-1, 1, 2), dst.reshape(-1, 1, 2), method=cv2.RANSAC,
-            ransacReprojThreshold=1.5)
-        if tf is None or inliers is None or not np.all(np.isfinite(tf)):
-            return None, 0.0
-        share = float(inliers.mean())
-        if share < _MIN_GLOBAL_INLIERS or int(inliers.sum()) < _MIN_GLOBAL_POINTS:
-            return None, 0.0  # no motion most points agree on (e.g. the view was lost)
-        return tf, share
+    def _corners_in(self, corners: np.ndarray, existing: np.ndarray, n: int,
+                    inner: bool = True) -> np.ndarray:
+        """Up to n new image corners inside the box's inner part, away from existing points."""
+        w, h = self._size
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        # The box's rim is mostly background and the object's outline, whose corners mix
+        # two motions: seed inside it, unless that leaves too little or the box has lost its
+        # points (an object coming out from behind something shows its edge first).
+        inset = _SEED_INSET * (hi - lo)
+        if inner and np.all(hi - lo - 2 * inset >= 2 * _MIN_BOX_SIDE_PX):
+            lo, hi = lo + inset, hi - inset
+        x1, y1 = np.floor(lo).astype(int)
+        x2, y2 = np.ceil(hi).astype(int)
+        # Flow windows that reach over the image border see a made-up border: keep away.
+        m = _LK_WIN[0] // 2
+        x1, y1, x2, y2 = max(m, x1), max(m, y1), min(w - m, x2), min(h - m, y2)
+        if n <= 0 or x2 - x1 < _MIN_BOX_SIDE_PX or y2 - y1 < _MIN_BOX_SIDE_PX:
+            return np.zeros((0, 2), np.float32)
+        found = _find_corners(self._grey[y1:y2, x1:x2], n + len(existing),
+                              _CORNER_MIN_DISTANCE)
+        found = found + np.array([x1, y1], np.float32)
+        if len(existing) and len(found):
+            d = np.linalg.norm(found[:, None, :] - existing[None, :, :], axis=2).min(axis=1)
+            found = found[d >= _CORNER_MIN_DISTANCE]
+        return found[:n]
 
-
-def _same_size(greys: list[np.ndarray]) -> list[np.ndarray]:
-    h, w = greys[0].shape
-    return [g if g.shape == (h, w) else cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)
-            for g in greys]
+    def _visible_share(self, corners: np.ndarray) -> float:
+        w, h = self._size
+        x1, y1 = corners.min(axis=0)
+        x2, y2 = corners.max(axis=0)
+        area = (x2 - x1) * (y2 - y1)
+        if not area > 0:
+            return 0.0
+        vis = max(0.0, min(x2, w) - max(x1, 0)) * max(0.0, min(y2, h) - max(y1, 0))
+        return float(vis / area)
 
 
-def _similarity_move(box: Box, src: np.ndarray, dst: np.ndarray, w: int, h: int
-                     ) -> tuple[Box, float]:
+def _spread_corners(grey: np.ndarray, n: int) -> np.ndarray:
     """
-    Move a box by the median scale and translation of its points.
+    About n corners spread over a grid of the image, away from its border.
 
-    Returns the moved box and the median misfit of the points to that move (pixels).
+    The strongest corners of the whole image could all lie on one highly textured object (an
+    occluder); the camera's motion needs points everywhere.
     """
-    scale = 1.0
+    h, w = grey.shape
+    m = _LK_WIN[0] // 2
+    cols, rows = _GLOBAL_GRID
+    per_cell = max(1, n // (cols * rows))
+    xs = np.linspace(m, w - m, cols + 1).astype(int)
+    ys = np.linspace(m, h - m, rows + 1).astype(int)
+    found = []
+    for y1, y2 in zip(ys[:-1], ys[1:]):
+        for x1, x2 in zip(xs[:-1], xs[1:]):
+            if x2 - x1 >= _MIN_BOX_SIDE_PX and y2 - y1 >= _MIN_BOX_SIDE_PX:
+                found.append(_find_corners(grey[y1:y2, x1:x2], per_cell, 4)
+                             + np.array([x1, y1], np.float32))
+    return np.concatenate(found) if found else np.zeros((0, 2), np.float32)
+
+
+def _find_corners(grey: np.ndarray, n: int, min_distance: int) -> np.ndarray:
+    found = cv2.goodFeaturesToTrack(grey, maxCorners=max(1, n), qualityLevel=_CORNER_QUALITY,
+                                    minDistance=min_distance)
+    return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2)
+
+
+def _flow(prev: np.ndarray, nxt: np.ndarray, start: np.ndarray, fb_threshold: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Track points one frame with LK; return end positions and which passed forward-backward."""
+    if len(start) == 0:
+        return start.copy(), np.zeros(0, bool)
+    p0 = start.reshape(-1, 1, 2)
+    p1, st1, err = cv2.calcOpticalFlowPyrLK(prev, nxt, p0, None, winSize=_LK_WIN,
+                                            maxLevel=_LK_LEVELS, criteria=_LK_CRITERIA)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, p1, None, winSize=_LK_WIN,
+                                            maxLevel=_LK_LEVELS, criteria=_LK_CRITERIA)
+    fb = np.linalg.norm((p0 - back).reshape(-1, 2), axis=1)
+    end = p1.reshape(-1, 2)
+    ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < fb_threshold)
+    ok &= np.all(np.isfinite(end), axis=1)
+    # A patch that changed much more than most did is being covered or uncovered (its window
+    # straddles an occluder's edge): its flow mixes two motions even when it passes FB.
+    err = err.ravel()
+    if ok.any():
+        ok &= err <= max(_ERR_FLOOR, _ERR_FACTOR * float(np.median(err[ok])))
+    return end, ok
+
+
+def _global_motion(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """RANSAC similarity over all trusted points; (2x3 matrix, inlier share) or None."""
+    if len(src) < _MIN_GLOBAL_POINTS:
+        return None, 0.0
+    tf, inliers = cv2.estimateAffinePartial2D(
+        src.reshape(-1, 1, 2), dst.reshape(-1, 1, 2), method=cv2.RANSAC,
+        ransacReprojThreshold=1.5)
+    if tf is None or inliers is None or not np.all(np.isfinite(tf)):
+        return None, 0.0
+    share = float(inliers.mean())
+    if share < _MIN_GLOBAL_INLIERS or int(inliers.sum()) < _MIN_GLOBAL_POINTS:
+        return None, 0.0  # no motion most points agree on (e.g. the view was lost)
+    return tf.astype(np.float64), share
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray, centre: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Robust similarity about `centre`: median scale and rotation over point pairs, median centre.
+
+    Returns the 2x3 pixel transform and each point's misfit to it (pixels).
+    """
+    # Points as complex numbers: a pair's turn and stretch is one complex ratio.
+    z0 = src[:, 0] + 1j * src[:, 1]
+    z1 = dst[:, 0] + 1j * dst[:, 1]
+    ratio = 1.0 + 0.0j
     if len(src) >= 2:
         i, j = np.triu_indices(len(src), k=1)
-        d0 = np.linalg.norm(src[i] - src[j], axis=1)
-        d1 = np.linalg.norm(dst[i] - dst[j], axis=1)
-        usable = d0 > 2.0  # ratios of near-coincident points are noise
+        d0, d1 = z0[j] - z0[i], z1[j] - z1[i]
+        usable = np.abs(d0) > 2.0  # ratios of near-coincident points are noise
         if usable.any():
-            scale = float(np.median(d1[usable] / d0[usable]))
-    scale = min(_SCALE_LIMITS[1], max(_SCALE_LIMITS[0], scale))
-    cx, cy = box.center()
-    c = np.array([cx * w, cy * h])
-    # Each point predicts where the centre went: dst - scale * (src - c).
-    votes = dst - scale * (src - c)
-    new_c = np.median(votes, axis=0)
-    residual = float(np.median(np.linalg.norm(votes - new_c, axis=1)))
-    half_w = 0.5 * box.width * scale
-    half_h = 0.5 * box.height * scale
-    nx, ny = new_c[0] / w, new_c[1] / h
-    return Box(nx - half_w, ny - half_h, nx + half_w, ny + half_h, box.label, box.score), residual
+            r = d1[usable] / d0[usable]
+            scale = min(_SCALE_LIMITS[1], max(_SCALE_LIMITS[0], float(np.median(np.abs(r)))))
+            angle = min(_MAX_TURN, max(-_MAX_TURN, float(np.median(np.angle(r)))))
+            ratio = scale * np.exp(1j * angle)
+    c = complex(centre[0], centre[1])
+    # Each point predicts where the centre went: dst - ratio * (src - centre).
+    votes = z1 - ratio * (z0 - c)
+    new_c = complex(np.median(votes.real), np.median(votes.imag))
+    a = np.array([[ratio.real, -ratio.imag], [ratio.imag, ratio.real]])
+    shift = new_c - ratio * c
+    tf = np.array([[a[0, 0], a[0, 1], shift.real], [a[1, 0], a[1, 1], shift.imag]])
+    return tf, np.abs(votes - new_c)
 
 
-def _affine_move(box: Box, tf: np.ndarray, w: int, h: int) -> Box:
-    """Apply a 2x3 pixel transform to the box corners; return their bounding box."""
-    x1, y1, x2, y2 = box.x_min * w, box.y_min * h, box.x_max * w, box.y_max * h
-    corners = np.array([[x1, y1, 1.0], [x2, y1, 1.0], [x1, y2, 1.0], [x2, y2, 1.0]])
-    moved = corners @ tf.T
-    xs, ys = moved[:, 0] / w, moved[:, 1] / h
-    return Box(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
-               box.label, box.score)
+def _apply(tf: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ tf[:, :2].T + tf[:, 2]
