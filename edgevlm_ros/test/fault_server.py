@@ -123,6 +123,7 @@ class FaultServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = 'HTTP/1.1'
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stall
 
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
                 length = int(self.headers.get('Content-Length') or 0)

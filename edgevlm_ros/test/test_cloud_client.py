@@ -304,16 +304,40 @@ def test_retry_after_http_date() -> None:
 
 
 def test_the_prompt_names_the_coordinates_the_model_family_uses(monkeypatch) -> None:
-    def prompt(fmt: str) -> str:
-        body = OpenAiVlmClient('http://127.0.0.1:9/v1', 'm', box_format=fmt).build_request(
+    def request(fmt: str) -> dict:
+        return OpenAiVlmClient('http://127.0.0.1:9/v1', 'm', box_format=fmt).build_request(
             frame(), 'q')
-        return body['messages'][0]['content']
-    assert 'absolute pixel' in prompt('pixels') and 'absolute pixel' in prompt('auto')
-    assert '0-1000 grid' in prompt('grid1000')
+
+    def prompt(fmt: str) -> str:
+        return request(fmt)['messages'][0]['content']
+    for fmt in ('pixels', 'auto', 'qwen2.5-vl'):
+        assert 'absolute pixel' in prompt(fmt) and '[x1, y1, x2, y2]' in prompt(fmt)
+    for fmt in ('grid1000', 'qwen2-vl', 'qwen3-vl'):
+        assert '0-1000 grid' in prompt(fmt) and '"bbox_2d": [x1, y1, x2, y2]' in prompt(fmt)
+    assert '"box_2d": [y1, x1, y2, x2]' in prompt('gemini') and '0-1000 grid' in prompt('gemini')
+    schema = request('gemini')['response_format']['json_schema']['schema']
+    assert schema['properties']['objects']['items']['required'] == ['label', 'box_2d']
     assert 'fractions 0-1' in prompt('normalized')
     # Formats the parser learns later are accepted without a change in the client.
-    monkeypatch.setattr(regions, 'BOX_FORMATS', (*regions.BOX_FORMATS, 'qwen3-vl'))
-    assert '0-1000 grid' in prompt('qwen3-vl')
+    monkeypatch.setattr(regions, 'BOX_FORMATS', (*regions.BOX_FORMATS, 'future-vl'))
+    assert 'absolute pixel' in prompt('future-vl')
+
+
+def test_qwen25_vl_gets_the_image_size_its_processor_would_use(stub: Stub, client_for) -> None:
+    # 1280x960 -> 640x480 by max_image_side -> 644x476, both sides multiples of 28, so the
+    # model answers in pixels of exactly the image sent.
+    stub.body = completion(json.dumps({'answer': 'a box', 'objects': [
+        {'label': 'box', 'bbox_2d': [161, 119, 483, 357]}]}))
+    client = client_for(box_format='qwen2.5-vl')
+    body = client.build_request(frame(960, 1280), 'q')
+    sent = decode_compressed(base64.b64decode(
+        body['messages'][1]['content'][0]['image_url']['url'].split(',', 1)[1]))
+    assert sent.shape == (476, 644, 3) and '644x476' in body['messages'][1]['content'][1]['text']
+    result = ask(client, frame(960, 1280))
+    assert result.ok and len(result.boxes) == 1
+    box = result.boxes[0]
+    assert (box.x_min, box.y_min, box.x_max, box.y_max) == pytest.approx((0.25, 0.25, 0.75, 0.75),
+                                                                          abs=1e-3)
 
 
 def test_structured_output_off_sends_no_response_format() -> None:

@@ -62,7 +62,7 @@ from edgevlm_ros.cloud.resilience import (
     fault_for_status,
 )
 from edgevlm_ros.core import regions
-from edgevlm_ros.core.images import encode_jpeg, resize_max_side
+from edgevlm_ros.core.images import encode_jpeg, resize_max_side, resize_to
 from edgevlm_ros.core.regions import Box, parse_lvlm_reply
 
 # Default cap on a response body; a chat completion with a short answer and a few boxes is < 10 kB.
@@ -74,50 +74,64 @@ SCHEMA_MAX_OBJECTS = 32
 STRUCTURED_OUTPUT = ('json_schema', 'json_object', 'off')
 STATUSES = ('ok', 'timeout', 'http_error', 'parse_error', 'dropped')
 
-REPLY_SCHEMA = {
-    'type': 'object',
-    'properties': {
-        'answer': {'type': 'string'},
-        'objects': {
-            'type': 'array', 'maxItems': SCHEMA_MAX_OBJECTS,
-            'items': {
-                'type': 'object',
-                'properties': {
-                    'label': {'type': 'string'},
-                    'bbox_2d': {'type': 'array', 'items': {'type': 'number'},
-                                'minItems': 4, 'maxItems': 4},
-                },
-                'required': ['label', 'bbox_2d'],
-            },
-        },
-    },
-    'required': ['answer', 'objects'],
-}
-
 _COORDINATES = {
     'pixels': 'absolute pixel coordinates of the image you were given',
-    'grid1000': 'coordinates on a 0-1000 grid over the image (0,0 top left, 1000,1000 bottom '
-                'right)',
+    'grid': 'coordinates on a 0-1000 grid over the image (0,0 top left, 1000,1000 bottom right)',
     'normalized': 'coordinates as fractions 0-1 of the image width and height',
 }
-# Model families that ground on the 0-1000 grid whatever they are told (regions.BOX_FORMATS may
-# name them once the parser knows them).
-_GRID_FAMILIES = ('grid1000', 'qwen2-vl', 'qwen3-vl')
+# Model families that ground on the 0-1000 grid whatever they are told; Gemini also puts y first.
+_GRID_FAMILIES = ('grid1000', 'qwen2-vl', 'qwen3-vl', 'gemini')
+_YX_FAMILIES = ('gemini',)
+
+
+def _box_key(box_format: str) -> str:
+    return 'box_2d' if box_format in _YX_FAMILIES else 'bbox_2d'
 
 
 def system_prompt(box_format: str = 'auto') -> str:
-    """The instruction sent with every frame: answer briefly, ground objects, reply as JSON."""
+    """
+    The instruction sent with every frame: answer briefly, ground objects, reply as JSON.
+
+    Boxes are asked for in the coordinates and order the model family was trained on
+    (regions.BOX_FORMATS names the families), so that the parser reads them as written.
+    """
     if box_format in _GRID_FAMILIES:
-        coords = _COORDINATES['grid1000']
+        coords = _COORDINATES['grid']
     elif box_format == 'normalized':
         coords = _COORDINATES['normalized']
     else:
         coords = _COORDINATES['pixels']
+    key = _box_key(box_format)
+    order = '[y1, x1, y2, x2]' if box_format in _YX_FAMILIES else '[x1, y1, x2, y2]'
     return ('You are the vision system of a robot. Answer the question about the image briefly '
             'and ground the objects your answer relies on. Reply with JSON only, in this form: '
             '{"answer": "<short answer>", "objects": [{"label": "<object>", '
-            f'"bbox_2d": [x1, y1, x2, y2]}}]}}. bbox_2d is in {coords} (x to the right, y down). '
+            f'"{key}": {order}}}]}}. {key} is in {coords} (x to the right, y down). '
             'Use an empty list when no object is relevant.')
+
+
+def reply_schema(box_format: str = 'auto') -> dict:
+    """The JSON schema of the reply (for response_format), with the family's box key."""
+    key = _box_key(box_format)
+    return {
+        'type': 'object',
+        'properties': {
+            'answer': {'type': 'string'},
+            'objects': {
+                'type': 'array', 'maxItems': SCHEMA_MAX_OBJECTS,
+                'items': {
+                    'type': 'object',
+                    'properties': {
+                        'label': {'type': 'string'},
+                        key: {'type': 'array', 'items': {'type': 'number'},
+                              'minItems': 4, 'maxItems': 4},
+                    },
+                    'required': ['label', key],
+                },
+            },
+        },
+        'required': ['answer', 'objects'],
+    }
 
 
 SYSTEM_PROMPT = system_prompt('pixels')
@@ -373,6 +387,12 @@ class OpenAiVlmClient:
         if not isinstance(question, str) or not question.strip():
             raise ValueError('question must be a non-empty string')
         rgb = resize_max_side(rgb, self.max_image_side)
+        if self.box_format == 'qwen2.5-vl':
+            # Send the size the Qwen2.5-VL processor would resize to: the model then sees (and
+            # answers in pixels of) exactly the image sent, whose size the prompt states.
+            w, h = regions.QWEN25_VL_RESIZE.size(rgb.shape[1], rgb.shape[0])
+            if (w, h) != (rgb.shape[1], rgb.shape[0]):
+                rgb = resize_to(rgb, w, h)
         h, w = rgb.shape[:2]
         jpeg = encode_jpeg(np.ascontiguousarray(rgb), self.jpeg_quality)
         data_url = 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
@@ -390,7 +410,7 @@ class OpenAiVlmClient:
         }
         if self.structured_output == 'json_schema':
             body['response_format'] = {'type': 'json_schema', 'json_schema': {
-                'name': 'grounded_answer', 'schema': REPLY_SCHEMA}}
+                'name': 'grounded_answer', 'schema': reply_schema(self.box_format)}}
         elif self.structured_output == 'json_object':
             body['response_format'] = {'type': 'json_object'}
         return body, (w, h)
