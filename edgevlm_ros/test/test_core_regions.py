@@ -180,6 +180,14 @@ def test_unrelated_json_is_not_structured():
     assert r == LvlmReply('Use {"temperature": 0.1} for this.', [], False)
 
 
+def test_extreme_aspect_ratio_is_refused_for_qwen25_only():
+    text = '[{"bbox_2d": [10, 1, 500, 3]}]'
+    with pytest.raises(ValueError, match='aspect'):
+        parse_lvlm_reply('no boxes at all', (4000, 10), 'qwen2.5-vl')
+    (box,) = parse_lvlm_reply(text, (4000, 10)).boxes  # auto: pixels of the image sent
+    assert box.to_pixels(4000, 10) == (10, 1, 500, 3)
+
+
 def test_invalid_box_format_raises():
     assert BOX_FORMATS == ('auto', 'pixels', 'grid1000', 'normalized', 'qwen2.5-vl',
                            'qwen2-vl', 'qwen3-vl', 'gemini')

@@ -290,8 +290,9 @@ def parse_lvlm_reply(text: str, image_size: tuple[int, int], box_format: str = '
     'gemini', 'pixels', 'grid1000', 'normalized' or 'auto'). `resize` is the server's
     smart-resize setting, used by 'qwen2.5-vl' (and by 'auto' to tolerate its rounding).
 
-    Never raises on the text. Raises ValueError for an unknown box_format or an image_size
-    that is not two positive numbers (those are caller bugs, not model output).
+    Never raises on the text. Raises ValueError for an unknown box_format, an image_size
+    that is not two positive numbers, or (for 'qwen2.5-vl') one with an aspect ratio over 200
+    that the Qwen processor refuses (those are caller bugs, not model output).
     """
     if box_format not in BOX_FORMATS:
         raise ValueError(f'box_format must be one of {BOX_FORMATS}, got {box_format!r}')
@@ -306,6 +307,9 @@ def parse_lvlm_reply(text: str, image_size: tuple[int, int], box_format: str = '
     if not isinstance(text, str):
         text = '' if text is None else str(text)
     text = text[:MAX_REPLY_CHARS]
+    if box_format == 'qwen2.5-vl':
+        # Fails here, whatever the text, for an image the Qwen processor would refuse.
+        coordinate_frame(box_format, (width, height), resize)
     frame = _Frame(width, height, box_format, resize)
 
     found = _find_json(text)
@@ -578,7 +582,10 @@ class _Frame:
         if all(c <= 1.0 for c in flat):
             return 'normalized'
         # Pixel boxes may be on the Qwen2.5-VL resized input and may overshoot the edge a bit.
-        rw, rh = coordinate_frame('qwen2.5-vl', (self.width, self.height), self.resize)
+        try:
+            rw, rh = coordinate_frame('qwen2.5-vl', (self.width, self.height), self.resize)
+        except ValueError:  # an aspect ratio no Qwen processor takes: not its boxes
+            rw, rh = self.width, self.height
         bw = _AUTO_OVERSHOOT * max(self.width, rw)
         bh = _AUTO_OVERSHOOT * max(self.height, rh)
         beyond = any(cs[0] > bw or cs[2] > bw or cs[1] > bh or cs[3] > bh for cs in all_coords)
