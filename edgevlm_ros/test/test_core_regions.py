@@ -286,6 +286,9 @@ def test_smart_resize_gives_patch_multiples_within_the_pixel_limits(h, w, k):
     assert rh % 28 == 0 and rw % 28 == 0 and rh >= 28 and rw >= 28
     assert rh * rw <= max_pixels or min(rh, rw) == 28  # only a thin strip can exceed it
     assert rh * rw >= 56 * 56
+    # A frame sent at the resized size is not resized again (clients pre-resize for Qwen2.5-VL).
+    if rh * rw <= max_pixels:
+        assert smart_resize(rh, rw, max_pixels=max_pixels) == (rh, rw)
 
 
 def test_bad_smart_resize_settings_raise():
