@@ -287,7 +287,8 @@ def test_smart_resize_gives_patch_multiples_within_the_pixel_limits(h, w, k):
     assert rh * rw <= max_pixels or min(rh, rw) == 28  # only a thin strip can exceed it
     assert rh * rw >= 56 * 56
     # A frame sent at the resized size is not resized again (clients pre-resize for Qwen2.5-VL).
-    if rh * rw <= max_pixels:
+    # (Rounding can push a near-200 aspect ratio over the processor's limit: not idempotent.)
+    if rh * rw <= max_pixels and max(rh, rw) / min(rh, rw) <= 200:
         assert smart_resize(rh, rw, max_pixels=max_pixels) == (rh, rw)
 
 
