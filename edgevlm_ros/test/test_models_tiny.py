@@ -2,10 +2,12 @@
 # Licensed under the Apache License, Version 2.0
 """Tiny offline VLMs: real geometry, loadable like a checkpoint, cached, deterministic, atomic."""
 
+import dataclasses
 from pathlib import Path
 import threading
 
 from edgevlm_ros.models import tiny
+from edgevlm_ros.models.compat import load_processor
 import pytest
 from safetensors.torch import load_file
 import torch
@@ -145,3 +147,76 @@ def test_concurrent_builders_end_with_one_complete_model(tmp_path: Path) -> None
     assert not errors
     assert len(set(results)) == 1 and tiny.is_built(results[0])
     assert [p.name for p in (tmp_path / 'models').iterdir()] == [results[0].name]
+
+
+# ------------------------------------------------------------------- other edge architectures
+
+
+@pytest.mark.parametrize(('kind', 'model_class', 'processor_class'), [
+    ('qwen2-vl-tiny', 'Qwen2VLForConditionalGeneration', 'Qwen2VLProcessor'),
+    ('qwen2.5-vl-tiny', 'Qwen2_5_VLForConditionalGeneration', 'Qwen2_5_VLProcessor'),
+    ('llava-tiny', 'LlavaForConditionalGeneration', 'LlavaProcessor'),
+])
+def test_architecture_kinds_reload_with_their_real_geometry(
+        model_cache: Path, kind: str, model_class: str, processor_class: str) -> None:
+    path = tiny.ensure_tiny_model(kind, model_cache, progress=False)
+    processor = load_processor(str(path))
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    assert type(model).__name__ == model_class
+    assert type(processor).__name__ == processor_class
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+    tok = processor.tokenizer
+    assert tok.convert_tokens_to_ids(processor.image_token) == model.config.image_token_id
+    assert processor.image_token in tok.all_special_tokens
+    assert tok.chat_template
+    if kind.startswith('qwen'):
+        vision = model.config.vision_config
+        assert (vision.patch_size, vision.spatial_merge_size, vision.temporal_patch_size) == \
+            (14, 2, 2)
+        assert processor.image_processor.merge_size == 2
+    else:
+        vision = model.config.vision_config
+        assert (vision.model_type, vision.image_size, vision.patch_size) == \
+            ('siglip_vision_model', 384, 16)
+        assert model.config.vision_feature_select_strategy == 'full'
+        assert (processor.patch_size, processor.vision_feature_select_strategy,
+                processor.num_additional_image_tokens) == (16, 'full', 0)
+
+
+def test_architecture_kind_builds_are_identical(model_cache: Path, tmp_path: Path) -> None:
+    first = tiny.ensure_tiny_model('qwen2.5-vl-tiny', model_cache, progress=False)
+    second = tiny.ensure_tiny_model('qwen2.5-vl-tiny', tmp_path, progress=False)
+    a, b = load_file(first / 'model.safetensors'), load_file(second / 'model.safetensors')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (first / 'tokenizer.json').read_bytes() == (second / 'tokenizer.json').read_bytes()
+
+
+def test_real_size_kind_has_smolvlm_256m_sizes_and_is_not_built_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import Idefics3ForConditionalGeneration
+
+    spec = tiny.TINY_KINDS['smolvlm-256m-random']
+    config = tiny._build_config(spec, tiny._build_tokenizer(spec))
+    with torch.device('meta'):  # sizes only: no memory, no weights
+        model = Idefics3ForConditionalGeneration(config)
+    params = sum(p.numel() for p in model.parameters())
+    assert 256_000_000 < params < 257_000_000
+    text = config.text_config
+    assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads,
+            text.num_key_value_heads, text.vocab_size) == (576, 30, 9, 3, 49280)
+    assert (config.vision_config.hidden_size, config.vision_config.num_hidden_layers) == (768, 12)
+    monkeypatch.setenv('EDGEVLM_CACHE', str(tmp_path))
+    tiny.resolve_model('tiny')
+    assert not tiny.tiny_model_dir('smolvlm-256m-random', tmp_path).exists()
+
+
+def test_a_kind_saved_in_bfloat16_loads_as_float32(model_cache: Path, tmp_path: Path) -> None:
+    reference = tiny.ensure_tiny_model('llava-tiny', model_cache, progress=False)
+    spec = dataclasses.replace(tiny.TINY_KINDS['llava-tiny'], save_dtype='bfloat16')
+    tiny._build_into('llava-tiny', spec, tmp_path, progress=False)
+    on_disk = load_file(tmp_path / 'model.safetensors')
+    assert {t.dtype for t in on_disk.values()} == {torch.bfloat16}
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    full = load_file(reference / 'model.safetensors')
+    assert all(torch.equal(on_disk[k], full[k].to(torch.bfloat16)) for k in full)

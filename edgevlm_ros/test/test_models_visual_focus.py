@@ -264,3 +264,63 @@ def test_without_bias_the_enabled_model_matches_plain_sdpa(svlm: TransformersSvl
         finally:
             visual_focus.enable(svlm.model)
     assert torch.allclose(focus_logits, sdpa_logits, atol=1e-5)
+
+
+def test_biased_mask_is_built_once_per_forward_not_per_layer(
+        svlm: TransformersSvlm, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = inputs_for(svlm, frame)
+    bias, _ = visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, [CENTRE_BOX], 4.0)
+    with torch.no_grad(), visual_focus.applied(bias):
+        cached_logits = svlm.model(**inputs).logits
+    builds: list[int] = []
+    build = visual_focus._biased_mask
+
+    def counted(*args: object) -> torch.Tensor:
+        builds.append(1)
+        return build(*args)
+
+    monkeypatch.setattr(visual_focus, '_biased_mask', counted)
+    with torch.no_grad(), visual_focus.applied(bias):
+        svlm.model(**inputs)
+        assert len(builds) == 1  # two decoder layers, one mask
+        svlm.model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+        assert len(builds) == 1 + 3  # prefill + two decode steps, one mask each
+    assert visual_focus._STATE.masks == []  # nothing kept once the block ends
+    # Rebuilding in every layer (the uncached path) gives the same answer.
+    monkeypatch.setattr(visual_focus, '_cached_biased_mask', visual_focus._biased_mask)
+    with torch.no_grad(), visual_focus.applied(bias):
+        assert torch.equal(svlm.model(**inputs).logits, cached_logits)
+
+
+def test_threads_with_different_biases_get_their_own_masks(svlm: TransformersSvlm,
+                                                          frame: np.ndarray) -> None:
+    inputs = inputs_for(svlm, frame)
+    biases = [visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, [box], 4.0)[0]
+              for box in (CENTRE_BOX, Box(0.5, 0.5, 1.0, 1.0))]
+    expected = []
+    for bias in biases:
+        with torch.no_grad(), visual_focus.applied(bias):
+            expected.append(svlm.model(**inputs).logits[0, -1])
+    assert not torch.allclose(expected[0], expected[1])
+    results: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for _ in range(5):
+                with torch.no_grad(), visual_focus.applied(biases[i]):
+                    results[i].append(svlm.model(**inputs).logits[0, -1])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    for i in (0, 1):
+        assert len(results[i]) == 5
+        assert all(torch.allclose(r, expected[i], atol=1e-5) for r in results[i])

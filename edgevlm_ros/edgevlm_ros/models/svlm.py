@@ -5,9 +5,10 @@ The edge SVLM: a transformers image-text-to-text model answering a frame after a
 
 Rules this backend enforces:
 
-* The model loads once, in the constructor (fp32, eval mode), through ``AutoProcessor`` and
-  ``AutoModelForImageTextToText``: the tiny offline models and real checkpoints
-  (SmolVLM-256M/500M = Idefics3, Qwen2.5-VL, LLaVA) take the same path.
+* The model loads once, in the constructor (fp32, eval mode), through ``compat.load_processor``
+  (``AutoProcessor``, or the image-only processor where ``AutoProcessor`` needs torchvision) and
+  ``AutoModelForImageTextToText``: the offline models of ``tiny`` and real checkpoints
+  (SmolVLM-256M/500M = Idefics3, Qwen2-VL, Qwen2.5-VL, LLaVA) take the same path.
 * Past turns are text only (user: question, assistant: answer); the current user turn carries the
   one image. So history costs prefill tokens, never vision-encoder time. The model's own chat
   template renders the conversation.
@@ -33,10 +34,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig
+from transformers import AutoModelForImageTextToText, GenerationConfig
 
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import visual_focus
+from edgevlm_ros.models.compat import load_processor
 from edgevlm_ros.models.tiny import resolve_model
 
 _LOG = logging.getLogger(__name__)
@@ -104,12 +106,10 @@ class TransformersSvlm:
             torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
 
         try:
-            self.processor = AutoProcessor.from_pretrained(self.path)
+            self.processor = load_processor(self.path)
         except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear error
-            raise OSError(
-                f'cannot load the processor of {self.path!r}: {e}. (Hub ids need a populated '
-                'HF cache offline; Qwen2-VL and model_type=smolvlm processors need torchvision '
-                'with transformers >= 5.4.)') from e
+            raise OSError(f'cannot load the processor of {self.path!r}: {e}. (Hub ids need a '
+                          'populated HF cache offline.)') from e
         try:
             self.model = AutoModelForImageTextToText.from_pretrained(
                 self.path, dtype=torch.float32).eval()

@@ -17,6 +17,9 @@ model (``text_config``) to it; the vision tower keeps its own attention. Without
 function is plain SDPA; when ``output_attentions=True`` it takes the eager path so attention
 weights can be read. The bias lives in thread-local state, set only inside ``applied(...)``,
 which always restores the previous state, so a bias can never leak into another call or thread.
+The biased float mask is built once per forward (every decoder layer receives the same mask
+object) and reused by the other layers; that cache is thread-local too, holds at most
+``MASK_CACHE_SIZE`` masks and is emptied when ``applied`` exits.
 
 Token geometry (``image_token_boxes``) is read from the real processor output:
 
@@ -54,10 +57,18 @@ MAX_FOCUS_BOXES = 32
 _ROW_COL = re.compile(r'^<row_(\d+)_col_(\d+)>$')
 
 
+# Biased masks kept per thread while a bias is applied. Every decoder layer of one forward gets
+# the same mask object, so the first layer builds the biased mask and the others reuse it; a few
+# entries cover models that alternate mask kinds (sliding / full) between layers.
+MASK_CACHE_SIZE = 4
+
+
 class _FocusState(threading.local):
     def __init__(self) -> None:
         self.bias: torch.Tensor | None = None      # [B, L] additive logit bias on key positions
         self.layers: frozenset[int] | None = None  # None = every decoder layer
+        # (source mask, bias, signature, biased mask); the references keep the ids unique.
+        self.masks: list[tuple[Any, torch.Tensor, tuple, torch.Tensor]] = []
 
 
 _STATE = _FocusState()
@@ -87,6 +98,30 @@ def _biased_mask(attention_mask: torch.Tensor | None, bias: torch.Tensor, query:
     return attention_mask + full
 
 
+def _version(tensor: torch.Tensor | None) -> int | None:
+    if tensor is None:
+        return None
+    try:
+        return tensor._version
+    except RuntimeError:
+        return -1  # an inference-mode tensor: no version counter (masks are never edited in place)
+
+
+def _cached_biased_mask(attention_mask: torch.Tensor | None, bias: torch.Tensor,
+                        query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    # The biased mask depends on the source mask (identity and in-place version), the bias, and
+    # the query/key lengths, dtype and device: equal signatures give the same tensor.
+    signature = (_version(attention_mask), query.shape[-2], key.shape[-2], query.dtype,
+                 query.device)
+    for source, cached_bias, cached_signature, biased in _STATE.masks:
+        if source is attention_mask and cached_bias is bias and cached_signature == signature:
+            return biased
+    biased = _biased_mask(attention_mask, bias, query, key)
+    _STATE.masks = [(attention_mask, bias, signature, biased)] + \
+        _STATE.masks[:MASK_CACHE_SIZE - 1]
+    return biased
+
+
 def visual_focus_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
                            value: torch.Tensor, attention_mask: torch.Tensor | None,
                            dropout: float = 0.0, scaling: float | None = None,
@@ -95,7 +130,7 @@ def visual_focus_attention(module: torch.nn.Module, query: torch.Tensor, key: to
     bias = _STATE.bias
     layers = _STATE.layers
     if bias is not None and (layers is None or getattr(module, 'layer_idx', None) in layers):
-        attention_mask = _biased_mask(attention_mask, bias, query, key)
+        attention_mask = _cached_biased_mask(attention_mask, bias, query, key)
     if kwargs.get('output_attentions'):
         if scaling is None:
             scaling = query.shape[-1] ** -0.5
@@ -145,11 +180,13 @@ def applied(bias: torch.Tensor | None, layers: Iterable[int] | None = None) -> I
             raise ValueError('bias must be finite')
     layer_set = None if layers is None else frozenset(int(i) for i in layers)
     previous = (_STATE.bias, _STATE.layers)
-    _STATE.bias, _STATE.layers = bias, layer_set
+    _STATE.bias, _STATE.layers, _STATE.masks = bias, layer_set, []
     try:
         yield
     finally:
+        # Cached masks belong to this block's bias: drop them (and the memory they hold).
         _STATE.bias, _STATE.layers = previous
+        _STATE.masks = []
 
 
 def current_bias() -> torch.Tensor | None:

@@ -1,0 +1,380 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+Every supported edge architecture against its real processor and model.
+
+Visual Focus maps each image token to an image region. These tests check that map against the
+pixels each token really sees: the frame is a coordinate ramp (red = x, green = y), and a probe
+finds which pixel_values entries feed which image token through the model's own path (patch
+embedding, Qwen's 2x2 merger and window reordering, Idefics3's pixel shuffle and tile order,
+LLaVA's projector, the scatter into the prompt). The coordinates those pixels carry must span the
+token's box.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from edgevlm_ros.core.regions import Box
+from edgevlm_ros.models import compat, visual_focus
+from edgevlm_ros.models.svlm import TransformersSvlm
+from edgevlm_ros.models.tiny import ensure_tiny_model
+import numpy as np
+from PIL import Image
+import pytest
+import torch
+from transformers import AutoProcessor
+
+CENTRE_BOX = Box(0.25, 0.25, 0.5, 0.5)  # 1/16 of the frame
+HISTORY = [('Is the path clear?', 'yes, the corridor is clear'),
+           ('What is on the left?', 'a door')]
+KINDS = {'idefics3': 'smolvlm-tiny', 'qwen2-vl': 'qwen2-vl-tiny',
+         'qwen2.5-vl': 'qwen2.5-vl-tiny', 'llava': 'llava-tiny'}
+# (architecture, image splitting, longest edge): SmolVLM's real default splits at 2048 px.
+LAYOUTS = {'idefics3': ('idefics3', False, 512), 'idefics3-split': ('idefics3', True, 2048),
+           'qwen2-vl': ('qwen2-vl', False, 512), 'qwen2.5-vl': ('qwen2.5-vl', False, 512),
+           'llava': ('llava', False, 512)}
+SIZES = [(640, 480), (480, 640), (512, 512)]
+# A token's pixels carry coordinates within a resized pixel and one 8-bit step of its box edges;
+# the smallest token cell tested is 1/32 of the frame, so a one-cell error is 4x this.
+EDGE_TOL = 0.008
+# Where the vision towers' blocks live.
+_VISION_BLOCKS = ('model.vision_model.encoder.layers', 'model.visual.blocks',
+                  'model.vision_tower.encoder.layers')
+
+
+@pytest.fixture(scope='session')
+def svlms(model_cache: Path) -> dict[str, TransformersSvlm]:
+    """One TransformersSvlm per architecture, loaded on first use and kept for the session."""
+    loaded: dict[str, TransformersSvlm] = {}
+
+    class Lazy(dict):
+        def __missing__(self, arch: str) -> TransformersSvlm:
+            path = ensure_tiny_model(KINDS[arch], model_cache, progress=False)
+            loaded[arch] = TransformersSvlm(str(path), max_new_tokens=4)
+            return loaded[arch]
+
+    return Lazy()
+
+
+def ramp(width: int, height: int) -> np.ndarray:
+    """A frame whose red channel is the pixel centre's x and green its y, in 1/255 steps."""
+    x = np.round((np.arange(width) + 0.5) / width * 255).astype(np.uint8)
+    y = np.round((np.arange(height) + 0.5) / height * 255).astype(np.uint8)
+    image = np.full((height, width, 3), 128, np.uint8)
+    image[..., 0] = x[None, :]
+    image[..., 1] = y[:, None]
+    return image
+
+
+def build(svlm: TransformersSvlm, image: np.ndarray, split: bool = False, edge: int = 512,
+          history: list[tuple[str, str]] | None = None):
+    old = svlm.do_image_splitting, svlm.image_longest_edge
+    svlm.do_image_splitting, svlm.image_longest_edge = split, edge
+    try:
+        return svlm.build_inputs(image, 'What is ahead?', history or [])[0]
+    finally:
+        svlm.do_image_splitting, svlm.image_longest_edge = old
+
+
+def channels_first(model_type: str, t: torch.Tensor) -> torch.Tensor:
+    """pixel_values-shaped tensor -> [3, M]: the RGB values of every pixel sample."""
+    if model_type == 'idefics3':           # [1, tiles, 3, H, W]
+        return t[0].transpose(0, 1).reshape(3, -1)
+    if model_type == 'llava':              # [1, 3, H, W]
+        return t[0].reshape(3, -1)
+    return t.reshape(t.shape[0], 3, -1).transpose(0, 1).reshape(3, -1)  # qwen [N, 3*T*P*P]
+
+
+def _identity(hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    return hidden_states
+
+
+class _Captured(Exception):
+    def __init__(self, embeds: torch.Tensor) -> None:
+        super().__init__('captured')
+        self.embeds = embeds
+
+
+def token_of_each_pixel(model, inputs, positions: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """
+    Return ([M] index of the image token each pixel sample feeds, worst separation error).
+
+    A float64 copy of the model whose vision blocks are made identities keeps the rest of the
+    path (patch embedding, position embeddings, window reordering, merger or connector, the
+    scatter into the prompt), so every image token depends on its own pixels only. The language
+    model's input embeddings are captured; d(sum_k w_k * f_k)/d(pixel) equals
+    w_owner * d f_owner/d(pixel), so the ratio of the gradients for w_k = k + 1 and w_k = 1
+    names the token each pixel feeds.
+    """
+    local = copy.deepcopy(model).double()
+    stripped = 0
+    for dotted in _VISION_BLOCKS:
+        *parents, leaf = dotted.split('.')
+        owner = local
+        for name in parents:
+            owner = getattr(owner, name, None)
+        if owner is None or not hasattr(owner, leaf):
+            continue
+        for block in getattr(owner, leaf):
+            # The block becomes an identity (its hooks still run: LLaVA reads their capture).
+            block.forward = _identity
+            stripped += 1
+    assert stripped > 0, 'unknown vision tower layout'
+
+    def capture(module, args, kwargs):
+        raise _Captured(kwargs['inputs_embeds'])
+
+    hook = local.get_decoder().register_forward_pre_hook(capture, with_kwargs=True)
+    pixels = inputs['pixel_values'].double().requires_grad_(True)
+    try:
+        local(**{**inputs, 'pixel_values': pixels})
+        raise AssertionError('the language model was never called')
+    except _Captured as c:
+        embeds = c.embeds
+    finally:
+        hook.remove()
+    feats = embeds[0, positions]
+    project = torch.randn(feats.shape[1], dtype=torch.float64,
+                          generator=torch.Generator().manual_seed(0))
+    score = feats @ project
+    g1, = torch.autograd.grad(score.sum(), pixels, retain_graph=True)
+    weights = torch.arange(1, len(score) + 1, dtype=torch.float64)
+    gk, = torch.autograd.grad((score * weights).sum(), pixels)
+    model_type = model.config.model_type
+    g1, gk = channels_first(model_type, g1), channels_first(model_type, gk)
+    # Per pixel, use the channel with the largest gradient (a near-zero one is imprecise).
+    magnitude = g1.abs()
+    best_g1, best_gk = g1[0], gk[0]
+    for c in (1, 2):
+        larger = magnitude[c] > best_g1.abs()
+        best_g1 = torch.where(larger, g1[c], best_g1)
+        best_gk = torch.where(larger, gk[c], best_gk)
+    ratio = best_gk / best_g1
+    return ratio.round().long() - 1, float((ratio - ratio.round()).abs().max())
+
+
+def area(boxes: torch.Tensor) -> torch.Tensor:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def focus_share(attentions, rows, positions: torch.Tensor, focused: torch.Tensor) -> float:
+    """Attention mass of query ``rows`` on focused positions / mass on all image tokens."""
+    att = torch.stack([layer[0][:, rows, :] for layer in attentions]).mean(dim=(0, 1, 2))
+    return float(att[focused].sum() / att[positions].sum())
+
+
+# ------------------------------------------------------------------------------------ geometry
+
+
+@pytest.mark.parametrize('size', SIZES, ids=[f'{w}x{h}' for w, h in SIZES])
+@pytest.mark.parametrize('layout', list(LAYOUTS))
+def test_each_image_token_box_is_where_its_pixels_come_from(
+        svlms: dict[str, TransformersSvlm], layout: str, size: tuple[int, int]) -> None:
+    arch, split, edge = LAYOUTS[layout]
+    if split and size[0] == size[1]:
+        edge = 1024  # 2x2 tiles: a square frame makes 4x4 + 1 tiles at 2048, 5 s of probing
+    svlm = svlms[arch]
+    inputs = build(svlm, ramp(*size), split, edge)
+    positions, boxes = visual_focus.image_token_boxes(svlm.model, inputs, svlm.tokenizer)
+    assert positions.numel() == boxes.shape[0] == int(
+        (inputs['input_ids'][0] == visual_focus._image_token_id(svlm.model.config)).sum())
+
+    owner, separation = token_of_each_pixel(svlm.model, inputs, positions)
+    assert separation < 0.01, 'a pixel feeds more than one image token: the probe is invalid'
+    assert 0 <= int(owner.min()) and int(owner.max()) < positions.numel()
+    assert bool((torch.bincount(owner, minlength=positions.numel()) > 0).all()), \
+        'an image token sees no pixel'
+
+    image_processor = svlm.processor.image_processor
+    mean = torch.tensor(image_processor.image_mean, dtype=torch.float64)[:, None]
+    std = torch.tensor(image_processor.image_std, dtype=torch.float64)[:, None]
+    values = channels_first(svlm.model.config.model_type,
+                            inputs['pixel_values'].double()) * std + mean
+    n = positions.numel()
+
+    def reduce(channel: int, how: str) -> torch.Tensor:
+        start = torch.full((n,), float('inf') if how == 'amin' else -float('inf'),
+                           dtype=torch.float64)
+        return start.scatter_reduce(0, owner, values[channel], how)
+
+    # The coordinates the token's pixels carry: red is x, green is y.
+    seen = torch.stack([reduce(0, 'amin'), reduce(1, 'amin'), reduce(0, 'amax'),
+                        reduce(1, 'amax')], dim=1).float()
+    worst = int((seen - boxes).abs().max(dim=1).values.argmax())
+    assert torch.allclose(seen, boxes, atol=EDGE_TOL), (
+        f'token {worst}: map says {boxes[worst].tolist()}, its pixels span '
+        f'{seen[worst].tolist()}')
+    # The boxes tile the frame once per view: tiles + the global image when splitting.
+    assert torch.isclose(area(boxes).sum(), torch.tensor(2.0 if split else 1.0), atol=1e-4)
+
+
+def test_idefics3_split_grid_follows_the_aspect_ratio(
+        svlms: dict[str, TransformersSvlm]) -> None:
+    svlm = svlms['idefics3']
+    wide = build(svlm, ramp(640, 480), True, 2048)
+    tall = build(svlm, ramp(480, 640), True, 2048)
+    assert wide['pixel_values'].shape[1] == tall['pixel_values'].shape[1] == 3 * 4 + 1
+    tok = svlm.tokenizer
+    assert (wide['input_ids'] == tok.convert_tokens_to_ids('<row_3_col_4>')).any()
+    assert (tall['input_ids'] == tok.convert_tokens_to_ids('<row_4_col_3>')).any()
+
+
+# ---------------------------------------------------------------------------------- attention
+
+
+STEERED = ['idefics3', 'qwen2-vl', 'qwen2.5-vl', 'llava']
+
+
+@pytest.mark.parametrize('arch', STEERED)
+def test_attention_on_focused_tokens_rises_with_alpha(svlms: dict[str, TransformersSvlm],
+                                                      arch: str) -> None:
+    svlm = svlms[arch]
+    inputs = build(svlm, ramp(640, 480))
+    positions, _ = visual_focus.image_token_boxes(svlm.model, inputs, svlm.tokenizer)
+    unit, n = visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, [CENTRE_BOX], 1.0)
+    focused = (unit[0] > 0).nonzero().flatten()
+    assert 0 < n == focused.numel() < positions.numel() // 8
+    shares = []
+    for alpha in (0.0, 1.0, 2.0, 4.0):
+        with torch.no_grad(), visual_focus.applied(unit * alpha):
+            out = svlm.model(**inputs, output_attentions=True)
+        shares.append(focus_share(out.attentions, [-1], positions, focused))
+    assert shares == sorted(shares) and len(set(shares)) == 4, shares
+    assert shares[0] < 0.2 and shares[3] > 0.5, shares
+
+
+@pytest.mark.parametrize('arch', STEERED)
+def test_bias_holds_in_cached_decoding_and_only_in_the_chosen_layer(
+        svlms: dict[str, TransformersSvlm], arch: str) -> None:
+    svlm = svlms[arch]
+    model = svlm.model
+    inputs = build(svlm, ramp(640, 480))
+    prompt_len = int(inputs['input_ids'].shape[1])
+    positions, _ = visual_focus.image_token_boxes(model, inputs, svlm.tokenizer)
+    bias, _ = visual_focus.focus_bias(model, inputs, svlm.tokenizer, [CENTRE_BOX], 4.0)
+    focused = (bias[0] > 0).nonzero().flatten()
+    steps = 4
+    with torch.no_grad(), visual_focus.applied(bias, layers=[1]):
+        generated = model.generate(**inputs, max_new_tokens=steps, min_new_tokens=steps,
+                                   do_sample=False, output_attentions=True,
+                                   return_dict_in_generate=True)
+    sequence = generated.sequences
+    assert sequence.shape[1] == prompt_len + steps
+    assert generated.attentions[1][0].shape[-2] == 1  # decode steps read the KV cache
+
+    # The same sequence in one forward pass (no cache), with and without the bias.
+    full = {**inputs, 'input_ids': sequence, 'attention_mask': torch.ones_like(sequence)}
+    if 'mm_token_type_ids' in inputs:
+        full['mm_token_type_ids'] = torch.nn.functional.pad(inputs['mm_token_type_ids'],
+                                                            (0, steps))
+    with torch.no_grad():
+        with visual_focus.applied(bias, layers=[1]):
+            steered = model(**full, output_attentions=True).attentions
+        plain = model(**full, output_attentions=True).attentions
+    for step in range(1, steps):
+        row = prompt_len + step - 1
+        for layer in range(len(steered)):
+            cached = generated.attentions[step][layer][0, :, 0, :]
+            assert torch.allclose(cached, steered[layer][0, :, row, :row + 1], atol=1e-5), \
+                f'decode step {step}, layer {layer}: cached attention differs'
+    assert torch.allclose(steered[0], plain[0], atol=1e-6)  # layer 0 is not steered
+    rows = list(range(prompt_len, prompt_len + steps - 1))
+    steered_share = focus_share(steered[1:2], rows, positions, focused)
+    plain_share = focus_share(plain[1:2], rows, positions, focused)
+    assert steered_share > 0.5 > 3 * plain_share, (steered_share, plain_share)
+
+
+# ------------------------------------------------------------------------------------- answers
+
+
+@pytest.mark.parametrize('arch', STEERED)
+def test_svlm_answers_with_history_and_focus(svlms: dict[str, TransformersSvlm],
+                                             arch: str) -> None:
+    svlm = svlms[arch]
+    frame = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    image_token = svlm.processor.image_token
+    prompt = svlm.render_prompt('What is ahead?', HISTORY)
+    assert prompt.count(image_token) == 1
+    for question, answer in HISTORY:
+        assert prompt.index(question) < prompt.index(answer) < prompt.index(image_token)
+
+    bare = build(svlm, frame)
+    with_history = build(svlm, frame, history=HISTORY)
+    image_id = visual_focus._image_token_id(svlm.model.config)
+    n_image = int((bare['input_ids'] == image_id).sum())
+    assert int((with_history['input_ids'] == image_id).sum()) == n_image
+
+    result = svlm.answer(frame, 'What is ahead?', HISTORY, focus=[CENTRE_BOX], focus_alpha=2.0)
+    assert result.prompt == prompt
+    assert result.prompt_tokens == with_history['input_ids'].shape[1]
+    assert result.focus_applied and 0 < result.focused_tokens < n_image // 4
+    assert 1 <= result.completion_tokens <= 4 and isinstance(result.text, str)
+    again = svlm.answer(frame, 'What is ahead?', HISTORY, focus=[CENTRE_BOX], focus_alpha=2.0)
+    assert again.text == result.text
+    assert visual_focus.current_bias() is None
+
+
+# -------------------------------------------------------------------------------------- compat
+
+
+@pytest.mark.parametrize('kind', ['qwen2-vl-tiny', 'qwen2.5-vl-tiny'])
+def test_qwen_processors_load_image_only_without_torchvision(model_cache: Path,
+                                                             tmp_path: Path, kind: str) -> None:
+    path = ensure_tiny_model(kind, model_cache, progress=False)
+    declared = compat.declared_processor_class(str(path))
+    assert declared is not None and compat.needs_video_processor(declared)
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        with pytest.raises((OSError, ImportError, ValueError)):
+            AutoProcessor.from_pretrained(path)
+    processor = compat.load_processor(str(path))
+    assert isinstance(processor, declared) and type(processor).__name__ == declared.__name__
+    assert 'video_processor' not in type(processor).get_attributes()
+
+    # What it saves names the real class and reloads to the same inputs.
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / 'processor_config.json').read_text())
+    assert saved['processor_class'] == declared.__name__ and 'video_processor' not in saved
+    reloaded = compat.load_processor(str(tmp_path))
+    prompt = processor.apply_chat_template(
+        [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'What?'}]}],
+        add_generation_prompt=True)
+    image = Image.fromarray(ramp(320, 240))
+    a = processor(text=prompt, images=[image], return_tensors='pt')
+    b = reloaded(text=prompt, images=[image], return_tensors='pt')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert int((a['input_ids'] == processor.image_token_id).sum()) == 9 * 11  # 252x308 px
+
+    with pytest.raises(ValueError, match='video'):
+        processor(text='<|vision_start|><|video_pad|><|vision_end|>', return_tensors='pt',
+                  videos=[np.zeros((2, 56, 56, 3), np.uint8)])
+
+
+def test_processors_without_video_are_left_alone(tiny_edge_model: Path) -> None:
+    from transformers import Idefics3Processor, LlavaProcessor
+
+    assert compat.image_only(Idefics3Processor) is Idefics3Processor
+    assert compat.image_only(LlavaProcessor) is LlavaProcessor
+    assert type(compat.load_processor(str(tiny_edge_model))) is Idefics3Processor
+
+
+def test_load_processor_reports_the_loader_error_when_no_fallback_applies(
+        tmp_path: Path, model_cache: Path) -> None:
+    with pytest.raises((OSError, ValueError), match='processor|processing'):
+        compat.load_processor(str(tmp_path))  # no checkpoint at all: AutoProcessor's own error
+    # A Qwen checkpoint with a corrupt image processor config: both loaders fail, both named.
+    source = ensure_tiny_model('qwen2-vl-tiny', model_cache, progress=False)
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    for path in source.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    config = json.loads((broken / 'processor_config.json').read_text())
+    config['image_processor'] = 42
+    (broken / 'processor_config.json').write_text(json.dumps(config))
+    with pytest.raises(OSError, match='AutoProcessor failed .* image-only Qwen2VLProcessor'):
+        compat.load_processor(str(broken))
+
