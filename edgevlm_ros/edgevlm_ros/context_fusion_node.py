@@ -59,7 +59,7 @@ class _Tracked:
     source_stamp_s: float
     at_step_id: int
     boxes: list[Box]
-    quality: float  # the weakest hop's tracking quality so far
+    qualities: list[float]  # per box, from the newest hop (recovers after an occlusion)
 
 
 class ContextFusionNode(Node):
@@ -146,7 +146,8 @@ class ContextFusionNode(Node):
                 throttle_duration_sec=10.0)
             return
         self._tracked = _Tracked(msg.step_id, source_stamp, msg.step_id,
-                                 [region_to_box(r) for r in msg.regions], 1.0)
+                                 boxes := [region_to_box(r) for r in msg.regions],
+                                 [1.0] * len(boxes))
         self.counters.inc('boxes_received')
         newest = self._ring.newest()
         if newest is not None:
@@ -173,17 +174,20 @@ class ContextFusionNode(Node):
                 self._tracked = None
                 return
             # Carry the motion-only boxes; margins are applied once below, from the total age,
-            # so they do not add up hop after hop.
-            tr.boxes, tr.quality = result.tracked, min(tr.quality, result.quality)
+            # so they do not add up hop after hop. Quality is the newest hop's, per box: a box
+            # whose object was hidden for a while is trusted again once it is tracked again.
+            tr.boxes, tr.qualities = result.tracked, result.qualities or (
+                [result.quality] * len(result.tracked))
             tr.at_step_id = step_id
-        grown = [g for g in (self._propagator.grow(b, age, tr.quality) for b in tr.boxes) if g]
+        grown = [g for g in (self._propagator.grow(b, age, q)
+                             for b, q in zip(tr.boxes, tr.qualities)) if g]
         if not grown:
             self.counters.inc('tracks_lost')
             self._tracked = None
             return
         mask = FocusMask(source_step_id=tr.source_step_id, target_step_id=step_id,
                          regions=[box_to_region(b) for b in grown], age_s=float(age),
-                         confidence=self._propagator.confidence(age, tr.quality))
+                         confidence=self._propagator.confidence(age, min(tr.qualities)))
         mask.header.stamp = s_to_stamp(target.stamp_s)
         if self._newest_header is not None:
             mask.header.frame_id = self._newest_header.frame_id

@@ -25,11 +25,16 @@ from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.stats import Counters, LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
+from edgevlm_ros.core.zoom import focus_view
 from edgevlm_ros.ros_conversions import image_to_rgb, region_to_box, stamp_to_s
 from edgevlm_ros.ros_diagnostics import StatusReporter
 from edgevlm_ros.ros_entry import run_node
 from edgevlm_ros.ros_params import ParamSet, ParamSpec
 from edgevlm_ros.ros_qos import LATEST_FRAME, RESULTS
+
+# How Visual Focus reaches the SVLM: an attention bias, or a different image for models whose
+# attention is out of reach (ONNX, HTTP) or for an ablation.
+FOCUS_MODES = ('auto', 'attention', 'crop', 'overlay')
 
 # Cloud responses kept for offload/cloud_stale look-ups, newest last (a bound, not a history).
 MAX_CLOUD_RESPONSES = 64
@@ -74,6 +79,12 @@ PARAMS = [
               max=20.0),
     ParamSpec('focus.layers', 'all', 'decoder layers that get the bias: "all" or "0,1,..."',
               check=_check_layers),
+    ParamSpec('focus.mode', 'auto', 'how Visual Focus steers the SVLM: attention (logit bias '
+              'on focused image tokens), crop (the SVLM sees the focus region zoomed in, with '
+              'context), overlay (boxes outlined, the rest dimmed), auto (attention when the '
+              'model allows it, else crop)', choices=FOCUS_MODES),
+    ParamSpec('focus.crop_margin', 0.25, 'crop/auto mode: context kept around the focus boxes, '
+              'as a fraction of their size', min=0.0, max=4.0),
     ParamSpec('focus.max_age_s', 5.0, 'masks whose source frame is older are not applied, s',
               min=0.0, max=600.0),
     ParamSpec('offload.deadline_s', 1.0, 'offload strategy: wait for the cloud up to this long '
@@ -370,26 +381,37 @@ class EdgeSvlmNode(Node):
         boxes, mask, age = ([], None, 0.0)
         if strategy.uses_focus:
             boxes, mask, age = self._fresh_focus(step)
-        result = self.svlm.answer(rgb, step.question, [(t.question, t.answer) for t in history],
+        mode = self.params['focus.mode']
+        if mode == 'auto':
+            mode = 'attention' if self.svlm.focus_supported else 'crop'
+        shown, viewed = rgb, False
+        if boxes and mode in ('crop', 'overlay'):
+            shown, crop = focus_view(rgb, boxes, mode, **(
+                {'margin': self.params['focus.crop_margin']} if mode == 'crop' else {}))
+            viewed = crop.zoomed or mode == 'overlay'  # a crop of the whole frame changes nothing
+            boxes = []
+        result = self.svlm.answer(shown, step.question,
+                                  [(t.question, t.answer) for t in history],
                                   focus=boxes, focus_alpha=self.params['focus.alpha'])
+        focus_mode = mode if viewed else ('attention' if result.focus_applied else 'none')
         with self._lock:
             if self.store is not None:
                 self.store.record_edge(step.step_id, step.question, result.text)
         replaced = [t for t in history if t.from_cloud]
-        self._publish_prompt(step, result)
+        self._publish_prompt(step, result, focus_mode)
         self._publish(step.header, step.step_id, step.question, result.text, Answer.SOURCE_EDGE,
                       model_ms=result.model_ms, history_turns=len(history),
                       replaced_turns=len(replaced),
                       newest_cloud_step=max((t.step_id for t in replaced), default=-1),
-                      focus=(mask, age) if result.focus_applied else None)
+                      focus=(mask, age) if focus_mode != 'none' else None)
 
-    def _publish_prompt(self, step: Step, result) -> None:
+    def _publish_prompt(self, step: Step, result, focus_mode: str) -> None:
         self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
         if self.params['debug.publish_prompt'] and self._prompt_pub is not None:
             self._prompt_pub.publish(Prompt(
                 header=step.header, step_id=step.step_id, prompt=result.prompt,
                 prompt_tokens=result.prompt_tokens, focused_tokens=result.focused_tokens,
-                focus_mode='attention' if result.focus_applied else 'none'))
+                focus_mode=focus_mode))
 
     def _publish(self, header, step_id: int, question: str, text: str, source: int, *,
                  model_ms: float, history_turns: int = 0, replaced_turns: int = 0,

@@ -5,7 +5,7 @@
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from edgevlm_msgs.msg import Answer, ContextUpdate, Prompt, Step
+from edgevlm_msgs.msg import Answer, ContextUpdate, FocusMask, Prompt, Region, Step
 from edgevlm_msgs.srv import Ask
 from edgevlm_ros.ros_conversions import rgb_to_image
 from edgevlm_ros.ros_qos import RESULTS, STEP_PUBLISHER
@@ -144,3 +144,40 @@ def test_prompt_topic_shows_the_chat_template_with_the_replaced_history(graph, p
     assert prompt.prompt.count('<image>') == 1 and prompt.prompt.endswith('Assistant:')
     assert prompt.prompt_tokens > 64 and prompt.focus_mode == 'none'
     assert prompt.header.stamp == replaced.header.stamp
+
+
+def _set(probe, node: str, name: str, value: str) -> bool:
+    res = _call(probe, SetParameters, f'/{node}/set_parameters', SetParameters.Request(
+        parameters=[Parameter(name=name, value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value=value))]))
+    return res.results[0].successful
+
+
+@pytest.mark.parametrize('mode', ['attention', 'crop', 'overlay'])
+def test_focus_mask_steers_the_svlm_by_attention_or_by_the_image_it_sees(graph, probe, mode):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    prompts = probe.listen(Prompt, 'edgevlm/prompt', RESULTS)
+    graph.node('edge_svlm_node', 'edge_svlm', {'debug.publish_prompt': True,
+                                               'focus.mode': mode})
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    masks = probe.node.create_publisher(FocusMask, 'edgevlm/focus_mask', RESULTS)
+    assert probe.until(lambda: pub.get_subscription_count() > 0
+                       and masks.get_subscription_count() > 0, 30)
+    mask = FocusMask(source_step_id=1, target_step_id=1, age_s=0.0, confidence=0.9, regions=[
+        Region(label='cup', score=0.9, x_min=0.1, y_min=0.2, x_max=0.3, y_max=0.5)])
+    mask.header.stamp = probe.node.get_clock().now().to_msg()
+    masks.publish(mask)
+    step_id, end = 2, time.monotonic() + 60
+    while not any(a.focus_applied for a in answers) and time.monotonic() < end:
+        pub.publish(_step(probe, step_id))
+        step_id += 1
+        probe.until(lambda: answers, 2.0)
+    assert any(a.focus_applied for a in answers), graph.log('edge_svlm')
+    focused = next(a for a in answers if a.focus_applied)
+    assert focused.focus_source_step == 1 and focused.focus_age_s >= 0
+    assert probe.until(lambda: any(p.step_id == focused.step_id for p in prompts), 30)
+    prompt = next(p for p in prompts if p.step_id == focused.step_id)
+    assert prompt.focus_mode == mode
+    # Only the attention bias touches image tokens; a crop or overlay changes the image instead.
+    assert (prompt.focused_tokens > 0) == (mode == 'attention')
+    assert not _set(probe, 'edge_svlm', 'focus.mode', 'squint')
