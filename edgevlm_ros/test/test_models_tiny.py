@@ -8,10 +8,11 @@ import threading
 
 from edgevlm_ros.models import tiny
 from edgevlm_ros.models.compat import load_processor
+from PIL import Image
 import pytest
 from safetensors.torch import load_file
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig
 
 
 @pytest.fixture(scope='module')
@@ -220,3 +221,25 @@ def test_a_kind_saved_in_bfloat16_loads_as_float32(model_cache: Path, tmp_path: 
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     full = load_file(reference / 'model.safetensors')
     assert all(torch.equal(on_disk[k], full[k].to(torch.bfloat16)) for k in full)
+
+
+def test_embedding_rows_past_the_tokenizer_are_never_generated(tmp_path: Path) -> None:
+    # What smolvlm-256m-random does with its 49280 rows, at tiny scale.
+    spec = dataclasses.replace(tiny.TINY_KINDS['llava-tiny'], config_vocab_size=4096)
+    tiny._build_into('llava-tiny', spec, tmp_path, progress=False)
+    processor = load_processor(str(tmp_path))
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path)
+    n_tok = len(processor.tokenizer)
+    assert model.config.text_config.vocab_size == 4096 > n_tok
+    prompt = processor.apply_chat_template(
+        [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'What?'}]}],
+        add_generation_prompt=True)
+    inputs = processor(text=prompt, images=[Image.new('RGB', (64, 48))], return_tensors='pt')
+    with torch.no_grad():
+        # Padded rows that copy the real ones at twice the weight: one of them would win.
+        head = model.get_output_embeddings().weight
+        head[n_tok:2 * n_tok] = 2 * head[:n_tok]
+        assert int(model(**inputs).logits[0, -1].argmax()) >= n_tok
+        out = model.generate(**inputs, generation_config=GenerationConfig(
+            max_new_tokens=12, min_new_tokens=12, do_sample=False))
+    assert int(out[0, inputs['input_ids'].shape[1]:].max()) < n_tok
