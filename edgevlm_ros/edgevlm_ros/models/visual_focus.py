@@ -21,7 +21,9 @@ The biased float mask is built once per forward (every decoder layer receives th
 object) and reused by the other layers; that cache is thread-local too, holds at most
 ``MASK_CACHE_SIZE`` masks and is emptied when ``applied`` exits.
 
-Token geometry (``image_token_boxes``) is read from the real processor output:
+Token geometry (``image_token_boxes``) is read from the real processor output (and checked, for
+every architecture below, against the pixels each token actually sees: see
+test/test_models_architectures.py):
 
 * idefics3 / smolvlm: 64 tokens per tile (8x8, row-major) after the pixel shuffle; tiles are
   found from the ``<row_r_col_c>`` / ``<global-img>`` marker before each run of image tokens; the
