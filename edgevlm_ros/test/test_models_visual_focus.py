@@ -163,8 +163,13 @@ def test_llava_tokens_lie_on_a_square_grid() -> None:
     inputs = {'input_ids': torch.tensor([[0] + [5] * 576 + [0]])}
     _, boxes = visual_focus.image_token_boxes(model, inputs, None)
     assert torch.allclose(boxes[25], torch.tensor([1 / 24, 1 / 24, 2 / 24, 2 / 24]))
+    # Strategy 'full' on a CLIP tower keeps the class token, first: it shows no region.
+    inputs = {'input_ids': torch.tensor([[0] + [5] * 577])}
+    _, boxes = visual_focus.image_token_boxes(model, inputs, None)
+    assert float(area(boxes[:1]).sum()) == 0.0
+    assert torch.allclose(boxes[26], torch.tensor([1 / 24, 1 / 24, 2 / 24, 2 / 24]))
     inputs = {'input_ids': torch.tensor([[0] + [5] * 575])}
-    with pytest.raises(ValueError, match='multiple'):
+    with pytest.raises(ValueError, match='24x24 grid'):
         visual_focus.image_token_boxes(model, inputs, None)
 
 

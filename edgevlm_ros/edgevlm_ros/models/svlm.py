@@ -242,8 +242,10 @@ class TransformersSvlm:
             prompt_len = int(inputs['input_ids'].shape[1])
             bias, focused = None, 0
             if focus and focus_alpha > 0 and self.focus_supported:
-                bias, focused = visual_focus.focus_bias(self.model, inputs, self.tokenizer,
-                                                        list(focus), focus_alpha)
+                # The processor and frame size: LLaVA processors may crop or pad the frame.
+                bias, focused = visual_focus.focus_bias(
+                    self.model, inputs, self.processor, list(focus), focus_alpha,
+                    image_size=(int(image.shape[0]), int(image.shape[1])))
                 if focused == 0:
                     bias = None
             with torch.inference_mode(), visual_focus.applied(bias, self.focus_layers):

@@ -31,7 +31,11 @@ test/test_models_architectures.py):
   cover nothing (in transformers 5.23 the no-split frame is resized to a full square, i.e. it has
   no padding).
 * qwen2_vl / qwen2_5_vl: merged tokens on the ``image_grid_thw`` grid / ``spatial_merge_size``.
-* llava: an ``image_size / patch_size`` square grid.
+* llava: an ``image_size / patch_size`` square grid per image (``pixel_values`` rows), after
+  the class token when the feature select strategy ``full`` keeps it (CLIP towers); that token
+  shows no region and gets an empty box. The square shows the part of the frame the image
+  processor keeps (``shown_window``: SigLIP stretches the whole frame, CLIP crops its centre,
+  pad-to-square adds bands that no box can focus).
 """
 
 from __future__ import annotations
@@ -306,25 +310,93 @@ def _qwen_boxes(model: Any, inputs: Any) -> list[tuple[float, float, float, floa
     return boxes
 
 
-def _llava_boxes(model: Any, n_tokens: int) -> list[tuple[float, float, float, float]]:
+def _size_entry(size: Any, key: str) -> float | None:
+    value = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+    return float(value) if value else None
+
+
+def shown_window(image_processor: Any, height: int,
+                 width: int) -> tuple[float, float, float, float]:
+    """
+    Return the part (x0, y0, x1, y1) of a height x width frame that a LLaVA-style square shows.
+
+    Fractions of the frame; beyond [0, 1] where the square shows padding. Follows the image
+    processor's steps: ``do_pad`` pads the frame to a centred square, ``size`` resizes
+    (``shortest_edge`` keeps the aspect ratio, ``height``/``width`` stretch), and
+    ``do_center_crop`` keeps the centred ``crop_size``. A processor with none of these (SigLIP's
+    plain resize) shows the whole frame.
+    """
+    x0, y0, x1, y1 = 0.0, 0.0, 1.0, 1.0
+    h, w = float(height), float(width)
+    if getattr(image_processor, 'do_pad', False) and h != w:
+        side = max(h, w)
+        x0, x1 = (w - side) / 2 / w, (w + side) / 2 / w
+        y0, y1 = (h - side) / 2 / h, (h + side) / 2 / h
+        h = w = side
+    size = getattr(image_processor, 'size', None) or {}
+    if getattr(image_processor, 'do_resize', True) and size:
+        shortest = _size_entry(size, 'shortest_edge')
+        if shortest:
+            scale = shortest / min(h, w)
+            h, w = h * scale, w * scale
+        elif _size_entry(size, 'height') and _size_entry(size, 'width'):
+            h, w = _size_entry(size, 'height'), _size_entry(size, 'width')
+    crop = getattr(image_processor, 'crop_size', None) or {}
+    if getattr(image_processor, 'do_center_crop', False) and crop:
+        crop_h, crop_w = _size_entry(crop, 'height') or h, _size_entry(crop, 'width') or w
+        # The centred crop as fractions of what it is cut from, mapped into the frame window.
+        cx0, cx1 = (w - crop_w) / 2 / w, (w + crop_w) / 2 / w
+        cy0, cy1 = (h - crop_h) / 2 / h, (h + crop_h) / 2 / h
+        x0, x1 = x0 + cx0 * (x1 - x0), x0 + cx1 * (x1 - x0)
+        y0, y1 = y0 + cy0 * (y1 - y0), y0 + cy1 * (y1 - y0)
+    return x0, y0, x1, y1
+
+
+def _llava_boxes(model: Any, inputs: Any, n_tokens: int, image_processor: Any,
+                 image_size: tuple[int, int] | None) -> list[tuple[float, float, float, float]]:
     vision = model.config.vision_config
     side = vision.image_size // vision.patch_size
     per_image = side * side
-    if n_tokens % per_image:
-        raise ValueError(f'{n_tokens} llava image tokens is not a multiple of {per_image}: '
-                         'only single-resolution llava layouts are supported')
-    return _grid_boxes(side, side) * (n_tokens // per_image)
+    pixel_values = inputs.get('pixel_values')
+    n_images = int(pixel_values.shape[0]) if pixel_values is not None else 1
+    tokens_per_image = n_tokens // n_images if n_images else 0
+    # Strategy 'full' on a tower with a class token (CLIP) keeps that token, first in each image:
+    # it summarises the whole image and shows no region of it, so it gets an empty box.
+    prefix = tokens_per_image - per_image
+    if n_images * tokens_per_image != n_tokens or prefix not in (0, 1):
+        raise ValueError(f'{n_tokens} llava image tokens for {n_images} image(s) do not match a '
+                         f'{side}x{side} grid: only single-resolution llava layouts are supported')
+    window = (0.0, 0.0, 1.0, 1.0)
+    if image_processor is not None:
+        window = shown_window(image_processor, *(image_size or (1, 1)))
+        if image_size is None and window != shown_window(image_processor, 1, 2):
+            raise ValueError('this llava processor crops or pads non-square frames: the token '
+                             'geometry needs the frame size (image_size)')
+    x0, y0, x1, y1 = window
+    cells = []
+    for cx0, cy0, cx1, cy1 in _grid_boxes(side, side):
+        # The cell in frame fractions, clipped to the frame: a cell over padding shows nothing.
+        # Rounded so a cell that ends exactly at the frame's edge is exactly empty.
+        bx0, bx1 = (round(min(max(x0 + c * (x1 - x0), 0.0), 1.0), 9) for c in (cx0, cx1))
+        by0, by1 = (round(min(max(y0 + c * (y1 - y0), 0.0), 1.0), 9) for c in (cy0, cy1))
+        cells.append((bx0, by0, bx1, by1))
+    return ([(0.0, 0.0, 0.0, 0.0)] * prefix + cells) * n_images
 
 
-def image_token_boxes(model: Any, inputs: Any,
-                      tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def image_token_boxes(model: Any, inputs: Any, tokenizer: Any,
+                      image_size: tuple[int, int] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Return (positions LongTensor[N], boxes FloatTensor[N, 4]) of the image tokens of sample 0.
 
     Boxes are (x0, y0, x1, y1), normalised to the image each token belongs to; a token that shows
-    only padding has an empty box. ``tokenizer`` may be the processor (its tokenizer is used).
-    Raises ValueError for an unsupported model type or when the layout does not add up.
+    only padding has an empty box. ``tokenizer`` may be the processor: its tokenizer is used, and
+    for LLaVA its image processor tells which part of the frame the square input shows (CLIP's
+    centre crop, pad-to-square); that needs ``image_size`` = (height, width) of the frame given to
+    the processor. Raises ValueError for an unsupported model type, when the layout does not add
+    up, or when a cropping/padding LLaVA processor comes without ``image_size``.
     """
+    image_processor = getattr(tokenizer, 'image_processor', None)
     tokenizer = getattr(tokenizer, 'tokenizer', tokenizer)
     cfg = model.config
     ids = _first_row(inputs, 'input_ids')
@@ -337,7 +409,7 @@ def image_token_boxes(model: Any, inputs: Any,
     elif model_type in ('qwen2_vl', 'qwen2_5_vl'):
         boxes = _qwen_boxes(model, inputs)
     elif model_type == 'llava':
-        boxes = _llava_boxes(model, positions.numel())
+        boxes = _llava_boxes(model, inputs, positions.numel(), image_processor, image_size)
     else:
         raise ValueError(f'Visual Focus does not know the image token layout of {model_type!r}')
     if len(boxes) != positions.numel():
@@ -379,12 +451,14 @@ def union_coverage(cells: torch.Tensor, boxes: Sequence[Box]) -> torch.Tensor:
 
 
 def focus_bias(model: Any, inputs: Any, tokenizer: Any, boxes: Sequence[Box],
-               alpha: float) -> tuple[torch.Tensor, int]:
+               alpha: float, image_size: tuple[int, int] | None = None
+               ) -> tuple[torch.Tensor, int]:
     """
     Return (bias [1, L], n_focused): alpha x coverage on image tokens, 0 elsewhere.
 
     ``n_focused`` counts image tokens with a non-zero bias. At most ``MAX_FOCUS_BOXES`` boxes are
-    used (the highest-scoring ones).
+    used (the highest-scoring ones). ``tokenizer`` and ``image_size`` as for
+    ``image_token_boxes``.
     """
     if not math.isfinite(alpha):
         raise ValueError(f'alpha must be finite, got {alpha}')
@@ -394,7 +468,7 @@ def focus_bias(model: Any, inputs: Any, tokenizer: Any, boxes: Sequence[Box],
     bias = torch.zeros(1, seq_len, dtype=torch.float32)
     if alpha == 0.0 or not boxes:
         return bias, 0
-    positions, cells = image_token_boxes(model, inputs, tokenizer)
+    positions, cells = image_token_boxes(model, inputs, tokenizer, image_size)
     coverage = union_coverage(cells, boxes)
     bias[0, positions] = float(alpha) * coverage
     return bias, int((coverage > 0).sum())
