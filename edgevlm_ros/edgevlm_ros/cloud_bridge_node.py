@@ -138,9 +138,10 @@ PARAMS = [
               'request, s', min=0.01, max=3600.0),
     ParamSpec('max_age_s', 3.0, 'a step not sent (first try or retry) within this long of '
               'arriving is dropped, not sent, s', min=0.01, max=3600.0),
-    ParamSpec('network_profile', 'none', 'emulated network added to every round trip: none, '
+    ParamSpec('network_profile', 'none', 'emulated network added to every try: none, '
               'fixed:<ms>, jitter:<mean_ms>,<std_ms>, trace:<name>, with @<mbit_s> and '
-              '+outage:... modifiers', check=_check_profile),
+              '+outage:... modifiers (trace time and outages count from the bridge start; a '
+              'lost request is a timeout)', check=_check_profile),
     ParamSpec('strategy', 'edgevlm', 'strategies that use no cloud (edge_only) send nothing',
               choices=tuple(s.value for s in Strategy)),
     ParamSpec('seed', 0, 'seed of the emulated network and of the retry jitter', min=0,
@@ -162,6 +163,9 @@ class CloudBridgeNode(Node):
 
     def __init__(self) -> None:
         super().__init__('cloud_bridge')
+        # Set first: destroy_node runs even when the configuration below makes __init__ fail.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server = None
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
         p = self.params
@@ -176,7 +180,6 @@ class CloudBridgeNode(Node):
                                        p['breaker.max_cooldown_s'],
                                        on_transition=self._on_breaker)
         api_key, key_source = resolve_api_key(p['api_key_env'], p['api_key_file'])
-        self._server = None
         base_url = p['base_url']
         if base_url == 'embedded':
             from edgevlm_ros.models.lvlm_server import LvlmServer
@@ -198,6 +201,7 @@ class CloudBridgeNode(Node):
         except ValueError:
             if self._server is not None:
                 self._server.stop()
+                self._server = None
             raise
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever,
@@ -404,7 +408,7 @@ class CloudBridgeNode(Node):
         await self._client.aclose()
 
     def destroy_node(self) -> None:
-        if self._loop.is_running():
+        if self._loop is not None and self._loop.is_running():
             try:
                 asyncio.run_coroutine_threadsafe(self._shutdown_http(), self._loop).result(5.0)
             except Exception:  # noqa: BLE001 - closing on shutdown is best effort

@@ -33,10 +33,12 @@ from edgevlm_ros.cloud.resilience import (
 )
 from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.stats import Counters
+from edgevlm_ros.ros_conversions import rgb_to_image
 from edgevlm_ros.ros_qos import RESULTS
 from fault_server import FaultServer, free_port, self_signed_cert, server_tls_context
 import numpy as np
 import pytest
+from std_msgs.msg import Header
 import yaml
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -445,8 +447,8 @@ def test_https_with_an_untrusted_certificate_fails_clearly_and_is_not_retried(ce
         h = Harness.make(server)
         result = h.run(h.ask)
         assert (result.status, result.fault, result.attempts) == ('http_error', 'tls', 1)
-        assert 'TLS' in result.error and 'certificate' in result.error.lower()
-        assert 'ca_file' in result.error
+        assert 'TLS certificate verification failed' in result.error
+        assert 'self-signed' in result.error and 'ca_file' in result.error
         assert server.count == 0  # no request went out over the unverified connection
 
         trusted = Harness.make(server, ca_file=str(cert))
@@ -508,7 +510,7 @@ def test_client_for_a_closed_port_gives_up_at_once_per_try():
 
 # ----------------------------------------------------------------------------- the real graph
 
-STRATEGY = 'replacement_only'
+STRATEGY = 'edgevlm'
 GRAPH_BRIDGE = {'timeout_s': 1.0, 'max_age_s': 2.0, 'retry.max_retries': 1,
                 'retry.backoff_s': 0.05, 'retry.max_backoff_s': 0.1,
                 'breaker.failure_threshold': 2, 'breaker.cooldown_s': 1.0,
@@ -556,15 +558,16 @@ def test_edge_keeps_its_rate_while_the_cloud_hangs_and_the_bridge_recovers(graph
                      cloud_model=MODEL, params_file=_params_file(tmp_path))
         assert probe.until(lambda: any(c.status == CloudResponse.STATUS_OK for c in cloud),
                            120), graph.log('cloud_bridge')
-        healthy = _answered_steps(probe, steps, answers, 8)
+        healthy = _answered_steps(probe, steps, answers, 12)
 
         server.set('hang')
         n = len(cloud)
         assert probe.until(lambda: any(c.status == CloudResponse.STATUS_TIMEOUT
                                        for c in cloud[n:]), 60), graph.log('cloud_bridge')
-        hanging = _answered_steps(probe, steps, answers, 8)
-        # The cloud hanging costs the edge nothing: as many of the same number of steps answered.
-        assert hanging >= healthy - 1, (healthy, hanging)
+        hanging = _answered_steps(probe, steps, answers, 12)
+        # The cloud hanging costs the edge nothing: of the same number of steps, about as many
+        # answered (the margin is machine noise; an edge waiting on the cloud would answer ~none).
+        assert healthy >= 3 and hanging >= 0.6 * healthy, (healthy, hanging)
         assert any(c.status == CloudResponse.STATUS_DROPPED and 'circuit open' in c.error
                    for c in cloud[n:])
         during = _latest_diagnostics(probe)
@@ -575,9 +578,10 @@ def test_edge_keeps_its_rate_while_the_cloud_hangs_and_the_bridge_recovers(graph
         n = len(cloud)
         assert probe.until(lambda: any(c.status == CloudResponse.STATUS_OK for c in cloud[n:]),
                            60), graph.log('cloud_bridge')
-    assert probe.until(lambda: _latest_diagnostics(probe).get('cloud_state') == 'ok', 10)
-    diag = _latest_diagnostics(probe)
-    logged = _state_changes_logged(graph)
+        # (A request sent while the server hung may still time out after the first success.)
+        assert probe.until(lambda: _latest_diagnostics(probe).get('cloud_state') == 'ok', 30)
+        diag = _latest_diagnostics(probe)
+        logged = _state_changes_logged(graph)
     # One log line per state change, far fewer than the steps it handled.
     assert len(logged) == int(diag['state_changes']), (logged, diag)
     assert ('ok', 'failing') in logged or ('ok', 'open') in logged
@@ -613,14 +617,77 @@ def test_cloud_down_at_start_then_refusing_the_key_then_up_and_the_key_never_sho
         assert probe.until(lambda: any(c.status == CloudResponse.STATUS_OK for c in cloud[n:]),
                            60), graph.log('cloud_bridge')
         assert server.headers[0]['Authorization'] == f'Bearer {API_KEY}'
+        assert probe.until(lambda: _latest_diagnostics(probe).get('cloud_state') == 'ok', 30)
+        diag = _latest_diagnostics(probe)
+        log = graph.log('cloud_bridge')
     finally:
         server.stop()
-    assert probe.until(lambda: _latest_diagnostics(probe).get('cloud_state') == 'ok', 10)
-    diag = _latest_diagnostics(probe)
-    log = graph.log('cloud_bridge')
     assert API_KEY not in log and '$EDGEVLM_CLOUD_API_KEY' in log
     assert all(API_KEY not in c.error for c in cloud)
     assert all(API_KEY not in v for v in diag.values())
-    logged = _state_changes_logged(graph)
+    logged = STATE_LINE.findall(log)
     assert len(logged) == int(diag['state_changes']) and logged[-1][1] == 'ok'
     assert int(diag['failures_connect']) >= 1 and int(diag['failures_unauthorized']) >= 1
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize(('params', 'expected'), [
+    ({'api_key_file': '/nonexistent/key'}, 'cannot read the API key file'),
+    ({'box_format': 'polar'}, "box_format='polar' is not one of"),
+    ({'ca_file': '/nonexistent/ca.pem', 'base_url': 'https://127.0.0.1:9/v1'}, 'CA bundle'),
+    ({'api_key_env': API_KEY + '!'}, 'names an environment variable'),
+])
+def test_a_bad_bridge_configuration_stops_it_with_one_clear_line(graph, params, expected):
+    graph.node('cloud_bridge_node', 'cloud_bridge',
+               {'base_url': 'http://127.0.0.1:9/v1', 'model': MODEL, **params})
+    code = graph.popen('cloud_bridge').wait(60)
+    log = graph.log('cloud_bridge')
+    assert code == 2 and 'cannot start' in log and expected in log, log
+    assert 'Traceback' not in log and API_KEY not in log  # a misplaced key stays secret
+
+
+@pytest.mark.ros
+def test_https_bridge_fails_clearly_without_the_private_ca_and_works_with_it(graph, probe,
+                                                                             certificate):
+    from edgevlm_ros import launch_runner
+
+    cert, key = certificate
+    robots = {'untrusted': {}, 'trusted': {'ca_file': str(cert)}}
+    with FaultServer(served_model=MODEL, tls=server_tls_context(cert, key)) as server:
+        bridges = [launch_runner.Node(
+            package='edgevlm_ros', executable='cloud_bridge_node', name='cloud_bridge',
+            namespace=ns, parameters=[{'base_url': server.url, 'model': MODEL, **GRAPH_BRIDGE,
+                                       **extra}]) for ns, extra in robots.items()]
+        procs, _, _ = launch_runner.plan(launch_runner.LaunchDescription(bridges), {})
+        for proc, ns in zip(procs, robots):
+            proc.name = f'cloud_bridge_{ns}'
+        graph.start(procs)
+        responses = {ns: probe.listen(CloudResponse, f'/{ns}/edgevlm/cloud_response', RESULTS)
+                     for ns in robots}
+        publishers = {ns: probe.node.create_publisher(Step, f'/{ns}/edgevlm/step', RESULTS)
+                      for ns in robots}
+        image = rgb_to_image(frame(), Header(frame_id='camera'))
+        next_id = [0]
+
+        def publish_steps() -> None:
+            for pub in publishers.values():
+                pub.publish(Step(header=Header(stamp=probe.node.get_clock().now().to_msg()),
+                                 step_id=next_id[0], question='What is there?', image=image))
+            next_id[0] += 1
+
+        probe.node.create_timer(0.1, publish_steps)
+        untrusted, trusted = responses['untrusted'], responses['trusted']
+        assert probe.until(lambda: any(r.status == CloudResponse.STATUS_OK for r in trusted),
+                           60), graph.log('cloud_bridge_trusted')
+        assert probe.until(lambda: any('circuit open' in r.error for r in untrusted), 60), (
+            graph.log('cloud_bridge_untrusted'))
+        assert probe.until(lambda: len(untrusted) >= 40, 60)
+        log = graph.log('cloud_bridge_untrusted')
+    failed = [r for r in untrusted if r.status == CloudResponse.STATUS_HTTP_ERROR]
+    assert failed and all('TLS certificate verification failed' in r.error
+                          and 'ca_file' in r.error for r in failed)
+    assert not any(r.status == CloudResponse.STATUS_OK for r in untrusted)
+    # Many steps, few lines: one per state change (failing, open, then a probe per cool-down).
+    logged = STATE_LINE.findall(log)
+    assert logged[0] in (('unknown', 'open'), ('unknown', 'failing'))
+    assert log.count('TLS certificate') <= len(logged) < len(untrusted) / 2

@@ -532,10 +532,13 @@ class OpenAiVlmClient:
             tls = _tls_error(e)
             if tls is not None:
                 result.fault = 'tls'
-                reason = getattr(tls, 'verify_message', None) or getattr(tls, 'reason', None) \
-                    or str(tls)
-                result.error = (f'TLS failure with {self.base_url}: {reason}; point ca_file at '
-                                'the CA that signed the server certificate')
+                if isinstance(tls, ssl.SSLCertVerificationError):
+                    result.error = (f'TLS certificate verification failed for {self.base_url}: '
+                                    f'{tls.verify_message}; point ca_file at the CA that signed '
+                                    'the server certificate')
+                else:
+                    reason = getattr(tls, 'reason', None) or str(tls)
+                    result.error = f'TLS failure with {self.base_url}: {reason}'
             else:
                 result.fault = 'connect'
                 what = 'cannot connect to' if isinstance(e, (httpx.ConnectError, OSError)) \
