@@ -56,12 +56,10 @@ def fault_for_status(status: int) -> str:
     return 'http_other'
 
 
-def _positive(name: str, value: float, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(f'{name} must be a finite number {">=" if allow_zero else ">"} 0, '
-                         f'got {value!r}')
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not (math.isfinite(value) and value > 0):
+        raise ValueError(f'{name} must be a finite number > 0, got {value!r}')
     return float(value)
 
 
@@ -229,13 +227,6 @@ class CircuitBreaker:
         """A request let through ended without an outcome (never sent): free the probe."""
         with self._lock:
             self._probe_out = False
-
-    def snapshot(self) -> dict[str, object]:
-        with self._lock:
-            return {'state': self._state, 'consecutive_failures': self._failures,
-                    'cooldown_s': self._cooldown,
-                    'next_probe_in_s': max(0.0, self._open_until - self._clock())
-                    if self._state == 'open' else 0.0}
 
     # ---------------------------------------------------------------------------- internals
 
