@@ -10,6 +10,7 @@ the region -> image-token geometry and the attention bias. Configurations run ro
 machine noise spreads over all of them. Prints numbers only; nothing is asserted.
 
 usage: python bench/context_transfer.py [--model tiny|smolvlm-256m-random|<dir>] [--steps 20]
+       [--budget 48] (replacement.max_tokens)
 """
 
 import argparse
@@ -60,11 +61,15 @@ def main() -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (opts.height, opts.width, 3), dtype=np.uint8)
 
+    # The edge's own answers, as long as the SVLM really makes them (max_new_tokens).
+    own_answers = [svlm.answer(image, f'Question {i} about the scene?').text
+                   for i in tqdm(range(opts.turns), desc='edge history', unit='turn')]
+
     # The edge's own history, then the same history with cloud answers in some slots.
     def history(replaced: int) -> list[tuple[str, str]]:
         store = ContextStore(max_turns=opts.turns, max_tokens=512, count_tokens=svlm.count_tokens)
         for i in range(opts.turns):
-            store.record_edge(i, f'Question {i} about the scene?', 'a robot near a table')
+            store.record_edge(i, f'Question {i} about the scene?', own_answers[i])
         for i in range(replaced):
             store.apply_cloud(i, f'Question {i} about the scene?',
                               compress_answer(CLOUD_REPLY, opts.budget, svlm.count_tokens))
@@ -107,6 +112,11 @@ def main() -> None:
     print(f'\nContext Replacement bookkeeping (compress + store update): {replacement_ms:.3f} ms '
           '(runs in context_fusion / on the edge message callback, not in the model call)')
     print(f'Visual Focus geometry (regions -> token bias): {geometry_ms:.3f} ms per step')
+    own_tokens = sum(svlm.count_tokens(a) for a in own_answers) / len(own_answers)
+    cloud_tokens = svlm.count_tokens(compress_answer(CLOUD_REPLY, opts.budget, svlm.count_tokens))
+    print(f'history answers: edge {own_tokens:.1f} tokens each, compressed cloud answer '
+          f'{cloud_tokens} tokens (budget {opts.budget}): replacement changes the prefill by '
+          f'{opts.replaced * (cloud_tokens - own_tokens):+.0f} tokens')
     print(f'edge step p50 {base:.1f} ms; 5 % of it is {0.05 * base:.1f} ms')
 
 
