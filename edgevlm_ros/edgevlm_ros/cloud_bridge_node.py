@@ -17,12 +17,15 @@ process and talks real HTTP to it: the embedded default needs nothing from outsi
 
 import asyncio
 from dataclasses import dataclass
-import random
+import ipaddress
+import re
 import threading
 import time
+from urllib.parse import urlsplit
 
 from edgevlm_msgs.msg import CloudResponse, Step
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
 from edgevlm_ros.cloud.openai_client import (
@@ -31,6 +34,7 @@ from edgevlm_ros.cloud.openai_client import (
     CloudResult,
     OpenAiVlmClient,
     resolve_api_key,
+    url_has_credentials,
 )
 from edgevlm_ros.cloud.resilience import CircuitBreaker, RetryPolicy, Transition
 from edgevlm_ros.core import regions
@@ -64,14 +68,46 @@ def _check_profile(spec: str) -> str | None:
 
 
 def _check_url(url: str) -> str | None:
-    if url == 'embedded' or url.startswith(('http://', 'https://')):
+    if url == 'embedded':
         return None
-    return 'base_url must be "embedded" or an http(s):// URL of an OpenAI-compatible API'
+    if not url.startswith(('http://', 'https://')):
+        return 'base_url must be "embedded" or an http(s):// URL of an OpenAI-compatible API'
+    if url_has_credentials(url):  # the URL is logged and quoted in errors; a key must not be
+        return ('base_url must not carry credentials (user:password@); give the key through '
+                'api_key_env or api_key_file')
+    return None
+
+
+# POSIX environment variable names: upper case, so that a key pasted here (hf_..., sk-..., hex)
+# is refused instead of being logged as the name of an unset variable.
+_ENV_NAME = re.compile(r'[A-Z_][A-Z0-9_]*')
 
 
 def _check_env_name(name: str) -> str | None:
-    return None if name == '' or name.replace('_', '').isalnum() else (
-        'api_key_env names an environment variable (letters, digits, _), not a key')
+    return None if name == '' or _ENV_NAME.fullmatch(name) else (
+        'api_key_env names an environment variable (upper-case letters, digits, _), not a key')
+
+
+def _transport_warnings(url: str, tls_verify: bool, has_key: bool) -> list[str]:
+    """What about the connection to the cloud a user must be told at start."""
+    parts = urlsplit(url)
+    warnings = []
+    if parts.scheme == 'https' and not tls_verify:
+        warnings.append('tls_verify is false: server certificates are NOT verified, so whoever '
+                        'sits on the path can read the frames, answers and API key')
+    if parts.scheme == 'http' and has_key and not _is_loopback(parts.hostname or ''):
+        warnings.append(f'the API key goes in clear text over http:// to {parts.hostname}; '
+                        'use an https:// endpoint')
+    return warnings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_box_format(name: str) -> str | None:
@@ -97,7 +133,7 @@ PARAMS = [
     ParamSpec('tls_verify', True, 'verify https certificates (turn off only for a test server)',
               read_only=True),
     ParamSpec('ca_file', '', 'PEM bundle of a private CA that signed the server certificate; '
-              'empty = the system CAs', read_only=True),
+              'empty = the certifi (Mozilla) bundle, or $SSL_CERT_FILE if set', read_only=True),
     ParamSpec('timeout_s', 10.0, 'timeout of one request attempt, s', min=0.1, max=600.0,
               read_only=True),
     ParamSpec('max_tokens', 128, 'answer length cap sent to the LVLM', min=1, max=8192,
@@ -139,14 +175,15 @@ PARAMS = [
     ParamSpec('max_age_s', 3.0, 'a step not sent (first try or retry) within this long of '
               'arriving is dropped, not sent, s', min=0.01, max=3600.0),
     ParamSpec('network_profile', 'none', 'emulated network added to every try: none, '
-              'fixed:<ms>, jitter:<mean_ms>,<std_ms>, trace:<name>, with @<mbit_s> and '
-              '+outage:... modifiers (trace time and outages count from the bridge start; a '
+              'fixed:<ms>, jitter:<mean_ms>,<std_ms>, trace:<name>, with @<up_mbit_s>[/<down>] '
+              'and +outage:... modifiers (trace time and outages count from the bridge start; a '
               'lost request is a timeout)', check=_check_profile),
     ParamSpec('strategy', 'edgevlm', 'strategies that use no cloud (edge_only) send nothing',
               choices=tuple(s.value for s in Strategy)),
-    ParamSpec('seed', 0, 'seed of the emulated network and of the retry jitter', min=0,
-              max=2**31 - 1, read_only=True),
+    ParamSpec('seed', 0, 'seed of the emulated network (the retry jitter is never seeded, so that '
+              'robots started alike do not retry in step)', min=0, max=2**31 - 1, read_only=True),
 ]
+SPECS = {s.name: s for s in PARAMS}
 
 
 @dataclass
@@ -168,6 +205,7 @@ class CloudBridgeNode(Node):
         self._server = None
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
+        self.add_on_set_parameters_callback(self._check_limits)
         p = self.params
         self.round_trip = LatencyWindow(1000)
         self._lock = threading.Lock()  # the selector: the executor offers, the HTTP thread frees
@@ -203,6 +241,8 @@ class CloudBridgeNode(Node):
                 self._server.stop()
                 self._server = None
             raise
+        for warning in _transport_warnings(base_url, p['tls_verify'], api_key is not None):
+            self.get_logger().warning(warning)
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever,
                                              name='cloud_bridge_http', daemon=True)
@@ -227,8 +267,31 @@ class CloudBridgeNode(Node):
 
     def _retry_policy(self) -> RetryPolicy:
         p = self.params
-        return RetryPolicy(p['retry.max_retries'], p['retry.backoff_s'],
-                           p['retry.max_backoff_s'], rng=random.Random(p['seed']))
+        # Its own unseeded RNG: a shared seed would make a fleet retry at the same moments.
+        return RetryPolicy(p['retry.max_retries'], p['retry.backoff_s'], p['retry.max_backoff_s'])
+
+    def _check_limits(self, params: list) -> SetParametersResult:
+        """Refuse a change that leaves retry or breaker limits contradicting each other."""
+        new = {q.name: q.value for q in params if q.name in SPECS}
+        if not any(k.startswith(('retry.', 'breaker.')) for k in new) \
+                or any(SPECS[k].validate(v) for k, v in new.items()):
+            return SetParametersResult(successful=True)  # one value alone: ParamSet judges it
+
+        def value(name: str) -> object:
+            return new.get(name, self.params[name])
+        try:  # the same rules that apply at start
+            RetryPolicy(value('retry.max_retries'), value('retry.backoff_s'),
+                        value('retry.max_backoff_s'))
+            CircuitBreaker(value('breaker.failure_threshold'), value('breaker.cooldown_s'),
+                           value('breaker.max_cooldown_s'))
+        except ValueError as e:
+            reason = (f'{e} (retry.max_backoff_s >= retry.backoff_s, breaker.max_cooldown_s >= '
+                      'breaker.cooldown_s; set both at once or in the other order)')
+            self.params.rejected += 1
+            self.params.last_rejection = reason
+            self.get_logger().warning(f'rejected parameter change: {reason}')
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
 
     def _on_params(self, changed: dict) -> None:
         p = self.params

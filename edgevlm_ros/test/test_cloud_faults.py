@@ -22,7 +22,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Answer, CloudResponse, Step
-from edgevlm_ros.cloud.openai_client import CloudResult, OpenAiVlmClient
+from edgevlm_ros.cloud.openai_client import MAX_ERROR_CHARS, CloudResult, OpenAiVlmClient
 from edgevlm_ros.cloud.resilience import (
     FAULTS,
     RETRYABLE,
@@ -31,6 +31,7 @@ from edgevlm_ros.cloud.resilience import (
     Transition,
     fault_for_status,
 )
+from edgevlm_ros.cloud_bridge_node import SPECS as BRIDGE_SPECS
 from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.ros_conversions import rgb_to_image
@@ -354,6 +355,21 @@ def test_transient_failures_that_clear_within_the_retries_are_an_answer(server):
     assert result.ok and result.attempts == 3 and server.count == 3
 
 
+def test_a_retry_waiting_while_the_breaker_opens_is_not_sent(server):
+    server.start().set('status', status=503)
+    # Two requests fail together: the first failure sends its request into a backoff (>= 0.5 s),
+    # the second opens the breaker (threshold 2) long before that backoff ends.
+    h = Harness.make(server, max_in_flight=2, retry=RetryPolicy(max_retries=2, base_s=1.0,
+                                                                max_s=1.0))
+
+    async def body(client):
+        return await asyncio.gather(h.ask(client), h.ask(client))
+    results = h.run(body)
+    assert [t.new for t in h.transitions] == ['open']
+    assert sorted(r.attempts for r in results) == [1, 1] and server.count == 2
+    assert any('circuit open' in r.error for r in results)
+
+
 def test_retry_after_is_waited_for_when_it_fits_the_deadline(server):
     server.start().set('ok', status=429, retry_after='0.4').script('status')
     h = Harness.make(server)
@@ -430,6 +446,42 @@ def test_an_outage_of_the_emulated_network_is_a_timeout_and_sends_nothing(server
     assert 'lost' in result.error and server.count == 0
 
 
+def test_a_response_format_rejection_after_the_deadline_is_not_asked_again(server):
+    server.start().set('no_response_format')
+    clock = FakeClock()
+
+    class SlowLink:
+        """The first try takes the request past its deadline (on the client's clock)."""
+
+        def sample(self, elapsed_s, up_bytes=0, down_bytes=0):
+            clock.t += 10.0
+            return 0.0
+
+        def transfer_s(self, up_bytes=0, down_bytes=0):
+            return 0.0
+
+        def describe(self):
+            return 'slow link'
+    h = Harness.make(server, clock=clock, network=SlowLink())
+
+    async def body(client):
+        return await client.ask(frame(), 'q', deadline=clock.t + 5.0)
+    result = h.run(body)
+    assert (result.status, result.fault, result.attempts) == ('http_error', 'bad_request', 1)
+    assert 'deadline' in result.error and server.count == 1  # nothing sent after the deadline
+
+
+def test_the_download_cap_of_the_emulated_network_slows_the_reply(server):
+    server.start()
+    # The reply (~250 bytes) at 1 kbit/s down takes ~2 s: longer than the attempt may last.
+    capped = Harness.make(server, timeout_s=0.5,
+                          network=NetworkProfile.parse('fixed:0@1000/0.001'))
+    result = capped.run(capped.ask)
+    assert (result.status, result.fault) == ('timeout', 'timeout') and server.count == 1
+    fast = Harness.make(server, timeout_s=0.5, network=NetworkProfile.parse('fixed:0@1000/1000'))
+    assert fast.run(fast.ask).ok
+
+
 # ----------------------------------------------------------------------------- TLS
 
 
@@ -484,6 +536,33 @@ def test_api_key_never_appears_in_errors_or_repr_even_when_the_server_echoes_it(
     assert all(API_KEY not in json.dumps(b) for b in server.requests)
 
 
+def test_a_key_echoed_where_the_error_text_is_cut_leaks_no_part_of_it(server):
+    server.start().set('status', status=401, message='x' * (MAX_ERROR_CHARS - 10) + API_KEY)
+    h = Harness.make(server, api_key=API_KEY)
+    result = h.run(h.ask)
+    assert result.fault == 'unauthorized' and API_KEY[:8] not in result.error
+
+
+
+@pytest.mark.parametrize('value', ['hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345', 'sk-proj-abc123',
+                                   '0f3a9c2b7d1e4f5a6b8c9d0e1f2a3b4c', 'gsk_abcdef0123456789'])
+def test_a_key_given_where_a_variable_name_goes_is_refused_without_showing_it(value):
+    reason = BRIDGE_SPECS['api_key_env'].validate(value)
+    assert reason and 'names an environment variable' in reason and value not in reason
+    assert BRIDGE_SPECS['api_key_env'].validate('EDGEVLM_CLOUD_API_KEY') is None
+    assert BRIDGE_SPECS['api_key_env'].validate('') is None
+
+
+def test_credentials_in_the_url_are_refused_without_showing_them():
+    url = 'https://robot1:s3cret-pass@proxy.example.org/v1'
+    reason = BRIDGE_SPECS['base_url'].validate(url)
+    assert reason and 's3cret-pass' not in reason and 'api_key' in reason
+    with pytest.raises(ValueError) as e:
+        OpenAiVlmClient(url, MODEL)
+    assert 's3cret-pass' not in str(e.value)
+    assert BRIDGE_SPECS['base_url'].validate('https://vlm.example.org:8443/v1') is None
+
+
 # ----------------------------------------------------------------------------- nothing grows
 
 
@@ -506,6 +585,85 @@ def test_client_for_a_closed_port_gives_up_at_once_per_try():
     h = Harness.make(server)
     result = h.run(h.ask)
     assert (result.status, result.fault, result.attempts) == ('http_error', 'connect', 2)
+
+
+# ----------------------------------------------------------------------------- the bridge node
+
+
+@pytest.fixture
+def bridge():
+    """Make cloud_bridge nodes in this process, with parameters from the command line."""
+    from edgevlm_ros.cloud_bridge_node import CloudBridgeNode
+    import rclpy
+
+    nodes = []
+    given: list[dict] = []
+
+    def make(**params: object):
+        params = {'base_url': 'http://127.0.0.1:9/v1', 'model': MODEL, **params}
+        if not given:  # one process, one set of command-line parameters
+            args = ['--ros-args']
+            for k, v in params.items():
+                args += ['-p', f'{k}:={v}']
+            rclpy.init(args=args)
+            given.append(params)
+        assert params == given[0], 'every bridge of a test gets the same parameters'
+        nodes.append(CloudBridgeNode())
+        return nodes[-1]
+    try:
+        yield make
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        if given:
+            rclpy.try_shutdown()
+
+
+def test_retry_and_breaker_limits_that_contradict_each_other_are_refused_at_run_time(bridge):
+    from rclpy.parameter import Parameter
+
+    node = bridge()
+    result = node.set_parameters([Parameter('retry.backoff_s', value=5.0)])[0]
+    assert not result.successful and 'retry.max_backoff_s' in result.reason
+    assert node.params['retry.backoff_s'] == 0.25  # the node still says what it uses
+    result = node.set_parameters([Parameter('breaker.cooldown_s', value=100.0)])[0]
+    assert not result.successful and node.params['breaker.cooldown_s'] == 2.0
+    assert node.params.rejected == 2
+    # Both ends at once are fine, and are applied.
+    both = [Parameter('retry.backoff_s', value=5.0), Parameter('retry.max_backoff_s', value=10.0)]
+    assert node.set_parameters_atomically(both).successful
+    assert (node._client.retry.base_s, node._client.retry.max_s) == (5.0, 10.0)
+    assert node.set_parameters([Parameter('breaker.max_cooldown_s', value=300.0)])[0].successful
+    assert node.set_parameters([Parameter('breaker.cooldown_s', value=100.0)])[0].successful
+    assert node._breaker.cooldown_s == 100.0
+
+
+def test_bridges_with_the_same_parameters_do_not_retry_in_step(bridge):
+    a, b = bridge(), bridge()  # e.g. two robots started from the same params file (same seed)
+    waits_a = [a._client.retry.backoff_s(k) for k in range(1, 6)]
+    waits_b = [b._client.retry.backoff_s(k) for k in range(1, 6)]
+    assert waits_a != waits_b
+
+
+@pytest.mark.parametrize(('params', 'warning'), [
+    ({'base_url': 'https://vlm.example.org/v1', 'tls_verify': 'false'},
+     'certificates are NOT verified'),
+    ({'base_url': 'http://vlm.example.org/v1'}, 'clear text'),
+])
+def test_unverified_or_clear_text_transport_is_warned_about_at_start(bridge, capfd, monkeypatch,
+                                                                     params, warning):
+    monkeypatch.setenv('EDGEVLM_CLOUD_API_KEY', API_KEY)
+    bridge(**params)
+    log = capfd.readouterr().err
+    assert warning in log and API_KEY not in log
+
+
+def test_verified_https_and_loopback_http_raise_no_transport_warning(bridge, capfd, monkeypatch):
+    monkeypatch.setenv('EDGEVLM_CLOUD_API_KEY', API_KEY)
+    bridge(base_url='http://127.0.0.1:9/v1')
+    log = capfd.readouterr().err
+    assert 'API key: $EDGEVLM_CLOUD_API_KEY' in log  # the start-up line is there
+    assert 'NOT verified' not in log and 'clear text' not in log
 
 
 # ----------------------------------------------------------------------------- the real graph

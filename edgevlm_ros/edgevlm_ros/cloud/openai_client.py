@@ -14,7 +14,8 @@ Structured output: with ``structured_output`` 'json_schema' (or 'json_object') t
 carries ``response_format`` (vLLM, SGLang, llama.cpp, Ollama and OpenAI constrain the reply with
 it; servers that do not know it mostly ignore it). A server that rejects it (HTTP 400/422 whose
 message mentions response_format, json_schema or structured output) is asked again at once
-without it, and this client never sends it again (``on_notice`` is called once). Plain-text
+without it (unless the request is past its deadline by then), and this client never sends it
+again (``on_notice`` is called once). Plain-text
 replies are parsed as well as JSON ones.
 
 Rules:
@@ -51,6 +52,7 @@ from pathlib import Path
 import ssl
 import time
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -143,6 +145,8 @@ class NetworkModel(Protocol):
     def sample(self, elapsed_s: float, up_bytes: int = 0,
                down_bytes: int = 0) -> float | None: ...  # noqa: E704
 
+    def transfer_s(self, up_bytes: int = 0, down_bytes: int = 0) -> float: ...  # noqa: E704
+
     def describe(self) -> str: ...  # noqa: E704
 
 
@@ -201,7 +205,7 @@ def _message_content(body: Any) -> str | None:
 
 
 def _error_text(response_body: bytes) -> str:
-    """Return the server's error message (OpenAI-style JSON or raw text), shortened."""
+    """Return the server's error message (OpenAI-style JSON or raw text), whole."""
     try:
         body = json.loads(response_body)
     except (UnicodeDecodeError, ValueError):
@@ -213,8 +217,8 @@ def _error_text(response_body: bytes) -> str:
         if detail is not None:
             message = detail if isinstance(detail, str) else json.dumps(detail)
     if isinstance(message, str) and message:
-        return message[:MAX_ERROR_CHARS]
-    return response_body[:MAX_ERROR_CHARS].decode('utf-8', 'replace').strip()
+        return message
+    return response_body.decode('utf-8', 'replace').strip()
 
 
 def parse_retry_after(value: str | None, now_epoch_s: float | None = None) -> float | None:
@@ -236,6 +240,11 @@ def parse_retry_after(value: str | None, now_epoch_s: float | None = None) -> fl
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether the URL carries user:password@ (which logs and errors would then show)."""
+    return '@' in urlsplit(url).netloc
 
 
 def _rejects_response_format(status: int, error: str) -> bool:
@@ -313,6 +322,9 @@ class OpenAiVlmClient:
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(('http://', 'https://')):
             raise ValueError(f'base_url must start with http:// or https://, got {base_url!r}')
+        if url_has_credentials(base_url):  # they would show in every log line and error
+            raise ValueError('base_url must not carry credentials (user:password@); pass the '
+                             'key as api_key')
         if not model:
             raise ValueError('model must not be empty')
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s)
@@ -424,6 +436,10 @@ class OpenAiVlmClient:
             text = text.replace(self._api_key, '***')
         return text
 
+    def _clip(self, server_text: str) -> str:
+        """Shorten text from the server, after redaction (a cut key would escape it)."""
+        return self._redact(server_text)[:MAX_ERROR_CHARS]
+
     # ------------------------------------------------------------------------------- asking
 
     async def ask(self, rgb: np.ndarray, question: str,
@@ -479,7 +495,11 @@ class OpenAiVlmClient:
             if 'response_format' in body and _rejects_response_format(
                     result.http_status, result.error):
                 self._structured_rejected(result.error)
-                continue  # at once, without it (at most once: the mode is now 'off')
+                if deadline is None or self._clock() <= deadline:
+                    continue  # at once, without it (at most once: the mode is now 'off')
+                result.error += (' (not asked again without response_format: past the request '
+                                 'deadline)')
+                return result
             if self.breaker is not None:
                 self.breaker.record_failure(result.error)
                 recorded[0] = True
@@ -491,10 +511,17 @@ class OpenAiVlmClient:
                     result.error += (' (not retried: the next try would start after the '
                                      'request deadline)')
                 return result
-            if self.breaker is not None and not self.breaker.retry_allowed():
-                result.error += ' (not retried: circuit open)'
+            if not self._retry_allowed(result):
                 return result
             await asyncio.sleep(wait)
+            if not self._retry_allowed(result):  # other requests may have opened it meanwhile
+                return result
+
+    def _retry_allowed(self, result: CloudResult) -> bool:
+        if self.breaker is None or self.breaker.retry_allowed():
+            return True
+        result.error += ' (not retried: circuit open)'
+        return False
 
     def _structured_rejected(self, error: str) -> None:
         if self.structured_output == 'off':
@@ -514,8 +541,9 @@ class OpenAiVlmClient:
                 if delay:
                     await asyncio.sleep(delay / 2)  # on the way up
                 status_code, raw, retry_after = await self._exchange(payload)
-                if delay:
-                    await asyncio.sleep(delay / 2)  # on the way down
+                down = delay / 2 + self._download_s(len(raw))
+                if down:
+                    await asyncio.sleep(down)  # on the way down, the reply through its cap
         except (TimeoutError, httpx.TimeoutException):
             result.status, result.fault = 'timeout', 'timeout'
             result.error = f'no reply within {self.timeout_s:g} s'
@@ -550,7 +578,7 @@ class OpenAiVlmClient:
         result.http_status = status_code
         if not 200 <= status_code < 300:
             result.status, result.fault = 'http_error', fault_for_status(status_code)
-            result.error = f'HTTP {status_code}: {_error_text(raw)}'
+            result.error = f'HTTP {status_code}: {self._clip(_error_text(raw))}'
             result.retry_after_s = retry_after
             return result
         try:
@@ -561,7 +589,7 @@ class OpenAiVlmClient:
         if content is None:
             result.status, result.fault = 'parse_error', 'malformed'
             result.error = 'reply is not a chat completion: ' + \
-                raw[:MAX_ERROR_CHARS].decode('utf-8', 'replace')
+                self._clip(raw.decode('utf-8', 'replace'))
             return result
         if isinstance(decoded.get('model'), str) and decoded['model']:
             result.model = decoded['model']
@@ -575,6 +603,10 @@ class OpenAiVlmClient:
         if self.network is None:
             return 0.0
         return self.network.sample(max(0.0, self._clock() - self._network_origin), up_bytes)
+
+    def _download_s(self, down_bytes: int) -> float:
+        """The emulated time the reply takes through the download cap (its size is known now)."""
+        return 0.0 if self.network is None else self.network.transfer_s(0, down_bytes)
 
     async def _exchange(self, payload: bytes) -> tuple[int, bytes, float | None]:
         cap = self.max_response_bytes

@@ -15,8 +15,8 @@ parse: sending the same request again would fail the same way.
 Retry rule (``RetryPolicy.delay``): retry k (k = 1..max_retries) waits
 ``d/2 + uniform(0, d/2)`` with ``d = min(max_s, base_s * 2**(k-1))`` (jittered so that many
 clients do not retry in step), or the server's Retry-After if that is longer. A retry whose
-start would fall after the request's deadline is not made: retries never make a request older
-than its maximum age.
+start would fall after the request's deadline is not made: no try starts once the request is
+older than its maximum age (a try started just before may still take up to its timeout).
 
 Breaker rule (``CircuitBreaker``): 'closed' lets every request through and counts consecutive
 failed attempts; ``failure_threshold`` of them in a row open it. 'open' lets nothing through for
