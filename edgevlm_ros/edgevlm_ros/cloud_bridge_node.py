@@ -55,6 +55,9 @@ STATUS = {'ok': CloudResponse.STATUS_OK, 'timeout': CloudResponse.STATUS_TIMEOUT
           'dropped': CloudResponse.STATUS_DROPPED}
 # How often a step waiting for a free slot is checked against max_age_s.
 EXPIRY_PERIOD_S = 0.1
+# A failing cloud counts as 'ok' again only after this many answers in a row, so a cloud that
+# fails every other request is one 'failing' line, not a line per frame.
+RECOVER_AFTER = 3
 SELECTION_PARAMS = ('max_in_flight', 'min_interval_s', 'scene_change', 'max_quiet_s',
                     'max_age_s', 'adaptive_interval', 'rtt_alpha')
 
@@ -211,6 +214,7 @@ class CloudBridgeNode(Node):
         self._lock = threading.Lock()  # the selector: the executor offers, the HTTP thread frees
         self._state_lock = threading.Lock()
         self._state = 'unknown'
+        self._ok_streak = 0  # answers in a row since the last failure (for leaving 'failing')
         self._tasks = 0
         self._profile = NetworkProfile.parse(p['network_profile'], p['seed'])
         self._selector = CloudSelector(**self._selection_args())
@@ -405,11 +409,14 @@ class CloudBridgeNode(Node):
                 self.counters.inc('replies_unstructured')
         else:
             self.counters.inc(f'failures_{result.fault or "other"}')
+        with self._state_lock:
+            self._ok_streak = self._ok_streak + 1 if result.ok else 0
+            recovered = self._state != 'failing' or self._ok_streak >= RECOVER_AFTER
         if self._breaker.state == 'closed':  # else the breaker's own transitions say it all
-            if result.ok:
+            if result.ok and recovered:
                 self._set_state('ok', f'answering (model {result.model}, '
                                       f'{result.round_trip_ms:.0f} ms, step {step.step_id})')
-            else:
+            elif not result.ok:
                 self._set_state('failing', f'{result.error} (step {step.step_id}; '
                                            f'{self._breaker.failure_threshold} failures in a '
                                            'row open the circuit)')

@@ -849,3 +849,30 @@ def test_https_bridge_fails_clearly_without_the_private_ca_and_works_with_it(gra
     logged = STATE_LINE.findall(log)
     assert logged[0] in (('unknown', 'open'), ('unknown', 'failing'))
     assert log.count('TLS certificate') <= len(logged) < len(untrusted) / 2
+
+
+def test_a_cloud_failing_every_other_request_is_one_state_change_not_one_per_frame(bridge):
+    from edgevlm_msgs.msg import Step
+    from edgevlm_ros.cloud.openai_client import CloudResult
+
+    node = bridge()
+    ok = CloudResult(status='ok', answer='a cup', model=MODEL, attempts=1, round_trip_ms=50.0)
+    bad = CloudResult(status='http_error', error='HTTP 500: boom', fault='server_error',
+                      attempts=1)
+    step_id = 0
+
+    def report(result: CloudResult) -> None:
+        nonlocal step_id
+        step_id += 1
+        node._report(Step(step_id=step_id, question='q?'), result)
+
+    report(ok)
+    assert node._state == 'ok'
+    for _ in range(10):  # under the breaker's threshold: never two failures in a row
+        report(bad)
+        report(ok)
+    assert node._state == 'failing'
+    assert node.counters.get('state_changes') == 2  # unknown -> ok -> failing
+    for _ in range(3):
+        report(ok)
+    assert node._state == 'ok' and node.counters.get('state_changes') == 3
