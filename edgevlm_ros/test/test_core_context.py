@@ -362,6 +362,13 @@ def test_zero_token_budget_hands_out_no_empty_turns():
     assert store.history() == []
 
 
+def test_an_empty_newest_turn_hides_no_older_turn():
+    store = ContextStore(max_turns=8, max_tokens=100)
+    store.record_edge(1, Q, 'a door')
+    store.record_edge(2, '', '')  # nothing to show, nothing to cost
+    assert store.history() == [Turn(1, Q, 'a door', False)]
+
+
 # --- compression modes and entities ----------------------------------------------------------
 
 REPLY = ('Sure! The robot should stop. A **red cup** stands on the table near the "EXIT" sign. '

@@ -157,7 +157,9 @@ def test_too_old_or_no_frames_gives_none():
 
 def test_single_frame_returns_boxes_unchanged_with_age_zero():
     result = BoxPropagator().propagate(BOXES, [Frame(3, 1.0, _view())])
-    assert result == Propagation(boxes=BOXES, confidence=1.0, age_s=0.0, tracked_points=0)
+    # Carried over no frame: the boxes as drawn are also the ones to carry on from.
+    assert result == Propagation(boxes=BOXES, confidence=1.0, age_s=0.0, tracked_points=0,
+                                 tracked=BOXES, quality=1.0, qualities=[1.0] * 3)
 
 
 def test_box_leaving_the_frame_is_dropped_and_edge_box_is_clipped():

@@ -395,6 +395,19 @@ def test_an_object_without_coordinates_is_found_and_dropped():
 
 
 @pytest.mark.parametrize('text', [
+    '{"answer": "no cup here", "boxes": null}',
+    '{"answer": "no cup here", "objects": "none"}',
+    '{"answer": "no cup here", "bbox_2d": null}',
+    '{"answer": "no cup here", "objects": []}',
+])
+def test_no_boxes_written_as_null_or_none_is_not_a_dropped_box(text):
+    # How models say "nothing found": no box entry, so nothing to count as dropped.
+    r = parse_lvlm_reply(text, (W, H))
+    assert r.structured and r.answer == 'no cup here' and r.boxes == []
+    assert (r.boxes_found, r.boxes_dropped, r.drop_reasons) == (0, 0, {})
+
+
+@pytest.mark.parametrize('text', [
     'Objects: [{"label": "cup", "bbox_2d": [64, 48, 3',
     '```json\n[{"bbox_2d": [64, 48, 320, 240] "label": "cup"}]\n```',
     'The <|box_start|>(100,200),(4',

@@ -204,8 +204,11 @@ class ContextStore:
         budget = self._max_tokens
         for sid in reversed(self._order):
             slot = self._slots[sid]
-            # A slot cut to nothing (a zero budget) is not a turn: never hand out empty turns.
-            if slot.tokens > budget or slot.tokens == 0:
+            if slot.tokens == 0:
+                # A slot cut to nothing (a zero budget, empty text) is not a turn: never hand
+                # out empty turns, and it costs nothing, so it hides no older turn either.
+                continue
+            if slot.tokens > budget:
                 break
             budget -= slot.tokens
             out.append((sid, slot))

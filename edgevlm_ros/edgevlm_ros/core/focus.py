@@ -213,8 +213,10 @@ class BoxPropagator:
         valid = [b.clipped() for b in boxes]
         valid = [b for b in valid if not b.is_empty]
         if len(frames) == 1:
+            # Nothing to carry: the boxes are where they were drawn, fully trusted.
             return Propagation(boxes=valid, confidence=1.0 if valid else 0.0, age_s=age,
-                               tracked_points=0)
+                               tracked_points=0, tracked=list(valid),
+                               quality=1.0 if valid else 0.0, qualities=[1.0] * len(valid))
         if not valid:
             return Propagation(boxes=[], confidence=0.0, age_s=age, tracked_points=0)
         with self._lock:

@@ -494,10 +494,11 @@ def _interpret(value: Any) -> tuple[str, list[RawBox], bool, int]:
             items = objs
         elif isinstance(objs, dict):  # a single object instead of a list of one
             items = [objs]
-        elif objs is not None or any(k in value for k in _BOX_KEYS):
-            # {"answer": ..., "boxes": [x1, y1, x2, y2]} or a single object at the top level.
-            items = [value if objs is None else {'bbox_2d': objs, 'label': _first(
-                value, _LABEL_KEYS) or ''}]
+        elif isinstance(objs, list):  # {"answer": ..., "boxes": [x1, y1, x2, y2]}
+            items = [{'bbox_2d': objs, 'label': _first(value, _LABEL_KEYS) or ''}]
+        elif objs is None and _first(value, _BOX_KEYS) is not None:
+            items = [value]  # a single object at the top level
+        # Else no box entry: "boxes": null / "none" / 0 is how models say "nothing found".
     elif isinstance(value, list):
         items = value
 
