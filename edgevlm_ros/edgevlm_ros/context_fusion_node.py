@@ -33,8 +33,9 @@ from edgevlm_ros.ros_qos import EVERY_FRAME, RESULTS
 
 PARAMS = [
     ParamSpec('replacement.enabled', True, 'publish ContextUpdate for cloud answers'),
-    ParamSpec('replacement.max_tokens', 48, 'token budget of a compressed cloud answer', min=1,
-              max=4096),
+    ParamSpec('replacement.max_tokens', 48, 'budget of a compressed cloud answer, counted in '
+              'words (this node has no SVLM tokenizer; the edge caps its history in tokens)',
+              min=1, max=4096),
     ParamSpec('replacement.compression', 'smart', 'how a cloud answer is cut to the budget: '
               'smart (leading sentences, then the entities only the cut sentences named, box '
               'labels first), sentences (leading sentences only), truncate (word prefix)',
@@ -162,7 +163,8 @@ class ContextFusionNode(Node):
             self._tracked = None
             return
         target = frames[-1]
-        age = target.stamp_s - tr.source_stamp_s
+        # A clock that steps back must not make a mask younger than 0 (its boxes would shrink).
+        age = max(0.0, target.stamp_s - tr.source_stamp_s)
         if age > self.params['focus.max_age_s']:
             self.counters.inc('tracks_expired')
             self._tracked = None

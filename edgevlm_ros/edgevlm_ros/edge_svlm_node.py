@@ -267,11 +267,19 @@ class EdgeSvlmNode(Node):
             self._newest_step = msg
             self._lock.notify_all()
 
+    def _from_before_a_restart(self, step_id: int) -> bool:
+        # Cloud context is about a step the edge has received; a newer id than the newest step
+        # is from before the camera restarted (caller holds the lock).
+        return self._newest_step is not None and step_id > self._newest_step.step_id
+
     def _on_context_update(self, msg: ContextUpdate) -> None:
         self.counters.inc('context_updates_received')
         if not self.strategy.uses_replacement or self.store is None:
             return
         with self._lock:
+            if self._from_before_a_restart(msg.step_id):
+                self.counters.inc('context_updates_from_before_restart')
+                return
             applied = self.store.apply_cloud(msg.step_id, msg.question, msg.text)
         if applied:
             self.counters.inc('context_replacements')
@@ -284,6 +292,10 @@ class EdgeSvlmNode(Node):
     def _on_focus_mask(self, msg: FocusMask) -> None:
         self.counters.inc('focus_masks_received')
         with self._lock:
+            if self._from_before_a_restart(msg.source_step_id):
+                # It would outrank every mask of the new run and steer nothing.
+                self.counters.inc('focus_masks_from_before_restart')
+                return
             old = self._focus
             if old is None or (msg.source_step_id, msg.target_step_id) >= (
                     old.source_step_id, old.target_step_id):
@@ -377,7 +389,8 @@ class EdgeSvlmNode(Node):
             self.get_logger().warning(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
             return
         with self._lock:
-            history = self.store.history() if self.store is not None else []
+            store = self.store
+            history = store.history() if store is not None else []
         boxes, mask, age = ([], None, 0.0)
         if strategy.uses_focus:
             boxes, mask, age = self._fresh_focus(step)
@@ -395,8 +408,10 @@ class EdgeSvlmNode(Node):
                                   focus=boxes, focus_alpha=self.params['focus.alpha'])
         focus_mode = mode if viewed else ('attention' if result.focus_applied else 'none')
         with self._lock:
-            if self.store is not None:
-                self.store.record_edge(step.step_id, step.question, result.text)
+            # Only into the history it was asked with: after a restart (or new caps) this
+            # step's id would sit in the new history as its newest turn.
+            if store is not None and self.store is store:
+                store.record_edge(step.step_id, step.question, result.text)
         replaced = [t for t in history if t.from_cloud]
         self._publish_prompt(step, result, focus_mode)
         self._publish(step.header, step.step_id, step.question, result.text, Answer.SOURCE_EDGE,

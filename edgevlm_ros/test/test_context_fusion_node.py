@@ -5,12 +5,13 @@
 import time
 
 from edgevlm_msgs.msg import CloudResponse, ContextUpdate, FocusMask, Region, Step
-from edgevlm_ros.ros_conversions import rgb_to_image
+from edgevlm_ros.ros_conversions import rgb_to_image, s_to_stamp
 from edgevlm_ros.ros_qos import RESULTS
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter as NodeParameter
 
 pytestmark = pytest.mark.ros
 
@@ -89,3 +90,72 @@ def test_cloud_answer_becomes_a_compressed_update_naming_the_grounded_objects_an
         cloud.publish(response)
         probe.until(lambda: updates, 1.0)
     assert updates and updates[0].text.startswith('Sure!') and 'red cup' not in updates[0].text
+
+
+@pytest.fixture
+def fusion():
+    """The fusion node in this process, its callbacks called directly; a probe hears its output."""
+    from conftest import Probe
+    from edgevlm_ros.context_fusion_node import ContextFusionNode
+    import rclpy
+
+    rclpy.init()
+    node = probe = None
+    try:
+        node = ContextFusionNode()
+        probe = Probe(rclpy.utilities.get_default_context(), 'fusion_probe')
+        yield node, probe
+    finally:
+        if probe is not None:
+            probe.close()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _step_at(step_id: int, stamp_s: float) -> Step:
+    msg = Step(step_id=step_id, question='What is ahead?')
+    msg.header.stamp = s_to_stamp(stamp_s)
+    msg.image = rgb_to_image(_frame(step_id), msg.header)
+    return msg
+
+
+def _answer(step_id: int, stamp_s: float) -> CloudResponse:
+    msg = CloudResponse(step_id=step_id, question='What is ahead?', answer=LONG_ANSWER,
+                        status=CloudResponse.STATUS_OK, regions=[
+                            Region(label='red cup', score=0.9, x_min=0.4, y_min=0.4, x_max=0.6,
+                                   y_max=0.7)])
+    msg.header.stamp = s_to_stamp(stamp_s)
+    return msg
+
+
+def test_masks_never_get_younger_than_their_source_and_restarts_and_flags_stop_them(fusion):
+    node, probe = fusion
+    masks = probe.listen(FocusMask, 'edgevlm/focus_mask', RESULTS)
+    for i in range(3):
+        node._on_step(_step_at(i, 100.0 + 0.1 * i))
+    # The answer's stamp is later than the frames' (a clock that stepped back): age 0, not < 0.
+    node._on_cloud(_answer(0, 100.5))
+    assert probe.until(lambda: masks, 30)
+    (region,) = masks[0].regions
+    assert masks[0].target_step_id == 2 and masks[0].age_s >= 0.0
+    assert region.x_max - region.x_min >= 0.2 and region.y_max - region.y_min >= 0.3  # not shrunk
+
+    # The camera restarts: frames and boxes of the old run are forgotten.
+    node._on_step(_step_at(0, 101.0))
+    assert node.counters.get('step_id_resets') == 1
+    published = node.counters.get('focus_masks_published')
+    node._on_step(_step_at(1, 101.1))
+    assert node.counters.get('focus_masks_published') == published  # nothing left to carry
+
+    # Each module has its own switch.
+    node.set_parameters([NodeParameter('focus.enabled', value=False),
+                         NodeParameter('replacement.enabled', value=False)])
+    updates = node.counters.get('context_updates_published')
+    node._on_cloud(_answer(1, 101.1))
+    assert node.counters.get('context_updates_published') == updates
+    assert node.counters.get('boxes_received') == 1  # only the first answer's
+    node.set_parameters([NodeParameter('focus.enabled', value=True)])
+    node._on_cloud(_answer(1, 101.1))
+    assert node.counters.get('boxes_received') == 2
+    assert node.counters.get('context_updates_published') == updates

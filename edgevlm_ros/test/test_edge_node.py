@@ -181,3 +181,90 @@ def test_focus_mask_steers_the_svlm_by_attention_or_by_the_image_it_sees(graph, 
     # Only the attention bias touches image tokens; a crop or overlay changes the image instead.
     assert (prompt.focused_tokens > 0) == (mode == 'attention')
     assert not _set(probe, 'edge_svlm', 'focus.mode', 'squint')
+
+
+@pytest.fixture
+def edge_node(tiny_edge_model):
+    """
+    The edge node in this process, configured (model loaded) but not active.
+
+    Its callbacks and its answering step are called directly, in an order a test chooses.
+    """
+    from edgevlm_ros.edge_svlm_node import EdgeSvlmNode
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    rclpy.init(args=['--ros-args', '-p', 'autostart:=false', '-p', f'model:={tiny_edge_model}'])
+    node = None
+    try:
+        node = EdgeSvlmNode()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        yield node
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _local_step(node, step_id: int, question: str = 'What is ahead?') -> Step:
+    msg = Step(step_id=step_id, question=question)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.image = rgb_to_image(np.random.default_rng(step_id).integers(
+        0, 255, (48, 64, 3), dtype=np.uint8), msg.header)
+    return msg
+
+
+def test_context_from_before_a_camera_restart_stays_out_of_the_new_run(edge_node):
+    node = edge_node
+    node._on_step(_local_step(node, 100))
+    answer = node.svlm.answer
+
+    def answer_while_the_camera_restarts(*args, **kwargs):
+        node._on_step(_local_step(node, 0))  # arrives while the model answers step 100
+        return answer(*args, **kwargs)
+
+    node.svlm.answer = answer_while_the_camera_restarts
+    node._answer_step(node._pending)
+    node.svlm.answer = answer
+    assert node.counters.get('step_id_resets') == 1
+    # The answer to step 100 belongs to the old history, not to the new run's newest slot.
+    assert node.store.history() == []
+
+    # Cloud context still in flight for the old run arrives now: it changes nothing.
+    node._on_context_update(ContextUpdate(step_id=100, question='What is ahead?',
+                                          text='The old room.'))
+    assert node.store.history() == []
+    assert node.counters.get('context_updates_from_before_restart') == 1
+    region = Region(label='cup', score=0.9, x_min=0.1, y_min=0.2, x_max=0.3, y_max=0.5)
+    node._on_focus_mask(FocusMask(source_step_id=100, target_step_id=101, regions=[region]))
+    new_mask = FocusMask(source_step_id=0, target_step_id=0, regions=[region])
+    new_mask.header.stamp = node.get_clock().now().to_msg()
+    node._on_focus_mask(new_mask)
+    assert node._focus is new_mask  # an old-run mask does not outrank the new run's
+
+    node._answer_step(node._pending)
+    assert [t.step_id for t in node.store.history()] == [0]
+    assert node.counters.get('answers_with_focus') == 1
+
+
+@pytest.mark.parametrize(('strategy', 'replaces', 'focuses'), [
+    ('edgevlm', True, True), ('replacement_only', True, False), ('focus_only', False, True),
+    ('edge_only', False, False)])
+def test_each_strategy_uses_only_its_own_modules(edge_node, strategy, replaces, focuses):
+    from rclpy.parameter import Parameter as NodeParameter
+
+    node = edge_node
+    assert node.set_parameters([NodeParameter('strategy', value=strategy)])[0].successful
+    node._on_step(_local_step(node, 1))
+    node._answer_step(node._pending)
+    node._on_context_update(ContextUpdate(step_id=1, question='What is ahead?',
+                                          text='A red cup on the left.'))
+    mask = FocusMask(source_step_id=1, target_step_id=1, regions=[
+        Region(label='cup', score=0.9, x_min=0.1, y_min=0.2, x_max=0.3, y_max=0.5)])
+    mask.header.stamp = node.get_clock().now().to_msg()
+    node._on_focus_mask(mask)
+    node._on_step(_local_step(node, 2))
+    node._answer_step(node._pending)
+    assert (node.counters.get('answers_with_replaced_history') == 1) == replaces
+    assert (node.counters.get('answers_with_focus') == 1) == focuses
+    assert node.counters.get('answers_published') == 2
