@@ -10,7 +10,7 @@ the region -> image-token geometry and the attention bias. Configurations run ro
 machine noise spreads over all of them. Prints numbers only; nothing is asserted.
 
 usage: python bench/context_transfer.py [--model tiny|smolvlm-256m-random|<dir>] [--steps 20]
-       [--budget 48] (replacement.max_tokens)
+       [--budget 48] (replacement.max_tokens: words, as context_fusion compresses)
 """
 
 import argparse
@@ -49,7 +49,8 @@ def main() -> None:
     ap.add_argument('--max-new-tokens', type=int, default=16)
     ap.add_argument('--turns', type=int, default=8, help='history turns (edge_only has them too)')
     ap.add_argument('--replaced', type=int, default=4, help='turns holding cloud text')
-    ap.add_argument('--budget', type=int, default=48, help='replacement.max_tokens')
+    ap.add_argument('--budget', type=int, default=48,
+                    help='replacement.max_tokens (words, as context_fusion counts them)')
     ap.add_argument('--alpha', type=float, default=2.0)
     opts = ap.parse_args()
 
@@ -72,7 +73,7 @@ def main() -> None:
             store.record_edge(i, f'Question {i} about the scene?', own_answers[i])
         for i in range(replaced):
             store.apply_cloud(i, f'Question {i} about the scene?',
-                              compress_answer(CLOUD_REPLY, opts.budget, svlm.count_tokens))
+                              compress_answer(CLOUD_REPLY, opts.budget))
         return [(t.question, t.answer) for t in store.history()]
 
     own, corrected = history(0), history(opts.replaced)
@@ -105,18 +106,20 @@ def main() -> None:
     step = iter(range(10**9))
     replacement_ms = _ms(lambda: store.apply_cloud(
         next(step) % opts.turns, 'Question?',
-        compress_answer(CLOUD_REPLY, opts.budget, svlm.count_tokens)), 200)
+        compress_answer(CLOUD_REPLY, opts.budget)), 200)
     inputs, _ = svlm.build_inputs(image, QUESTION, own)
-    geometry_ms = _ms(lambda: visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, FOCUS,
-                                                      opts.alpha), 50)
+    # As TransformersSvlm.answer calls it: the processor and the frame size (LLaVA crops/pads).
+    geometry_ms = _ms(lambda: visual_focus.focus_bias(
+        svlm.model, inputs, svlm.processor, FOCUS, opts.alpha,
+        image_size=(opts.height, opts.width)), 50)
     print(f'\nContext Replacement bookkeeping (compress + store update): {replacement_ms:.3f} ms '
           '(runs in context_fusion / on the edge message callback, not in the model call)')
     print(f'Visual Focus geometry (regions -> token bias): {geometry_ms:.3f} ms per step')
     own_tokens = sum(svlm.count_tokens(a) for a in own_answers) / len(own_answers)
-    cloud_tokens = svlm.count_tokens(compress_answer(CLOUD_REPLY, opts.budget, svlm.count_tokens))
+    cloud_tokens = svlm.count_tokens(compress_answer(CLOUD_REPLY, opts.budget))
     print(f'history answers: edge {own_tokens:.1f} tokens each, compressed cloud answer '
-          f'{cloud_tokens} tokens (budget {opts.budget}): replacement changes the prefill by '
-          f'{opts.replaced * (cloud_tokens - own_tokens):+.0f} tokens')
+          f'{cloud_tokens} tokens (budget {opts.budget} words): replacement changes the '
+          f'prefill by {opts.replaced * (cloud_tokens - own_tokens):+.0f} tokens')
     print(f'edge step p50 {base:.1f} ms; 5 % of it is {0.05 * base:.1f} ms')
 
 
