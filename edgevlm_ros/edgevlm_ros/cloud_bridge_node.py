@@ -407,6 +407,12 @@ class CloudBridgeNode(Node):
             self.round_trip.add(result.round_trip_ms)
             if not result.structured:
                 self.counters.inc('replies_unstructured')
+            # Boxes the model wrote but that could not be used: a sign of a wrong box_format.
+            self.counters.inc('boxes_found', result.boxes_found)
+            for reason, n in result.drop_reasons.items():
+                self.counters.inc(f'boxes_dropped_{reason}', n)
+            if result.unparsed_boxes:
+                self.counters.inc('replies_unparsed_boxes')
         else:
             self.counters.inc(f'failures_{result.fault or "other"}')
         with self._state_lock:

@@ -31,6 +31,9 @@ from edgevlm_ros.ros_entry import run_node
 from edgevlm_ros.ros_params import ParamSet, ParamSpec
 from edgevlm_ros.ros_qos import EVERY_FRAME, RESULTS
 
+# Most cloud boxes carried at once (8 boxes cost about 2 ms per frame, see bench/fusion.py).
+MAX_TRACKED_BOXES = 16
+
 PARAMS = [
     ParamSpec('replacement.enabled', True, 'publish ContextUpdate for cloud answers'),
     ParamSpec('replacement.max_tokens', 48, 'budget of a compressed cloud answer, counted in '
@@ -146,8 +149,13 @@ class ContextFusionNode(Node):
                 f"(frames.capacity {self.params['frames.capacity']}); not focusing",
                 throttle_duration_sec=10.0)
             return
+        # Tracking cost grows with the boxes: keep the best-scoring ones (the parser keeps at
+        # most 64, but any node may publish a CloudResponse).
+        regions = sorted(msg.regions, key=lambda r: -r.score)[:MAX_TRACKED_BOXES]
+        if len(regions) < len(msg.regions):
+            self.counters.inc('boxes_over_cap', len(msg.regions) - len(regions))
         self._tracked = _Tracked(msg.step_id, source_stamp, msg.step_id,
-                                 boxes := [region_to_box(r) for r in msg.regions],
+                                 boxes := [region_to_box(r) for r in regions],
                                  [1.0] * len(boxes))
         self.counters.inc('boxes_received')
         newest = self._ring.newest()

@@ -144,6 +144,21 @@ def test_pixel_boxes_are_normalised_to_the_image_actually_sent(stub: Stub, clien
     assert result.round_trip_ms > 0
 
 
+def test_boxes_the_model_wrote_but_that_cannot_be_used_are_reported(stub: Stub,
+                                                                    client_for) -> None:
+    stub.body = completion(json.dumps({'answer': 'a cup', 'objects': [
+        {'label': 'cup', 'bbox_2d': [10, 10, 100, 100]},
+        {'label': 'ghost', 'bbox_2d': [1200, 1100, 1500, 1300]},  # outside the frame
+        {'label': 'bad', 'bbox_2d': [1, 'two', 3]}]}))
+    result = ask(client_for(), frame())
+    assert result.status == 'ok' and [b.label for b in result.boxes] == ['cup']
+    assert result.boxes_found == 3 and not result.unparsed_boxes
+    assert result.drop_reasons == {'outside': 1, 'invalid': 1}
+    stub.body = completion('{"answer": "a cup", "objects": [{"label": "cup", "bbox_2d": [10,')
+    result = ask(client_for(), frame())
+    assert result.status == 'ok' and result.answer == 'a cup' and result.unparsed_boxes
+
+
 def test_plain_text_reply_is_ok_without_boxes(stub: Stub, client_for) -> None:
     stub.body = completion('The path ahead is clear.')
     result = ask(client_for(), frame())

@@ -876,3 +876,17 @@ def test_a_cloud_failing_every_other_request_is_one_state_change_not_one_per_fra
     for _ in range(3):
         report(ok)
     assert node._state == 'ok' and node.counters.get('state_changes') == 3
+
+
+def test_boxes_the_bridge_could_not_use_are_counted(bridge):
+    from edgevlm_msgs.msg import Step
+    from edgevlm_ros.cloud.openai_client import CloudResult
+
+    node = bridge()
+    node._report(Step(step_id=1, question='q?'), CloudResult(
+        status='ok', answer='a cup', model=MODEL, attempts=1, round_trip_ms=40.0, boxes_found=3,
+        drop_reasons={'outside': 1, 'invalid': 1}, unparsed_boxes=True))
+    assert node.counters.get('boxes_found') == 3
+    assert node.counters.get('boxes_dropped_outside') == 1
+    assert node.counters.get('boxes_dropped_invalid') == 1
+    assert node.counters.get('replies_unparsed_boxes') == 1

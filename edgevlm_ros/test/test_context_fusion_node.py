@@ -159,3 +159,20 @@ def test_masks_never_get_younger_than_their_source_and_restarts_and_flags_stop_t
     node._on_cloud(_answer(1, 101.1))
     assert node.counters.get('boxes_received') == 2
     assert node.counters.get('context_updates_published') == updates
+
+
+def test_a_response_with_hundreds_of_boxes_carries_only_the_best_scoring_ones(fusion):
+    from edgevlm_ros.context_fusion_node import MAX_TRACKED_BOXES
+
+    node, probe = fusion
+    masks = probe.listen(FocusMask, 'edgevlm/focus_mask', RESULTS)
+    for i in range(2):
+        node._on_step(_step_at(i, 100.0 + 0.1 * i))
+    msg = _answer(0, 100.0)
+    msg.regions = [Region(label=f'thing {k}', score=k / 500, x_min=0.3, y_min=0.3, x_max=0.5,
+                          y_max=0.5) for k in range(500)]
+    node._on_cloud(msg)
+    assert probe.until(lambda: masks, 30)
+    labels = {r.label for r in masks[0].regions}
+    assert len(labels) == MAX_TRACKED_BOXES and 'thing 499' in labels and 'thing 0' not in labels
+    assert node.counters.get('boxes_over_cap') == 500 - MAX_TRACKED_BOXES

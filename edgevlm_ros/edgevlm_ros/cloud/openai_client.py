@@ -166,6 +166,11 @@ class CloudResult:
     http_status: int = 0         # last attempt's HTTP status (0: no response)
     attempts: int = 0            # HTTP exchanges tried (0: never sent)
     structured: bool = False     # the reply was JSON in the asked shape
+    # What the parser made of the reply's boxes (LvlmReply): found, dropped by reason
+    # (invalid, empty, outside, over_cap), and whether box syntax could not be read at all.
+    boxes_found: int = 0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    unparsed_boxes: bool = False
     retry_after_s: float | None = None
 
     @property
@@ -596,6 +601,8 @@ class OpenAiVlmClient:
         reply = parse_lvlm_reply(content, size, self.box_format)
         result.answer, result.boxes = reply.answer, reply.boxes
         result.structured = reply.structured
+        result.boxes_found, result.unparsed_boxes = reply.boxes_found, reply.unparsed_boxes
+        result.drop_reasons = dict(reply.drop_reasons)
         return result
 
     def _network_delay(self, up_bytes: int) -> float | None:
