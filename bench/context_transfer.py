@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument('--max-new-tokens', type=int, default=16)
     ap.add_argument('--turns', type=int, default=8, help='history turns (edge_only has them too)')
     ap.add_argument('--replaced', type=int, default=4, help='turns holding cloud text')
-    ap.add_argument('--budget', type=int, default=48,
+    ap.add_argument('--budget', type=int, default=24,
                     help='replacement.max_tokens (words, as context_fusion counts them)')
     ap.add_argument('--alpha', type=float, default=2.0)
     opts = ap.parse_args()

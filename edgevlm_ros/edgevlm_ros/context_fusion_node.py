@@ -36,7 +36,7 @@ MAX_TRACKED_BOXES = 16
 
 PARAMS = [
     ParamSpec('replacement.enabled', True, 'publish ContextUpdate for cloud answers'),
-    ParamSpec('replacement.max_tokens', 48, 'budget of a compressed cloud answer, counted in '
+    ParamSpec('replacement.max_tokens', 24, 'budget of a compressed cloud answer, counted in '
               'words (this node has no SVLM tokenizer; the edge caps its history in tokens)',
               min=1, max=4096),
     ParamSpec('replacement.compression', 'smart', 'how a cloud answer is cut to the budget: '
