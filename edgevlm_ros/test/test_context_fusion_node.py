@@ -4,6 +4,7 @@
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import CloudResponse, ContextUpdate, FocusMask, Region, Step
 from edgevlm_ros.ros_conversions import rgb_to_image, s_to_stamp
 from edgevlm_ros.ros_qos import RESULTS
@@ -54,7 +55,19 @@ def test_cloud_answer_becomes_a_compressed_update_naming_the_grounded_objects_an
     cloud = probe.node.create_publisher(CloudResponse, 'edgevlm/cloud_response', RESULTS)
     assert probe.until(lambda: steps.get_subscription_count() > 0
                        and cloud.get_subscription_count() > 0, 30)
-    for i in range(3):
+    # A reliable publisher that has just matched can still lose its first messages (discovery
+    # completes on the two sides at different times): repeat frame 0 until the node has it.
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+
+    def has_frame() -> bool:
+        return int(probe.diagnostics('context_fusion').get('frames_received', 0)) >= 1
+
+    end = time.monotonic() + 30
+    while not has_frame() and time.monotonic() < end:
+        steps.publish(_step(probe, 0))
+        probe.until(has_frame, 1.5)
+    assert has_frame(), 'the fusion node never took a frame'
+    for i in (1, 2):
         steps.publish(_step(probe, i))
     response = CloudResponse(step_id=0, question='What is ahead?', answer=LONG_ANSWER,
                              status=CloudResponse.STATUS_OK, regions=[
