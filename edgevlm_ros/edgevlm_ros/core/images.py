@@ -171,7 +171,7 @@ def resize_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
     Never enlarges: an image already small enough is returned as is (the same object).
     """
-    img = _check_image(rgb)
+    img = check_image(rgb)
     if max_side <= 0:
         raise ValueError(f'max_side must be positive, got {max_side}')
     h, w = img.shape[:2]
@@ -184,7 +184,7 @@ def resize_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
 def resize_to(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize to exactly width x height (area filter to shrink, bilinear to enlarge)."""
-    img = _check_image(rgb)
+    img = check_image(rgb)
     if width <= 0 or height <= 0:
         raise ValueError(f'target size must be positive, got {width}x{height}')
     h, w = img.shape[:2]
@@ -202,7 +202,7 @@ def to_grey(rgb: np.ndarray, width: int | None = None) -> np.ndarray:
     With `width`, the result is resized to exactly that width, keeping the aspect ratio (used to
     keep small, equally sized frames for optical flow).
     """
-    img = _check_image(rgb, allow_alpha=True)
+    img = check_image(rgb, channels=(3, 4))
     if img.ndim == 2:
         grey = img
     elif img.shape[2] == 4:
@@ -218,6 +218,25 @@ def to_grey(rgb: np.ndarray, width: int | None = None) -> np.ndarray:
             interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
             return cv2.resize(grey, (int(width), height), interpolation=interp)
     return grey.copy() if grey is img else grey
+
+
+def check_image(img: Any, channels: tuple[int, ...] = (3,), grey: bool = True) -> np.ndarray:
+    """
+    Return img if it is a non-empty uint8 numpy image, else raise ValueError saying why.
+
+    Accepted shapes: (H, W, c) for c in `channels`, and (H, W) when `grey`. The project's one
+    image check: resizing and encoding here, the zoom fallback and the SVLM backend use it.
+    """
+    if not isinstance(img, np.ndarray):
+        raise ValueError(f'expected a numpy image, got {type(img).__name__}')
+    if img.dtype != np.uint8:
+        raise ValueError(f'expected a uint8 image, got {img.dtype}')
+    if not ((grey and img.ndim == 2) or (img.ndim == 3 and img.shape[2] in channels)):
+        shapes = (['(H, W)'] if grey else []) + [f'(H, W, {c})' for c in channels]
+        raise ValueError(f'expected an {" or ".join(shapes)} image, got shape {img.shape}')
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f'image has zero size {img.shape}')
+    return img
 
 
 # --- internals -------------------------------------------------------------------------------
@@ -276,21 +295,8 @@ def _imdecode(buf: np.ndarray, flags: int, fmt: str) -> np.ndarray:
     return img
 
 
-def _check_image(img: Any, allow_alpha: bool = False) -> np.ndarray:
-    if not isinstance(img, np.ndarray):
-        raise ValueError(f'expected a numpy image, got {type(img).__name__}')
-    if img.dtype != np.uint8:
-        raise ValueError(f'expected a uint8 image, got {img.dtype}')
-    channels_ok = (3, 4) if allow_alpha else (3,)
-    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in channels_ok)):
-        raise ValueError(f'expected an (H, W) or (H, W, 3) image, got shape {img.shape}')
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise ValueError(f'image has zero size {img.shape}')
-    return img
-
-
 def _encode(ext: str, rgb: np.ndarray, params: list[int]) -> bytes:
-    img = _check_image(rgb)
+    img = check_image(rgb)
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(ext, img, params)

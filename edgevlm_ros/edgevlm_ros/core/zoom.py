@@ -25,10 +25,13 @@ import math
 
 import numpy as np
 
+from .images import check_image
 from .regions import Box
 
 ZOOM_MODES = ('off', 'crop', 'overlay')
 SELECT_MODES = ('union', 'best')
+# Images the fallback takes: grey, grey with a channel axis, RGB, RGBA.
+_CHANNELS = (1, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def focus_crop(image: np.ndarray, boxes: Sequence[Box], *, margin: float = 0.25,
       cluster; the cluster with the highest total score wins).
     The crop image is a copy; the whole-frame result carries `image` itself.
     """
-    _check_image(image)
+    check_image(image, channels=_CHANNELS)
     if not (margin >= 0 and math.isfinite(margin)):
         raise ValueError(f'margin must be >= 0, got {margin}')
     if not 0 <= min_side <= 1:
@@ -148,7 +151,7 @@ def overlay_focus(image: np.ndarray, boxes: Sequence[Box], *, dim: float = 0.5,
     thickness: outline width in pixels (default: 1 per 240 px of the shorter side, at least 1;
       0: no outline). A grey image gets the outline in the colour's mean grey level.
     """
-    _check_image(image)
+    check_image(image, channels=_CHANNELS)
     if not 0 <= dim <= 1:
         raise ValueError(f'dim must be in [0, 1], got {dim}')
     h, w = image.shape[:2]
@@ -196,7 +199,7 @@ def focus_view(image: np.ndarray, boxes: Sequence[Box], mode: str = 'crop', **kw
     if mode == 'crop':
         crop = focus_crop(image, boxes, **kwargs)
         return crop.image, crop
-    _check_image(image)
+    check_image(image, channels=_CHANNELS)
     if mode == 'overlay':
         marked = overlay_focus(image, boxes, **kwargs)
         return marked, _whole(marked, 'overlay')
@@ -204,15 +207,6 @@ def focus_view(image: np.ndarray, boxes: Sequence[Box], mode: str = 'crop', **kw
 
 
 # --- internals -------------------------------------------------------------------------------
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3) \
-            or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or 0 in image.shape[:2]:
-        shape = getattr(image, 'shape', None)
-        dtype = getattr(image, 'dtype', type(image).__name__)
-        raise ValueError(f'image must be a non-empty uint8 H x W (x 1/3/4) array, got '
-                         f'{dtype} {shape}')
-
 
 def _whole(image: np.ndarray, reason: str) -> Crop:
     h, w = image.shape[:2]

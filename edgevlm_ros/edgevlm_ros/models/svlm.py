@@ -36,6 +36,7 @@ from PIL import Image
 import torch
 from transformers import AutoModelForImageTextToText, GenerationConfig
 
+from edgevlm_ros.core.images import check_image
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import visual_focus
 from edgevlm_ros.models.compat import load_processor
@@ -63,16 +64,6 @@ class SvlmResult:
 def _looks_like_path(spec: str) -> bool:
     # Hub ids are 'org/name'; anything rooted, relative-dotted or deeper is a local directory.
     return spec.startswith(('/', './', '../', '~')) or spec.count('/') > 1
-
-
-def _validate_image(image: Any) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f'image must be a numpy array, got {type(image).__name__}')
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f'image must be HxWx3 uint8 RGB, got shape {image.shape} {image.dtype}')
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f'image is empty: {image.shape}')
-    return image
 
 
 def _validate_history(history: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -213,7 +204,7 @@ class TransformersSvlm:
     def build_inputs(self, image: np.ndarray, question: str,
                      history: Sequence[tuple[str, str]] = ()) -> tuple[Any, str]:
         """Return (model inputs, rendered prompt) for one frame, question and history."""
-        image = _validate_image(image)
+        image = check_image(image, grey=False)  # HxWx3 uint8 RGB
         prompt = self.render_prompt(question, history)
         pil = Image.fromarray(image)
         kwargs: dict[str, Any] = {}
