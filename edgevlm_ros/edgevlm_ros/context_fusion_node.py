@@ -186,8 +186,7 @@ class ContextFusionNode(Node):
             # Carry the motion-only boxes; margins are applied once below, from the total age,
             # so they do not add up hop after hop. Quality is the newest hop's, per box: a box
             # whose object was hidden for a while is trusted again once it is tracked again.
-            tr.boxes, tr.qualities = result.tracked, result.qualities or (
-                [result.quality] * len(result.tracked))
+            tr.boxes, tr.qualities = result.tracked, result.qualities
             tr.at_step_id = step_id
         grown = [g for g in (self._propagator.grow(b, age, q)
                              for b, q in zip(tr.boxes, tr.qualities)) if g]

@@ -337,13 +337,10 @@ class BoxTracker:
         """
         p = self._p
         age = self.age_s if age_s is None else float(age_s)
-        tracked, qualities = self.boxes(), self.qualities()
-        out = []
-        for box, moved, q in zip(tracked, self.moved(), qualities):
-            grown = p.grow(moved, age, q)
-            if grown is not None:
-                out.append(Box(grown.x_min, grown.y_min, grown.x_max, grown.y_max, box.label,
-                               box.score))
+        moved, qualities = self.moved(), self.qualities()
+        tracked = [b.clipped() for b in moved]
+        # grow() clips the moved box itself and keeps its label and score.
+        out = [g for g in (p.grow(m, age, q) for m, q in zip(moved, qualities)) if g is not None]
         quality = sum(qualities) / len(qualities) if qualities else 0.0
         return Propagation(boxes=out, confidence=p.confidence(age, quality) if qualities
                            else 0.0, age_s=age, tracked_points=self.tracked_points,
