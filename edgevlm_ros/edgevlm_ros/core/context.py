@@ -30,6 +30,7 @@ different callback threads.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import operator
@@ -225,19 +226,7 @@ class ContextStore:
         return True
 
     def _insert(self, sid: int, slot: _Slot) -> None:
-        # Step ids mostly arrive in order: append is the common case.
-        if not self._order or sid > self._order[-1]:
-            self._order.append(sid)
-        else:
-            lo = 0
-            hi = len(self._order)
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if self._order[mid] < sid:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            self._order.insert(lo, sid)
+        bisect.insort(self._order, sid)  # sid is new: callers look it up first
         self._slots[sid] = slot
         while len(self._order) > self._max_turns:
             old = self._order.pop(0)
