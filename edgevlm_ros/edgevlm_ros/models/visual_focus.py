@@ -246,6 +246,17 @@ def _valid_extent(mask: torch.Tensor | None, height: int, width: int) -> tuple[i
     return valid_h, valid_w
 
 
+def _cell_edges(side: int, tile_px: int, valid_px: int) -> list[float]:
+    """
+    Edges of a tile's `side` cells along one axis, as fractions of the tile's valid part.
+
+    Clipped at 1: a cell over padding becomes an empty box (it shows no part of the image).
+    """
+    if not valid_px:
+        return [1.0] * (side + 1)
+    return [min(k * tile_px / side / valid_px, 1.0) for k in range(side + 1)]
+
+
 def _idefics3_boxes(model: Any, inputs: Any, tokenizer: Any,
                     positions: torch.Tensor) -> list[tuple[float, float, float, float]]:
     cfg = model.config
@@ -282,16 +293,9 @@ def _idefics3_boxes(model: Any, inputs: Any, tokenizer: Any,
             rows, cols = (n_rows, n_cols) if rc is not None else (1, 1)
             mask = masks[k] if masks is not None and k < masks.shape[0] else None
             valid_h, valid_w = _valid_extent(mask, tile_h, tile_w)
-            for i in range(side):
-                for j in range(side):
-                    # The cell in tile pixels, as a fraction of the tile's valid part, clipped:
-                    # a cell over padding becomes an empty box (it shows no part of the image).
-                    fy0 = min(i * tile_h / side / valid_h, 1.0) if valid_h else 1.0
-                    fy1 = min((i + 1) * tile_h / side / valid_h, 1.0) if valid_h else 1.0
-                    fx0 = min(j * tile_w / side / valid_w, 1.0) if valid_w else 1.0
-                    fx1 = min((j + 1) * tile_w / side / valid_w, 1.0) if valid_w else 1.0
-                    boxes.append(((c + fx0) / cols, (r + fy0) / rows, (c + fx1) / cols,
-                                  (r + fy1) / rows))
+            ys, xs = _cell_edges(side, tile_h, valid_h), _cell_edges(side, tile_w, valid_w)
+            boxes.extend(((c + xs[j]) / cols, (r + ys[i]) / rows, (c + xs[j + 1]) / cols,
+                          (r + ys[i + 1]) / rows) for i in range(side) for j in range(side))
         image_tiles = []
     if image_tiles:
         raise ValueError('image tokens after the last <global-img> tile: unknown Idefics3 layout')
