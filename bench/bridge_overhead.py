@@ -23,7 +23,6 @@ import time
 
 from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
 from edgevlm_ros.cloud.resilience import CircuitBreaker
-from edgevlm_ros.core.images import to_grey
 from edgevlm_ros.core.regions import parse_lvlm_reply
 from edgevlm_ros.core.selection import CloudSelector
 import numpy as np
@@ -133,8 +132,7 @@ def _bench(server: ZeroLatencyServer, width: int, height: int, opts) -> None:
     parse = _timed(lambda: parse_lvlm_reply(content, (640, 480)), opts.requests)
     selector = CloudSelector(max_in_flight=1_000_000, scene_change=0.05)
     clock = iter(range(10**9))
-    select = _timed(lambda: selector.offer(next(clock) * 0.5, None, to_grey(rgb, 64)),
-                    opts.requests)
+    select = _timed(lambda: selector.offer(next(clock) * 0.5, None, rgb), opts.requests)
     n = min(len(asks), len(served))
     overhead = [a - s for a, s in zip(asks[-n:], served[-n:])]
     print(f'{width}x{height} frame -> long side {opts.max_side}, JPEG q{opts.quality}, '

@@ -38,7 +38,7 @@ from edgevlm_ros.cloud.openai_client import (
 )
 from edgevlm_ros.cloud.resilience import CircuitBreaker, RetryPolicy, Transition
 from edgevlm_ros.core import regions
-from edgevlm_ros.core.images import ImageDecodeError, to_grey
+from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.selection import CloudSelector, Decision
 from edgevlm_ros.core.stats import Counters, LatencyWindow
@@ -327,9 +327,8 @@ class CloudBridgeNode(Node):
             self._publish_dropped(msg, 'strategy')
             return
         now = time.monotonic()
-        grey = to_grey(rgb, 64)
-        with self._lock:
-            decision = self._selector.offer(now, _Job(msg, rgb, now), grey,
+        with self._lock:  # the selector thumbnails the frame only if the step may go
+            decision = self._selector.offer(now, _Job(msg, rgb, now), rgb,
                                             gate=self._breaker.ready())
         self._apply(decision)
 

@@ -117,9 +117,14 @@ class CloudSelector:
 
     # ---------------------------------------------------------------------------- events
 
-    def offer(self, now_s: float, item: Any, grey: np.ndarray | None = None,
+    def offer(self, now_s: float, item: Any, frame: np.ndarray | None = None,
               gate: bool = True) -> Decision:
-        """A new step: send it, keep it pending, or drop it (see the module docstring)."""
+        """
+        A new step: send it, keep it pending, or drop it (see the module docstring).
+
+        `frame` is the step's image (RGB, RGBA or grey, any size; None: cannot judge change). It
+        is thumbnailed here, and only for a step that passes the gate and the interval.
+        """
         out = Decision()
         if not gate:
             self._drop_pending(out, 'circuit_open')
@@ -128,17 +133,16 @@ class CloudSelector:
         if self._last_sent_s is not None and now_s < self._last_sent_s:
             self._last_sent_s = None  # the clock went backwards
             self._last_thumb = None
-        thumb = _thumb(grey) if grey is not None else None
-        if self._last_sent_s is not None:
-            elapsed = now_s - self._last_sent_s
-            if elapsed < self.interval_s:
-                out.dropped.append((item, 'interval'))
-                return out
-            if self.scene_change > 0 and thumb is not None and self._last_thumb is not None \
-                    and elapsed < self.max_quiet_s \
-                    and _difference(thumb, self._last_thumb) <= self.scene_change:
-                out.dropped.append((item, 'no_change'))
-                return out
+        elapsed = None if self._last_sent_s is None else now_s - self._last_sent_s
+        if elapsed is not None and elapsed < self.interval_s:
+            out.dropped.append((item, 'interval'))
+            return out
+        thumb = _thumb(frame) if frame is not None else None
+        if elapsed is not None and self.scene_change > 0 and thumb is not None \
+                and self._last_thumb is not None and elapsed < self.max_quiet_s \
+                and _difference(thumb, self._last_thumb) <= self.scene_change:
+            out.dropped.append((item, 'no_change'))
+            return out
         if self.in_flight < self.max_in_flight:
             self._send(out, item, now_s, thumb)
         else:
