@@ -16,12 +16,15 @@ Modes (``FaultServer.mode``, or one per request from ``FaultServer.script``):
 * 'drop'       reads the request and closes the connection without a reply (a server dying
   mid-request);
 * 'no_response_format'  400 "response_format is not supported" when the request carries one,
-  else 'ok'.
+  else 'ok';
+* 'reply'      HTTP ``status`` with ``body`` (bytes) as they are: any reply the other modes do
+  not make.
 
 ``stop()`` takes the server down (open connections cut, new ones refused, hanging handlers
 released); ``start()``
 brings it back on the same port. ``tls`` serves https with the given server-side SSLContext.
-Everything it remembers is bounded (the newest MAX_RECORDED requests).
+Everything it remembers is bounded (the newest MAX_RECORDED requests: parsed bodies, raw bodies,
+headers and arrival times).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import time
 
 MAX_RECORDED = 256
 MODES = ('ok', 'status', 'hang', 'slow', 'malformed', 'no_boxes', 'huge', 'drop',
-         'no_response_format')
+         'no_response_format', 'reply')
 
 
 def completion(content: str, model: str) -> bytes:
@@ -70,8 +73,10 @@ class FaultServer:
         self.delay_s = 10.0
         self.huge_bytes = 4 * 1024 * 1024
         self.answer = 'a red box on a grey floor'
+        self.body = b''  # mode 'reply'
         self._script: deque[str] = deque()
         self.requests: deque[dict] = deque(maxlen=MAX_RECORDED)  # newest request bodies
+        self.raw_requests: deque[bytes] = deque(maxlen=MAX_RECORDED)  # the same, as sent
         self.times: deque[float] = deque(maxlen=MAX_RECORDED)    # their arrival (monotonic)
         self.headers: deque[dict] = deque(maxlen=MAX_RECORDED)
         self.count = 0
@@ -132,7 +137,7 @@ class FaultServer:
                     body = json.loads(raw)
                 except ValueError:
                     body = {}
-                mode = server._record(body, dict(self.headers))
+                mode = server._record(raw, body, dict(self.headers))
                 server._serve(self, mode, body)
 
             def setup(self) -> None:
@@ -184,9 +189,10 @@ class FaultServer:
 
     # ------------------------------------------------------------------ serving
 
-    def _record(self, body: dict, headers: dict) -> str:
+    def _record(self, raw: bytes, body: dict, headers: dict) -> str:
         with self._lock:
             self.requests.append(body)
+            self.raw_requests.append(raw)
             self.headers.append(headers)
             self.times.append(time.monotonic())
             self.count += 1
@@ -231,6 +237,8 @@ class FaultServer:
                 _send(h, self.status, json.dumps({'error': {
                     'message': self.message, 'type': 'server_error',
                     'code': self.status}}).encode(), extra)
+            elif mode == 'reply':
+                _send(h, self.status, self.body)
             elif mode == 'malformed':
                 _send(h, 200, b'{"id": "x", "choices": [{"message": {"content": "trunc')
             elif mode == 'no_boxes':

@@ -6,11 +6,8 @@ import asyncio
 import base64
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 from pathlib import Path
-import socket
-import threading
 import time
 
 from edgevlm_ros.cloud.openai_client import (
@@ -25,10 +22,13 @@ from edgevlm_ros.core.images import decode_compressed
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import tiny
 from edgevlm_ros.models.lvlm_server import LvlmServer
+import fault_server
+from fault_server import FaultServer, free_port
 import numpy as np
 import pytest
 
 API_KEY = 'sk-test-0123456789abcdef'
+MODEL = 'stub-vlm'
 
 
 def frame(h: int = 480, w: int = 640) -> np.ndarray:
@@ -47,53 +47,19 @@ def ask(client: OpenAiVlmClient, rgb: np.ndarray, question: str = 'What is there
 
 
 def completion(content: str) -> bytes:
-    return json.dumps({'id': 'x', 'object': 'chat.completion', 'model': 'stub-vlm', 'choices': [
-        {'index': 0, 'message': {'role': 'assistant', 'content': content},
-         'finish_reason': 'stop'}]}).encode()
-
-
-class Stub:
-    """A one-route HTTP server whose reply each test sets; it records what it received."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.body = completion('ok')
-        self.requests: list[tuple[dict, bytes]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                raw = self.rfile.read(int(self.headers['Content-Length']))
-                stub.requests.append((dict(self.headers), raw))
-                self.send_response(stub.status)
-                self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(stub.body)))
-                self.end_headers()
-                self.wfile.write(stub.body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return fault_server.completion(content, MODEL)
 
 
 @pytest.fixture
-def stub() -> Iterator[Stub]:
-    s = Stub()
-    yield s
-    s.close()
+def stub() -> Iterator[FaultServer]:
+    """A real HTTP server whose reply (status, body) each test sets; it records what it got."""
+    with FaultServer(served_model=MODEL).set('reply', status=200, body=completion('ok')) as s:
+        yield s
 
 
 @pytest.fixture
-def client_for(stub: Stub) -> Callable[..., OpenAiVlmClient]:
-    return lambda **kw: OpenAiVlmClient(stub.url, 'stub-vlm', **kw)
+def client_for(stub: FaultServer) -> Callable[..., OpenAiVlmClient]:
+    return lambda **kw: OpenAiVlmClient(stub.url, MODEL, **kw)
 
 
 # ------------------------------------------------------------------------------------- request
@@ -131,7 +97,8 @@ def test_bad_arguments_raise_value_error() -> None:
 # ------------------------------------------------------------------------------- against stubs
 
 
-def test_pixel_boxes_are_normalised_to_the_image_actually_sent(stub: Stub, client_for) -> None:
+def test_pixel_boxes_are_normalised_to_the_image_actually_sent(stub: FaultServer,
+                                                               client_for) -> None:
     # The frame is 1280x960 but goes out as 640x480: boxes are in pixels of the sent image.
     stub.body = completion(json.dumps({'answer': 'a red box', 'objects': [
         {'label': 'box', 'bbox_2d': [320, 120, 480, 240]}]}))
@@ -139,12 +106,12 @@ def test_pixel_boxes_are_normalised_to_the_image_actually_sent(stub: Stub, clien
     assert result.status == 'ok' and result.answer == 'a red box'
     assert result.boxes == [Box(0.5, 0.25, 0.75, 0.5, 'box', 1.0)]
     assert result.model == 'stub-vlm'
-    assert result.request_bytes == len(stub.requests[0][1])
+    assert result.request_bytes == len(stub.raw_requests[0])
     assert result.response_bytes == len(stub.body)
     assert result.round_trip_ms > 0
 
 
-def test_boxes_the_model_wrote_but_that_cannot_be_used_are_reported(stub: Stub,
+def test_boxes_the_model_wrote_but_that_cannot_be_used_are_reported(stub: FaultServer,
                                                                     client_for) -> None:
     stub.body = completion(json.dumps({'answer': 'a cup', 'objects': [
         {'label': 'cup', 'bbox_2d': [10, 10, 100, 100]},
@@ -159,13 +126,13 @@ def test_boxes_the_model_wrote_but_that_cannot_be_used_are_reported(stub: Stub,
     assert result.status == 'ok' and result.answer == 'a cup' and result.unparsed_boxes
 
 
-def test_plain_text_reply_is_ok_without_boxes(stub: Stub, client_for) -> None:
+def test_plain_text_reply_is_ok_without_boxes(stub: FaultServer, client_for) -> None:
     stub.body = completion('The path ahead is clear.')
     result = ask(client_for(), frame())
     assert (result.status, result.answer, result.boxes) == ('ok', 'The path ahead is clear.', [])
 
 
-def test_server_error_is_http_error_with_its_message(stub: Stub, client_for) -> None:
+def test_server_error_is_http_error_with_its_message(stub: FaultServer, client_for) -> None:
     stub.status = 500
     stub.body = json.dumps({'error': {'message': 'CUDA out of memory', 'type': 'server_error',
                                       'code': None}}).encode()
@@ -176,44 +143,43 @@ def test_server_error_is_http_error_with_its_message(stub: Stub, client_for) -> 
 
 @pytest.mark.parametrize('body', [b'<html>gateway</html>', b'{"choices": []}',
                                   json.dumps({'choices': [{'message': {}}]}).encode()])
-def test_a_2xx_that_is_not_a_chat_completion_is_parse_error(stub: Stub, client_for,
+def test_a_2xx_that_is_not_a_chat_completion_is_parse_error(stub: FaultServer, client_for,
                                                             body: bytes) -> None:
     stub.body = body
     result = ask(client_for(), frame())
     assert result.status == 'parse_error' and 'not a chat completion' in result.error
 
 
-def test_oversized_response_is_parse_error(stub: Stub, client_for) -> None:
+def test_oversized_response_is_parse_error(stub: FaultServer, client_for) -> None:
     stub.body = completion('x' * (MAX_RESPONSE_BYTES + 10))
     result = ask(client_for(), frame())
     assert result.status == 'parse_error' and 'response too large' in result.error
 
 
-def test_api_key_is_sent_as_bearer_and_never_shown_in_errors(stub: Stub, client_for) -> None:
+def test_api_key_is_sent_as_bearer_and_never_shown_in_errors(stub: FaultServer,
+                                                             client_for) -> None:
     stub.status = 401
     stub.body = json.dumps(
         {'error': {'message': f'Incorrect API key provided: {API_KEY}'}}).encode()
     client = client_for(api_key=API_KEY)
     result = ask(client, frame())
-    headers = {k.lower(): v for k, v in stub.requests[0][0].items()}
+    headers = {k.lower(): v for k, v in stub.headers[0].items()}
     assert headers['authorization'] == f'Bearer {API_KEY}'
     assert result.status == 'http_error' and 'HTTP 401' in result.error
     assert API_KEY not in result.error and API_KEY not in repr(client)
-    assert API_KEY not in stub.requests[0][1].decode()
+    assert API_KEY not in stub.raw_requests[0].decode()
 
 
-def test_no_authorization_header_without_a_key(stub: Stub, client_for) -> None:
+def test_no_authorization_header_without_a_key(stub: FaultServer, client_for) -> None:
     ask(client_for(), frame())
-    assert 'authorization' not in {k.lower() for k in stub.requests[0][0]}
+    assert 'authorization' not in {k.lower() for k in stub.headers[0]}
 
 
 # ----------------------------------------------------------------------------- network faults
 
 
 def test_closed_port_is_http_error_at_once() -> None:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    port = free_port()  # nothing listens there once it is found
     t0 = time.monotonic()
     result = ask(OpenAiVlmClient(f'http://127.0.0.1:{port}/v1', 'm', timeout_s=30.0), frame())
     assert result.status == 'http_error' and 'Connect' in result.error
@@ -221,34 +187,11 @@ def test_closed_port_is_http_error_at_once() -> None:
 
 
 def test_server_that_never_answers_is_timeout_within_the_budget() -> None:
-    listener = socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen()
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept_and_hang() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])  # read nothing, answer nothing
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept_and_hang, daemon=True)
-    thread.start()
-    try:
-        client = OpenAiVlmClient(f'http://127.0.0.1:{listener.getsockname()[1]}/v1', 'm',
-                                 timeout_s=0.5)
+    with FaultServer().set('hang') as server:
+        client = OpenAiVlmClient(server.url, 'm', timeout_s=0.5)
         t0 = time.monotonic()
         result = ask(client, frame())
         elapsed = time.monotonic() - t0
-    finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
-        listener.close()
     assert result.status == 'timeout' and '0.5 s' in result.error
     assert elapsed >= 0.45  # the client waited for its timeout, it did not give up early
 
@@ -338,7 +281,8 @@ def test_the_prompt_names_the_coordinates_the_model_family_uses(monkeypatch) -> 
     assert 'absolute pixel' in prompt('future-vl')
 
 
-def test_qwen25_vl_gets_the_image_size_its_processor_would_use(stub: Stub, client_for) -> None:
+def test_qwen25_vl_gets_the_image_size_its_processor_would_use(stub: FaultServer,
+                                                               client_for) -> None:
     # 1280x960 -> 640x480 by max_image_side -> 644x476, both sides multiples of 28, so the
     # model answers in pixels of exactly the image sent.
     stub.body = completion(json.dumps({'answer': 'a box', 'objects': [
