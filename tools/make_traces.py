@@ -51,6 +51,8 @@ from pathlib import Path
 import random
 import sys
 
+from edgevlm_ros.core.stats import percentile
+
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / 'edgevlm_ros' / 'config' / 'traces'
 
 
@@ -168,18 +170,11 @@ def render(model: Model, rows: list[tuple[float, float, int]]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def _percentile(data: list[float], p: float) -> float:
-    rank = (len(data) - 1) * p / 100.0
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (rank - lo)
-
-
 def summary(model: Model, rows: list[tuple[float, float, int]]) -> str:
     """One line of statistics of a trace: percentiles over the rows where the link is up."""
     up = sorted(rtt for _, rtt, loss in rows if loss == 0)
     down_s = sum(loss for _, _, loss in rows) * model.step_s
-    stats = ', '.join(f'p{p} {_percentile(up, p):.1f}' for p in (50, 95, 99))
+    stats = ', '.join(f'p{p} {percentile(up, p):.1f}' for p in (50, 95, 99))
     return (f'{model.name}: {len(rows)} rows over {model.duration_s:g} s; rtt_ms {stats}, '
             f'max {up[-1]:.1f}, mean {sum(up) / len(up):.1f}; link down {down_s:.1f} s')
 
