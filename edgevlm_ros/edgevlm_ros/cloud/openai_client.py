@@ -136,8 +136,6 @@ def reply_schema(box_format: str = 'auto') -> dict:
     }
 
 
-SYSTEM_PROMPT = system_prompt('pixels')
-
 
 class NetworkModel(Protocol):
     """What the client needs of an emulated network (core.netem.NetworkProfile has it)."""
