@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 import os
 from pathlib import Path
-import socket
 import subprocess
 import sys
 import time
 
 from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
 import edgevlm_ros.launch_runner as launch_runner
+from fault_server import free_port
 import httpx
 import numpy as np
 import pytest
@@ -38,12 +38,6 @@ class Served:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _healthy(port: int) -> bool:
     try:
         return httpx.get(f'http://127.0.0.1:{port}/health', timeout=2.0).status_code == 200
@@ -58,7 +52,7 @@ def _frame(seed: int = 0, h: int = 96, w: int = 128) -> np.ndarray:
 @pytest.fixture(scope='module')
 def served(tiny_edge_model, tmp_path_factory) -> Iterator[Served]:
     """``transformers serve`` of the tiny SmolVLM on 127.0.0.1; always stopped at the end."""
-    port = _free_port()
+    port = free_port()
     log_dir = tmp_path_factory.mktemp('transformers_serve')
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
     # The model argument pins the server: it preloads that model and refuses any other name.
