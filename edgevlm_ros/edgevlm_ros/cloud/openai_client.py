@@ -64,7 +64,7 @@ from edgevlm_ros.cloud.resilience import (
     fault_for_status,
 )
 from edgevlm_ros.core import regions
-from edgevlm_ros.core.images import encode_jpeg, resize_max_side, resize_to
+from edgevlm_ros.core.images import check_image, encode_jpeg, resize_max_side, resize_to
 from edgevlm_ros.core.regions import Box, parse_lvlm_reply
 
 # Default cap on a response body; a chat completion with a short answer and a few boxes is < 10 kB.
@@ -178,14 +178,6 @@ class CloudResult:
 
 class _ResponseTooLarge(Exception):
     pass
-
-
-def _validate_rgb(rgb: Any) -> np.ndarray:
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
-            or rgb.dtype != np.uint8 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        shape = getattr(rgb, 'shape', None)
-        raise ValueError(f'rgb must be an HxWx3 uint8 array, got {type(rgb).__name__} {shape}')
-    return rgb
 
 
 def _message_content(body: Any) -> str | None:
@@ -398,7 +390,7 @@ class OpenAiVlmClient:
     # ------------------------------------------------------------------------------- request
 
     def _prepare(self, rgb: np.ndarray, question: str) -> tuple[dict, tuple[int, int]]:
-        rgb = _validate_rgb(rgb)
+        rgb = check_image(rgb, grey=False)
         if not isinstance(question, str) or not question.strip():
             raise ValueError('question must be a non-empty string')
         rgb = resize_max_side(rgb, self.max_image_side)
