@@ -762,7 +762,9 @@ def test_cloud_down_at_start_then_refusing_the_key_then_up_and_the_key_never_sho
                      cloud_model=MODEL, params_file=_params_file(tmp_path))
         assert probe.until(lambda: any(c.status == CloudResponse.STATUS_HTTP_ERROR
                                        for c in cloud), 120), graph.log('cloud_bridge')
-        assert _answered_steps(probe, steps, answers, 6) >= 3, 'the edge answers without a cloud'
+        # The edge answers without a cloud (its rate with and without one is compared in the
+        # hanging-cloud test; a count here would measure machine speed).
+        assert _answered_steps(probe, steps, answers, 6) >= 1, 'the edge answers without a cloud'
         assert probe.until(lambda: any(c.status == CloudResponse.STATUS_DROPPED
                                        and 'circuit open' in c.error for c in cloud), 30)
 
