@@ -63,8 +63,13 @@ colcon-check: $(VENV)/.stamp-msgs
 	$(PIP) install colcon-common-extensions
 	tools/colcon_check.sh $(VENV) $(BUILD)/colcon_ws
 
+# Numbers only, nothing asserted: Context Transfer cost on the edge step, fusion cost and box
+# errors per frame, the bridge's own overhead. BENCH_ARGS go to context_transfer.py
+# (e.g. BENCH_ARGS='--model smolvlm-256m-random --steps 6').
 bench: setup
 	$(PY) bench/context_transfer.py $(BENCH_ARGS)
+	$(PY) bench/fusion.py
+	$(PY) bench/bridge_overhead.py
 
 clean:
 	rm -rf $(BUILD) edgevlm_ros/build edgevlm_ros/*.egg-info
