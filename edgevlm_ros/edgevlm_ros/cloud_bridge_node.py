@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 from edgevlm_msgs.msg import CloudResponse, Step
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
 from edgevlm_ros.cloud.openai_client import (
@@ -189,6 +188,19 @@ PARAMS = [
 SPECS = {s.name: s for s in PARAMS}
 
 
+def _check_limits(values: dict) -> str | None:
+    """Why retry or breaker limits contradict each other (the rules the policies enforce)."""
+    try:
+        RetryPolicy(values['retry.max_retries'], values['retry.backoff_s'],
+                    values['retry.max_backoff_s'])
+        CircuitBreaker(values['breaker.failure_threshold'], values['breaker.cooldown_s'],
+                       values['breaker.max_cooldown_s'])
+    except ValueError as e:
+        return (f'{e} (retry.max_backoff_s >= retry.backoff_s, breaker.max_cooldown_s >= '
+                'breaker.cooldown_s; set both at once or in the other order)')
+    return None
+
+
 @dataclass
 class _Job:
     """One step on its way to the cloud."""
@@ -207,8 +219,8 @@ class CloudBridgeNode(Node):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None
         self.counters = Counters()
-        self.params = ParamSet(self, PARAMS, on_change=self._on_params)
-        self.add_on_set_parameters_callback(self._check_limits)
+        self.params = ParamSet(self, PARAMS, on_change=self._on_params,
+                               check_together=_check_limits)
         p = self.params
         self.round_trip = LatencyWindow(1000)
         self._lock = threading.Lock()  # the selector: the executor offers, the HTTP thread frees
@@ -273,29 +285,6 @@ class CloudBridgeNode(Node):
         p = self.params
         # Its own unseeded RNG: a shared seed would make a fleet retry at the same moments.
         return RetryPolicy(p['retry.max_retries'], p['retry.backoff_s'], p['retry.max_backoff_s'])
-
-    def _check_limits(self, params: list) -> SetParametersResult:
-        """Refuse a change that leaves retry or breaker limits contradicting each other."""
-        new = {q.name: q.value for q in params if q.name in SPECS}
-        if not any(k.startswith(('retry.', 'breaker.')) for k in new) \
-                or any(SPECS[k].validate(v) for k, v in new.items()):
-            return SetParametersResult(successful=True)  # one value alone: ParamSet judges it
-
-        def value(name: str) -> object:
-            return new.get(name, self.params[name])
-        try:  # the same rules that apply at start
-            RetryPolicy(value('retry.max_retries'), value('retry.backoff_s'),
-                        value('retry.max_backoff_s'))
-            CircuitBreaker(value('breaker.failure_threshold'), value('breaker.cooldown_s'),
-                           value('breaker.max_cooldown_s'))
-        except ValueError as e:
-            reason = (f'{e} (retry.max_backoff_s >= retry.backoff_s, breaker.max_cooldown_s >= '
-                      'breaker.cooldown_s; set both at once or in the other order)')
-            self.params.rejected += 1
-            self.params.last_rejection = reason
-            self.get_logger().warning(f'rejected parameter change: {reason}')
-            return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
 
     def _on_params(self, changed: dict) -> None:
         p = self.params

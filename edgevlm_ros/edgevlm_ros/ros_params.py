@@ -80,13 +80,18 @@ class ParamSet:
 
     Invalid values given at start-up raise ValueError (a node must not start on a bad
     configuration); invalid values set at run time are rejected with a reason and counted.
+    `check_together` judges the values as a whole (rules between parameters): it gets every
+    parameter's value as it would be after a change and returns a reason or None.
     """
 
     def __init__(self, node: Node, specs: list[ParamSpec],
-                 on_change: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_change: Callable[[dict[str, Any]], None] | None = None,
+                 check_together: Callable[[dict[str, Any]], str | None] | None = None
+                 ) -> None:
         self._node = node
         self._specs = {s.name: s for s in specs}
         self._on_change = on_change
+        self._check_together = check_together
         self.rejected = 0
         self.last_rejection = ''
         errors = []
@@ -99,6 +104,10 @@ class ParamSet:
             if isinstance(s.default, float) and isinstance(value, int):
                 value = float(value)
             reason = s.validate(value)
+            if reason:
+                errors.append(reason)
+        if not errors and check_together is not None:
+            reason = check_together({name: self[name] for name in self._specs})
             if reason:
                 errors.append(reason)
         if errors:
@@ -114,16 +123,19 @@ class ParamSet:
         return value
 
     def _on_set(self, params: list[Parameter]) -> SetParametersResult:
-        for p in params:
-            spec = self._specs.get(p.name)
-            if spec is None:
-                continue
-            reason = spec.validate(p.value)
-            if reason:
-                self.rejected += 1
-                self.last_rejection = reason
-                self._node.get_logger().warning(f'rejected parameter change: {reason}')
-                return SetParametersResult(successful=False, reason=reason)
+        ours = [p for p in params if p.name in self._specs]
+        reason = next((r for p in ours if (r := self._specs[p.name].validate(p.value))), None)
+        if reason is None and ours and self._check_together is not None:
+            values = {name: self[name] for name in self._specs}
+            values.update((p.name, float(p.value) if isinstance(self._specs[p.name].default,
+                                                                  float) else p.value)
+                          for p in ours)
+            reason = self._check_together(values)
+        if reason:
+            self.rejected += 1
+            self.last_rejection = reason
+            self._node.get_logger().warning(f'rejected parameter change: {reason}')
+            return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     def _post_set(self, params: list[Parameter]) -> None:
