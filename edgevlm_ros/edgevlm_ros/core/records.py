@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from edgevlm_ros.core.regions import Box
 
 CLOUD_STATUSES = ('ok', 'timeout', 'http_error', 'parse_error', 'dropped')
@@ -29,6 +31,21 @@ class Truth:
     answer: str
     accepted: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()  # multiple choice: the options, in order (a), (b), ...
+    boxes: tuple[Box, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One frame of an evaluation dataset with the question asked then and its true answer."""
+
+    t_s: float  # seconds from the start of the dataset
+    rgb: np.ndarray  # H x W x 3 uint8
+    episode: str
+    question_id: str
+    question: str
+    answer: str
+    accepted: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
     boxes: tuple[Box, ...] = ()
 
 
