@@ -54,6 +54,8 @@ STATUS = {'ok': CloudResponse.STATUS_OK, 'timeout': CloudResponse.STATUS_TIMEOUT
           'dropped': CloudResponse.STATUS_DROPPED}
 # How often a step waiting for a free slot is checked against max_age_s.
 EXPIRY_PERIOD_S = 0.1
+# With use_sim_time, emulated network delays wait for the ROS clock, checked this often (wall s).
+SIM_SLEEP_POLL_S = 0.005
 # A failing cloud counts as 'ok' again only after this many answers in a row, so a cloud that
 # fails every other request is one 'failing' line, not a line per frame.
 RECOVER_AFTER = 3
@@ -207,7 +209,7 @@ class _Job:
 
     step: Step
     rgb: np.ndarray
-    offered_s: float  # time.monotonic() when it arrived; max_age_s counts from here
+    offered_s: float  # the bridge's clock when it arrived; max_age_s counts from here
 
 
 class CloudBridgeNode(Node):
@@ -228,6 +230,9 @@ class CloudBridgeNode(Node):
         self._state = 'unknown'
         self._ok_streak = 0  # answers in a row since the last failure (for leaving 'failing')
         self._tasks = 0
+        # Selection, round trips and emulated delays run on one clock: monotonic time, or the
+        # ROS clock when a replay drives simulated time (/clock) at a speed-up.
+        self._sim_time = bool(self.get_parameter('use_sim_time').value)
         self._profile = NetworkProfile.parse(p['network_profile'], p['seed'])
         self._selector = CloudSelector(**self._selection_args())
         self._breaker = CircuitBreaker(p['breaker.failure_threshold'], p['breaker.cooldown_s'],
@@ -251,7 +256,8 @@ class CloudBridgeNode(Node):
                 structured_output=p['structured_output'],
                 max_response_bytes=p['max_response_bytes'], max_in_flight=p['max_in_flight'],
                 retry=self._retry_policy(), breaker=self._breaker, network=self._profile,
-                on_notice=self._on_notice)
+                on_notice=self._on_notice, clock=self._now,
+                sleep=self._sim_sleep if self._sim_time else asyncio.sleep)
         except ValueError:
             if self._server is not None:
                 self._server.stop()
@@ -271,6 +277,19 @@ class CloudBridgeNode(Node):
             f"cloud: {base_url} model {p['model']}, API key: {key_source}, network "
             f'{self._profile.describe()}, at most {p["max_in_flight"]} in flight, steps older '
             f'than {p["max_age_s"]:g} s are not sent')
+
+    # ------------------------------------------------------------------ time
+
+    def _now(self) -> float:
+        if self._sim_time:
+            return self.get_clock().now().nanoseconds * 1e-9
+        return time.monotonic()
+
+    async def _sim_sleep(self, seconds: float) -> None:
+        """Wait `seconds` of ROS (simulated) time; the HTTP timeout bounds it in wall time."""
+        end = self._now() + seconds
+        while (left := end - self._now()) > 0:
+            await asyncio.sleep(min(SIM_SLEEP_POLL_S, left))
 
     # ------------------------------------------------------------------ configuration
 
@@ -315,7 +334,7 @@ class CloudBridgeNode(Node):
         if not Strategy.parse(self.params['strategy']).uses_cloud:
             self._publish_dropped(msg, 'strategy')
             return
-        now = time.monotonic()
+        now = self._now()
         with self._lock:  # the selector thumbnails the frame only if the step may go
             decision = self._selector.offer(now, _Job(msg, rgb, now), rgb,
                                             gate=self._breaker.ready())
@@ -323,7 +342,7 @@ class CloudBridgeNode(Node):
 
     def _expire(self) -> None:
         with self._lock:
-            decision = self._selector.expire(time.monotonic())
+            decision = self._selector.expire(self._now())
         self._apply(decision)
 
     def _apply(self, decision: Decision) -> None:
@@ -368,7 +387,7 @@ class CloudBridgeNode(Node):
         finally:
             rtt_s = result.round_trip_ms / 1000.0 if result is not None and result.ok else None
             with self._lock:
-                decision = self._selector.finished(time.monotonic(), rtt_s,
+                decision = self._selector.finished(self._now(), rtt_s,
                                                    gate=self._breaker.ready())
         try:
             self._report(job.step, result)

@@ -38,6 +38,8 @@ FOCUS_MODES = ('auto', 'attention', 'crop', 'overlay')
 
 # Cloud responses kept for offload/cloud_stale look-ups, newest last (a bound, not a history).
 MAX_CLOUD_RESPONSES = 64
+# offload: how often a step waiting for its cloud answer checks its deadline (wall s).
+OFFLOAD_POLL_S = 0.02
 
 
 def parse_layers(text: str) -> list[int] | None:
@@ -360,7 +362,9 @@ class EdgeSvlmNode(Node):
                 remaining = end - self.get_clock().now().nanoseconds * 1e-9
                 if remaining <= 0:
                     break
-                self._lock.wait(timeout=remaining)
+                # Capped: in a sped-up replay (use_sim_time) ROS seconds pass faster than wall
+                # seconds, so the deadline is checked again on the ROS clock.
+                self._lock.wait(timeout=min(remaining, OFFLOAD_POLL_S))
             got = self._cloud.get(step.step_id)
         if got is None or got.status != CloudResponse.STATUS_OK:
             self.counters.inc('offload_fallbacks')  # not sent, failed, or later than the deadline

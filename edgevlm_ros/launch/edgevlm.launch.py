@@ -24,6 +24,7 @@ STRATEGIES = ['edge_only', 'cloud_only', 'cloud_stale', 'offload', 'edgevlm',
 def generate_launch_description():
     arg = LaunchConfiguration
     params_file = arg('params_file')
+    sim = {'use_sim_time': arg('use_sim_time')}
     camera_remap = [('camera/image_raw', arg('camera_topic')),
                     ('camera/image_raw/compressed', [arg('camera_topic'), '/compressed'])]
     return LaunchDescription([
@@ -44,7 +45,11 @@ def generate_launch_description():
                               description='model name the cloud server knows'),
         DeclareLaunchArgument('network_profile', default_value='none',
                               description='emulated network: none, fixed:<ms>, '
-                                          'jitter:<mean_ms>,<std_ms>'),
+                                          'jitter:<mean_ms>,<std_ms>, trace:<name|csv> '
+                                          '(+ @<Mbit/s>, +outage:<a>-<b>)'),
+        DeclareLaunchArgument('use_sim_time', default_value='false', choices=['true', 'false'],
+                              description='run every node on /clock (a bag replay at a '
+                                          'speed-up)'),
         DeclareLaunchArgument('camera_topic', default_value='camera/image_raw',
                               description='camera image topic (compressed: <topic>/compressed)'),
         DeclareLaunchArgument('input_transport', default_value='raw',
@@ -58,23 +63,23 @@ def generate_launch_description():
                                           'folder, a video or a bag'),
         Node(package='edgevlm_ros', executable='frame_source_node', name='frame_source',
              namespace=arg('namespace'), output='screen',
-             parameters=[params_file, {'source': arg('source'),
-                                       'transport': arg('input_transport')}],
+             parameters=[params_file, sim, {'source': arg('source'),
+                                            'transport': arg('input_transport')}],
              remappings=camera_remap, condition=IfCondition(arg('use_frame_source'))),
         Node(package='edgevlm_ros', executable='camera_node', name='camera',
              namespace=arg('namespace'), output='screen',
-             parameters=[params_file, {'input_transport': arg('input_transport')}],
+             parameters=[params_file, sim, {'input_transport': arg('input_transport')}],
              remappings=camera_remap),
         Node(package='edgevlm_ros', executable='edge_svlm_node', name='edge_svlm',
              namespace=arg('namespace'), output='screen',
-             parameters=[params_file, {'model': arg('edge_model'),
-                                       'strategy': arg('strategy')}]),
+             parameters=[params_file, sim, {'model': arg('edge_model'),
+                                            'strategy': arg('strategy')}]),
         Node(package='edgevlm_ros', executable='cloud_bridge_node', name='cloud_bridge',
              namespace=arg('namespace'), output='screen',
-             parameters=[params_file, {'base_url': arg('cloud_url'),
-                                       'model': arg('cloud_model'),
-                                       'network_profile': arg('network_profile'),
-                                       'strategy': arg('strategy')}]),
+             parameters=[params_file, sim, {'base_url': arg('cloud_url'),
+                                            'model': arg('cloud_model'),
+                                            'network_profile': arg('network_profile'),
+                                            'strategy': arg('strategy')}]),
         Node(package='edgevlm_ros', executable='context_fusion_node', name='context_fusion',
-             namespace=arg('namespace'), output='screen', parameters=[params_file]),
+             namespace=arg('namespace'), output='screen', parameters=[params_file, sim]),
     ])

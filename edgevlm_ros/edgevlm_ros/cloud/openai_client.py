@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 import json
@@ -314,7 +314,8 @@ class OpenAiVlmClient:
                  retry: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
                  network: NetworkModel | None = None,
                  on_notice: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(('http://', 'https://')):
             raise ValueError(f'base_url must start with http:// or https://, got {base_url!r}')
         if url_has_credentials(base_url):  # they would show in every log line and error
@@ -357,8 +358,11 @@ class OpenAiVlmClient:
         self.breaker = breaker
         self.network = network
         self.on_notice = on_notice
+        # Emulated network delays and retry backoff wait on `sleep`, measured by `clock`: a
+        # replay in simulated time passes both in that time.
         self._clock = clock
-        self._network_origin = clock()
+        self._sleep = sleep
+        self._network_origin: float | None = None  # the first request's time
         self._in_flight = 0
         self._slot_freed: asyncio.Condition | None = None
         self._api_key = api_key or None
@@ -508,7 +512,7 @@ class OpenAiVlmClient:
                 return result
             if not self._retry_allowed(result):
                 return result
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
             if not self._retry_allowed(result):  # other requests may have opened it meanwhile
                 return result
 
@@ -534,11 +538,11 @@ class OpenAiVlmClient:
                 if delay is None:
                     await asyncio.Event().wait()  # lost: no reply ever comes, as on a real link
                 if delay:
-                    await asyncio.sleep(delay / 2)  # on the way up
+                    await self._sleep(delay / 2)  # on the way up
                 status_code, raw, retry_after = await self._exchange(payload)
                 down = delay / 2 + self._download_s(len(raw))
                 if down:
-                    await asyncio.sleep(down)  # on the way down, the reply through its cap
+                    await self._sleep(down)  # on the way down, the reply through its cap
         except (TimeoutError, httpx.TimeoutException):
             result.status, result.fault = 'timeout', 'timeout'
             result.error = f'no reply within {self.timeout_s:g} s'
@@ -599,7 +603,12 @@ class OpenAiVlmClient:
         """The emulated round trip of an attempt sent now; None if the network loses it."""
         if self.network is None:
             return 0.0
-        return self.network.sample(max(0.0, self._clock() - self._network_origin), up_bytes)
+        now = self._clock()
+        if self._network_origin is None:
+            # Trace time starts with the first request, not at construction: a simulated clock
+            # may jump from 0 to the replay's time after the client exists.
+            self._network_origin = now
+        return self.network.sample(max(0.0, now - self._network_origin), up_bytes)
 
     def _download_s(self, down_bytes: int) -> float:
         """The emulated time the reply takes through the download cap (its size is known now)."""
