@@ -33,6 +33,7 @@ setup(
             'lvlm_server = edgevlm_ros.models.lvlm_server:main',
             'edgevlm_demo = edgevlm_ros.demo:main',
             'edgevlm_launch = edgevlm_ros.launch_runner:main',
+            'edgevlm = edgevlm_ros.eval.cli:main',
         ],
     },
 )

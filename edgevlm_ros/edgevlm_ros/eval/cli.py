@@ -1,0 +1,315 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+edgevlm: evaluation data, rosbag replay evaluation, latency sweeps and reports.
+
+  edgevlm synth OUT_BAG [--seed 0 --duration 60]     a synthetic robot-camera world as a bag
+  edgevlm convert SRC OUT_BAG                         a folder or JSONL dataset as a bag
+  edgevlm eval BAG [--strategies all --network jitter:1500,400 --speed 1 --deadline 1]
+  edgevlm sweep BAG [--latencies 0.2,0.5,1,2,4,9 --fluctuations 0,0.5]
+  edgevlm report RUN_DIR [--deadline 1]               score recorded runs again, rewrite the report
+
+Every evaluation writes <out>/report.md, <out>/scores.json and PNG plots; each strategy's
+recording (MCAP), parameters, node logs and final counters stay under <out>/<strategy>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+import datetime
+import json
+from pathlib import Path
+import sys
+
+from edgevlm_ros.core.netem import NetworkProfile
+from edgevlm_ros.core.strategy import Strategy
+
+ALL = [s.value for s in Strategy]
+
+
+def _strategies(text: str) -> list[str]:
+    if text.strip() == 'all':
+        return list(ALL)
+    names = [Strategy.parse(s).value for s in text.split(',') if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError('no strategy given')
+    return names
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(',') if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected comma-separated numbers, got {text!r}') from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f'expected non-negative numbers, got {text!r}')
+    return values
+
+
+def _profile(spec: str) -> str:
+    try:
+        NetworkProfile.parse(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return spec
+
+
+def _override(text: str) -> tuple[str, str, object]:
+    """node.param=value, the value read as YAML (true, 3, 0.5, text)."""
+    import yaml
+
+    key, sep, value = text.partition('=')
+    node, dot, param = key.partition('.')
+    if not (sep and dot and node and param):
+        raise argparse.ArgumentTypeError(f'--set takes node.param=value, got {text!r}')
+    return node, param, yaml.safe_load(value)
+
+
+def _default_out(bag: Path, what: str) -> Path:
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    return Path('build') / 'eval' / f'{bag.stem or bag.name}-{what}-{stamp}'
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument('bag', type=Path, help='evaluation bag (edgevlm synth / edgevlm convert)')
+    p.add_argument('--out', type=Path, help='output directory (default build/eval/...)')
+    p.add_argument('--strategies', type=_strategies, default=list(ALL),
+                   help=f"comma-separated, or all ({','.join(ALL)})")
+    p.add_argument('--speed', type=float, default=1.0,
+                   help='1 = real time on the wall clock; N = simulated time at N x (nodes use '
+                        '/clock; model compute then looks N x slower)')
+    p.add_argument('--deadline', type=float, default=1.0,
+                   help='answer deadline, s (scoring and the offload strategy)')
+    p.add_argument('--seed', type=int, default=0, help='seeds the emulated network')
+    p.add_argument('--edge-model', default='tiny',
+                   help='edge SVLM: tiny, a checkpoint dir, or scripted:<json> (test double)')
+    p.add_argument('--cloud-url', default='embedded',
+                   help='OpenAI-compatible API root, or embedded (a local server)')
+    p.add_argument('--cloud-model', default='edgevlm-local-lvlm', help='model name to ask for')
+    p.add_argument('--embedded-model', default='tiny-cloud',
+                   help='what the embedded server runs: tiny-cloud, a checkpoint dir, or '
+                        'oracle:<bag> (test double: the ground truth, late by the network)')
+    p.add_argument('--step-rate', type=float, default=2.0, help='steps per second')
+    p.add_argument('--drain', type=float, default=None,
+                   help='seconds the graph keeps running after the last frame '
+                        '(default max(2, 2 x deadline))')
+    p.add_argument('--set', dest='overrides', type=_override, action='append', default=[],
+                   metavar='NODE.PARAM=VALUE', help='any node parameter, e.g. '
+                   'context_fusion.replacement.max_tokens=48 (repeatable)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def _config(args: argparse.Namespace, out: Path, network: str):
+    from edgevlm_ros.eval.replay import ReplayConfig
+
+    overrides: dict[str, dict[str, object]] = {}
+    for node, param, value in args.overrides:
+        overrides.setdefault(node, {})[param] = value
+    cfg = ReplayConfig(
+        bag=args.bag, out=out, strategies=args.strategies, network_profile=network,
+        speed=args.speed, deadline_s=args.deadline, seed=args.seed, edge_model=args.edge_model,
+        cloud_url=args.cloud_url, cloud_model=args.cloud_model,
+        embedded_model=args.embedded_model, step_rate_hz=args.step_rate, drain_s=args.drain,
+        overrides=overrides, progress=not args.no_progress)
+    cfg.check()
+    return cfg
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from edgevlm_ros.core import synthworld
+    from edgevlm_ros.eval import bags
+
+    samples = synthworld.generate(seed=args.seed, duration_s=args.duration, fps=args.fps,
+                                  width=args.width, height=args.height,
+                                  episode_s=args.episode, question_every_s=args.question_every)
+    summary = bags.write_eval_bag(args.out, samples, compressed=not args.raw, progress=True)
+    print(f'wrote {args.out}: ' + ', '.join(f'{k} {v}' for k, v in summary.items()))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from edgevlm_ros.eval import bags, convert
+
+    summary = bags.write_eval_bag(args.out, convert.load_dataset(args.source, fps=args.fps),
+                                  compressed=not args.raw, jpeg_quality=args.jpeg_quality,
+                                  progress=True)
+    print(f'wrote {args.out}: ' + ', '.join(f'{k} {v}' for k, v in summary.items()))
+    return 0
+
+
+def _score_and_report(out: Path, runs, deadline_s: float, title: str, sweep=None) -> Path:
+    from edgevlm_ros.core.scoring import score_run
+    from edgevlm_ros.eval.report import write_report
+
+    scored = [(run, score_run(run, deadline_s)) for run in runs]
+    return write_report(out, scored, title=title, sweep=sweep, deadline_s=deadline_s)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edgevlm_ros.eval.replay import run_eval
+
+    out = args.out or _default_out(args.bag, 'eval')
+    cfg = _config(args, out, args.network)
+    runs = run_eval(cfg)
+    report = _score_and_report(out, runs, cfg.deadline_s,
+                               f'edgevlm evaluation: {args.bag.name}, network {args.network}')
+    print(f'report: {report}')
+    print(_headline(out))
+    return 0
+
+
+def sweep_profiles(latencies_s: list[float], fluctuations: list[float]
+                   ) -> list[tuple[float, float, str]]:
+    """(mean latency s, relative std, profile spec) for each sweep point."""
+    points = []
+    for fl in fluctuations:
+        for lat in latencies_s:
+            ms = lat * 1000.0
+            spec = f'fixed:{ms:g}' if fl == 0 else f'jitter:{ms:g},{ms * fl:g}'
+            points.append((lat, fl, spec))
+    return points
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from edgevlm_ros.core.scoring import score_run
+    from edgevlm_ros.eval.replay import run_eval
+    from edgevlm_ros.eval.report import SweepPoint
+
+    out = args.out or _default_out(args.bag, 'sweep')
+    points = sweep_profiles(args.latencies, args.fluctuations)
+    sweep: list = []
+    all_runs = []
+    # edge_only never talks to the cloud: one run stands for every network condition.
+    edge_only = None
+    if Strategy.EDGE_ONLY.value in args.strategies:
+        cfg = _config(args, out / 'edge_only_all_networks', 'none')
+        cfg.strategies = [Strategy.EDGE_ONLY.value]
+        edge_only = run_eval(cfg)[0]
+        all_runs.append(edge_only)
+    cloud_strategies = [s for s in args.strategies if s != Strategy.EDGE_ONLY.value]
+    for i, (lat, fl, spec) in enumerate(points):
+        print(f'sweep point {i + 1}/{len(points)}: {spec}', flush=True)
+        runs = []
+        if cloud_strategies:
+            cfg = _config(args, out / f'lat{lat:g}s_fl{fl:g}', spec)
+            cfg.strategies = cloud_strategies
+            runs = run_eval(cfg)
+            all_runs.extend(runs)
+        if edge_only is not None:
+            runs = [replace(edge_only, network_profile=spec)] + runs
+        for run in runs:
+            sweep.append(SweepPoint(network_profile=spec, cloud_latency_s=lat, fluctuation=fl,
+                                    strategy=run.strategy,
+                                    score=score_run(run, args.deadline)))
+    # The headline table shows the middle latency; the plot shows every point.
+    mid = points[len(points) // 2][2]
+    shown = [r for r in all_runs if r.network_profile == mid or r is edge_only]
+    report = _score_and_report(out, shown, args.deadline,
+                               f'edgevlm latency sweep: {args.bag.name}', sweep=sweep)
+    print(f'report: {report}')
+    print(_headline(out))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from edgevlm_ros.eval import bags
+
+    runs = []
+    for run_json in sorted(args.run_dir.glob('*/run.json')):
+        info = json.loads(run_json.read_text())
+        run = bags.read_record(run_json.parent / 'record')
+        run.strategy = info['meta']['strategy']
+        run.network_profile = info['meta']['network_profile']
+        run.meta, run.counters = info['meta'], info['counters']
+        runs.append(run)
+    if not runs:
+        print(f'no recorded runs (*/run.json) under {args.run_dir}', file=sys.stderr)
+        return 2
+    deadline = args.deadline if args.deadline is not None else float(
+        runs[0].meta.get('deadline_s', 1.0))
+    report = _score_and_report(args.run_dir, runs, deadline,
+                               f'edgevlm evaluation: {args.run_dir.name}')
+    print(f'report: {report}')
+    print(_headline(args.run_dir))
+    return 0
+
+
+def _headline(out: Path) -> str:
+    """The report's headline table, for the terminal."""
+    text = (out / 'report.md').read_text()
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith('|')), None)
+    if start is None:
+        return ''
+    end = start
+    while end < len(lines) and lines[end].startswith('|'):
+        end += 1
+    return '\n'.join(lines[start:end])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='edgevlm', description=__doc__.split('\n')[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n', 2)[2])
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    p = sub.add_parser('synth', help='generate a synthetic robot-camera world as a bag')
+    p.add_argument('out', type=Path, help='bag directory to create')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--duration', type=float, default=60.0, help='seconds')
+    p.add_argument('--fps', type=float, default=10.0)
+    p.add_argument('--width', type=int, default=640)
+    p.add_argument('--height', type=int, default=480)
+    p.add_argument('--episode', type=float, default=20.0, help='seconds per episode')
+    p.add_argument('--question-every', type=float, default=5.0,
+                   help='seconds between question changes')
+    p.add_argument('--raw', action='store_true', help='raw Image frames instead of JPEG')
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser('convert', help='turn a folder or JSONL dataset into a bag')
+    p.add_argument('source', type=Path, help='dataset JSONL file or folder holding one')
+    p.add_argument('out', type=Path, help='bag directory to create')
+    p.add_argument('--fps', type=float, default=None, help='frame rate of a video (default: '
+                   'the container rate)')
+    p.add_argument('--raw', action='store_true', help='raw Image frames instead of JPEG')
+    p.add_argument('--jpeg-quality', type=int, default=90)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser('eval', help='replay a bag through the graph once per strategy')
+    _add_run_options(p)
+    p.add_argument('--network', type=_profile, default='jitter:1500,400',
+                   help='emulated cloud network: none, fixed:<ms>, jitter:<mean>,<std>, '
+                        'trace:<lte|5g|csv>, with +outage:<a>-<b> etc.')
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser('sweep', help='evaluate over cloud latencies and fluctuation levels')
+    _add_run_options(p)
+    p.add_argument('--latencies', type=_floats, default=[0.2, 0.5, 1.0, 2.0, 4.0, 9.0],
+                   help='mean cloud latencies, s')
+    p.add_argument('--fluctuations', type=_floats, default=[0.0, 0.5],
+                   help='relative standard deviations (0 = fixed latency)')
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser('report', help='score recorded runs again and rewrite the report')
+    p.add_argument('run_dir', type=Path, help='an edgevlm eval --out directory')
+    p.add_argument('--deadline', type=float, default=None, help="default: the run's own")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f'edgevlm {args.command}: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

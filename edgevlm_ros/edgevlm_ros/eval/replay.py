@@ -1,0 +1,469 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+Rosbag replay through the live graph, once per strategy, recording everything it answers.
+
+For each strategy the replay starts the graph from edgevlm.launch.py (the same launch file and
+parameters a robot uses; a parameter file written into the run directory records every
+override), waits until every node is up and the edge model has answered one warm-up question,
+then plays the evaluation bag's camera frames at their own pace and its questions on
+edgevlm/question, and records the ground truth of every frame (re-stamped like the frame) with
+every Answer, CloudResponse, ContextUpdate and FocusMask into `<out>/<strategy>/record` (MCAP).
+The nodes' final /diagnostics counters and the run's facts go to `<out>/<strategy>/run.json`.
+
+Time: at speed 1 the frames are stamped with the wall clock as they are published, like a live
+camera. At any other speed the replay publishes /clock (bag time running at `speed` x the wall
+clock), every node runs with use_sim_time, frames keep their bag stamps, and the emulated
+network waits in simulated time; model compute still takes wall time, so at speed 4 a 50 ms
+edge step is 200 ms of simulated time (the robot's compute looks 4x slower).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, GroundTruth
+from edgevlm_msgs.srv import Ask
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import deserialize_message, serialize_message
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header, String
+import yaml
+
+from edgevlm_ros import launch_runner
+from edgevlm_ros.core.records import RunRecord, Truth
+from edgevlm_ros.core.stats import LatencyWindow
+from edgevlm_ros.core.strategy import Strategy
+from edgevlm_ros.eval import bags
+from edgevlm_ros.ros_conversions import box_to_region, rgb_to_image
+from edgevlm_ros.ros_qos import QUESTION, RESULTS
+
+# The graph's node names (diagnostics keys in RunRecord.counters).
+NODES = ('camera', 'edge_svlm', 'cloud_bridge', 'context_fusion')
+# /clock is published this often (wall seconds): the simulated clock's resolution.
+CLOCK_PERIOD_S = 0.005
+# Waiting for the graph to come up (model loads included) and for the warm-up answer.
+READY_TIMEOUT_S = 180.0
+WARMUP_TIMEOUT_S = 120.0
+# After the drain, how long to wait (wall s) for every node's last counters.
+FINAL_DIAGNOSTICS_TIMEOUT_S = 10.0
+RECORDED = {
+    'edgevlm/answer': (Answer, 'edgevlm_msgs/msg/Answer'),
+    'edgevlm/cloud_response': (CloudResponse, 'edgevlm_msgs/msg/CloudResponse'),
+    'edgevlm/context_update': (ContextUpdate, 'edgevlm_msgs/msg/ContextUpdate'),
+    'edgevlm/focus_mask': (FocusMask, 'edgevlm_msgs/msg/FocusMask'),
+}
+TRUTH_TOPIC = '/edgevlm/ground_truth'
+TRUTH_TYPE = 'edgevlm_msgs/msg/GroundTruth'
+
+
+class ReplayError(RuntimeError):
+    """The replay could not run (a node died, the graph never came up, a bad bag)."""
+
+
+@dataclass
+class ReplayConfig:
+    """One evaluation: a bag, the strategies to compare, the conditions they run under."""
+
+    bag: Path
+    out: Path
+    strategies: list[str] = field(default_factory=lambda: [s.value for s in Strategy])
+    network_profile: str = 'none'
+    speed: float = 1.0
+    deadline_s: float = 1.0
+    seed: int = 0
+    edge_model: str = 'tiny'
+    cloud_url: str = 'embedded'
+    cloud_model: str = 'edgevlm-local-lvlm'
+    embedded_model: str = 'tiny-cloud'
+    step_rate_hz: float = 2.0
+    # Simulated seconds the graph keeps running after the last frame, so that answers in flight
+    # arrive; None = max(2 s, 2 x deadline).
+    drain_s: float | None = None
+    # Extra parameters: {node name: {parameter: value}}, written into each run's params file.
+    overrides: dict[str, dict[str, object]] = field(default_factory=dict)
+    namespace: str = 'edgevlm_eval'
+    progress: bool = True
+
+    def check(self) -> None:
+        if not self.speed > 0:
+            raise ValueError(f'speed must be > 0, got {self.speed}')
+        if not self.deadline_s > 0:
+            raise ValueError(f'deadline must be > 0 s, got {self.deadline_s}')
+        if not self.strategies:
+            raise ValueError('no strategy to run')
+        for s in self.strategies:
+            Strategy.parse(s)
+        unknown = set(self.overrides) - set(NODES)
+        if unknown:
+            raise ValueError(f'overrides for unknown nodes {sorted(unknown)}; nodes: {NODES}')
+
+    @property
+    def sim_time(self) -> bool:
+        return self.speed != 1.0
+
+    @property
+    def drain(self) -> float:
+        return self.drain_s if self.drain_s is not None else max(2.0, 2.0 * self.deadline_s)
+
+
+def local_ros_environment() -> None:
+    """Keep discovery and transport on loopback unless the caller configured otherwise."""
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    from ament_index_python.packages import get_package_share_directory
+
+    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.join(
+        get_package_share_directory('edgevlm_ros'), 'config', 'fastdds_localhost.xml'))
+
+
+def write_params(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, path: Path) -> Path:
+    """The run's parameter file: the package defaults plus what this replay sets."""
+    from ament_index_python.packages import get_package_share_directory
+
+    default = Path(get_package_share_directory('edgevlm_ros')) / 'config' / 'edgevlm.yaml'
+    params = yaml.safe_load(default.read_text())
+    first_question = bag.questions[0][1] if bag.questions else 'What is in front of the robot?'
+    sets: dict[str, dict[str, object]] = {
+        'camera': {'step_rate_hz': cfg.step_rate_hz, 'question': first_question},
+        'edge_svlm': {'offload.deadline_s': cfg.deadline_s},
+        'cloud_bridge': {'seed': cfg.seed, 'embedded_model': cfg.embedded_model},
+    }
+    for node, values in cfg.overrides.items():
+        sets.setdefault(node, {}).update(values)
+    for node, values in sets.items():
+        params.setdefault(f'/**/{node}', {}).setdefault('ros__parameters', {}).update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'# edgevlm eval: strategy {strategy}, bag {cfg.bag}\n'
+                    + yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+class Recorder(Node):
+    """The evaluator's ROS side: plays frames and questions, records what the graph says."""
+
+    def __init__(self, namespace: str, image_msgtype: str, sim_time: bool) -> None:
+        super().__init__('edgevlm_eval', namespace=namespace, parameter_overrides=[
+            Parameter('use_sim_time', value=sim_time)])
+        self.compressed = image_msgtype.endswith('CompressedImage')
+        if self.compressed:
+            self.image_topic = 'camera/image_raw/compressed'
+            self._image_pub = self.create_publisher(CompressedImage, self.image_topic,
+                                                    qos_profile_sensor_data)
+            self._image_cls = CompressedImage
+        else:
+            self.image_topic = 'camera/image_raw'
+            self._image_pub = self.create_publisher(Image, self.image_topic,
+                                                    qos_profile_sensor_data)
+            self._image_cls = Image
+        self._question_pub = self.create_publisher(String, 'edgevlm/question', QUESTION)
+        self._clock_pub = self.create_publisher(Clock, '/clock', 10) if sim_time else None
+        self._lock = threading.Lock()
+        self._writer: bags.RecordWriter | None = None
+        self.received: dict[str, int] = dict.fromkeys(RECORDED, 0)
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.diagnostics_at: dict[str, float] = {}
+        for topic, (cls, msgtype) in RECORDED.items():
+            self.create_subscription(cls, topic, self._recorder(topic, msgtype), RESULTS,
+                                     raw=True)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
+        self.ask = self.create_client(Ask, 'edgevlm/ask')
+
+    # ------------------------------------------------------------------ recording
+    def start_recording(self, writer: bags.RecordWriter) -> None:
+        with self._lock:
+            self._writer = writer
+            self.received = dict.fromkeys(RECORDED, 0)
+
+    def stop_recording(self) -> None:
+        with self._lock:
+            self._writer = None
+
+    def _recorder(self, topic: str, msgtype: str) -> Callable[[bytes], None]:
+        name = '/' + topic
+
+        def record(raw: bytes) -> None:
+            now = self.get_clock().now().nanoseconds
+            with self._lock:
+                if self._writer is None:
+                    return
+                self._writer.write(name, msgtype, bytes(raw), now)
+                self.received[topic] += 1
+        return record
+
+    def write_truth(self, truth: GroundTruth) -> None:
+        with self._lock:
+            if self._writer is not None:
+                stamp = truth.header.stamp.sec * 1_000_000_000 + truth.header.stamp.nanosec
+                self._writer.write(TRUTH_TOPIC, TRUTH_TYPE, serialize_message(truth), stamp)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            node = status.name.rsplit('/', 1)[-1]
+            if node in NODES and status.name.startswith(self.get_namespace().rstrip('/') + '/'):
+                self.diagnostics[node] = {kv.key: kv.value for kv in status.values}
+                self.diagnostics_at[node] = time.monotonic()
+
+    # ------------------------------------------------------------------ playing
+    def publish_clock(self, ns: int) -> None:
+        if self._clock_pub is not None:
+            msg = Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(ns, 1_000_000_000)
+            self._clock_pub.publish(msg)
+
+    def publish_frame(self, raw: bytes, stamp_ns: int) -> None:
+        msg = deserialize_message(raw, self._image_cls)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        self._image_pub.publish(msg)
+
+    def publish_question(self, text: str) -> None:
+        self._question_pub.publish(String(data=text))
+
+    def graph_ready(self) -> list[str]:
+        """What is still missing before the replay can start (empty when ready)."""
+        ns = self.get_namespace().rstrip('/')
+        missing = []
+        if self.count_subscribers(f'{ns}/{self.image_topic}') < 1:
+            missing.append('camera_node subscribed to the camera topic')
+        if self.count_subscribers(f'{ns}/edgevlm/question') < 1:
+            missing.append('camera_node subscribed to edgevlm/question')
+        # The edge subscribes to steps only once its model is loaded (lifecycle activate).
+        if self.count_subscribers(f'{ns}/edgevlm/step') < 3:
+            missing.append('edge, bridge and fusion subscribed to edgevlm/step')
+        for topic in RECORDED:
+            if topic != 'edgevlm/focus_mask' and self.count_publishers(f'{ns}/{topic}') < 1:
+                missing.append(f'a publisher of {topic}')
+        if not self.ask.service_is_ready():
+            missing.append('the edgevlm/ask service')
+        return missing
+
+
+class _Spinner:
+    """Spins the recorder in a background thread while the player paces frames."""
+
+    def __init__(self, node: Node) -> None:
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(node)
+        self._thread = threading.Thread(target=self.executor.spin, name='eval_spin',
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.executor.shutdown()
+        self._thread.join(timeout=5.0)
+
+
+def _wait(what: Callable[[], list[str] | bool], timeout_s: float, alive: Callable[[], None],
+          describe: str) -> None:
+    end = time.monotonic() + timeout_s
+    while True:
+        alive()
+        result = what()
+        missing = result if isinstance(result, list) else ([] if result else [describe])
+        if not missing:
+            return
+        if time.monotonic() > end:
+            raise ReplayError(f'{describe}: timed out after {timeout_s:g} s waiting for '
+                              + ', '.join(missing))
+        time.sleep(0.05)  # polling the ROS graph; the spinner thread does the work
+
+
+def _log_tail(log_dir: Path, name: str, lines: int = 12) -> str:
+    log = log_dir / f'{name}.log'
+    if not log.exists():
+        return ''
+    return '\n'.join(log.read_text(errors='replace').splitlines()[-lines:])
+
+
+def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=None
+                 ) -> RunRecord:
+    """Replay the bag once through a fresh graph running `strategy`; return what it recorded."""
+    run_dir = cfg.out / strategy
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record_path = run_dir / 'record'
+    if record_path.exists():
+        raise ReplayError(f'{record_path} exists: give the evaluation a new --out directory')
+    params = write_params(cfg, strategy, bag, run_dir / 'params.yaml')
+    launch_args = {
+        'namespace': cfg.namespace, 'params_file': str(params), 'strategy': strategy,
+        'edge_model': cfg.edge_model, 'cloud_url': cfg.cloud_url,
+        'cloud_model': cfg.cloud_model, 'network_profile': cfg.network_profile,
+        'input_transport': 'compressed' if bag.info.compressed else 'raw',
+        'use_sim_time': 'true' if cfg.sim_time else 'false', 'use_frame_source': 'false'}
+    procs, _, _ = launch_runner.plan(launch_runner.load(
+        launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py')), launch_args)
+    log_dir = run_dir / 'logs'
+    node = Recorder(cfg.namespace, bag.info.image_msgtype, cfg.sim_time)
+    spinner = _Spinner(node)
+    popens = []
+    wall0 = time.monotonic()
+    t0_ns = bag.info.start_ns
+    stop_clock = threading.Event()
+    lag = LatencyWindow(100_000)
+
+    def alive() -> None:
+        for p, q in zip(procs, popens):
+            if q.poll() is not None:
+                raise ReplayError(f'{p.name} exited with code {q.returncode} during the '
+                                  f'{strategy} replay; last lines of {log_dir}/{p.name}.log:\n'
+                                  + _log_tail(log_dir, p.name))
+
+    try:
+        popens = launch_runner.start(procs, log_dir)
+        node.publish_clock(t0_ns)  # the nodes' clocks start at the bag's first frame
+        if cfg.sim_time:
+            threading.Thread(target=_hold_clock, args=(node, t0_ns, stop_clock),
+                             daemon=True).start()
+        _wait(node.graph_ready, READY_TIMEOUT_S, alive, f'starting the {strategy} graph')
+        _warm_up(node, bag, alive)
+        stop_clock.set()
+        with bags.RecordWriter(record_path) as writer:
+            node.start_recording(writer)
+            frames = _play(node, cfg, bag, alive, progress, lag)
+            node.stop_recording()
+        diag_from = time.monotonic()
+        _wait(lambda: [n for n in NODES if node.diagnostics_at.get(n, 0.0) < diag_from],
+              FINAL_DIAGNOSTICS_TIMEOUT_S, alive, 'final /diagnostics of every node')
+        counters = {n: dict(v) for n, v in node.diagnostics.items()}
+    finally:
+        stop_clock.set()
+        codes = launch_runner.stop(popens)
+        spinner.stop()
+        node.destroy_node()
+    run = bags.read_record(record_path)
+    run.strategy = strategy
+    run.network_profile = cfg.network_profile
+    run.counters = counters
+    run.meta = {
+        'bag': str(cfg.bag), 'strategy': strategy, 'network_profile': cfg.network_profile,
+        'speed': cfg.speed, 'clock': 'simulated (/clock)' if cfg.sim_time else 'wall',
+        'deadline_s': cfg.deadline_s, 'seed': cfg.seed, 'edge_model': cfg.edge_model,
+        'cloud_url': cfg.cloud_url, 'cloud_model': cfg.cloud_model,
+        'embedded_model': cfg.embedded_model if cfg.cloud_url == 'embedded' else '',
+        'step_rate_hz': cfg.step_rate_hz, 'frames_played': frames,
+        'drain_s': cfg.drain, 'wall_s': round(time.monotonic() - wall0, 2),
+        'player_lag_p95_ms': round(lag.percentile(95), 2), 'player_lag_max_ms': round(lag.max, 2),
+        'exit_codes': dict(zip([p.name for p in procs], codes)),
+        'params_file': str(params), 'record': str(record_path)}
+    (run_dir / 'run.json').write_text(json.dumps(
+        {'meta': run.meta, 'counters': run.counters}, indent=2, sort_keys=True))
+    return run
+
+
+def truth_message(truth: Truth, stamp_ns: int) -> GroundTruth:
+    """A ground-truth record as the message the run's record holds, stamped like its frame."""
+    msg = GroundTruth(episode=truth.episode, question_id=truth.question_id,
+                      question=truth.question, answer=truth.answer,
+                      accepted=list(truth.accepted), choices=list(truth.choices),
+                      regions=[box_to_region(b) for b in truth.boxes])
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = 'camera'
+    return msg
+
+
+def _hold_clock(node: Recorder, ns: int, stop: threading.Event) -> None:
+    """Before the replay starts, keep the simulated clock at the bag's start."""
+    while not stop.wait(0.1):
+        node.publish_clock(ns)
+
+
+def _warm_up(node: Recorder, bag: bags.EvalBag, alive: Callable[[], None]) -> None:
+    """One question to the edge model first: its first forward pass is much slower."""
+    msgtype, raw = next(((t, r) for _, t, r in bag.frames()), (None, None))
+    if raw is None:
+        raise ReplayError(f'{bag.path} has no camera frames')
+    request = Ask.Request(image=rgb_to_image(bag.decode_rgb(msgtype, raw), Header()),
+                          question=bag.questions[0][1] if bag.questions else 'warm-up')
+    future = node.ask.call_async(request)
+    _wait(future.done, WARMUP_TIMEOUT_S, alive, 'the edge model warm-up answer')
+
+
+def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[[], None],
+          progress, lag: LatencyWindow) -> int:
+    """Publish every frame at its time (and the question when it changes); return the count."""
+    questions = list(bag.questions)
+    truths = {t.stamp_ns: t for t in bag.truths}
+    start_ns = bag.info.start_ns
+    speed = cfg.speed
+    wall0 = time.monotonic()
+
+    def sim_now() -> int:
+        return start_ns + round((time.monotonic() - wall0) * speed * 1e9)
+
+    q_index = 0
+    count = 0
+    for stamp_ns, _, raw in bag.frames():
+        due = wall0 + (stamp_ns - start_ns) / 1e9 / speed
+        while True:
+            left = due - time.monotonic()
+            if left <= 0:
+                break
+            node.publish_clock(sim_now())
+            time.sleep(min(left, CLOCK_PERIOD_S))  # pacing the replay, not synchronisation
+        if count % 20 == 0:
+            alive()
+        # A question that starts at this frame goes out first, so the frame is paired with it.
+        while q_index < len(questions) and questions[q_index][0] <= stamp_ns:
+            if q_index > 0 or count > 0:
+                node.publish_question(questions[q_index][1])
+            q_index += 1
+        new_stamp = stamp_ns if cfg.sim_time else time.time_ns()
+        node.publish_clock(sim_now())
+        node.publish_frame(raw, new_stamp)
+        lag.add((time.monotonic() - due) * 1000.0)  # how late the player was (wall ms)
+        truth = truths.get(stamp_ns)
+        if truth is not None:
+            node.write_truth(truth_message(truth, new_stamp))
+        count += 1
+        if progress is not None:
+            progress.update(1)
+    # Drain: the graph keeps running (and the clock ticking) so answers in flight arrive.
+    end = time.monotonic() + cfg.drain / speed
+    while time.monotonic() < end:
+        node.publish_clock(sim_now())
+        time.sleep(CLOCK_PERIOD_S)
+    alive()
+    return count
+
+
+def run_eval(cfg: ReplayConfig, on_run: Callable[[RunRecord], None] | None = None
+             ) -> list[RunRecord]:
+    """Replay the bag once per strategy; returns the runs (each also saved under cfg.out)."""
+    cfg.check()
+    bag = bags.read_eval_bag(cfg.bag)
+    local_ros_environment()
+    runs = []
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=bag.info.frames * len(cfg.strategies), unit='frame',
+                   desc='replay', dynamic_ncols=True)
+    own_context = not rclpy.ok()
+    if own_context:
+        rclpy.init()
+    try:
+        for i, strategy in enumerate(cfg.strategies):
+            if bar is not None:
+                bar.set_description(f'{strategy} ({i + 1}/{len(cfg.strategies)})')
+            run = run_strategy(cfg, Strategy.parse(strategy).value, bag, bar)
+            runs.append(run)
+            if on_run is not None:
+                on_run(run)
+    finally:
+        if bar is not None:
+            bar.close()
+        if own_context:
+            rclpy.try_shutdown()
+    return runs
