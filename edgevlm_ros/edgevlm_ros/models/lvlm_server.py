@@ -18,6 +18,11 @@ Grounding: a random-weight tiny model cannot ground anything, so with ``groundin
 the stand-in grounds with a classical saliency detector (``core.saliency.salient_boxes``) and
 reports those boxes as the objects its answer relies on. ``grounding='none'`` returns no objects.
 
+Test doubles (``models.scripted``): ``model='oracle:<eval bag>'`` serves the oracle, which
+answers the ground truth of the bag frame it is shown and reports that frame's ground-truth boxes
+as its objects (instead of saliency boxes; ``grounding='none'`` still returns none);
+``model='scripted:<json>'`` answers from an answer script (grounded as ``grounding`` says).
+
 Rules: errors are OpenAI-style JSON ``{"error": {"message", "type", "code"}}``: 404 for an
 unknown path or a wrong ``model`` name, 400 for a malformed request or image, 413 for a body over
 the size limit, 503 when more than ``max_pending`` requests wait for the model, 500 if the model
@@ -271,8 +276,7 @@ class LvlmServer:
         if self._httpd is not None:
             return self.url
         if self._svlm is None:
-            from edgevlm_ros.models.svlm import TransformersSvlm
-            self._svlm = TransformersSvlm(self.model, max_new_tokens=self.max_new_tokens)
+            self._svlm = load_model(self.model, self.max_new_tokens)
         httpd = _HttpServer((self.host, self._port), _Handler)
         httpd.app = self
         self._httpd = httpd
@@ -330,7 +334,12 @@ class LvlmServer:
             self._pending.release()
         h, w = rgb.shape[:2]
         objects = []
-        if self.grounding == 'saliency':
+        grounded = getattr(result, 'boxes', None)  # a backend that grounds itself (the oracle)
+        if grounded is not None and self.grounding != 'none':
+            for box in grounded:
+                objects.append({'label': box.label or 'object',
+                                'bbox_2d': list(box.to_pixels(w, h))})
+        elif self.grounding == 'saliency':
             for box in salient_boxes(rgb, max_boxes=self.max_boxes):
                 objects.append({'label': box.label or 'salient region',
                                 'bbox_2d': list(box.to_pixels(w, h))})
@@ -352,12 +361,25 @@ class LvlmServer:
         }
 
 
+def load_model(spec: str, max_new_tokens: int) -> Any:
+    """The backend for ``spec``: 'oracle:<bag>' / 'scripted:<json>' test doubles, else a model."""
+    from edgevlm_ros.models import scripted
+
+    if spec.startswith(scripted.ORACLE_PREFIX):
+        return scripted.OracleLvlm(spec, max_new_tokens=max_new_tokens)
+    if spec.startswith(scripted.SCRIPTED_PREFIX):
+        return scripted.ScriptedSvlm(spec, max_new_tokens=max_new_tokens)
+    from edgevlm_ros.models.svlm import TransformersSvlm  # torch loads here, not at import
+    return TransformersSvlm(spec, max_new_tokens=max_new_tokens)
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='edgevlm_lvlm_server',
         description='OpenAI-compatible chat-completions server for a local transformers VLM.')
     parser.add_argument('--model', default='tiny-cloud',
-                        help="'tiny-cloud', 'tiny', a local model directory or a hub id")
+                        help="'tiny-cloud', 'tiny', a local model directory or a hub id; "
+                        "test doubles: 'oracle:<eval bag>', 'scripted:<answer script .json>'")
     parser.add_argument('--host', default='127.0.0.1', help='bind address (default: loopback)')
     parser.add_argument('--port', type=int, default=8000, help='TCP port, 0 = any free port')
     parser.add_argument('--served-name', default='edgevlm-local-lvlm',

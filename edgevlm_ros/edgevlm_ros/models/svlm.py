@@ -248,3 +248,17 @@ class TransformersSvlm:
         return SvlmResult(text=text, model_ms=model_ms, prompt_tokens=prompt_len,
                           focus_applied=bias is not None, focused_tokens=focused, prompt=prompt,
                           completion_tokens=int(generated.numel()))
+
+
+def load_svlm(spec: str, **kwargs: Any) -> Any:
+    """
+    Make the edge SVLM named by ``spec``: 'scripted:<json>' is the scripted TEST DOUBLE.
+
+    Anything else is a ``TransformersSvlm`` model ('tiny', a checkpoint directory, a hub id).
+    ``kwargs`` are ``TransformersSvlm``'s keywords; the test double accepts the same ones.
+    """
+    from edgevlm_ros.models.scripted import SCRIPTED_PREFIX, ScriptedSvlm
+
+    if isinstance(spec, str) and spec.startswith(SCRIPTED_PREFIX):
+        return ScriptedSvlm(spec, **kwargs)
+    return TransformersSvlm(spec, **kwargs)

@@ -1,0 +1,433 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+TEST DOUBLES: scripted model backends whose answers are known in advance.
+
+They are not models. They exist so that the replay evaluation and its scoring can be tested end
+to end through the real graph: random-weight tiny models answer noise, these answer what the test
+(or the evaluation bag) says they will. Their names start with ``scripted-test-double:`` or
+``oracle-test-double:`` and they log a warning when made, so a run that used one says so.
+
+* ``ScriptedSvlm`` (spec ``scripted:<json>``) stands in for the edge SVLM (``TransformersSvlm``:
+  same ``answer``, ``count_tokens``, ``name``, ``max_new_tokens``, ``focus_layers``,
+  ``focus_supported``). It answers from a JSON script (format in ``load_script``); with
+  ``echo_cloud`` it repeats the cloud answer that Context Replacement put into its history for
+  the same question: an SVLM that uses corrected context perfectly. It never looks at the image
+  and applies no attention focus (``focus_supported`` is False, ``focus_applied`` always False).
+  It can also be served as a scripted cloud by the LVLM server.
+* ``OracleLvlm`` (spec ``oracle:<eval bag>``) stands in for the cloud LVLM behind the project's
+  LVLM server. It recognises which frame of the bag a request image is (nearest grey thumbnail)
+  and answers that frame's ground truth with its ground-truth boxes: exactly right, and late only
+  by what the network profile adds.
+
+Tokens here are whitespace-separated words (``core.context.word_count``); the answers are capped
+at ``max_new_tokens`` words, as a model is capped at its token budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+import json
+import logging
+import math
+import os
+import threading
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgevlm_ros.core.context import truncate_to_tokens, word_count
+from edgevlm_ros.core.images import check_image, to_grey
+from edgevlm_ros.core.records import Truth
+from edgevlm_ros.core.regions import Box
+
+_LOG = logging.getLogger(__name__)
+
+SCRIPTED_PREFIX = 'scripted:'
+ORACLE_PREFIX = 'oracle:'
+SCRIPT_KEYS = ('answer', 'answers', 'echo_cloud', 'delay_ms')
+MAX_DELAY_MS = 60_000.0
+UNKNOWN_ANSWER = 'unknown'
+
+# Frame thumbnails of the oracle: grey, area-averaged to this size (float16, 1.5 KB per frame).
+# Averaging 20x20 pixel blocks of a 640x480 frame removes JPEG noise and resampling differences
+# almost entirely while keeping objects that moved between frames apart.
+THUMB_W, THUMB_H = 32, 24
+# Mean squared grey difference (0..255 levels) above which a request image is no bag frame.
+DEFAULT_MAX_DISTANCE = 25.0
+# A bag with more frames is refused: the thumbnails must fit in memory (100k frames = 150 MB).
+DEFAULT_MAX_FRAMES = 100_000
+_CHUNK = 4096  # frames compared at once (bounds the temporary difference array)
+
+
+@dataclass
+class ScriptedResult:
+    """What a test double answered; the fields of ``svlm.SvlmResult`` plus the oracle's."""
+
+    text: str
+    model_ms: float
+    prompt_tokens: int
+    focus_applied: bool
+    focused_tokens: int
+    prompt: str
+    completion_tokens: int = 0
+    # Oracle only: ground-truth boxes (normalised) the server reports as objects; None = this
+    # backend does not ground (the server grounds as configured).
+    boxes: tuple[Box, ...] | None = None
+    match: OracleMatch | None = None
+
+
+@dataclass(frozen=True)
+class OracleMatch:
+    """Which bag frame the oracle took a request image for, and how sure it was."""
+
+    reason: str            # 'matched', 'unknown_image' or 'unknown_question'
+    stamp_ns: int = -1     # the matched frame (-1: none)
+    distance: float = math.inf   # thumbnail MSE to the chosen frame (or the nearest frame)
+    nearest_other: float = math.inf  # thumbnail MSE to the nearest other frame
+
+
+def _norm(text: str) -> str:
+    lines = (' '.join(line.casefold().split()) for line in text.splitlines())
+    return '\n'.join(line for line in lines if line)
+
+
+def question_matches(request: str, question: str) -> bool:
+    """
+    True if a request's text asks ``question``: equal, or its last lines are the question.
+
+    Case, blank lines and runs of spaces are ignored. The line rule lets a client put context in
+    front of the question (the project's cloud client sends a line "The image is WxH pixels."
+    before it); a question ending in the same words does not match.
+    """
+    r, q = _norm(request), _norm(question)
+    return bool(q) and (r == q or r.endswith('\n' + q))
+
+
+# ---------------------------------------------------------------------------------- script
+
+@dataclass(frozen=True)
+class Script:
+    """A parsed answer script (see ``load_script``)."""
+
+    answer: str
+    answers: dict[str, str] = field(default_factory=dict)
+    echo_cloud: bool = False
+    delay_ms: float = 0.0
+
+    def scripted_answer(self, question: str) -> str:
+        """answers[question] (exact, else the longest key the question ends with), or answer."""
+        if question in self.answers:
+            return self.answers[question]
+        keys = [k for k in self.answers if question_matches(question, k)]
+        return self.answers[max(keys, key=len)] if keys else self.answer
+
+    @property
+    def own_texts(self) -> frozenset[str]:
+        """Every text this script can answer (echo_cloud skips these in the history)."""
+        return frozenset((self.answer, *self.answers.values()))
+
+
+def load_script(path: str) -> Script:
+    """
+    Read and check an answer script; raise ValueError naming the file and key on any mistake.
+
+    Format (JSON object)::
+
+        {"answer": "no",                          # required: the default answer
+         "answers": {"Is the path clear?": "yes"},  # optional: per-question answers
+         "echo_cloud": false,                     # optional: repeat cloud answers in history
+         "delay_ms": 150}                         # optional: emulated model time, 0..60000
+    """
+    try:
+        with open(os.path.expanduser(path), encoding='utf-8') as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f'answer script {path!r} does not exist') from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f'answer script {path!r}: cannot read it: {e}') from e
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f'answer script {path!r}: not valid JSON: {e}') from e
+
+    def bad(key: str, what: str, value: Any) -> ValueError:
+        return ValueError(f'answer script {path!r}: key {key!r} {what}, got {value!r}')
+
+    if not isinstance(data, dict):
+        raise ValueError(f'answer script {path!r}: must be a JSON object with the keys '
+                         f'{", ".join(SCRIPT_KEYS)}, got {type(data).__name__}')
+    unknown = sorted(set(data) - set(SCRIPT_KEYS))
+    if unknown:  # a typo ("anwsers") would otherwise silently answer the default everywhere
+        raise ValueError(f'answer script {path!r}: unknown keys {unknown}; expected '
+                         f'{", ".join(SCRIPT_KEYS)}')
+    if 'answer' not in data:
+        raise ValueError(f'answer script {path!r}: key "answer" (the default answer) is missing')
+    answer = data['answer']
+    if not isinstance(answer, str) or not answer.strip():
+        raise bad('answer', 'must be a non-empty string', answer)
+    answers = data.get('answers', {})
+    if not isinstance(answers, dict):
+        raise bad('answers', 'must be an object {question: answer}', answers)
+    for question, text in answers.items():
+        if not question.strip():
+            raise bad('answers', 'must not have an empty question', question)
+        if not isinstance(text, str) or not text.strip():
+            raise bad(f'answers[{question!r}]', 'must be a non-empty string', text)
+    echo = data.get('echo_cloud', False)
+    if not isinstance(echo, bool):
+        raise bad('echo_cloud', 'must be true or false', echo)
+    delay = data.get('delay_ms', 0)
+    if (isinstance(delay, bool) or not isinstance(delay, (int, float))
+            or not 0.0 <= delay <= MAX_DELAY_MS):
+        raise bad('delay_ms', f'must be a number 0..{MAX_DELAY_MS:g}', delay)
+    return Script(answer.strip(), {q.strip(): a.strip() for q, a in answers.items()}, echo,
+                  float(delay))
+
+
+def _spec_path(spec: str, prefix: str) -> str:
+    path = spec[len(prefix):] if spec.startswith(prefix) else spec
+    if not path.strip():
+        raise ValueError(f'{prefix}<path>: the path is empty in {spec!r}')
+    return path.strip()
+
+
+def _render_prompt(question: str, history: Sequence[tuple[str, str]]) -> str:
+    lines = [f'User: {q}\nAssistant: {a}' for q, a in history]
+    lines.append(f'User: <image>{question}\nAssistant:')
+    return '\n'.join(lines)
+
+
+class ScriptedSvlm:
+    """TEST DOUBLE for the edge SVLM: answers from a JSON script, never from the image."""
+
+    focus_supported = False  # it cannot bias attention; the edge's 'auto' focus mode crops
+
+    def __init__(self, spec: str, *, max_new_tokens: int = 24, image_longest_edge: int = 512,
+                 do_image_splitting: bool = False, num_threads: int = 0,
+                 focus_layers: Sequence[int] | None = None) -> None:
+        # image_longest_edge, do_image_splitting, num_threads: TransformersSvlm's keywords,
+        # accepted so one call makes either backend; nothing here processes an image.
+        self.path = _spec_path(spec, SCRIPTED_PREFIX)
+        self.script = load_script(self.path)
+        self.name = f'scripted-test-double:{self.path}'
+        self.max_new_tokens = max_new_tokens
+        self.focus_layers = focus_layers
+        self._lock = threading.Lock()  # one answer at a time, like one model
+        _LOG.warning('TEST DOUBLE %s: answers come from a script, not from a model',
+                     self.name)
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Cap on answer words (>= 1)."""
+        return self._max_new_tokens
+
+    @max_new_tokens.setter
+    def max_new_tokens(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'max_new_tokens must be an int >= 1, got {value!r}')
+        self._max_new_tokens = value
+
+    @property
+    def focus_layers(self) -> tuple[int, ...] | None:
+        """Kept for the interface; nothing is focused."""
+        return self._focus_layers
+
+    @focus_layers.setter
+    def focus_layers(self, layers: Sequence[int] | None) -> None:
+        if layers is not None:
+            layers = tuple(int(i) for i in layers)
+            if any(i < 0 for i in layers):
+                raise ValueError(f'focus layers must be >= 0, got {list(layers)}')
+        self._focus_layers = layers
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text``: whitespace-separated words."""
+        return word_count(text)
+
+    def text_for(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
+        """The answer the script gives (before the length cap); no delay."""
+        if self.script.echo_cloud:
+            own = self.script.own_texts
+            for past_question, past_answer in reversed(list(history)):  # newest first
+                if (question_matches(question, past_question) and past_answer.strip()
+                        and past_answer not in own):
+                    return past_answer
+        return self.script.scripted_answer(question)
+
+    def answer(self, image: np.ndarray, question: str,
+               history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
+               focus_alpha: float = 0.0, *, max_new_tokens: int | None = None
+               ) -> ScriptedResult:
+        """Answer as scripted after ``delay_ms`` of emulated model time; focus is ignored."""
+        check_image(image, grey=False)  # the same rejections as the real backend
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError('question must be a non-empty string')
+        if not math.isfinite(focus_alpha):
+            raise ValueError(f'focus_alpha must be finite, got {focus_alpha}')
+        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
+        turns = _check_history(history)
+        question = question.strip()
+        with self._lock:
+            t0 = time.perf_counter()
+            text = truncate_to_tokens(self.text_for(question, turns), limit)
+            prompt = _render_prompt(question, turns)
+            remaining = self.script.delay_ms / 1000.0 - (time.perf_counter() - t0)
+            if remaining > 0:
+                time.sleep(remaining)  # emulated compute time of a model, not synchronisation
+            model_ms = (time.perf_counter() - t0) * 1000.0
+        return ScriptedResult(text=text, model_ms=model_ms, prompt_tokens=word_count(prompt),
+                              focus_applied=False, focused_tokens=0, prompt=prompt,
+                              completion_tokens=word_count(text))
+
+
+def _check_history(history: Iterable[Any]) -> list[tuple[str, str]]:
+    turns = []
+    for i, turn in enumerate(history):
+        if len(turn) != 2 or not all(isinstance(t, str) for t in turn):
+            raise ValueError(f'history turn {i} must be a (question, answer) pair of str')
+        turns.append((turn[0], turn[1]))
+    return turns
+
+
+# ---------------------------------------------------------------------------------- oracle
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """The oracle's frame signature: grey, area-averaged to THUMB_W x THUMB_H, float32."""
+    grey = to_grey(check_image(rgb, grey=False)).astype(np.float32)
+    return cv2.resize(grey, (THUMB_W, THUMB_H), interpolation=cv2.INTER_AREA)
+
+
+class OracleLvlm:
+    """
+    TEST DOUBLE for the cloud LVLM: answers the ground truth of the bag frame it is shown.
+
+    Matching rule: the request image's thumbnail is compared (mean squared grey difference) with
+    the thumbnails of the bag frames whose ground-truth question the request asks
+    (``question_matches``); the nearest one within ``max_distance`` is the frame, and its
+    ground-truth answer (for multiple choice the option text) and boxes are the reply. Equal
+    distances go to the earliest frame. Otherwise the reply is ``UNKNOWN_ANSWER`` with no boxes:
+    'unknown_question' when the image is a bag frame but that question was not asked at any
+    frame that close ('unknown_image' when no frame is within ``max_distance``). The oracle
+    never answers a question it has no ground truth for.
+    """
+
+    focus_supported = False
+
+    def __init__(self, spec: str, *, max_distance: float = DEFAULT_MAX_DISTANCE,
+                 max_frames: int = DEFAULT_MAX_FRAMES, max_new_tokens: int = 1024) -> None:
+        if not (isinstance(max_distance, (int, float)) and math.isfinite(max_distance)
+                and max_distance >= 0):
+            raise ValueError(f'max_distance must be a finite number >= 0, got {max_distance!r}')
+        if not isinstance(max_frames, int) or max_frames < 1:
+            raise ValueError(f'max_frames must be a positive int, got {max_frames!r}')
+        from edgevlm_ros.eval.bags import read_eval_bag
+
+        self.path = _spec_path(spec, ORACLE_PREFIX)
+        self.name = f'oracle-test-double:{self.path}'
+        self.max_distance = float(max_distance)
+        self.max_new_tokens = max_new_tokens
+        self.focus_layers = None
+        if not os.path.exists(os.path.expanduser(self.path)):
+            raise FileNotFoundError(f'oracle: evaluation bag {self.path!r} does not exist')
+        t0 = time.perf_counter()
+        bag = read_eval_bag(os.path.expanduser(self.path))
+        by_stamp = {t.stamp_ns: t for t in bag.truths}
+        thumbs: list[np.ndarray] = []
+        stamps: list[int] = []
+        for stamp_ns, msgtype, raw in bag.frames():
+            if len(thumbs) >= max_frames:
+                raise ValueError(f'oracle: {self.path!r} has more than {max_frames} frames '
+                                 '(the thumbnail memory bound)')
+            thumbs.append(thumbnail(bag.decode_rgb(msgtype, raw)).astype(np.float16))
+            stamps.append(int(stamp_ns))
+        if not thumbs:
+            raise ValueError(f'oracle: {self.path!r} has no camera frames')
+        self._thumbs = np.stack(thumbs).reshape(len(thumbs), -1)
+        self.stamps = np.asarray(stamps, dtype=np.int64)
+        self.truths: list[Truth | None] = [by_stamp.get(s) for s in stamps]
+        # Frame indices per asked question (few distinct questions per bag).
+        self._by_question: dict[str, np.ndarray] = {}
+        groups: dict[str, list[int]] = {}
+        for i, truth in enumerate(self.truths):
+            if truth is not None:
+                groups.setdefault(truth.question, []).append(i)
+        self._by_question = {q: np.asarray(ix) for q, ix in groups.items()}
+        self._stats_lock = threading.Lock()
+        self.stats = {'matched': 0, 'unknown_image': 0, 'unknown_question': 0}
+        _LOG.warning('TEST DOUBLE %s: answers the ground truth of %d frames (%d with truth, '
+                     '%d questions), indexed in %.1f s', self.name, len(stamps),
+                     sum(t is not None for t in self.truths), len(groups),
+                     time.perf_counter() - t0)
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def count_tokens(self, text: str) -> int:
+        return word_count(text)
+
+    def distances(self, rgb: np.ndarray) -> np.ndarray:
+        """Thumbnail MSE of ``rgb`` to every bag frame, in frame order."""
+        probe = thumbnail(rgb).reshape(-1)
+        out = np.empty(len(self._thumbs), dtype=np.float32)
+        for start in range(0, len(self._thumbs), _CHUNK):
+            diff = self._thumbs[start:start + _CHUNK].astype(np.float32) - probe
+            out[start:start + _CHUNK] = np.einsum('ij,ij->i', diff, diff) / diff.shape[1]
+        return out
+
+    def match(self, rgb: np.ndarray, question: str) -> tuple[OracleMatch, Truth | None]:
+        """Apply the matching rule (class docstring); return the match and its truth."""
+        dist = self.distances(rgb)
+        asked = [ix for q, ix in self._by_question.items() if question_matches(question, q)]
+        candidates = np.concatenate(asked) if asked else np.empty(0, dtype=np.int64)
+        if len(candidates):
+            best = int(candidates[np.lexsort((candidates, dist[candidates]))[0]])
+            if dist[best] <= self.max_distance:
+                others = np.delete(dist, best)
+                return OracleMatch('matched', int(self.stamps[best]), float(dist[best]),
+                                   float(others.min()) if len(others) else math.inf
+                                   ), self.truths[best]
+        nearest = int(np.argmin(dist))
+        others = np.delete(dist, nearest)
+        reason = 'unknown_question' if dist[nearest] <= self.max_distance else 'unknown_image'
+        return OracleMatch(reason, int(self.stamps[nearest]), float(dist[nearest]),
+                           float(others.min()) if len(others) else math.inf), None
+
+    def answer(self, image: np.ndarray, question: str,
+               history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
+               focus_alpha: float = 0.0, *, max_new_tokens: int | None = None
+               ) -> ScriptedResult:
+        """The ground truth of the frame ``image`` is (or 'unknown'); history is ignored."""
+        check_image(image, grey=False)
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError('question must be a non-empty string')
+        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
+        t0 = time.perf_counter()
+        found, truth = self.match(image, question)
+        with self._stats_lock:
+            self.stats[found.reason] += 1
+        if truth is None:
+            _LOG.warning('%s: %s (nearest frame %d at distance %.1f, limit %.1f); answering '
+                         '%r', self.name, found.reason, found.stamp_ns, found.distance,
+                         self.max_distance, UNKNOWN_ANSWER)
+            text, boxes = UNKNOWN_ANSWER, ()
+        else:
+            _LOG.debug('%s: frame %d at distance %.2f (next %.2f)', self.name, found.stamp_ns,
+                       found.distance, found.nearest_other)
+            text, boxes = truncate_to_tokens(truth.answer, limit), tuple(truth.boxes)
+        return ScriptedResult(text=text, model_ms=(time.perf_counter() - t0) * 1000.0,
+                              prompt_tokens=word_count(question), focus_applied=False,
+                              focused_tokens=0, prompt=question,
+                              completion_tokens=word_count(text), boxes=boxes, match=found)
+
+
+def is_scripted_spec(spec: str) -> bool:
+    """True for the specs of the test doubles ('scripted:...', 'oracle:...')."""
+    return isinstance(spec, str) and spec.startswith((SCRIPTED_PREFIX, ORACLE_PREFIX))

@@ -1,0 +1,130 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""The scripted test doubles: the scripted edge SVLM, the oracle cloud behind the LVLM server."""
+
+import asyncio
+import json
+from pathlib import Path
+
+from edgevlm_ros.models.scripted import ScriptedSvlm, question_matches
+import numpy as np
+import pytest
+
+FRAME = np.zeros((48, 64, 3), np.uint8)
+
+
+def script(tmp_path: Path, data: object, name: str = 'script.json') -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_scripted_svlm_answers_per_question_or_default(tmp_path: Path) -> None:
+    svlm = ScriptedSvlm('scripted:' + script(tmp_path, {
+        'answer': 'I do not know', 'answers': {'Is the path clear?': 'yes'}}))
+    assert svlm.name.startswith('scripted-test-double:')
+    assert svlm.focus_supported is False
+    clear = svlm.answer(FRAME, 'Is the path clear?')
+    assert clear.text == 'yes' and clear.completion_tokens == 1
+    assert svlm.answer(FRAME, 'How many boxes?').text == 'I do not know'
+    # The cloud client's framing ("The image is WxH pixels.\n<question>") still finds the key.
+    assert svlm.answer(FRAME, 'The image is 64x48 pixels.\nis the  path clear?').text == 'yes'
+
+
+def test_scripted_svlm_reports_prompt_and_never_claims_focus(tmp_path: Path) -> None:
+    svlm = ScriptedSvlm('scripted:' + script(tmp_path, {'answer': 'one two three four'}),
+                        max_new_tokens=2, focus_layers=[0, 1])
+    from edgevlm_ros.core.regions import Box
+    result = svlm.answer(FRAME, 'Count?', [('Count?', 'five')], focus=[Box(0, 0, 1, 1)],
+                         focus_alpha=5.0)
+    assert result.text == 'one two'  # capped at max_new_tokens words
+    assert result.focus_applied is False and result.focused_tokens == 0
+    assert 'Count?' in result.prompt and 'five' in result.prompt
+    assert result.prompt_tokens == svlm.count_tokens(result.prompt)
+    assert svlm.answer(FRAME, 'Count?', max_new_tokens=3).text == 'one two three'
+    with pytest.raises(ValueError, match='max_new_tokens'):
+        svlm.max_new_tokens = 0
+    with pytest.raises(ValueError, match='image'):
+        svlm.answer(np.zeros((4, 4), np.float32), 'Count?')
+    with pytest.raises(ValueError, match='question'):
+        svlm.answer(FRAME, '  ')
+
+
+def test_echo_cloud_repeats_the_newest_cloud_answer_for_the_question(tmp_path: Path) -> None:
+    svlm = ScriptedSvlm('scripted:' + script(tmp_path, {
+        'answer': 'edge guess', 'answers': {'Colour?': 'grey'}, 'echo_cloud': True}))
+    q = 'Colour?'
+    assert svlm.answer(FRAME, q).text == 'grey'  # no history: the script
+    own_only = [(q, 'grey'), (q, 'edge guess')]
+    assert svlm.answer(FRAME, q, own_only).text == 'grey'
+    history = [(q, 'red'), (q, 'grey'), ('Count?', 'seven'), (q, 'blue'), (q, 'grey')]
+    assert svlm.answer(FRAME, q, history).text == 'blue'  # newest non-scripted turn, same q
+    assert svlm.answer(FRAME, 'Count?', history).text == 'seven'
+    assert svlm.answer(FRAME, 'Shape?', history).text == 'edge guess'
+
+
+def test_delay_ms_shows_as_model_time(tmp_path: Path) -> None:
+    svlm = ScriptedSvlm('scripted:' + script(tmp_path, {'answer': 'a', 'delay_ms': 30}))
+    assert svlm.answer(FRAME, 'q').model_ms >= 30.0
+
+
+@pytest.mark.parametrize('data, message', [
+    ({'answers': {'q': 'a'}}, '"answer".*missing'),
+    ({'answer': ''}, "'answer' must be a non-empty string"),
+    ({'answer': 'a', 'answers': ['q', 'a']}, "'answers' must be an object"),
+    ({'answer': 'a', 'answers': {'q': 3}}, r"answers\['q'\].*non-empty string"),
+    ({'answer': 'a', 'echo_cloud': 'yes'}, "'echo_cloud' must be true or false"),
+    ({'answer': 'a', 'delay_ms': -1}, "'delay_ms' must be a number"),
+    ({'answer': 'a', 'delay_ms': True}, "'delay_ms' must be a number"),
+    ({'answer': 'a', 'anwsers': {}}, r"unknown keys \['anwsers'\]"),
+    (['answer'], 'must be a JSON object'),
+])
+def test_bad_scripts_are_refused_naming_file_and_key(tmp_path: Path, data: object,
+                                                     message: str) -> None:
+    path = script(tmp_path, data)
+    with pytest.raises(ValueError, match=message) as info:
+        ScriptedSvlm('scripted:' + path)
+    assert path in str(info.value)
+
+
+def test_unreadable_scripts_are_refused(tmp_path: Path) -> None:
+    broken = tmp_path / 'broken.json'
+    broken.write_text('{"answer": ')
+    with pytest.raises(ValueError, match='broken.json.*not valid JSON'):
+        ScriptedSvlm(f'scripted:{broken}')
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        ScriptedSvlm(f'scripted:{tmp_path}/missing.json')
+    with pytest.raises(ValueError, match='path is empty'):
+        ScriptedSvlm('scripted:')
+
+
+def test_load_svlm_dispatches_scripted_specs(tmp_path: Path) -> None:
+    from edgevlm_ros.models.svlm import load_svlm
+    svlm = load_svlm('scripted:' + script(tmp_path, {'answer': 'a'}), max_new_tokens=5,
+                     image_longest_edge=512, do_image_splitting=False, num_threads=0,
+                     focus_layers=None)
+    assert isinstance(svlm, ScriptedSvlm) and svlm.max_new_tokens == 5
+    with pytest.raises(FileNotFoundError):
+        load_svlm(str(tmp_path / 'no-such-model-dir'))
+
+
+def test_question_matching_rule() -> None:
+    assert question_matches('Is it red?', 'is  it RED?')
+    assert question_matches('The image is 4x4 pixels.\nIs it red?', 'Is it red?')
+    assert not question_matches('Is it reddish red?', 'red?')
+    assert not question_matches('Is it red?', '')
+    assert question_matches('Context.\n\nWhich?\n(a) red  (b) blue', 'which?\n(a) red (b) blue')
+
+
+def test_scripted_cloud_served_over_http(tmp_path: Path) -> None:
+    from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
+    from edgevlm_ros.models.lvlm_server import LvlmServer
+    path = script(tmp_path, {'answer': 'no idea', 'answers': {'Is it red?': 'yes'}})
+    with LvlmServer(model=f'scripted:{path}', port=0, served_name='m', grounding='none') as srv:
+        async def ask() -> tuple:
+            async with OpenAiVlmClient(srv.url, 'm', timeout_s=10.0) as client:
+                return (await client.ask(FRAME, 'Is it red?'),
+                        await client.ask(FRAME, 'What is it?'))
+        red, other = asyncio.run(ask())
+    assert red.ok and red.answer == 'yes' and red.boxes == []
+    assert other.ok and other.answer == 'no idea'
