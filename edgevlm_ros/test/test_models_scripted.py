@@ -128,3 +128,42 @@ def test_scripted_cloud_served_over_http(tmp_path: Path) -> None:
         red, other = asyncio.run(ask())
     assert red.ok and red.answer == 'yes' and red.boxes == []
     assert other.ok and other.answer == 'no idea'
+
+
+# ------------------------------------------------------------------------------------ oracle
+
+def texture(seed: int, h: int = 240, w: int = 320) -> np.ndarray:
+    """A distinct random-texture frame (blocky noise, as unlike JPEG noise as a scene is)."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def jpeg_copy(rgb: np.ndarray, quality: int = 85, max_side: int = 10_000) -> np.ndarray:
+    from edgevlm_ros.core.images import decode_compressed, encode_jpeg, resize_max_side
+    return decode_compressed(encode_jpeg(resize_max_side(rgb, max_side), quality))
+
+
+def test_frame_index_recognises_compressed_resized_frames() -> None:
+    from edgevlm_ros.core.records import Truth
+    from edgevlm_ros.models.scripted import FrameIndex
+    frames = [(1000 + i, texture(i)) for i in range(6)]
+    truths = [Truth(1000 + i, 'ep', 'q1', 'What is it?', f'answer {i}') for i in range(5)]
+    index = FrameIndex(frames, truths)  # the last frame has no truth
+    for stamp, rgb in frames[:5]:
+        found, truth = index.match(jpeg_copy(rgb, 50, 160), 'What is it?')
+        assert found.reason == 'matched' and found.stamp_ns == stamp
+        assert truth.answer == f'answer {stamp - 1000}'
+        assert found.distance < 1.0 < 100.0 < found.nearest_other
+    found, truth = index.match(jpeg_copy(frames[5][1]), 'What is it?')
+    assert (found.reason, truth) == ('unknown_question', None)  # a frame, but no truth there
+    found, truth = index.match(frames[0][1], 'Is it blue?')
+    assert (found.reason, found.stamp_ns, truth) == ('unknown_question', 1000, None)
+    found, truth = index.match(texture(99), 'What is it?')
+    assert (found.reason, truth) == ('unknown_image', None)
+    assert found.distance > index.max_distance
+    with pytest.raises(ValueError, match='more than 3 frames'):
+        FrameIndex(frames, truths, max_frames=3)
+    with pytest.raises(ValueError, match='no camera frames'):
+        FrameIndex([], truths)

@@ -303,76 +303,58 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (THUMB_W, THUMB_H), interpolation=cv2.INTER_AREA)
 
 
-class OracleLvlm:
+class FrameIndex:
     """
-    TEST DOUBLE for the cloud LVLM: answers the ground truth of the bag frame it is shown.
+    Thumbnails and ground truth of a bag's frames, and the rule that recognises a frame.
 
-    Matching rule: the request image's thumbnail is compared (mean squared grey difference) with
-    the thumbnails of the bag frames whose ground-truth question the request asks
-    (``question_matches``); the nearest one within ``max_distance`` is the frame, and its
-    ground-truth answer (for multiple choice the option text) and boxes are the reply. Equal
-    distances go to the earliest frame. Otherwise the reply is ``UNKNOWN_ANSWER`` with no boxes:
-    'unknown_question' when the image is a bag frame but that question was not asked at any
-    frame that close ('unknown_image' when no frame is within ``max_distance``). The oracle
-    never answers a question it has no ground truth for.
+    Matching rule: the request image's thumbnail is compared (mean squared grey difference, in
+    grey levels squared) with the thumbnails of the frames whose ground-truth question the
+    request asks (``question_matches``); the nearest one within ``max_distance`` is the frame.
+    Equal distances go to the earliest frame. Otherwise there is no truth to answer:
+    'unknown_question' when some frame is within ``max_distance`` but that question was not asked
+    at any frame that close, 'unknown_image' when no frame is. Memory: one float16 thumbnail per
+    frame (1.5 KB) plus the Truth records; more than ``max_frames`` frames are refused.
     """
 
-    focus_supported = False
-
-    def __init__(self, spec: str, *, max_distance: float = DEFAULT_MAX_DISTANCE,
-                 max_frames: int = DEFAULT_MAX_FRAMES, max_new_tokens: int = 1024) -> None:
+    def __init__(self, frames: Iterable[tuple[int, np.ndarray]], truths: Iterable[Truth], *,
+                 max_distance: float = DEFAULT_MAX_DISTANCE,
+                 max_frames: int = DEFAULT_MAX_FRAMES, source: str = 'frames') -> None:
         if not (isinstance(max_distance, (int, float)) and math.isfinite(max_distance)
                 and max_distance >= 0):
             raise ValueError(f'max_distance must be a finite number >= 0, got {max_distance!r}')
         if not isinstance(max_frames, int) or max_frames < 1:
             raise ValueError(f'max_frames must be a positive int, got {max_frames!r}')
-        from edgevlm_ros.eval.bags import read_eval_bag
-
-        self.path = _spec_path(spec, ORACLE_PREFIX)
-        self.name = f'oracle-test-double:{self.path}'
         self.max_distance = float(max_distance)
-        self.max_new_tokens = max_new_tokens
-        self.focus_layers = None
-        if not os.path.exists(os.path.expanduser(self.path)):
-            raise FileNotFoundError(f'oracle: evaluation bag {self.path!r} does not exist')
-        t0 = time.perf_counter()
-        bag = read_eval_bag(os.path.expanduser(self.path))
-        by_stamp = {t.stamp_ns: t for t in bag.truths}
+        by_stamp = {t.stamp_ns: t for t in truths}
         thumbs: list[np.ndarray] = []
         stamps: list[int] = []
-        for stamp_ns, msgtype, raw in bag.frames():
+        for stamp_ns, rgb in frames:
             if len(thumbs) >= max_frames:
-                raise ValueError(f'oracle: {self.path!r} has more than {max_frames} frames '
-                                 '(the thumbnail memory bound)')
-            thumbs.append(thumbnail(bag.decode_rgb(msgtype, raw)).astype(np.float16))
+                raise ValueError(f'{source}: more than {max_frames} frames (the bound on '
+                                 'thumbnail memory)')
+            thumbs.append(thumbnail(rgb).astype(np.float16).reshape(-1))
             stamps.append(int(stamp_ns))
         if not thumbs:
-            raise ValueError(f'oracle: {self.path!r} has no camera frames')
-        self._thumbs = np.stack(thumbs).reshape(len(thumbs), -1)
+            raise ValueError(f'{source}: no camera frames')
+        self._thumbs = np.stack(thumbs)
         self.stamps = np.asarray(stamps, dtype=np.int64)
         self.truths: list[Truth | None] = [by_stamp.get(s) for s in stamps]
-        # Frame indices per asked question (few distinct questions per bag).
-        self._by_question: dict[str, np.ndarray] = {}
         groups: dict[str, list[int]] = {}
         for i, truth in enumerate(self.truths):
             if truth is not None:
                 groups.setdefault(truth.question, []).append(i)
-        self._by_question = {q: np.asarray(ix) for q, ix in groups.items()}
-        self._stats_lock = threading.Lock()
-        self.stats = {'matched': 0, 'unknown_image': 0, 'unknown_question': 0}
-        _LOG.warning('TEST DOUBLE %s: answers the ground truth of %d frames (%d with truth, '
-                     '%d questions), indexed in %.1f s', self.name, len(stamps),
-                     sum(t is not None for t in self.truths), len(groups),
-                     time.perf_counter() - t0)
+        # Frame indices per asked question (a bag asks few distinct questions).
+        self._by_question = {q: np.asarray(ix, dtype=np.int64) for q, ix in groups.items()}
 
     def __len__(self) -> int:
         return len(self.stamps)
 
-    def count_tokens(self, text: str) -> int:
-        return word_count(text)
+    @property
+    def questions(self) -> list[str]:
+        return list(self._by_question)
 
     def distances(self, rgb: np.ndarray) -> np.ndarray:
-        """Thumbnail MSE of ``rgb`` to every bag frame, in frame order."""
+        """Thumbnail MSE of ``rgb`` to every frame, in frame order."""
         probe = thumbnail(rgb).reshape(-1)
         out = np.empty(len(self._thumbs), dtype=np.float32)
         for start in range(0, len(self._thumbs), _CHUNK):
@@ -381,28 +363,68 @@ class OracleLvlm:
         return out
 
     def match(self, rgb: np.ndarray, question: str) -> tuple[OracleMatch, Truth | None]:
-        """Apply the matching rule (class docstring); return the match and its truth."""
+        """Apply the matching rule; return the match and the matched frame's truth (or None)."""
         dist = self.distances(rgb)
         asked = [ix for q, ix in self._by_question.items() if question_matches(question, q)]
-        candidates = np.concatenate(asked) if asked else np.empty(0, dtype=np.int64)
-        if len(candidates):
+        if asked:
+            candidates = np.concatenate(asked)
             best = int(candidates[np.lexsort((candidates, dist[candidates]))[0]])
             if dist[best] <= self.max_distance:
-                others = np.delete(dist, best)
-                return OracleMatch('matched', int(self.stamps[best]), float(dist[best]),
-                                   float(others.min()) if len(others) else math.inf
-                                   ), self.truths[best]
+                return self._found('matched', best, dist), self.truths[best]
         nearest = int(np.argmin(dist))
-        others = np.delete(dist, nearest)
         reason = 'unknown_question' if dist[nearest] <= self.max_distance else 'unknown_image'
-        return OracleMatch(reason, int(self.stamps[nearest]), float(dist[nearest]),
-                           float(others.min()) if len(others) else math.inf), None
+        return self._found(reason, nearest, dist), None
+
+    def _found(self, reason: str, i: int, dist: np.ndarray) -> OracleMatch:
+        others = np.delete(dist, i)
+        return OracleMatch(reason, int(self.stamps[i]), float(dist[i]),
+                           float(others.min()) if len(others) else math.inf)
+
+
+class OracleLvlm:
+    """
+    TEST DOUBLE for the cloud LVLM: answers the ground truth of the bag frame it is shown.
+
+    The frame is found by ``FrameIndex``'s rule. Matched: the reply is that frame's ground-truth
+    answer (for multiple choice the option text) and its ground-truth boxes. Not matched (an image
+    from elsewhere, or a question not asked at that frame): ``UNKNOWN_ANSWER`` and no boxes; the
+    oracle never answers what it has no ground truth for. History and focus are ignored.
+    """
+
+    focus_supported = False
+
+    def __init__(self, spec: str, *, max_distance: float = DEFAULT_MAX_DISTANCE,
+                 max_frames: int = DEFAULT_MAX_FRAMES, max_new_tokens: int = 1024) -> None:
+        from edgevlm_ros.eval.bags import read_eval_bag
+
+        self.path = _spec_path(spec, ORACLE_PREFIX)
+        self.name = f'oracle-test-double:{self.path}'
+        self.max_new_tokens = max_new_tokens
+        self.focus_layers = None
+        path = os.path.expanduser(self.path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f'oracle: evaluation bag {self.path!r} does not exist')
+        t0 = time.perf_counter()
+        bag = read_eval_bag(path)
+        self.index = FrameIndex(
+            ((stamp, bag.decode_rgb(msgtype, raw)) for stamp, msgtype, raw in bag.frames()),
+            bag.truths, max_distance=max_distance, max_frames=max_frames,
+            source=f'oracle: {self.path!r}')
+        self._stats_lock = threading.Lock()
+        self.stats = {'matched': 0, 'unknown_image': 0, 'unknown_question': 0}
+        _LOG.warning('TEST DOUBLE %s: answers the ground truth of %d frames (%d with truth, '
+                     '%d questions), indexed in %.1f s', self.name, len(self.index),
+                     sum(t is not None for t in self.index.truths), len(self.index.questions),
+                     time.perf_counter() - t0)
+
+    def count_tokens(self, text: str) -> int:
+        return word_count(text)
 
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None
                ) -> ScriptedResult:
-        """The ground truth of the frame ``image`` is (or 'unknown'); history is ignored."""
+        """The ground truth of the frame ``image`` is, or 'unknown'."""
         check_image(image, grey=False)
         if not isinstance(question, str) or not question.strip():
             raise ValueError('question must be a non-empty string')
@@ -410,13 +432,13 @@ class OracleLvlm:
         if not isinstance(limit, int) or limit < 1:
             raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
         t0 = time.perf_counter()
-        found, truth = self.match(image, question)
+        found, truth = self.index.match(image, question)
         with self._stats_lock:
             self.stats[found.reason] += 1
         if truth is None:
             _LOG.warning('%s: %s (nearest frame %d at distance %.1f, limit %.1f); answering '
                          '%r', self.name, found.reason, found.stamp_ns, found.distance,
-                         self.max_distance, UNKNOWN_ANSWER)
+                         self.index.max_distance, UNKNOWN_ANSWER)
             text, boxes = UNKNOWN_ANSWER, ()
         else:
             _LOG.debug('%s: frame %d at distance %.2f (next %.2f)', self.name, found.stamp_ns,
