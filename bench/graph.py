@@ -163,6 +163,7 @@ def make_monitor(namespace: str = ''):
             self.recording = False
             self.reset()
             self.first_answer_s: float | None = None
+            self.newest_step_id = -1  # every step, recording or not (the soak counts with it)
             self.diagnostics: dict[str, dict[str, str]] = {}
             self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME)
             self.create_subscription(Answer, 'edgevlm/answer', self._on_answer, RESULTS)
@@ -185,6 +186,7 @@ def make_monitor(namespace: str = ''):
             self.masks = 0
 
         def _on_step(self, m) -> None:
+            self.newest_step_id = max(self.newest_step_id, m.step_id)
             if self.recording:
                 self.step_ms[m.step_id] = (time.time() - stamp_to_s(m.header.stamp)) * 1000.0
 
