@@ -26,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo test lint unit colcon-check bench clean
+.PHONY: setup demo test lint unit colcon-check bench soak clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
@@ -64,12 +64,23 @@ colcon-check: $(VENV)/.stamp-msgs
 	tools/colcon_check.sh $(VENV) $(BUILD)/colcon_ws
 
 # Numbers only, nothing asserted: Context Transfer cost on the edge step, fusion cost and box
-# errors per frame, the bridge's own overhead. BENCH_ARGS go to context_transfer.py
-# (e.g. BENCH_ARGS='--model smolvlm-256m-random --steps 6').
+# errors per frame, the bridge's own overhead, 640x480 image transport between two processes, and
+# the whole graph as launched (steps and answers per second, per-stage latency, CPU and RSS per
+# node). BENCH_ARGS go to context_transfer.py (e.g. BENCH_ARGS='--model smolvlm-256m-random
+# --steps 6'), GRAPH_ARGS to graph.py (e.g. GRAPH_ARGS='--edge-model smolvlm-256m-random').
 bench: setup
+	@mkdir -p $(ROS_LOG_DIR)
 	$(PY) bench/context_transfer.py $(BENCH_ARGS)
 	$(PY) bench/fusion.py
 	$(PY) bench/bridge_overhead.py
+	$(PY) bench/transport.py
+	$(PY) bench/graph.py $(GRAPH_ARGS)
+
+# Memory over a long run of the whole graph: RSS per node process every 500 steps, growth per
+# 1,000 steps (10,000 steps by default, ~17 min). SOAK_ARGS go to soak.py ('--steps 300 --every 50').
+soak: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(BUILD) edgevlm_ros/build edgevlm_ros/*.egg-info
