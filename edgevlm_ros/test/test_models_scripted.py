@@ -167,3 +167,74 @@ def test_frame_index_recognises_compressed_resized_frames() -> None:
         FrameIndex(frames, truths, max_frames=3)
     with pytest.raises(ValueError, match='no camera frames'):
         FrameIndex([], truths)
+
+
+@pytest.fixture(scope='module')
+def eval_bag(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list]:
+    from edgevlm_ros.core.records import Sample
+    from edgevlm_ros.core.regions import Box
+    from edgevlm_ros.eval.bags import write_eval_bag
+    samples = [
+        Sample(0.0, texture(0), 'ep', 'colour', 'What colour is the cube?', 'red',
+               boxes=(Box(0.1, 0.2, 0.4, 0.6, 'cube'),)),
+        Sample(0.1, texture(1), 'ep', 'colour', 'What colour is the cube?', 'blue',
+               boxes=(Box(0.5, 0.5, 0.9, 0.8, 'cube'), Box(0.0, 0.0, 0.2, 0.2, ''))),
+        Sample(0.2, texture(2), 'ep', 'count', 'How many cubes?', 'three'),
+        Sample(0.3, texture(3), 'ep', 'side', 'Which side is the cube on?', 'left',
+               choices=('right', 'left')),
+    ]
+    path = tmp_path_factory.mktemp('bags') / 'eval'
+    write_eval_bag(path, samples)
+    return str(path), samples
+
+
+def ask_all(url: str, asks: list[tuple[np.ndarray, str]], **client_kw: object) -> list:
+    from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
+
+    async def run() -> list:
+        async with OpenAiVlmClient(url, 'oracle', timeout_s=10.0, **client_kw) as client:
+            return [await client.ask(rgb, q) for rgb, q in asks]
+    return asyncio.run(run())
+
+
+def test_oracle_served_over_http_answers_each_frames_truth_and_boxes(eval_bag: tuple) -> None:
+    from edgevlm_ros.models.lvlm_server import LvlmServer
+    path, samples = eval_bag
+    with LvlmServer(model=f'oracle:{path}', port=0, served_name='oracle') as srv:
+        # The client JPEG-compresses (quality 60) and shrinks the 320x240 frames to 200x150.
+        results = ask_all(srv.url, [(s.rgb, s.question) for s in samples],
+                          jpeg_quality=60, max_image_side=200)
+        stats = dict(srv.backend.stats)
+    assert [r.answer for r in results] == ['red', 'blue', 'three', 'left']
+    assert all(r.ok and r.structured for r in results)
+    for result, sample in zip(results, samples):
+        assert len(result.boxes) == len(sample.boxes)
+        for got, want in zip(result.boxes, sample.boxes):
+            # Pixel boxes of the 200x150 image sent, read back normalised: within a pixel.
+            assert got.label == (want.label or 'object')
+            error = np.subtract((got.x_min, got.y_min, got.x_max, got.y_max),
+                                (want.x_min, want.y_min, want.x_max, want.y_max))
+            assert (np.abs(error) <= (1 / 200, 1 / 150, 1 / 200, 1 / 150)).all()
+    assert stats == {'matched': 4, 'unknown_image': 0, 'unknown_question': 0}
+
+
+def test_oracle_answers_unknown_for_foreign_images_and_unasked_questions(eval_bag: tuple) -> None:
+    from edgevlm_ros.models.lvlm_server import LvlmServer
+    path, samples = eval_bag
+    with LvlmServer(model=f'oracle:{path}', port=0, served_name='oracle') as srv:
+        foreign, unasked = ask_all(srv.url, [(texture(42), samples[0].question),
+                                             (samples[0].rgb, 'How many cubes?')])
+        stats = dict(srv.backend.stats)
+    assert foreign.ok and (foreign.answer, foreign.boxes) == ('unknown', [])
+    assert unasked.ok and (unasked.answer, unasked.boxes) == ('unknown', [])
+    assert stats == {'matched': 0, 'unknown_image': 1, 'unknown_question': 1}
+
+
+def test_oracle_spec_errors_are_clear(tmp_path: Path) -> None:
+    from edgevlm_ros.eval.bags import BagError
+    from edgevlm_ros.models.lvlm_server import LvlmServer, main
+    with pytest.raises(FileNotFoundError, match='no-bag'):
+        LvlmServer(model=f'oracle:{tmp_path}/no-bag').start()
+    with pytest.raises(BagError, match='not a rosbag2 bag'):
+        LvlmServer(model=f'oracle:{tmp_path}').start()
+    assert main(['--model', f'oracle:{tmp_path}/no-bag', '--port', '0']) == 1

@@ -267,6 +267,11 @@ class LvlmServer:
         return self._httpd.server_address[1] if self._httpd is not None else self._port
 
     @property
+    def backend(self) -> Any:
+        """The loaded model (a TransformersSvlm or a test double), None before start()."""
+        return self._svlm
+
+    @property
     def url(self) -> str:
         """Base URL of the OpenAI API, e.g. http://127.0.0.1:8000/v1."""
         return f'http://{self.host}:{self.port}/v1'

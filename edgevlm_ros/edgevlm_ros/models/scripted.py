@@ -52,14 +52,15 @@ SCRIPT_KEYS = ('answer', 'answers', 'echo_cloud', 'delay_ms')
 MAX_DELAY_MS = 60_000.0
 UNKNOWN_ANSWER = 'unknown'
 
-# Frame thumbnails of the oracle: grey, area-averaged to this size (float16, 1.5 KB per frame).
+# Frame thumbnails of the oracle: grey, area-averaged to this size (float32, 3 KB per frame).
 # Averaging 20x20 pixel blocks of a 640x480 frame removes JPEG noise and resampling differences
 # almost entirely while keeping objects that moved between frames apart.
 THUMB_W, THUMB_H = 32, 24
 # Mean squared grey difference (0..255 levels) above which a request image is no bag frame.
 DEFAULT_MAX_DISTANCE = 25.0
-# A bag with more frames is refused: the thumbnails must fit in memory (100k frames = 150 MB).
-DEFAULT_MAX_FRAMES = 100_000
+# A bag with more frames is refused: the thumbnails must fit in memory (60k frames = 184 MB,
+# 100 minutes at 10 fps).
+DEFAULT_MAX_FRAMES = 60_000
 _CHUNK = 4096  # frames compared at once (bounds the temporary difference array)
 
 
@@ -312,8 +313,8 @@ class FrameIndex:
     request asks (``question_matches``); the nearest one within ``max_distance`` is the frame.
     Equal distances go to the earliest frame. Otherwise there is no truth to answer:
     'unknown_question' when some frame is within ``max_distance`` but that question was not asked
-    at any frame that close, 'unknown_image' when no frame is. Memory: one float16 thumbnail per
-    frame (1.5 KB) plus the Truth records; more than ``max_frames`` frames are refused.
+    at any frame that close, 'unknown_image' when no frame is. Memory: one float32 thumbnail per
+    frame (3 KB) plus the Truth records; more than ``max_frames`` frames are refused.
     """
 
     def __init__(self, frames: Iterable[tuple[int, np.ndarray]], truths: Iterable[Truth], *,
@@ -332,7 +333,7 @@ class FrameIndex:
             if len(thumbs) >= max_frames:
                 raise ValueError(f'{source}: more than {max_frames} frames (the bound on '
                                  'thumbnail memory)')
-            thumbs.append(thumbnail(rgb).astype(np.float16).reshape(-1))
+            thumbs.append(thumbnail(rgb).reshape(-1))
             stamps.append(int(stamp_ns))
         if not thumbs:
             raise ValueError(f'{source}: no camera frames')
@@ -358,7 +359,7 @@ class FrameIndex:
         probe = thumbnail(rgb).reshape(-1)
         out = np.empty(len(self._thumbs), dtype=np.float32)
         for start in range(0, len(self._thumbs), _CHUNK):
-            diff = self._thumbs[start:start + _CHUNK].astype(np.float32) - probe
+            diff = self._thumbs[start:start + _CHUNK] - probe
             out[start:start + _CHUNK] = np.einsum('ij,ij->i', diff, diff) / diff.shape[1]
         return out
 
