@@ -282,7 +282,8 @@ def _lanes(spans: Sequence[tuple[float, float]], n: int) -> list[int]:
 
 
 def _short(text: str, n: int = 22) -> str:
-    text = ' '.join(text.split())
+    # Model output may hold control characters (random-weight models do); the font has no glyph.
+    text = ' '.join(''.join(c if c.isprintable() else ' ' for c in text).split())
     return text if len(text) <= n else text[:n - 1] + '…'
 
 
