@@ -64,7 +64,8 @@ def _check_layers(text: str) -> str | None:
 PARAMS = [
     ParamSpec('model', 'tiny', 'edge SVLM: "tiny" (built offline on first use), a local '
               'checkpoint directory or a hub id (SmolVLM-256M/500M-Instruct, any '
-              'AutoModelForImageTextToText)', read_only=True),
+              'AutoModelForImageTextToText); "scripted:<json>" is a test double for '
+              'evaluation tests', read_only=True),
     ParamSpec('strategy', Strategy.EDGEVLM.value, 'how answers are produced',
               choices=tuple(s.value for s in Strategy)),
     ParamSpec('max_new_tokens', 24, 'answer length cap, tokens', min=1, max=512),
@@ -137,11 +138,11 @@ class EdgeSvlmNode(Node):
         self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from edgevlm_ros.models.svlm import TransformersSvlm  # torch loads here, not at import
+        from edgevlm_ros.models.svlm import load_svlm  # torch loads here, not at import
 
         t0 = time.monotonic()
         try:
-            self.svlm = TransformersSvlm(
+            self.svlm = load_svlm(
                 self.params['model'], max_new_tokens=self.params['max_new_tokens'],
                 image_longest_edge=self.params['image_longest_edge'],
                 do_image_splitting=self.params['do_image_splitting'],

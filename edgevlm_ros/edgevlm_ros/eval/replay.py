@@ -309,7 +309,7 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
     popens = []
     wall0 = time.monotonic()
     t0_ns = bag.info.start_ns
-    stop_clock = threading.Event()
+    clock = SimClock(node, t0_ns, cfg.speed) if cfg.sim_time else None
     lag = LatencyWindow(100_000)
 
     def alive() -> None:
@@ -321,24 +321,22 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
 
     try:
         popens = launch_runner.start(procs, log_dir)
-        node.publish_clock(t0_ns)  # the nodes' clocks start at the bag's first frame
-        if cfg.sim_time:
-            threading.Thread(target=_hold_clock, args=(node, t0_ns, stop_clock),
-                             daemon=True).start()
+        if clock is not None:
+            clock.begin()  # the nodes' clocks start at the bag's first frame
         _wait(node.graph_ready, READY_TIMEOUT_S, alive, f'starting the {strategy} graph')
         _warm_up(node, bag, alive)
-        stop_clock.set()
         with bags.RecordWriter(record_path) as writer:
             node.start_recording(writer)
-            frames = _play(node, cfg, bag, alive, progress, lag)
+            frames = _play(node, cfg, bag, alive, progress, lag, clock)
             node.stop_recording()
         diag_from = time.monotonic()
         _wait(lambda: [n for n in NODES if node.diagnostics_at.get(n, 0.0) < diag_from],
               FINAL_DIAGNOSTICS_TIMEOUT_S, alive, 'final /diagnostics of every node')
         counters = {n: dict(v) for n, v in node.diagnostics.items()}
     finally:
-        stop_clock.set()
         codes = launch_runner.stop(popens)
+        if clock is not None:
+            clock.stop()
         spinner.stop()
         node.destroy_node()
     run = bags.read_record(record_path)
@@ -372,10 +370,37 @@ def truth_message(truth: Truth, stamp_ns: int) -> GroundTruth:
     return msg
 
 
-def _hold_clock(node: Recorder, ns: int, stop: threading.Event) -> None:
-    """Before the replay starts, keep the simulated clock at the bag's start."""
-    while not stop.wait(0.1):
-        node.publish_clock(ns)
+class SimClock:
+    """/clock of a sped-up replay: the bag's first stamp until started, then bag time x speed."""
+
+    def __init__(self, node: Recorder, start_ns: int, speed: float) -> None:
+        self._node, self._start_ns, self._speed = node, start_ns, speed
+        self._wall0: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name='eval_clock', daemon=True)
+
+    def now_ns(self) -> int:
+        if self._wall0 is None:
+            return self._start_ns
+        return self._start_ns + round((time.monotonic() - self._wall0) * self._speed * 1e9)
+
+    def begin(self) -> None:
+        self._node.publish_clock(self._start_ns)
+        self._thread.start()
+
+    def run_from(self, wall0: float) -> None:
+        """Bag time starts to run: the bag's first stamp is at wall time `wall0`."""
+        self._wall0 = wall0
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _tick(self) -> None:
+        # Keeps running after the last frame, so nodes' timers (diagnostics) still fire.
+        while not self._stop.wait(CLOCK_PERIOD_S):
+            self._node.publish_clock(self.now_ns())
 
 
 def _warm_up(node: Recorder, bag: bags.EvalBag, alive: Callable[[], None]) -> None:
@@ -390,27 +415,22 @@ def _warm_up(node: Recorder, bag: bags.EvalBag, alive: Callable[[], None]) -> No
 
 
 def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[[], None],
-          progress, lag: LatencyWindow) -> int:
+          progress, lag: LatencyWindow, clock: SimClock | None) -> int:
     """Publish every frame at its time (and the question when it changes); return the count."""
     questions = list(bag.questions)
     truths = {t.stamp_ns: t for t in bag.truths}
     start_ns = bag.info.start_ns
     speed = cfg.speed
     wall0 = time.monotonic()
-
-    def sim_now() -> int:
-        return start_ns + round((time.monotonic() - wall0) * speed * 1e9)
-
+    if clock is not None:
+        clock.run_from(wall0)
     q_index = 0
     count = 0
     for stamp_ns, _, raw in bag.frames():
         due = wall0 + (stamp_ns - start_ns) / 1e9 / speed
-        while True:
-            left = due - time.monotonic()
-            if left <= 0:
-                break
-            node.publish_clock(sim_now())
-            time.sleep(min(left, CLOCK_PERIOD_S))  # pacing the replay, not synchronisation
+        left = due - time.monotonic()
+        if left > 0:
+            time.sleep(left)  # pacing the replay at the bag's own rate
         if count % 20 == 0:
             alive()
         # A question that starts at this frame goes out first, so the frame is paired with it.
@@ -419,7 +439,6 @@ def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[
                 node.publish_question(questions[q_index][1])
             q_index += 1
         new_stamp = stamp_ns if cfg.sim_time else time.time_ns()
-        node.publish_clock(sim_now())
         node.publish_frame(raw, new_stamp)
         lag.add((time.monotonic() - due) * 1000.0)  # how late the player was (wall ms)
         truth = truths.get(stamp_ns)
@@ -429,10 +448,7 @@ def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[
         if progress is not None:
             progress.update(1)
     # Drain: the graph keeps running (and the clock ticking) so answers in flight arrive.
-    end = time.monotonic() + cfg.drain / speed
-    while time.monotonic() < end:
-        node.publish_clock(sim_now())
-        time.sleep(CLOCK_PERIOD_S)
+    time.sleep(cfg.drain / speed)
     alive()
     return count
 
