@@ -57,6 +57,8 @@ MAX_BODY_BYTES = 20 * 1024 * 1024
 MAX_TOKENS_CAP = 1024
 GROUNDING_MODES = ('saliency', 'none')
 SOCKET_TIMEOUT_S = 30.0
+# stop() waits at most this long for a model call in progress to finish.
+STOP_WAIT_S = 30.0
 
 
 class ApiError(Exception):
@@ -254,6 +256,10 @@ class LvlmServer:
         self.max_body_bytes = max_body_bytes
         self._port = port
         self._pending = threading.BoundedSemaphore(max_pending)
+        # Model calls running now: stop() waits for them, since a process that exits while a
+        # handler thread is inside torch aborts ("terminate called without an active exception").
+        self._calls = 0
+        self._calls_done = threading.Condition()
         self._svlm = None
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -300,6 +306,8 @@ class LvlmServer:
         httpd.server_close()
         if thread is not None:
             thread.join(timeout=5.0)
+        with self._calls_done:
+            self._calls_done.wait_for(lambda: self._calls == 0, timeout=STOP_WAIT_S)
         self._port = httpd.server_address[1]
         self._httpd = self._thread = None
 
@@ -327,6 +335,8 @@ class LvlmServer:
         if not self._pending.acquire(blocking=False):
             raise ApiError(503, 'server busy: too many requests waiting for the model',
                            'overloaded', 'server_error')
+        with self._calls_done:
+            self._calls += 1
         try:
             result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
         except ValueError as e:
@@ -337,6 +347,9 @@ class LvlmServer:
                            'server_error') from e
         finally:
             self._pending.release()
+            with self._calls_done:
+                self._calls -= 1
+                self._calls_done.notify_all()
         h, w = rgb.shape[:2]
         objects = []
         grounded = getattr(result, 'boxes', None)  # a backend that grounds itself (the oracle)
