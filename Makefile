@@ -2,6 +2,7 @@
 # and edgevlm_ros installed (non-editable, so share/ holds launch and config files like a ROS install).
 #   make demo [DURATION=60] [ARGS='strategy:=edge_only']   set up if needed, run the embedded default
 #   make test                                            set up if needed, lint, run the whole suite
+#   make eval [EVAL_ARGS='--network fixed:800']          synthetic world bag -> every strategy -> report
 
 PYTHON    ?= python3
 VENV      ?= .venv
@@ -26,12 +27,12 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo test lint unit colcon-check bench soak clean
+.PHONY: setup demo test lint unit colcon-check bench soak eval clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
 
-$(VENV)/.stamp-venv:
+$(VENV)/.stamp-venv: requirements/ros.txt requirements/interfaces.txt requirements/python.txt requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements/ros.txt -r requirements/interfaces.txt
 	$(PIP) install -r requirements/python.txt -r requirements/test.txt
@@ -81,6 +82,19 @@ bench: setup
 soak: setup
 	@mkdir -p $(ROS_LOG_DIR)
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# The evaluation on the embedded default: a 60 s synthetic world (seed 0) replayed through the graph
+# once per strategy, tiny edge model, the oracle cloud test double behind a 1.5 s network; report in
+# $(EVAL_OUT)/report.md. EVAL_ARGS go to `edgevlm eval` (e.g. '--strategies edge_only,edgevlm').
+EVAL_BAG  ?= $(BUILD)/eval/world-seed0-60s
+EVAL_OUT  ?= $(BUILD)/eval/report-world-seed0
+EVAL_ARGS ?=
+eval: setup
+	@mkdir -p $(ROS_LOG_DIR) $(BUILD)/eval
+	@test -e $(EVAL_BAG) || $(VENV)/bin/edgevlm synth $(EVAL_BAG) --seed 0 --duration 60
+	rm -rf $(EVAL_OUT)
+	$(VENV)/bin/edgevlm eval $(EVAL_BAG) --out $(EVAL_OUT) --embedded-model oracle:$(abspath $(EVAL_BAG)) \
+		--network jitter:1500,400 $(EVAL_ARGS)
 
 clean:
 	rm -rf $(BUILD) edgevlm_ros/build edgevlm_ros/*.egg-info

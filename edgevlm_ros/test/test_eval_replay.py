@@ -12,13 +12,12 @@ emulated network. What each strategy must then score is known from the bag alone
 import json
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from edgevlm_ros.core.records import Sample
 from edgevlm_ros.core.scoring import is_correct, normalise, score_run
-from edgevlm_ros.eval import bags
+from edgevlm_ros.eval import bags, cli
 from edgevlm_ros.eval.replay import ReplayConfig, run_eval
+import numpy as np
+import pytest
 
 FPS = 5.0
 DURATION_S = 6.0
@@ -115,6 +114,17 @@ def test_each_strategy_scores_what_its_test_doubles_make_it_score(
     for a, truth in _own_truth(vlm):
         assert is_correct(a.answer, truth) == (normalise(a.answer) == truth.answer)
 
+    # The recordings are enough to score again and rewrite the report (another deadline here).
+    assert cli.main(['report', str(tmp_path), '--deadline', '0.5']) == 0
+    report = (tmp_path / 'report.md').read_text()
+    for strategy in strategies:
+        assert f'| {strategy} |' in report
+    assert 'Deadline 0.5 s' in report
+    for png in ('latency_cdf.png', 'accuracy_vs_latency.png', 'timeline_edgevlm.png'):
+        assert (tmp_path / png).stat().st_size > 10_000
+    scores = json.loads((tmp_path / 'scores.json').read_text())
+    assert {r['strategy'] for r in scores['runs']} == set(strategies)
+
 
 def test_a_sped_up_replay_runs_on_bag_time(bag, edge_script, tmp_path, model_cache):
     run, = run_eval(_config(bag, tmp_path, edge_script, ['cloud_only'], speed=3.0))
@@ -127,3 +137,28 @@ def test_a_sped_up_replay_runs_on_bag_time(bag, edge_script, tmp_path, model_cac
     ok = [c for c in run.clouds if c.status == 'ok']
     assert ok and all(c.round_trip_ms >= 300.0 for c in ok)
     assert score_run(run, 1.0).accuracy == 1.0
+
+
+def test_sweep_points_cover_every_latency_and_fluctuation():
+    points = cli.sweep_profiles([0.2, 9.0], [0.0, 0.5])
+    assert points == [(0.2, 0.0, 'fixed:200'), (9.0, 0.0, 'fixed:9000'),
+                      (0.2, 0.5, 'jitter:200,100'), (9.0, 0.5, 'jitter:9000,4500')]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['eval', 'bag', '--strategies', 'edge_only,nonsense'], 'unknown strategy'),
+    (['eval', 'bag', '--network', 'fixed:abc'], 'fixed'),
+    (['eval', 'bag', '--set', 'edge_svlm=3'], 'node.param=value'),
+    (['sweep', 'bag', '--latencies', '0.2,x'], 'comma-separated numbers'),
+])
+def test_bad_command_lines_are_refused_with_the_reason(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_bag_is_one_clear_line(tmp_path, capsys):
+    assert cli.main(['eval', str(tmp_path / 'nope'), '--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert 'nope' in err and 'Traceback' not in err

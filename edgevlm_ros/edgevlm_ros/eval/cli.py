@@ -31,7 +31,10 @@ ALL = [s.value for s in Strategy]
 def _strategies(text: str) -> list[str]:
     if text.strip() == 'all':
         return list(ALL)
-    names = [Strategy.parse(s).value for s in text.split(',') if s.strip()]
+    try:
+        names = [Strategy.parse(s).value for s in text.split(',') if s.strip()]
+    except ValueError as e:  # argparse shows an ArgumentTypeError's own text
+        raise argparse.ArgumentTypeError(str(e)) from None
     if not names:
         raise argparse.ArgumentTypeError('no strategy given')
     return names
