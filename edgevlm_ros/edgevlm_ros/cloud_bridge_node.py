@@ -128,7 +128,8 @@ PARAMS = [
     ParamSpec('model', 'edgevlm-local-lvlm', 'model name sent in each request (as the server '
               'knows it)', read_only=True),
     ParamSpec('embedded_model', 'tiny-cloud', 'model served by the embedded stand-in: '
-              '"tiny-cloud" or a local checkpoint directory', read_only=True),
+              '"tiny-cloud", a local checkpoint directory, or "oracle:<eval bag>" (a test double '
+              "for evaluations: the bag's ground truth)", read_only=True),
     ParamSpec('api_key_env', 'EDGEVLM_CLOUD_API_KEY', 'environment variable holding the API key '
               '(the key itself is never a parameter and never logged); empty = none',
               read_only=True, check=_check_env_name),
