@@ -178,3 +178,16 @@ def test_progress_and_length_hint_count_frames():
 def test_bad_arguments_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
         generate(**kw)
+
+
+def test_pace_plays_the_same_scene_in_slow_motion():
+    normal = list(generate(seed=3, duration_s=4.0, fps=5.0, episode_s=20.0))
+    slow = list(generate(seed=3, duration_s=8.0, fps=5.0, episode_s=20.0, pace=0.5))
+    # At half pace, dataset time 2t shows what normal pace shows at t.
+    for i, sample in enumerate(normal):
+        assert np.array_equal(slow[2 * i].rgb, sample.rgb)
+    with pytest.raises(ValueError, match='pace'):
+        generate(pace=1.5)
+    fast = describe(generate(seed=3, duration_s=60.0))
+    calm = describe(generate(seed=3, duration_s=60.0, pace=0.3))
+    assert calm['mean_answer_run_s'] > fast['mean_answer_run_s']

@@ -315,29 +315,35 @@ def frame_count(duration_s: float, fps: float) -> int:
 
 def generate(seed: int = 0, duration_s: float = 60.0, fps: float = 10.0, width: int = 640,
              height: int = 480, episode_s: float = 20.0, question_every_s: float = 5.0,
-             progress: Callable[[int, int], None] | None = None) -> Iterator[Sample]:
+             progress: Callable[[int, int], None] | None = None,
+             pace: float = 1.0) -> Iterator[Sample]:
     """
     Yield the frames of a seeded synthetic dataset with the question asked at each and its truth.
 
-    Frames are at t = i / fps (seconds from the start), i = 0 .. frame_count - 1. `progress`, if
+    Frames are at t = i / fps (seconds from the start), i = 0 .. frame_count - 1. `pace` (0..1]
+    slows the whole scene down (objects, camera, answer changes): at 0.5 everything moves half
+    as fast, so an answer holds about twice as long. `progress`, if
     given, is called after every frame with (frames done, frames in all). The returned iterator
     supports operator.length_hint (frames left), so writers can show a progress bar.
     """
     for name, value in (('duration_s', duration_s), ('fps', fps),
-                        ('question_every_s', question_every_s)):
+                        ('question_every_s', question_every_s), ('pace', pace)):
         _positive(name, value)
+    if pace > 1.0:
+        raise ValueError(f'pace must be in (0, 1] (1 = the default scene speed), got {pace}')
     world = SynthWorld(seed, width, height, episode_s)
     return _Stream(world, frame_count(duration_s, fps), float(fps), float(question_every_s),
-                   progress)
+                   progress, float(pace))
 
 
 class _Stream(Iterator[Sample]):
     """generate()'s iterator: renders one frame per next(), knows how many are left."""
 
     def __init__(self, world: SynthWorld, total: int, fps: float, every_s: float,
-                 progress: Callable[[int, int], None] | None) -> None:
+                 progress: Callable[[int, int], None] | None, pace: float = 1.0) -> None:
         self._world, self._total, self._fps, self._every = world, total, fps, every_s
         self._progress = progress
+        self._pace = pace  # scene time = dataset time x pace (slow motion below 1)
         self._done = 0
         self._plan: dict[int, Question] = {}  # frame index -> question (current episode)
         self._plan_episode = -1
@@ -356,7 +362,7 @@ class _Stream(Iterator[Sample]):
             self._plan = self._plan_questions(episode, ep_index)
             self._plan_episode = ep_index
         local = t - ep_index * self._world.episode_s
-        state = episode.state(local)
+        state = episode.state(local * self._pace)
         q = self._plan[i]
         answer, accepted = q.answer(state)
         boxes = tuple(o.box for o in q.relevant(state) if o.box is not None)
@@ -376,7 +382,7 @@ class _Stream(Iterator[Sample]):
         while i < self._total and _index(i / self._fps, ep_s) == ep_index:
             local = i / self._fps - ep_index * ep_s
             windows.setdefault(_index(local, self._every), []).append(
-                (i, episode.state(local)))
+                (i, episode.state(local * self._pace)))
             i += 1
         # Its own generator: the layout's draws do not depend on the question plan.
         rng = np.random.default_rng(np.random.SeedSequence([self._world.seed, ep_index, 1]))
@@ -393,7 +399,7 @@ class _Stream(Iterator[Sample]):
             if not pool or max(changes[q] for q in pool) == 0:
                 pool = [q for q in candidates if q != previous] or candidates
             # Enough changes that staleness matters, but not always the busiest question.
-            cap = max(1, round(len(states) / self._fps / _SECONDS_PER_CHANGE))
+            cap = max(1, round(len(states) / self._fps * self._pace / _SECONDS_PER_CHANGE))
             best = min(cap, max(changes[q] for q in pool))
             top = [q for q in pool if min(cap, changes[q]) == best]
             chosen = top[int(rng.integers(len(top)))]

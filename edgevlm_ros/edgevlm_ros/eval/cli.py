@@ -126,7 +126,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     samples = synthworld.generate(seed=args.seed, duration_s=args.duration, fps=args.fps,
                                   width=args.width, height=args.height,
-                                  episode_s=args.episode, question_every_s=args.question_every)
+                                  episode_s=args.episode, question_every_s=args.question_every,
+                                  pace=args.pace)
     summary = bags.write_eval_bag(args.out, samples, compressed=not args.raw, progress=True)
     print(f'wrote {args.out}: ' + ', '.join(f'{k} {v}' for k, v in summary.items()))
     return 0
@@ -268,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--episode', type=float, default=20.0, help='seconds per episode')
     p.add_argument('--question-every', type=float, default=5.0,
                    help='seconds between question changes')
+    p.add_argument('--pace', type=float, default=1.0,
+                   help='scene speed in (0, 1]: 0.5 = everything moves half as fast, so '
+                        'answers hold about twice as long')
     p.add_argument('--raw', action='store_true', help='raw Image frames instead of JPEG')
     p.set_defaults(func=cmd_synth)
 
