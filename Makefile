@@ -83,15 +83,17 @@ soak: setup
 	@mkdir -p $(ROS_LOG_DIR)
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
-# The evaluation on the embedded default: a 60 s synthetic world (seed 0) replayed through the graph
-# once per strategy, tiny edge model, the oracle cloud test double behind a 1.5 s network; report in
-# $(EVAL_OUT)/report.md. EVAL_ARGS go to `edgevlm eval` (e.g. '--strategies edge_only,edgevlm').
+# The evaluation on the embedded default: a 60 s synthetic world (seed 0, a calm pace: answers hold
+# ~3 s) replayed through the graph once per strategy, tiny edge model, the oracle cloud test double
+# behind a 1.5 s network; report in $(EVAL_OUT)/report.md. EVAL_ARGS go to `edgevlm eval`
+# (e.g. '--strategies edge_only,edgevlm').
 EVAL_BAG  ?= $(BUILD)/eval/world-seed0-60s
 EVAL_OUT  ?= $(BUILD)/eval/report-world-seed0
 EVAL_ARGS ?=
 eval: setup
 	@mkdir -p $(ROS_LOG_DIR) $(BUILD)/eval
-	@test -e $(EVAL_BAG) || $(VENV)/bin/edgevlm synth $(EVAL_BAG) --seed 0 --duration 60
+	@test -e $(EVAL_BAG) || $(VENV)/bin/edgevlm synth $(EVAL_BAG) --seed 0 --duration 60 \
+		--pace 0.3 --question-every 10
 	rm -rf $(EVAL_OUT)
 	$(VENV)/bin/edgevlm eval $(EVAL_BAG) --out $(EVAL_OUT) --embedded-model oracle:$(abspath $(EVAL_BAG)) \
 		--network jitter:1500,400 $(EVAL_ARGS)
