@@ -238,7 +238,7 @@ class CloudBridgeNode(Node):
         self._selector = CloudSelector(**self._selection_args())
         self._breaker = CircuitBreaker(p['breaker.failure_threshold'], p['breaker.cooldown_s'],
                                        p['breaker.max_cooldown_s'],
-                                       on_transition=self._on_breaker)
+                                       on_transition=self._on_breaker, clock=self._now)
         api_key, key_source = resolve_api_key(p['api_key_env'], p['api_key_file'])
         base_url = p['base_url']
         if base_url == 'embedded':

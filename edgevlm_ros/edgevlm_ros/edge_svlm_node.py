@@ -410,7 +410,8 @@ class EdgeSvlmNode(Node):
             boxes = []
         result = self.svlm.answer(shown, step.question,
                                   [(t.question, t.answer) for t in history],
-                                  focus=boxes, focus_alpha=self.params['focus.alpha'])
+                                  focus=boxes, focus_alpha=self.params['focus.alpha'],
+                                  history_sources=[t.from_cloud for t in history])
         focus_mode = mode if viewed else ('attention' if result.focus_applied else 'none')
         with self._lock:
             # Only into the history it was asked with: after a restart (or new caps) this

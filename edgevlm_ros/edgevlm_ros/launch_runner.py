@@ -330,15 +330,23 @@ def plan(description: LaunchDescription, launch_args: dict[str, str] | None = No
 def start(procs: list[Process], log_dir: Path | None = None) -> list[subprocess.Popen]:
     """Start every process in its own session; with log_dir, each one's output goes to a file."""
     popens = []
-    for p in procs:
-        out = None
-        if log_dir is not None:
-            log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(log_dir / f'{p.name}.log', 'wb')  # noqa: SIM115 - owned by the child
-        popens.append(subprocess.Popen(p.cmd, env=p.env, start_new_session=True, stdout=out,
-                                       stderr=subprocess.STDOUT if out else None))
-        if out is not None:
-            out.close()
+    try:
+        for p in procs:
+            out = None
+            if log_dir is not None:
+                log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(log_dir / f'{p.name}.log', 'wb')  # noqa: SIM115 - the child's
+            try:
+                popens.append(subprocess.Popen(p.cmd, env=p.env, start_new_session=True,
+                                               stdout=out,
+                                               stderr=subprocess.STDOUT if out else None))
+            finally:
+                if out is not None:
+                    out.close()
+    except BaseException:
+        # The ones already running are in their own sessions: nobody else would stop them.
+        stop(popens)
+        raise
     return popens
 
 

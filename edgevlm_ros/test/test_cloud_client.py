@@ -306,3 +306,42 @@ def test_structured_output_off_sends_no_response_format() -> None:
     assert client.build_request(frame(), 'q')['response_format'] == {'type': 'json_object'}
     with pytest.raises(ValueError):
         OpenAiVlmClient('http://127.0.0.1:9/v1', 'm', structured_output='xml')
+
+
+def test_on_a_simulated_clock_delays_and_the_timeout_are_counted_on_it(stub: FaultServer,
+                                                                        client_for) -> None:
+    # A sped-up replay hands the client its clock and a sleep on that clock. Here that clock
+    # runs 50x faster than the wall: a 20 s emulated round trip is past the 10 s timeout of that
+    # clock (a wall-clock timeout would let it through), a 4 s one is measured as 4 s.
+    from edgevlm_ros.core.netem import NetworkProfile
+
+    now = [1000.0]
+
+    async def sim_sleep(seconds: float) -> None:
+        end = now[0] + seconds
+        while now[0] < end:
+            await asyncio.sleep(0.001)
+
+    def run(network: str) -> CloudResult:
+        client = client_for(timeout_s=10.0, network=NetworkProfile.parse(network),
+                            clock=lambda: now[0], sleep=sim_sleep)
+
+        async def go() -> CloudResult:
+            async def tick() -> None:
+                while True:
+                    now[0] += 0.05
+                    await asyncio.sleep(0.001)
+            ticker = asyncio.create_task(tick())
+            try:
+                return await client.ask(frame(), 'What is there?')
+            finally:
+                ticker.cancel()
+                await client.aclose()
+        return asyncio.run(go())
+
+    late = run('fixed:20000')
+    assert (late.status, late.fault) == ('timeout', 'timeout')
+    assert 'no reply within 10 s' in late.error
+    ok = run('fixed:4000')
+    assert ok.status == 'ok'
+    assert 4000.0 <= ok.round_trip_ms < 10000.0  # measured on that clock

@@ -139,6 +139,15 @@ def test_multiple_choice_is_correct_only_for_the_true_option():
     assert is_correct('purple', _truth(0, 'purple', choices=CHOICES))
 
 
+def test_multiple_choice_accepts_the_true_options_synonyms():
+    where = ('left', 'centre', 'right', 'not visible')
+    truth = Truth(0, 'ep', 'where', 'Where is it?', 'centre', accepted=('center',), choices=where)
+    assert is_correct('center', truth)
+    assert is_correct('The green circle is in the center.', truth)
+    assert not is_correct('off centre left', truth)  # names two options: picks none, and wrong
+    assert not is_correct('left of center', truth)   # picks an option: judged by it
+
+
 # --- run metrics -------------------------------------------------------------------------------
 
 def _example_run() -> RunRecord:

@@ -143,6 +143,10 @@ def test_sweep_points_cover_every_latency_and_fluctuation():
     points = cli.sweep_profiles([0.2, 9.0], [0.0, 0.5])
     assert points == [(0.2, 0.0, 'fixed:200'), (9.0, 0.0, 'fixed:9000'),
                       (0.2, 0.5, 'jitter:200,100'), (9.0, 0.5, 'jitter:9000,4500')]
+    # The headline table shows the middle latency without fluctuation.
+    plan = {'points': [{'latency_s': lat, 'fluctuation': fl, 'network_profile': spec}
+                       for lat, fl, spec in cli.sweep_profiles([0.2, 0.5, 1, 2, 4, 9], [0, 0.5])]}
+    assert cli.headline_profile(plan) == 'fixed:2000'
 
 
 @pytest.mark.parametrize('argv, message', [
@@ -155,6 +159,18 @@ def test_bad_command_lines_are_refused_with_the_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(argv)
     assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--set', 'cloud_bridge.network_profile=fixed:5'], 'set by --network'),
+    (['--set', 'edge_svlm.model=tiny'], 'set by --edge-model'),
+    (['--drain', '-1'], 'drain must be >= 0'),
+    (['--step-rate', '0'], 'step rate'),
+])
+def test_options_the_replay_owns_are_refused_before_anything_runs(argv, message, tmp_path,
+                                                                  capsys):
+    assert cli.main(['eval', str(tmp_path / 'bag'), *argv]) == 2
     assert message in capsys.readouterr().err
 
 

@@ -63,6 +63,30 @@ def test_echo_cloud_repeats_the_newest_cloud_answer_for_the_question(tmp_path: P
     assert svlm.answer(FRAME, 'Shape?', history).text == 'edge guess'
 
 
+def test_echo_cloud_follows_the_cloud_when_it_is_steps_late(tmp_path: Path) -> None:
+    # The edge node's real history: its own echoes sit in newer slots than the late cloud text,
+    # so only the turn sources tell the newest cloud answer apart from the double's own echo.
+    from edgevlm_ros.core.context import ContextStore
+
+    svlm = ScriptedSvlm('scripted:' + script(tmp_path, {'answer': 'two', 'echo_cloud': True}))
+    store = ContextStore(max_turns=8)
+    q = 'How many?'
+    said = []
+    for step in range(10):
+        if step >= 3:  # the cloud answers step - 3 now: "2." before step 2, "3." from step 2 on
+            store.apply_cloud(step - 3, q, '2.' if step - 3 < 2 else '3.')
+        turns = store.history()
+        text = svlm.answer(FRAME, q, [(t.question, t.answer) for t in turns],
+                           history_sources=[t.from_cloud for t in turns]).text
+        store.record_edge(step, q, text)
+        said.append(text)
+    assert said[:3] == ['two'] * 3
+    assert said[3:5] == ['2.', '2.']
+    assert said[5:] == ['3.'] * 5  # step 2's cloud answer arrived at step 5
+    with pytest.raises(ValueError, match='history_sources'):
+        svlm.answer(FRAME, q, [(q, 'x')], history_sources=[True, False])
+
+
 def test_delay_ms_shows_as_model_time(tmp_path: Path) -> None:
     svlm = ScriptedSvlm('scripted:' + script(tmp_path, {'answer': 'a', 'delay_ms': 30}))
     assert svlm.answer(FRAME, 'q').model_ms >= 30.0

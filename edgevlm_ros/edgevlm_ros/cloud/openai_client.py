@@ -534,15 +534,8 @@ class OpenAiVlmClient:
         result = CloudResult(status='ok', model=self.model, request_bytes=len(payload))
         delay = self._network_delay(len(payload))
         try:
-            async with asyncio.timeout(self.timeout_s):
-                if delay is None:
-                    await asyncio.Event().wait()  # lost: no reply ever comes, as on a real link
-                if delay:
-                    await self._sleep(delay / 2)  # on the way up
-                status_code, raw, retry_after = await self._exchange(payload)
-                down = delay / 2 + self._download_s(len(raw))
-                if down:
-                    await self._sleep(down)  # on the way down, the reply through its cap
+            status_code, raw, retry_after = await self._within_timeout(
+                self._emulated_exchange(payload, delay))
         except (TimeoutError, httpx.TimeoutException):
             result.status, result.fault = 'timeout', 'timeout'
             result.error = f'no reply within {self.timeout_s:g} s'
@@ -598,6 +591,40 @@ class OpenAiVlmClient:
         result.boxes_found, result.unparsed_boxes = reply.boxes_found, reply.unparsed_boxes
         result.drop_reasons = dict(reply.drop_reasons)
         return result
+
+    async def _emulated_exchange(self, payload: bytes, delay: float | None
+                                 ) -> tuple[int, bytes, float | None]:
+        """The HTTP exchange behind the emulated network's delays (None: lost)."""
+        if delay is None:
+            await asyncio.Event().wait()  # lost: no reply ever comes, as on a real link
+        if delay:
+            await self._sleep(delay / 2)  # on the way up
+        status_code, raw, retry_after = await self._exchange(payload)
+        down = delay / 2 + self._download_s(len(raw))
+        if down:
+            await self._sleep(down)  # on the way down, the reply through its cap
+        return status_code, raw, retry_after
+
+    async def _within_timeout(self, work: Awaitable[Any]) -> Any:
+        """Await `work` for at most timeout_s, counted on the clock `sleep` waits on."""
+        if self._sleep is asyncio.sleep:
+            async with asyncio.timeout(self.timeout_s):
+                return await work
+        # A simulated clock (a sped-up replay): the timeout runs on it, like the delays do.
+        task = asyncio.ensure_future(work)
+        timer = asyncio.ensure_future(self._sleep(self.timeout_s))
+        try:
+            await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not task.done():
+                task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise  # we are being cancelled ourselves
+            raise TimeoutError from None
 
     def _network_delay(self, up_bytes: int) -> float | None:
         """The emulated round trip of an attempt sent now; None if the network loses it."""

@@ -133,11 +133,22 @@ def is_correct(answer: str, truth: Truth) -> bool:
     if truth.choices:
         correct = _correct_choice(truth)
         if correct is not None:
-            return pick_choice(answer, truth.choices) == correct
+            picked = pick_choice(answer, truth.choices)
+            if picked is not None:
+                return picked == correct
+            # No option picked: an accepted synonym of the true option, named in the answer as
+            # an option's text would be ("center", "It is in the center."), still counts.
+            got = f' {normalise(answer)} '
+            return any(f' {normalise(a)} ' in got for a in truth.accepted if normalise(a))
         # The truth names no option (a dataset slip): judge it as an open question.
+    return _matches(answer, (truth.answer, *truth.accepted))
+
+
+def _matches(answer: str, forms: Sequence[str]) -> bool:
+    """Normalised exact match, or the answer's leading words are exactly one form's words."""
     got = normalise(answer)
     got_words = got.split()
-    for form in (truth.answer, *truth.accepted):
+    for form in forms:
         want = normalise(form)
         if got == want:
             return True

@@ -177,64 +177,114 @@ def sweep_profiles(latencies_s: list[float], fluctuations: list[float]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from edgevlm_ros.core.scoring import score_run
     from edgevlm_ros.eval.replay import run_eval
-    from edgevlm_ros.eval.report import SweepPoint
 
     out = args.out or _default_out(args.bag, 'sweep')
     points = sweep_profiles(args.latencies, args.fluctuations)
-    sweep: list = []
-    all_runs = []
-    # edge_only never talks to the cloud: one run stands for every network condition.
-    edge_only = None
-    if Strategy.EDGE_ONLY.value in args.strategies:
-        cfg = _config(args, out / 'edge_only_all_networks', 'none')
-        cfg.strategies = [Strategy.EDGE_ONLY.value]
-        edge_only = run_eval(cfg)[0]
-        all_runs.append(edge_only)
+    out.mkdir(parents=True, exist_ok=True)
+    # What `edgevlm report` needs to rebuild the sweep from the recordings.
+    plan = {'deadline_s': args.deadline, 'bag': str(args.bag), 'points': [
+        {'latency_s': lat, 'fluctuation': fl, 'network_profile': spec, 'dir': _point_dir(lat, fl)}
+        for lat, fl, spec in points]}
+    (out / SWEEP_PLAN).write_text(json.dumps(plan, indent=2) + '\n')
     cloud_strategies = [s for s in args.strategies if s != Strategy.EDGE_ONLY.value]
-    for i, (lat, fl, spec) in enumerate(points):
-        print(f'sweep point {i + 1}/{len(points)}: {spec}', flush=True)
-        runs = []
-        if cloud_strategies:
-            cfg = _config(args, out / f'lat{lat:g}s_fl{fl:g}', spec)
-            cfg.strategies = cloud_strategies
-            runs = run_eval(cfg)
-            all_runs.extend(runs)
-        if edge_only is not None:
-            runs = [replace(edge_only, network_profile=spec)] + runs
-        for run in runs:
-            sweep.append(SweepPoint(network_profile=spec, cloud_latency_s=lat, fluctuation=fl,
-                                    strategy=run.strategy,
-                                    score=score_run(run, args.deadline)))
-    # The headline table shows the middle latency; the plot shows every point.
-    mid = points[len(points) // 2][2]
-    shown = [r for r in all_runs if r.network_profile == mid or r is edge_only]
-    report = _score_and_report(out, shown, args.deadline,
-                               f'edgevlm latency sweep: {args.bag.name}', sweep=sweep)
-    print(f'report: {report}')
-    print(_headline(out))
+    report = None
+    try:
+        # edge_only never talks to the cloud: one run stands for every network condition.
+        if Strategy.EDGE_ONLY.value in args.strategies:
+            cfg = _config(args, out / EDGE_ONLY_DIR, 'none')
+            cfg.strategies = [Strategy.EDGE_ONLY.value]
+            run_eval(cfg)
+        for i, (lat, fl, spec) in enumerate(points):
+            print(f'sweep point {i + 1}/{len(points)}: {spec}', flush=True)
+            if cloud_strategies:
+                cfg = _config(args, out / _point_dir(lat, fl), spec)
+                cfg.strategies = cloud_strategies
+                run_eval(cfg)
+    finally:
+        # Also after a failure or Ctrl-C: the points that finished get their report.
+        report = _sweep_report(out, plan, args.deadline,
+                               f'edgevlm latency sweep: {args.bag.name}')
+    if report is not None:
+        print(f'report: {report}')
+        print(_headline(out))
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+SWEEP_PLAN = 'sweep.json'
+EDGE_ONLY_DIR = 'edge_only_all_networks'
+
+
+def _point_dir(latency_s: float, fluctuation: float) -> str:
+    return f'lat{latency_s:g}s_fl{fluctuation:g}'
+
+
+def _load_runs(run_dir: Path) -> list:
+    """The runs recorded under run_dir/<strategy>/ (record + run.json)."""
     from edgevlm_ros.eval import bags
 
     runs = []
-    for run_json in sorted(args.run_dir.glob('*/run.json')):
+    for run_json in sorted(run_dir.glob('*/run.json')):
         info = json.loads(run_json.read_text())
         run = bags.read_record(run_json.parent / 'record')
         run.strategy = info['meta']['strategy']
         run.network_profile = info['meta']['network_profile']
         run.meta, run.counters = info['meta'], info['counters']
         runs.append(run)
-    if not runs:
+    return runs
+
+
+def headline_profile(plan: dict) -> str:
+    """The sweep point the headline table shows: the middle latency at the first fluctuation."""
+    first = plan['points'][0]['fluctuation']
+    level = sorted((p for p in plan['points'] if p['fluctuation'] == first),
+                   key=lambda p: p['latency_s'])
+    return level[len(level) // 2]['network_profile']
+
+
+def _sweep_report(out: Path, plan: dict, deadline_s: float, title: str) -> Path | None:
+    """Score every finished sweep point and write the report; None if nothing finished."""
+    from edgevlm_ros.core.scoring import score_run
+    from edgevlm_ros.eval.report import SweepPoint
+
+    edge_only = _load_runs(out / EDGE_ONLY_DIR)
+    headline = headline_profile(plan)
+    sweep, shown = [], list(edge_only)
+    for point in plan['points']:
+        runs = _load_runs(out / point['dir'])
+        if not runs:
+            continue
+        if point['network_profile'] == headline:
+            shown += runs
+        for run in [replace(r, network_profile=point['network_profile'])
+                    for r in edge_only] + runs:
+            sweep.append(SweepPoint(
+                network_profile=point['network_profile'], cloud_latency_s=point['latency_s'],
+                fluctuation=point['fluctuation'], strategy=run.strategy,
+                score=score_run(run, deadline_s)))
+    if not sweep:
+        return None
+    return _score_and_report(out, shown, deadline_s, title, sweep=sweep)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    plan_file = args.run_dir / SWEEP_PLAN
+    if plan_file.exists():
+        plan = json.loads(plan_file.read_text())
+        deadline = args.deadline if args.deadline is not None else plan['deadline_s']
+        report = _sweep_report(args.run_dir, plan, deadline,
+                               f'edgevlm latency sweep: {args.run_dir.name}')
+    else:
+        runs = _load_runs(args.run_dir)
+        report = None
+        if runs:
+            deadline = args.deadline if args.deadline is not None else float(
+                runs[0].meta.get('deadline_s', 1.0))
+            report = _score_and_report(args.run_dir, runs, deadline,
+                                       f'edgevlm evaluation: {args.run_dir.name}')
+    if report is None:
         print(f'no recorded runs (*/run.json) under {args.run_dir}', file=sys.stderr)
         return 2
-    deadline = args.deadline if args.deadline is not None else float(
-        runs[0].meta.get('deadline_s', 1.0))
-    report = _score_and_report(args.run_dir, runs, deadline,
-                               f'edgevlm evaluation: {args.run_dir.name}')
     print(f'report: {report}')
     print(_headline(args.run_dir))
     return 0

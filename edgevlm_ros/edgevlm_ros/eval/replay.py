@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+import itertools
 import json
 import os
 from pathlib import Path
@@ -65,6 +66,19 @@ RECORDED = {
     'edgevlm/context_update': (ContextUpdate, 'edgevlm_msgs/msg/ContextUpdate'),
     'edgevlm/focus_mask': (FocusMask, 'edgevlm_msgs/msg/FocusMask'),
 }
+# Parameters the replay itself sets (through launch arguments or its own defaults): a --set
+# of one of them would be overridden or misreported, so it is refused with the option to use.
+SET_BY_OPTIONS = {
+    ('edge_svlm', 'model'): '--edge-model', ('edge_svlm', 'strategy'): '--strategies',
+    ('edge_svlm', 'offload.deadline_s'): '--deadline',
+    ('cloud_bridge', 'base_url'): '--cloud-url', ('cloud_bridge', 'model'): '--cloud-model',
+    ('cloud_bridge', 'network_profile'): '--network', ('cloud_bridge', 'strategy'):
+    '--strategies', ('cloud_bridge', 'seed'): '--seed',
+    ('cloud_bridge', 'embedded_model'): '--embedded-model',
+    ('camera', 'input_transport'): 'the bag (its image topic)',
+    ('camera', 'step_rate_hz'): '--step-rate', ('camera', 'question'): 'the bag',
+    **{(n, 'use_sim_time'): '--speed' for n in NODES},
+}
 TRUTH_TOPIC = '/edgevlm/ground_truth'
 TRUTH_TYPE = 'edgevlm_msgs/msg/GroundTruth'
 
@@ -106,9 +120,18 @@ class ReplayConfig:
             raise ValueError('no strategy to run')
         for s in self.strategies:
             Strategy.parse(s)
+        if self.drain_s is not None and not self.drain_s >= 0:
+            raise ValueError(f'drain must be >= 0 s, got {self.drain_s}')
+        if not 0 < self.step_rate_hz <= 120:
+            raise ValueError(f'step rate must be in (0, 120] Hz, got {self.step_rate_hz}')
         unknown = set(self.overrides) - set(NODES)
         if unknown:
             raise ValueError(f'overrides for unknown nodes {sorted(unknown)}; nodes: {NODES}')
+        for node, values in self.overrides.items():
+            for param in values:
+                option = SET_BY_OPTIONS.get((node, param))
+                if option is not None:
+                    raise ValueError(f'{node}.{param} is set by {option}, not by --set')
 
     @property
     def sim_time(self) -> bool:
@@ -327,11 +350,15 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
         _warm_up(node, bag, alive)
         with bags.RecordWriter(record_path) as writer:
             node.start_recording(writer)
-            frames = _play(node, cfg, bag, alive, progress, lag, clock)
-            node.stop_recording()
+            try:
+                frames, with_truth = _play(node, cfg, bag, alive, progress, lag, clock)
+            finally:
+                node.stop_recording()
         diag_from = time.monotonic()
+        # Nodes report once per second of their (possibly simulated) clock.
         _wait(lambda: [n for n in NODES if node.diagnostics_at.get(n, 0.0) < diag_from],
-              FINAL_DIAGNOSTICS_TIMEOUT_S, alive, 'final /diagnostics of every node')
+              max(FINAL_DIAGNOSTICS_TIMEOUT_S, 3.0 / cfg.speed), alive,
+              'final /diagnostics of every node')
         counters = {n: dict(v) for n, v in node.diagnostics.items()}
     finally:
         codes = launch_runner.stop(popens)
@@ -350,13 +377,35 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
         'cloud_url': cfg.cloud_url, 'cloud_model': cfg.cloud_model,
         'embedded_model': cfg.embedded_model if cfg.cloud_url == 'embedded' else '',
         'step_rate_hz': cfg.step_rate_hz, 'frames_played': frames,
+        'frames_with_truth': with_truth,
+        'answers_to_another_question': _question_mismatches(run),
         'drain_s': cfg.drain, 'wall_s': round(time.monotonic() - wall0, 2),
+        # How late the player published frames, in wall ms (x speed = graph-clock ms).
         'player_lag_p95_ms': round(lag.percentile(95), 2), 'player_lag_max_ms': round(lag.max, 2),
         'exit_codes': dict(zip([p.name for p in procs], codes)),
         'params_file': str(params), 'record': str(record_path)}
     (run_dir / 'run.json').write_text(json.dumps(
         {'meta': run.meta, 'counters': run.counters}, indent=2, sort_keys=True))
     return run
+
+
+def _check_truths_match_frames(bag: bags.EvalBag, frames: int = 50) -> None:
+    """Truths are found by their frame's stamp: refuse a bag where they never line up."""
+    stamps = {t.stamp_ns for t in bag.truths}
+    first = [stamp for stamp, _, _ in itertools.islice(bag.frames(), frames)]
+    if first and not stamps.intersection(first):
+        raise ReplayError(
+            f'none of the first {len(first)} frames of {bag.path} has a ground truth at its '
+            'stamp: frames are taken at their bag log time, which must equal their header.stamp '
+            'and the stamp of their GroundTruth (edgevlm convert and edgevlm synth write bags '
+            'so; a bag recorded with `ros2 bag record` logs receive times instead)')
+
+
+def _question_mismatches(run: RunRecord) -> int:
+    """Answers whose question is not the one the truth of their frame asks (should be 0)."""
+    asked = {t.stamp_ns: t.question.strip() for t in run.truths}
+    return sum(1 for a in run.answers
+               if a.stamp_ns in asked and a.question.strip() != asked[a.stamp_ns])
 
 
 def truth_message(truth: Truth, stamp_ns: int) -> GroundTruth:
@@ -415,42 +464,57 @@ def _warm_up(node: Recorder, bag: bags.EvalBag, alive: Callable[[], None]) -> No
 
 
 def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[[], None],
-          progress, lag: LatencyWindow, clock: SimClock | None) -> int:
-    """Publish every frame at its time (and the question when it changes); return the count."""
+          progress, lag: LatencyWindow, clock: SimClock | None) -> tuple[int, int]:
+    """Publish every frame at its time, each new question just before its frame.
+
+    Returns (frames published, frames that had a ground truth).
+    """
     questions = list(bag.questions)
     truths = {t.stamp_ns: t for t in bag.truths}
     start_ns = bag.info.start_ns
     speed = cfg.speed
     wall0 = time.monotonic()
+    # Real time: each frame is stamped with its scheduled wall time (a camera's capture time),
+    # so the camera's sampling by stamps picks the same frames in every run.
+    epoch_ns = time.time_ns()
     if clock is not None:
         clock.run_from(wall0)
     q_index = 0
-    count = 0
-    for stamp_ns, _, raw in bag.frames():
+    while q_index < len(questions) and questions[q_index][0] <= start_ns:
+        q_index += 1  # the first question is the camera's parameter already
+    count = with_truth = 0
+    frames = bag.frames()
+    current = next(frames, None)
+    while current is not None:
+        stamp_ns, _, raw = current
+        current = next(frames, None)  # one frame ahead: its question goes out before it
         due = wall0 + (stamp_ns - start_ns) / 1e9 / speed
         left = due - time.monotonic()
         if left > 0:
             time.sleep(left)  # pacing the replay at the bag's own rate
         if count % 20 == 0:
             alive()
-        # A question that starts at this frame goes out first, so the frame is paired with it.
-        while q_index < len(questions) and questions[q_index][0] <= stamp_ns:
-            if q_index > 0 or count > 0:
-                node.publish_question(questions[q_index][1])
-            q_index += 1
-        new_stamp = stamp_ns if cfg.sim_time else time.time_ns()
+        new_stamp = stamp_ns if cfg.sim_time else epoch_ns + (stamp_ns - start_ns)
         node.publish_frame(raw, new_stamp)
         lag.add((time.monotonic() - due) * 1000.0)  # how late the player was (wall ms)
         truth = truths.get(stamp_ns)
         if truth is not None:
             node.write_truth(truth_message(truth, new_stamp))
+            with_truth += 1
         count += 1
         if progress is not None:
             progress.update(1)
+        # A question that starts at the next frame goes out now, a frame interval ahead: the
+        # camera takes the frame just published first (its image callback runs before its
+        # question callback when both are waiting) and the next frame with the new question.
+        nxt = current[0] if current is not None else None
+        while q_index < len(questions) and (nxt is None or questions[q_index][0] <= nxt):
+            node.publish_question(questions[q_index][1])
+            q_index += 1
     # Drain: the graph keeps running (and the clock ticking) so answers in flight arrive.
     time.sleep(cfg.drain / speed)
     alive()
-    return count
+    return count, with_truth
 
 
 def run_eval(cfg: ReplayConfig, on_run: Callable[[RunRecord], None] | None = None
@@ -458,6 +522,7 @@ def run_eval(cfg: ReplayConfig, on_run: Callable[[RunRecord], None] | None = Non
     """Replay the bag once per strategy; returns the runs (each also saved under cfg.out)."""
     cfg.check()
     bag = bags.read_eval_bag(cfg.bag)
+    _check_truths_match_frames(bag)
     local_ros_environment()
     runs = []
     bar = None

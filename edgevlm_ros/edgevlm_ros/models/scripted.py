@@ -249,21 +249,37 @@ class ScriptedSvlm:
         """Tokens of ``text``: whitespace-separated words."""
         return word_count(text)
 
-    def text_for(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
-        """The answer the script gives (before the length cap); no delay."""
+    def text_for(self, question: str, history: Sequence[tuple[str, str]] = (),
+                 sources: Sequence[bool] | None = None) -> str:
+        """
+        The answer the script gives (before the length cap); no delay.
+
+        With echo_cloud: the newest turn for the question that holds cloud text. `sources` says
+        which turns do (the edge node passes them); without it, a turn whose text the script
+        does not produce is taken for cloud text (the double's own earlier echoes then count
+        too, so callers that can should pass `sources`).
+        """
         if self.script.echo_cloud:
             own = self.script.own_texts
-            for past_question, past_answer in reversed(list(history)):  # newest first
-                if (question_matches(question, past_question) and past_answer.strip()
-                        and past_answer not in own):
+            flags = list(sources) if sources is not None else [None] * len(history)
+            if len(flags) != len(history):
+                raise ValueError(f'history_sources has {len(flags)} entries for '
+                                 f'{len(history)} history turns')
+            for (past_question, past_answer), from_cloud in reversed(list(zip(history, flags))):
+                cloud = from_cloud if from_cloud is not None else past_answer not in own
+                if question_matches(question, past_question) and past_answer.strip() and cloud:
                     return past_answer
         return self.script.scripted_answer(question)
 
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
-               focus_alpha: float = 0.0, *, max_new_tokens: int | None = None
-               ) -> ScriptedResult:
-        """Answer as scripted after ``delay_ms`` of emulated model time; focus is ignored."""
+               focus_alpha: float = 0.0, *, max_new_tokens: int | None = None,
+               history_sources: Sequence[bool] | None = None) -> ScriptedResult:
+        """
+        Answer as scripted after ``delay_ms`` of emulated model time; focus is ignored.
+
+        ``history_sources``: which history turns hold cloud text (see ``text_for``).
+        """
         check_image(image, grey=False)  # the same rejections as the real backend
         if not isinstance(question, str) or not question.strip():
             raise ValueError('question must be a non-empty string')
@@ -276,7 +292,7 @@ class ScriptedSvlm:
         question = question.strip()
         with self._lock:
             t0 = time.perf_counter()
-            text = truncate_to_tokens(self.text_for(question, turns), limit)
+            text = truncate_to_tokens(self.text_for(question, turns, history_sources), limit)
             prompt = _render_prompt(question, turns)
             remaining = self.script.delay_ms / 1000.0 - (time.perf_counter() - t0)
             if remaining > 0:

@@ -220,8 +220,14 @@ class TransformersSvlm:
 
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
-               focus_alpha: float = 0.0, *, max_new_tokens: int | None = None) -> SvlmResult:
-        """Answer ``question`` about ``image`` after the text-only ``history``; greedy decoding."""
+               focus_alpha: float = 0.0, *, max_new_tokens: int | None = None,
+               history_sources: Sequence[bool] | None = None) -> SvlmResult:
+        """
+        Answer ``question`` about ``image`` after the text-only ``history``; greedy decoding.
+
+        ``history_sources`` (which turns hold cloud text) is accepted for the interface the edge
+        node uses; a model sees only the text, so it is ignored here.
+        """
         if not math.isfinite(focus_alpha):
             raise ValueError(f'focus_alpha must be finite, got {focus_alpha}')
         limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
