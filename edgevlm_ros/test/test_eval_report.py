@@ -168,7 +168,9 @@ def test_sweep_report_tables_every_point(tmp_path):
         for lat in latencies:
             ms = lat * 1000
             spec = f'fixed:{ms:g}' if fl == 0 else f'jitter:{ms:g},{ms * fl:g}'
-            for seed, strategy in enumerate(('edge_only', 'cloud_only', 'edgevlm')):
+            for k, strategy in enumerate(('edge_only', 'cloud_only', 'edgevlm')):
+                # Seeded by point too: every cell differs, so a cell in the wrong column shows.
+                seed = k + 10 * latencies.index(lat) + 100 * round(fl * 10)
                 run = _run(strategy, lat, seed, profile=spec, steps=20)
                 sweep.append(SweepPoint(spec, lat, fl, strategy, score_run(run, DEADLINE_S)))
     shown = _scored()
@@ -188,6 +190,8 @@ def test_sweep_report_tables_every_point(tmp_path):
         if p.fluctuation == 0.5:
             assert cells[p.strategy][latencies.index(p.cloud_latency_s)] == fmt_pct(
                 p.score.accuracy_at_deadline)
+    # ... and the cells really differ along a row (else the check above could not fail).
+    assert any(len(set(row)) > 1 for row in cells.values())
     scores = json.loads((tmp_path / 'scores.json').read_text())
     assert len(scores['sweep']) == 24
     assert scores['sweep'][0]['score']['strategy'] == 'edge_only'
