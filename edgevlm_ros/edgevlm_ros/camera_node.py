@@ -17,6 +17,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from edgevlm_ros.core.images import ImageDecodeError, resize_max_side
+from edgevlm_ros.core.sampling import StepSampler
 from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.ros_conversions import compressed_to_rgb, image_to_rgb, rgb_to_image, stamp_to_s
 from edgevlm_ros.ros_diagnostics import StatusReporter
@@ -51,7 +52,7 @@ class CameraNode(Node):
         self.params = ParamSet(self, PARAMS)
         self._question = self.params['question']
         self._next_step_id = 0
-        self._last_step_stamp: float | None = None
+        self._sampler = StepSampler(self.params['step_rate_hz'])
         self._step_pub = self.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
         if self.params['input_transport'] == 'raw':
             self.create_subscription(Image, 'camera/image_raw', self._on_image, LATEST_FRAME)
@@ -109,10 +110,8 @@ class CameraNode(Node):
 
     def _due(self, header) -> bool:
         """Sample by camera time so that replays at any speed give the same steps."""
-        t = stamp_to_s(header.stamp)
-        last = self._last_step_stamp
-        # A stamp going backwards means a restarted source or a looped bag: start sampling afresh.
-        if last is not None and last <= t < last + 1.0 / self.params['step_rate_hz']:
+        self._sampler.rate_hz = self.params['step_rate_hz']
+        if not self._sampler.due(stamp_to_s(header.stamp)):
             self.counters.inc('frames_between_steps')
             return False
         return True
@@ -122,7 +121,6 @@ class CameraNode(Node):
         step = Step(header=header, step_id=self._next_step_id, question=self._question,
                     image=rgb_to_image(rgb, header))
         self._step_pub.publish(step)
-        self._last_step_stamp = stamp_to_s(header.stamp)
         if self._next_step_id == 0:
             self.get_logger().info(f'first step published ({rgb.shape[1]}x{rgb.shape[0]})')
         self._next_step_id += 1

@@ -130,6 +130,9 @@ PARAMS = [
     ParamSpec('embedded_model', 'tiny-cloud', 'model served by the embedded stand-in: '
               '"tiny-cloud", a local checkpoint directory, or "oracle:<eval bag>" (a test double '
               "for evaluations: the bag's ground truth)", read_only=True),
+    ParamSpec('embedded_threads', 1, 'torch CPU threads of the embedded stand-in (it shares '
+              'the robot computer with the edge model; 0 = torch default)', min=0, max=256,
+              read_only=True),
     ParamSpec('api_key_env', 'EDGEVLM_CLOUD_API_KEY', 'environment variable holding the API key '
               '(the key itself is never a parameter and never logged); empty = none',
               read_only=True, check=_check_env_name),
@@ -245,7 +248,8 @@ class CloudBridgeNode(Node):
             from edgevlm_ros.models.lvlm_server import LvlmServer
 
             self._server = LvlmServer(model=p['embedded_model'], host='127.0.0.1', port=0,
-                                      served_name=p['model'])
+                                      served_name=p['model'],
+                                      num_threads=p['embedded_threads'])
             base_url = self._server.start()
             self.get_logger().info(f'embedded LVLM stand-in serving {p["model"]} at {base_url}')
         try:

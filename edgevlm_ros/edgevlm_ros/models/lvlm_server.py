@@ -236,7 +236,7 @@ class LvlmServer:
     def __init__(self, model: str = 'tiny-cloud', host: str = '127.0.0.1', port: int = 0,
                  served_name: str = 'edgevlm-local-lvlm', grounding: str = 'saliency',
                  max_new_tokens: int = 32, *, max_boxes: int = 3, max_pending: int = 8,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, num_threads: int = 0) -> None:
         if grounding not in GROUNDING_MODES:
             raise ValueError(f'grounding must be one of {GROUNDING_MODES}, got {grounding!r}')
         if not isinstance(port, int) or not 0 <= port <= 65535:
@@ -251,9 +251,12 @@ class LvlmServer:
         self.host = host
         self.served_name = served_name
         self.grounding = grounding
+        if not isinstance(num_threads, int) or num_threads < 0:
+            raise ValueError(f'num_threads must be an int >= 0, got {num_threads!r}')
         self.max_new_tokens = max_new_tokens
         self.max_boxes = max_boxes
         self.max_body_bytes = max_body_bytes
+        self.num_threads = num_threads  # torch CPU threads of the process (0 = torch default)
         self._port = port
         self._pending = threading.BoundedSemaphore(max_pending)
         # Model calls running now: stop() waits for them, since a process that exits while a
@@ -287,7 +290,7 @@ class LvlmServer:
         if self._httpd is not None:
             return self.url
         if self._svlm is None:
-            self._svlm = load_model(self.model, self.max_new_tokens)
+            self._svlm = load_model(self.model, self.max_new_tokens, self.num_threads)
         httpd = _HttpServer((self.host, self._port), _Handler)
         httpd.app = self
         self._httpd = httpd
@@ -379,8 +382,12 @@ class LvlmServer:
         }
 
 
-def load_model(spec: str, max_new_tokens: int) -> Any:
-    """The backend for ``spec``: 'oracle:<bag>' / 'scripted:<json>' test doubles, else a model."""
+def load_model(spec: str, max_new_tokens: int, num_threads: int = 0) -> Any:
+    """
+    The backend for ``spec``: 'oracle:<bag>' / 'scripted:<json>' test doubles, else a model.
+
+    ``num_threads`` > 0 sets torch's CPU threads (for the whole process) for a model.
+    """
     from edgevlm_ros.models import scripted
 
     if spec.startswith(scripted.ORACLE_PREFIX):
@@ -388,7 +395,7 @@ def load_model(spec: str, max_new_tokens: int) -> Any:
     if spec.startswith(scripted.SCRIPTED_PREFIX):
         return scripted.ScriptedSvlm(spec, max_new_tokens=max_new_tokens)
     from edgevlm_ros.models.svlm import TransformersSvlm  # torch loads here, not at import
-    return TransformersSvlm(spec, max_new_tokens=max_new_tokens)
+    return TransformersSvlm(spec, max_new_tokens=max_new_tokens, num_threads=num_threads)
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
