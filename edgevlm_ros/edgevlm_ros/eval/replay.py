@@ -360,6 +360,7 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
               max(FINAL_DIAGNOSTICS_TIMEOUT_S, 3.0 / cfg.speed), alive,
               'final /diagnostics of every node')
         counters = {n: dict(v) for n, v in node.diagnostics.items()}
+        recorded = dict(node.received)
     finally:
         codes = launch_runner.stop(popens)
         if clock is not None:
@@ -377,7 +378,7 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
         'cloud_url': cfg.cloud_url, 'cloud_model': cfg.cloud_model,
         'embedded_model': cfg.embedded_model if cfg.cloud_url == 'embedded' else '',
         'step_rate_hz': cfg.step_rate_hz, 'frames_played': frames,
-        'frames_with_truth': with_truth,
+        'frames_with_truth': with_truth, 'recorded': recorded,
         'answers_to_another_question': _question_mismatches(run),
         'drain_s': cfg.drain, 'wall_s': round(time.monotonic() - wall0, 2),
         # How late the player published frames, in wall ms (x speed = graph-clock ms).
