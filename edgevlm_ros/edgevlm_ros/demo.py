@@ -11,7 +11,6 @@ applied, cloud round trips.
 """
 
 import argparse
-import os
 from pathlib import Path
 import signal
 import sys
@@ -168,13 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f'launch arguments look like name:=value, got {a!r}')
         k, v = a.split(':=', 1)
         largs[k] = v
-    # The demo is local: discovery and transport stay on loopback unless the caller says otherwise.
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
-    from ament_index_python.packages import get_package_share_directory
-
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.join(
-        get_package_share_directory('edgevlm_ros'), 'config', 'fastdds_localhost.xml'))
+    launch_runner.local_ros_environment()  # the demo is local
 
     _prepare_models(largs)
     procs, _, resolved = launch_runner.plan(

@@ -369,6 +369,16 @@ def stop(popens: list[subprocess.Popen], timeout_s: float = 10.0) -> list[int]:
     return [p.returncode for p in popens]
 
 
+def local_ros_environment() -> None:
+    """Discovery and transport stay on loopback unless the caller configured otherwise."""
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
+    from ament_index_python.packages import get_package_share_directory
+
+    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.join(
+        get_package_share_directory('edgevlm_ros'), 'config', 'fastdds_localhost.xml'))
+
+
 def launch_file_path(package: str, file_name: str) -> Path:
     from ament_index_python.packages import get_package_share_directory
 

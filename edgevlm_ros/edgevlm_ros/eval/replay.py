@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 import itertools
 import json
-import os
 from pathlib import Path
 import threading
 import time
@@ -142,15 +141,6 @@ class ReplayConfig:
     @property
     def drain(self) -> float:
         return self.drain_s if self.drain_s is not None else max(2.0, 2.0 * self.deadline_s)
-
-
-def local_ros_environment() -> None:
-    """Keep discovery and transport on loopback unless the caller configured otherwise."""
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    from ament_index_python.packages import get_package_share_directory
-
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.join(
-        get_package_share_directory('edgevlm_ros'), 'config', 'fastdds_localhost.xml'))
 
 
 def write_params(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, path: Path) -> Path:
@@ -526,7 +516,7 @@ def run_eval(cfg: ReplayConfig, on_run: Callable[[RunRecord], None] | None = Non
     cfg.check()
     bag = bags.read_eval_bag(cfg.bag)
     _check_truths_match_frames(bag)
-    local_ros_environment()
+    launch_runner.local_ros_environment()
     runs = []
     bar = None
     if cfg.progress:
