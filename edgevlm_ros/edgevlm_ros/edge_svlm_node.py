@@ -516,4 +516,7 @@ class EdgeSvlmNode(Node):
 
 
 def main(args=None) -> int:
-    return run_node(EdgeSvlmNode, 'edge_svlm', args, threads=3)
+    # Single-threaded: the model runs in the node's own worker thread, and rclpy's
+    # MultiThreadedExecutor busy-polls its futures (py-spy: ~60 % of the process), starving that
+    # worker of the GIL so that depth-1 Steps were overwritten (up to half lost in replays).
+    return run_node(EdgeSvlmNode, 'edge_svlm', args)
