@@ -78,6 +78,37 @@ _MIN_SIZE = (96, 96)  # smaller frames would not fit the lanes
 
 
 @dataclass(frozen=True)
+class Layout:
+    """
+    How crowded an episode is: the default is the evaluation world; simpler ones are curricula.
+
+    `objects` and `pillars` are inclusive (min, max) counts, `size` scales every object's radius
+    (1 = the evaluation world), `colours` is how many palette colours an episode draws its
+    objects from. The default draws exactly what the world always drew, so seeds keep their frames.
+    """
+
+    objects: tuple[int, int] = (4, _LANES)
+    pillars: tuple[int, int] = (1, 2)
+    size: float = 1.0
+    colours: int = 3
+
+    def __post_init__(self) -> None:
+        lo, hi = self.objects
+        if not 1 <= lo <= hi <= _LANES:
+            raise ValueError(f'objects must be 1 <= min <= max <= {_LANES}, got {self.objects}')
+        lo, hi = self.pillars
+        if not 0 <= lo <= hi <= 2:
+            raise ValueError(f'pillars must be 0 <= min <= max <= 2, got {self.pillars}')
+        if not 0.5 <= self.size <= 2.0:
+            raise ValueError(f'size must be in [0.5, 2], got {self.size}')
+        if not 1 <= self.colours <= len(PALETTE):
+            raise ValueError(f'colours must be in [1, {len(PALETTE)}], got {self.colours}')
+
+
+DEFAULT_LAYOUT = Layout()
+
+
+@dataclass(frozen=True)
 class ObjectView:
     """One object as the camera sees it at one instant."""
 
@@ -197,7 +228,7 @@ class Episode:
     """One episode's layout: background, pillars and moving objects; states and frames by time."""
 
     def __init__(self, seed: int, index: int, width: int, height: int,
-                 duration_s: float) -> None:
+                 duration_s: float, layout: Layout = DEFAULT_LAYOUT) -> None:
         self.index = index
         self.name = f'ep{index:03d}'
         self.width, self.height = width, height
@@ -209,10 +240,10 @@ class Episode:
                      float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0, 2 * math.pi)))
         self._background = _background(rng, width + 2 * self._pad[0],
                                        height + 2 * self._pad[1])
-        self.pillars = _pillars(rng, width)  # world columns [x0, x1)
+        self.pillars = _pillars(rng, width, layout.pillars)  # world columns [x0, x1)
         self._pillar_tex = [_pillar_texture(rng, x1 - x0, height + 2 * self._pad[1])
                             for x0, x1 in self.pillars]
-        self.things = _things(rng, width, height, duration_s)
+        self.things = _things(rng, width, height, duration_s, layout)
         self._wrap = (-_WRAP_MARGIN * width, width * (1 + 2 * _WRAP_MARGIN))
 
     def questions(self) -> list[Question]:
@@ -291,7 +322,7 @@ class SynthWorld:
     """The seeded world: episode layouts on demand (the last one is kept)."""
 
     def __init__(self, seed: int = 0, width: int = 640, height: int = 480,
-                 episode_s: float = 20.0) -> None:
+                 episode_s: float = 20.0, layout: Layout = DEFAULT_LAYOUT) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f'seed must be a non-negative int, got {seed!r}')
         if width < _MIN_SIZE[0] or height < _MIN_SIZE[1]:
@@ -300,12 +331,87 @@ class SynthWorld:
         _positive('episode_s', episode_s)
         self.seed, self.width, self.height = int(seed), int(width), int(height)
         self.episode_s = float(episode_s)
+        self.layout = layout
         self._last: Episode | None = None
 
     def episode(self, index: int) -> Episode:
         if self._last is None or self._last.index != index:
-            self._last = Episode(self.seed, index, self.width, self.height, self.episode_s)
+            self._last = Episode(self.seed, index, self.width, self.height, self.episode_s,
+                                 self.layout)
         return self._last
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """
+    A synthetic world as one string, for sources and models that must agree on the same scene.
+
+    Text form: ``synth:seed=0,duration=60,fps=10,pace=0.3,episode=20,question_every=10,
+    width=640,height=480``; every key is optional (the defaults below are generate()'s) and
+    ``synth:`` alone is the default world. ``generate()`` yields exactly what `edgevlm synth`
+    writes for the same values.
+    """
+
+    seed: int = 0
+    duration: float = 60.0
+    fps: float = 10.0
+    pace: float = 1.0
+    episode: float = 20.0
+    question_every: float = 5.0
+    width: int = 640
+    height: int = 480
+
+    PREFIX = 'synth:'
+
+    @classmethod
+    def parse(cls, text: str) -> WorldSpec:
+        if not isinstance(text, str) or not text.startswith(cls.PREFIX):
+            raise ValueError(f"a world spec starts with '{cls.PREFIX}', got {text!r}")
+        values: dict[str, object] = {}
+        types = {'seed': int, 'width': int, 'height': int}
+        for item in filter(None, (x.strip() for x in text[len(cls.PREFIX):].split(','))):
+            key, sep, value = item.partition('=')
+            key = key.strip()
+            if not sep or key not in cls.__dataclass_fields__:
+                raise ValueError(f'{text!r}: expected key=value with a key of '
+                                 f'{", ".join(cls.__dataclass_fields__)}, got {item!r}')
+            try:
+                values[key] = types.get(key, float)(value.strip())
+            except ValueError:
+                raise ValueError(f'{text!r}: {key} must be a number, got {value!r}') from None
+        spec = cls(**values)  # type: ignore[arg-type]
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f'seed must be >= 0, got {self.seed}')
+        for name in ('duration', 'fps', 'episode', 'question_every'):
+            _positive(name, getattr(self, name))
+        if not 0 < self.pace <= 1:
+            raise ValueError(f'pace must be in (0, 1], got {self.pace}')
+        SynthWorld(self.seed, self.width, self.height, self.episode)
+
+    def __str__(self) -> str:
+        return (f'{self.PREFIX}seed={self.seed},duration={self.duration:g},fps={self.fps:g},'
+                f'pace={self.pace:g},episode={self.episode:g},'
+                f'question_every={self.question_every:g},width={self.width},'
+                f'height={self.height}')
+
+    @property
+    def frames(self) -> int:
+        return frame_count(self.duration, self.fps)
+
+    def generate(self, progress: Callable[[int, int], None] | None = None) -> Iterator[Sample]:
+        return generate(self.seed, self.duration, self.fps, self.width, self.height,
+                        self.episode, self.question_every, progress, self.pace)
+
+    def state_at(self, t_s: float) -> tuple[Episode, FrameState]:
+        """The episode and world state at dataset time `t_s` (what generate() renders there)."""
+        world = SynthWorld(self.seed, self.width, self.height, self.episode)
+        index = _index(t_s, self.episode)
+        episode = world.episode(index)
+        return episode, episode.state((t_s - index * self.episode) * self.pace)
 
 
 def frame_count(duration_s: float, fps: float) -> int:
@@ -497,8 +603,9 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         np.clip(grey[..., None] + tint, 0, 255).astype(np.uint8))
 
 
-def _pillars(rng: np.random.Generator, w: int) -> list[tuple[int, int]]:
-    n = int(rng.integers(1, 3))
+def _pillars(rng: np.random.Generator, w: int,
+             count: tuple[int, int] = (1, 2)) -> list[tuple[int, int]]:
+    n = int(rng.integers(count[0], count[1] + 1))
     out = []
     for k in range(n):
         pw = int(round(w * rng.uniform(0.07, 0.12)))
@@ -537,19 +644,20 @@ def _mask(shape: str, r: int) -> np.ndarray:
     return m.astype(bool)
 
 
-def _things(rng: np.random.Generator, w: int, h: int, duration_s: float) -> list[_Thing]:
+def _things(rng: np.random.Generator, w: int, h: int, duration_s: float,
+            layout: Layout = DEFAULT_LAYOUT) -> list[_Thing]:
     pan_y = math.ceil(_PAN_Y * h) + 1
     lane_h = (h - 2 * pan_y) / _LANES
-    n = int(rng.integers(4, _LANES + 1))
+    n = int(rng.integers(layout.objects[0], layout.objects[1] + 1))
     lanes = sorted(rng.choice(_LANES, size=n, replace=False).tolist())
     # Three colours for 4 or 5 objects: some colour always appears at least twice.
-    colours = rng.choice(list(PALETTE), size=3, replace=False).tolist()
-    picks = [colours[int(rng.integers(3))] for _ in range(n)]
+    colours = rng.choice(list(PALETTE), size=layout.colours, replace=False).tolist()
+    picks = [colours[int(rng.integers(layout.colours))] for _ in range(n)]
     span = w * (1 + 2 * _WRAP_MARGIN)
     out = []
     for lane, colour in zip(lanes, picks):
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        r = max(2, int(lane_h * rng.uniform(0.24, 0.32)))
+        r = max(2, int(lane_h * rng.uniform(0.24, 0.32) * layout.size))
         amp = 0.08 * lane_h
         bob = (amp, float(rng.uniform(0.1, 0.3)), float(rng.uniform(0, 2 * math.pi)))
         # Piecewise-constant velocity: moves, turns round, sometimes stops.

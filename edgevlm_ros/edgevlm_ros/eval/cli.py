@@ -8,6 +8,8 @@ edgevlm: evaluation data, rosbag replay evaluation, latency sweeps and reports.
   edgevlm eval BAG [--strategies all --network jitter:1500,400 --speed 1 --deadline 1]
   edgevlm sweep BAG [--latencies 0.2,0.5,1,2,4,9 --fluctuations 0,0.5]
   edgevlm report RUN_DIR [--deadline 1]               score recorded runs again, rewrite the report
+  edgevlm train-svlm OUT [--steps 3000]               train the micro SVLM on the synthetic world
+  edgevlm heldout MODEL [--images 250]                its accuracy on held-out synthetic scenes
 
 Every evaluation writes <out>/report.md, <out>/scores.json and PNG plots; each strategy's
 recording (MCAP), parameters, node logs and final counters stay under <out>/<strategy>/.
@@ -121,14 +123,22 @@ def _config(args: argparse.Namespace, out: Path, network: str):
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from edgevlm_ros.core import synthworld
     from edgevlm_ros.eval import bags
 
-    samples = synthworld.generate(seed=args.seed, duration_s=args.duration, fps=args.fps,
-                                  width=args.width, height=args.height,
-                                  episode_s=args.episode, question_every_s=args.question_every,
-                                  pace=args.pace)
-    summary = bags.write_eval_bag(args.out, samples, compressed=not args.raw, progress=True)
+    spec = synthworld.WorldSpec(seed=args.seed, duration=args.duration, fps=args.fps,
+                                pace=args.pace, episode=args.episode,
+                                question_every=args.question_every, width=args.width,
+                                height=args.height)
+    spec.check()
+    # The bag says which world it is (the simulated LVLM answers from it): every value exact
+    # (repr), since str(spec) rounds to 6 digits.
+    text = spec.PREFIX + ','.join(f'{f.name}={getattr(spec, f.name)!r}'
+                                  for f in fields(spec))
+    summary = bags.write_eval_bag(args.out, spec.generate(), compressed=not args.raw,
+                                  progress=True, custom_data={bags.WORLD_SPEC_KEY: text})
     print(f'wrote {args.out}: ' + ', '.join(f'{k} {v}' for k, v in summary.items()))
     return 0
 
@@ -303,6 +313,26 @@ def _headline(out: Path) -> str:
     return '\n'.join(lines[start:end])
 
 
+def cmd_train_svlm(args: argparse.Namespace) -> int:
+    from edgevlm_ros.models import micro
+
+    config = micro.TrainConfig(steps=args.steps, images_per_step=args.images,
+                               questions_per_image=args.questions, lr=args.lr,
+                               eval_every=args.eval_every, threads=args.threads, seed=args.seed,
+                               minutes=args.minutes)
+    out = micro.train(args.out, config)
+    print(f'micro SVLM written to {out} (curve: {out / "curve.png"})')
+    return 0
+
+
+def cmd_heldout(args: argparse.Namespace) -> int:
+    from edgevlm_ros.models import micro
+
+    result = micro.evaluate_heldout(args.model, images=args.images, threads=args.threads)
+    print(json.dumps(result['summary'], indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='edgevlm', description=__doc__.split('\n')[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -353,6 +383,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('run_dir', type=Path, help='an edgevlm eval --out directory')
     p.add_argument('--deadline', type=float, default=None, help="default: the run's own")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser('train-svlm', help='train the micro SVLM on the synthetic world')
+    p.add_argument('out', type=Path, help='output directory (checkpoint, curves)')
+    p.add_argument('--steps', type=int, default=3000)
+    p.add_argument('--minutes', type=float, default=0.0,
+                   help='train for this long instead (curriculum and learning rate follow '
+                        'the clock; --steps is then ignored)')
+    p.add_argument('--images', type=int, default=8, help='frames per step')
+    p.add_argument('--questions', type=int, default=4, help='questions per frame')
+    p.add_argument('--lr', type=float, default=5e-4)
+    p.add_argument('--eval-every', type=int, default=250)
+    p.add_argument('--threads', type=int, default=2, help='torch threads')
+    p.add_argument('--seed', type=int, default=0)
+    p.set_defaults(func=cmd_train_svlm)
+
+    p = sub.add_parser('heldout', help="a model's accuracy on held-out synthetic scenes")
+    p.add_argument('model', help="model directory or name ('micro')")
+    p.add_argument('--images', type=int, default=250, help='held-out frames (4 questions each)')
+    p.add_argument('--threads', type=int, default=2)
+    p.set_defaults(func=cmd_heldout)
     return parser
 
 

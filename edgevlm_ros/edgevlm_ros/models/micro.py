@@ -1,0 +1,565 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+The micro SVLM: a SmolVLM-layout (Idefics3) model trained here, offline, on the synthetic world.
+
+No pretrained VLM weights reach this project's machines, so the edge model that makes answers
+meaningful is trained from scratch by `edgevlm train-svlm`:
+
+* Architecture: Idefics3 (the SmolVLM-256M/500M layout: SigLIP vision tower, pixel-shuffle
+  connector, Llama text model, SmolVLM chat template), narrowed so that it trains on two CPU
+  cores: a 192 px image in 16 px patches, pixel shuffle 2 -> 6 x 6 = 36 image tokens, no image
+  splitting. It is saved and loaded like any checkpoint (``save_pretrained`` / AutoProcessor /
+  AutoModelForImageTextToText), so the edge node, Visual Focus and the token-geometry code see
+  a real model.
+* Tokenizer: byte-level BPE trained on the tiny corpus plus every question and answer of the
+  world, so a world word is one token (answers are short: the model learns them quickly).
+* Data (``core.svlm_data``): curriculum from one large object to the evaluation world, four
+  questions per frame (the frame goes through the vision tower once per batch item, and its
+  features are shared by the questions), multi-turn histories about earlier frames with right or
+  wrong answers.
+* Loss: cross-entropy on the answer tokens (the end-of-utterance token included) plus, during
+  training only, an auxiliary per-image-token loss (which colours and shapes each token's cell
+  shows) on the connector output, which teaches the vision tower to see the objects early. The
+  auxiliary head is not part of the saved model.
+
+The run writes, into its output directory: the checkpoint (``model.safetensors`` + processor),
+``curve.jsonl`` (loss, running answer accuracy and held-out accuracy with no, right and wrong
+history over the steps), ``curve.png``, ``train.json`` (the command, settings, time taken) and,
+once ``evaluate`` has run, ``heldout.json``. It checkpoints every ``eval_every`` steps, so a run
+stopped early still leaves a usable model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+import json
+import math
+from pathlib import Path
+import random
+import shutil
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from edgevlm_ros.core import svlm_data
+from edgevlm_ros.core.synthworld import PALETTE, SHAPES, WHERE_CHOICES
+
+MICRO_NAME = 'micro-svlm'
+# Seeds 5,000 .. 5,999 hold the validation frames scored during training; the held-out
+# evaluation after training uses seeds 0 .. 999 (the evaluation bags use seeds below 10,000 too).
+VALIDATION_SEED = 5_000
+HELDOUT_SEED = 0
+HISTORY_KINDS = ('none', 'as-is', 'wrong')
+
+
+def shipped_model_dir() -> Path:
+    """
+    The trained micro SVLM that ships with the package (model spec 'micro').
+
+    Installed: <share>/edgevlm_ros/models/micro-svlm (setup.py data_files); from a source tree:
+    edgevlm_ros/models/micro-svlm next to the Python package.
+    """
+    source = Path(__file__).resolve().parents[2] / 'models' / MICRO_NAME
+    candidates = [source]
+    try:
+        from ament_index_python.packages import (
+            PackageNotFoundError,
+            get_package_share_directory,
+        )
+        try:
+            candidates.insert(0, Path(get_package_share_directory('edgevlm_ros')) / 'models'
+                              / MICRO_NAME)
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    for path in candidates:
+        if (path / 'model.safetensors').is_file():
+            return path
+    raise FileNotFoundError(
+        f'the micro SVLM is not installed (looked in {", ".join(map(str, candidates))}); '
+        'reinstall the package, or train one: edgevlm train-svlm DIR')
+
+
+@dataclass(frozen=True)
+class MicroSpec:
+    """Sizes of the micro SVLM (image geometry and widths)."""
+
+    image_size: int = 192
+    patch_size: int = 16
+    scale_factor: int = 2
+    vision_hidden: int = 192
+    vision_layers: int = 4
+    vision_heads: int = 4
+    vision_intermediate: int = 768
+    text_hidden: int = 256
+    text_layers: int = 4
+    text_heads: int = 8
+    text_kv_heads: int = 4
+    text_intermediate: int = 768
+    vocab_size: int = 1024
+    seed: int = 2508
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size // self.scale_factor
+
+    @property
+    def image_seq_len(self) -> int:
+        return self.grid * self.grid
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run's settings (all recorded in train.json)."""
+
+    steps: int = 6000
+    images_per_step: int = 8
+    questions_per_image: int = 4
+    lr: float = 5e-4
+    warmup: int = 200
+    weight_decay: float = 0.01
+    aux_weight: float = 0.5
+    eval_every: int = 250
+    eval_images: int = 48
+    threads: int = 2
+    seed: int = 0
+    minutes: float = 0.0   # > 0: schedule (curriculum, learning rate) by time, stop at it
+
+
+def _world_corpus() -> list[str]:
+    lines = []
+    for c in PALETTE:
+        lines.append(f'How many {c} objects are there?')
+        for s in SHAPES:
+            lines.append(f'Is there a {c} {s}?')
+            options = ' '.join(f'({chr(97 + i)}) {x}' for i, x in enumerate(WHERE_CHOICES))
+            lines.append(f'Where is the {c} {s}? {options}')
+    for s in SHAPES:
+        lines.append(f'What colour is the {s}?')
+    lines += [' '.join(PALETTE), ' '.join(SHAPES), ' '.join(WHERE_CHOICES), 'yes no none',
+              'User: Assistant:']
+    return lines * 50
+
+
+def build_tokenizer(spec: MicroSpec):
+    """The SmolVLM-family tokenizer, BPE-trained on the tiny corpus plus the world's sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from edgevlm_ros.models import tiny
+
+    recipe = tiny._TOKENIZERS['idefics3']
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.vocab_size, special_tokens=list(recipe.specials),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([*tiny._corpus(seed=0), *_world_corpus()], trainer=trainer)
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=recipe.bos, eos_token=recipe.eos,
+        pad_token=recipe.pad, unk_token=recipe.unk, extra_special_tokens=dict(recipe.named))
+    hf.chat_template = recipe.chat_template
+    return hf
+
+
+def build_untrained(spec: MicroSpec = MicroSpec()) -> tuple[Any, Any]:
+    """(model, processor) of the micro SVLM with fresh random weights."""
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import (
+        Idefics3ImageProcessorPil,
+    )
+
+    from edgevlm_ros.models.tiny import SMOLVLM_CHAT_TEMPLATE
+
+    tok = build_tokenizer(spec)
+    vision = dict(hidden_size=spec.vision_hidden, intermediate_size=spec.vision_intermediate,
+                  num_hidden_layers=spec.vision_layers, num_attention_heads=spec.vision_heads,
+                  image_size=spec.image_size, patch_size=spec.patch_size)
+    text = dict(model_type='llama', vocab_size=len(tok), hidden_size=spec.text_hidden,
+                intermediate_size=spec.text_intermediate, num_hidden_layers=spec.text_layers,
+                num_attention_heads=spec.text_heads, num_key_value_heads=spec.text_kv_heads,
+                max_position_embeddings=2048, rope_theta=100000.0,
+                pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id)
+    config = Idefics3Config(vision_config=vision, text_config=text,
+                            scale_factor=spec.scale_factor,
+                            image_token_id=tok.convert_tokens_to_ids('<image>'),
+                            pad_token_id=tok.pad_token_id)
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(spec.seed)
+        model = Idefics3ForConditionalGeneration(config)
+    finally:
+        torch.random.set_rng_state(state)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.bos_token_id = tok.bos_token_id
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={'longest_edge': spec.image_size},
+        max_image_size={'longest_edge': spec.image_size}, resample=2)
+    processor = Idefics3Processor(image_processor, tok, image_seq_len=spec.image_seq_len,
+                                  chat_template=SMOLVLM_CHAT_TEMPLATE)
+    return model, processor
+
+
+# ------------------------------------------------------------------------------------ batches
+
+class Batcher:
+    """Turns examples into model inputs exactly as TransformersSvlm builds them at inference."""
+
+    def __init__(self, processor: Any, camera_side: int = 512) -> None:
+        self.processor = processor
+        self.tok = processor.tokenizer
+        self.eos = self.tok.convert_tokens_to_ids('<end_of_utterance>')
+        # The edge node asks for size={'longest_edge': image_longest_edge} without splitting.
+        self.image_kwargs = dict(do_image_splitting=False,
+                                 size={'longest_edge': camera_side})
+
+    def prompt(self, turn: svlm_data.Turn) -> str:
+        messages: list[dict] = []
+        for q, a in turn.history:
+            messages.append({'role': 'user', 'content': [{'type': 'text', 'text': q}]})
+            messages.append({'role': 'assistant', 'content': [{'type': 'text', 'text': a}]})
+        messages.append({'role': 'user', 'content': [{'type': 'image'},
+                                                     {'type': 'text', 'text': turn.question}]})
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True,
+                                                  tokenize=False)
+
+    def __call__(self, examples: Sequence[svlm_data.Example],
+                 turns: Sequence[Sequence[svlm_data.Turn]] | None = None) -> dict:
+        from PIL import Image
+        import torch
+
+        turns = turns if turns is not None else [ex.turns for ex in examples]
+        pixel, pmask, ids, labels, owner, answer_pos = [], [], [], [], [], []
+        for i, (ex, ts) in enumerate(zip(examples, turns)):
+            pil = Image.fromarray(ex.rgb)
+            for t in ts:
+                out = self.processor(text=[self.prompt(t)], images=[[pil]], return_tensors='pt',
+                                     **self.image_kwargs)
+                p = out['input_ids'][0].tolist()
+                a = self.tok(' ' + t.answer, add_special_tokens=False)['input_ids'] + [self.eos]
+                ids.append(p + a)
+                labels.append([-100] * len(p) + a)
+                answer_pos.append(len(p))
+                owner.append(i)
+                if len(pixel) == i:
+                    pixel.append(out['pixel_values'][0])
+                    pmask.append(out['pixel_attention_mask'][0])
+        n = max(len(x) for x in ids)
+        pad = self.tok.pad_token_id
+        input_ids = torch.full((len(ids), n), pad, dtype=torch.long)
+        attention = torch.zeros((len(ids), n), dtype=torch.long)
+        target = torch.full((len(ids), n), -100, dtype=torch.long)
+        for r, (x, y) in enumerate(zip(ids, labels)):
+            input_ids[r, :len(x)] = torch.tensor(x)
+            attention[r, :len(x)] = 1
+            target[r, :len(y)] = torch.tensor(y)
+        batch = dict(input_ids=input_ids, attention_mask=attention, labels=target,
+                     pixel_values=torch.stack(pixel), pixel_attention_mask=torch.stack(pmask),
+                     owner=torch.tensor(owner))
+        if all(ex.aux is not None for ex in examples):
+            batch['aux'] = torch.from_numpy(np.stack([ex.aux for ex in examples]))
+        return batch
+
+
+def forward(model: Any, batch: dict, aux_head: Any = None) -> tuple[Any, Any, Any]:
+    """(answer loss, aux loss or None, logits): the vision tower runs once per image."""
+    import torch
+    import torch.nn.functional as F
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    feats = model.model.get_image_features(batch['pixel_values'],
+                                           batch['pixel_attention_mask'],
+                                           return_dict=True).pooler_output
+    if isinstance(feats, (list, tuple)):  # one entry per image
+        feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in feats])
+    feats = feats.reshape(batch['pixel_values'].shape[0], -1, feats.shape[-1])
+    per_seq = feats[batch['owner']].reshape(-1, feats.shape[-1])
+    out = model(input_ids=batch['input_ids'], attention_mask=batch['attention_mask'],
+                mm_encoder_outputs={'image': BaseModelOutputWithPooling(pooler_output=per_seq)})
+    logits = out.logits[:, :-1]
+    target = batch['labels'][:, 1:]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                           ignore_index=-100)
+    aux_loss = None
+    if aux_head is not None and 'aux' in batch:
+        pred = aux_head(feats)
+        aux_loss = F.binary_cross_entropy_with_logits(
+            pred, batch['aux'].reshape(pred.shape[0], -1, pred.shape[-1]))
+    del torch
+    return loss, aux_loss, logits
+
+
+def answer_correct(logits: Any, labels: Any) -> Any:
+    """Per sequence: every answer token is the argmax (= what greedy decoding would answer)."""
+    target = labels[:, 1:]
+    hit = (logits.argmax(-1) == target) | (target == -100)
+    return hit.all(dim=1)
+
+
+# ----------------------------------------------------------------------------------- training
+
+def validation_set(n_images: int, spec: MicroSpec, questions: int = 4
+                   ) -> list[svlm_data.Example]:
+    """Fixed validation frames (evaluation-world layout, seeds VALIDATION_SEED+), history 4."""
+    rng = np.random.default_rng(12345)
+    world = svlm_data.CURRICULUM[-1]
+    return [svlm_data.make_example(rng, VALIDATION_SEED + i, world, questions=questions,
+                                   error=0.0, history_turns=4, aux_grid=spec.grid)
+            for i in range(n_images)]
+
+
+def score_set(model: Any, batcher: Batcher, examples: Sequence[svlm_data.Example],
+              history: str, chunk: int = 8) -> dict[str, float]:
+    """Accuracy (greedy-equivalent exact match) on examples under one history kind."""
+    import torch
+
+    rng = np.random.default_rng(7)
+    right: dict[str, list[bool]] = {}
+    with torch.inference_mode():
+        for k in range(0, len(examples), chunk):
+            part = examples[k:k + chunk]
+            turns = [[t.with_history(history, rng) for t in ex.turns] for ex in part]
+            batch = batcher(part, turns)
+            _, _, logits = forward(model, batch)
+            hits = answer_correct(logits, batch['labels']).tolist()
+            kinds = [t.kind for ts in turns for t in ts]
+            for kind, hit in zip(kinds, hits):
+                right.setdefault(kind, []).append(bool(hit))
+    allhits = [h for v in right.values() for h in v]
+    out = {'all': float(np.mean(allhits))}
+    out.update({k: float(np.mean(v)) for k, v in sorted(right.items())})
+    return out
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = MicroSpec(),
+          log: Callable[[str], None] = _print, progress: bool = True) -> Path:
+    """Train the micro SVLM into `out` (checkpoint, curve.jsonl, curve.png, train.json)."""
+    import torch
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model, processor = build_untrained(spec)
+    model.train()
+    aux_head = torch.nn.Linear(spec.text_hidden, len(svlm_data.AUX_CLASSES))
+    params = list(model.parameters()) + list(aux_head.parameters())
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    optim = torch.optim.AdamW([{'params': decay, 'weight_decay': config.weight_decay},
+                               {'params': no_decay, 'weight_decay': 0.0}], lr=config.lr,
+                              betas=(0.9, 0.98))
+
+    def progress_at(step: int) -> float:
+        # A time budget (busy machines train slower) moves the schedule by wall time instead.
+        if config.minutes > 0:
+            return min(1.0, (time.monotonic() - t0) / 60.0 / config.minutes)
+        return step / config.steps
+
+    def lr_at(step: int) -> float:
+        if step < config.warmup:
+            return config.lr * (step + 1) / config.warmup
+        p = progress_at(step)
+        return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+    batcher = Batcher(processor)
+    valid = validation_set(config.eval_images, spec)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f'micro SVLM: {n_params / 1e6:.2f} M parameters, {spec.image_seq_len} image tokens, '
+        f'{config.steps} steps x {config.images_per_step} frames x '
+        f'{config.questions_per_image} questions')
+    (out / 'train.json').write_text(json.dumps({
+        'command': ' '.join(sys.argv), 'config': asdict(config), 'spec': asdict(spec),
+        'parameters': n_params, 'started': time.strftime('%Y-%m-%d %H:%M:%S')}, indent=1))
+    curve = (out / 'curve.jsonl').open('w')
+    t0 = time.monotonic()
+    total_steps = config.steps if config.minutes <= 0 else 10 ** 9
+    window: list[float] = []
+    seed_next = svlm_data.TRAIN_SEED_BASE
+    bar = tqdm(total=config.steps if config.minutes <= 0 else None, desc='train micro SVLM',
+               unit='step', disable=not progress, file=sys.stderr, mininterval=5.0)
+    try:
+        for step in range(total_steps):
+            if config.minutes > 0 and progress_at(step) >= 1.0:
+                break
+            examples = []
+            # One history length per step: sequences of a batch pad to the same length.
+            n_history = int(rng.integers(0, svlm_data.MAX_HISTORY + 1))
+            for _ in range(config.images_per_step):
+                stage = svlm_data.mixed_stage(rng, progress_at(step))
+                examples.append(svlm_data.make_example(
+                    rng, seed_next, stage, questions=config.questions_per_image,
+                    aux_grid=spec.grid, history_turns=n_history))
+                seed_next += 1
+            batch = batcher(examples)
+            for group in optim.param_groups:
+                group['lr'] = lr_at(step)
+            loss, aux_loss, logits = forward(model, batch, aux_head)
+            total = loss + config.aux_weight * aux_loss if aux_loss is not None else loss
+            optim.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optim.step()
+            window.extend(answer_correct(logits.detach(), batch['labels']).tolist())
+            window = window[-512:]
+            bar.update(1)
+            stage_name = svlm_data.stage_at(progress_at(step)).name
+            bar.set_postfix(loss=f'{loss.item():.3f}', acc=f'{np.mean(window):.2f}',
+                            stage=stage_name)
+            last = step + 1 == total_steps or (config.minutes > 0 and progress_at(step) >= 1.0)
+            if (step + 1) % config.eval_every == 0 or last:
+                model.eval()
+                scores = {h: score_set(model, batcher, valid, h) for h in HISTORY_KINDS}
+                model.train()
+                row = {'step': step + 1, 'minutes': (time.monotonic() - t0) / 60,
+                       'stage': stage_name, 'lr': lr_at(step), 'loss': loss.item(),
+                       'aux_loss': aux_loss.item() if aux_loss is not None else None,
+                       'train_acc': float(np.mean(window)),
+                       'valid': scores}
+                curve.write(json.dumps(row) + '\n')
+                curve.flush()
+                log(f'step {step + 1}: loss {loss.item():.3f}, train {np.mean(window):.1%}, '
+                    f'valid alone {scores["none"]["all"]:.1%}, right history '
+                    f'{scores["as-is"]["all"]:.1%}, wrong history {scores["wrong"]["all"]:.1%} '
+                    f'({row["minutes"]:.1f} min)')
+                save(model, processor, out)
+    finally:
+        bar.close()
+        curve.close()
+    info = json.loads((out / 'train.json').read_text())
+    info.update(finished=time.strftime('%Y-%m-%d %H:%M:%S'), steps_done=bar.n,
+                minutes=(time.monotonic() - t0) / 60, frames_seen=seed_next -
+                svlm_data.TRAIN_SEED_BASE)
+    (out / 'train.json').write_text(json.dumps(info, indent=1))
+    plot_curve(out)
+    return out
+
+
+def save(model: Any, processor: Any, out: Path) -> None:
+    """Write the checkpoint (fp16 on disk, loads as float32) atomically into `out`."""
+    import torch
+
+    tmp = out / '.saving'
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, state_dict={k: v.to(torch.float16) for k, v in
+                                           model.state_dict().items()})
+    processor.save_pretrained(tmp)
+    from edgevlm_ros.models.tiny import _declare_float32
+    _declare_float32(tmp / 'config.json')
+    for f in tmp.iterdir():
+        f.replace(out / f.name)
+    tmp.rmdir()
+
+
+def plot_curve(out: Path) -> Path | None:
+    """curve.png: training loss and validation accuracy by history kind over the steps."""
+    rows = [json.loads(line) for line in (out / 'curve.jsonl').read_text().splitlines() if line]
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    steps = [r['step'] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(steps, [r['loss'] for r in rows], label='answer loss')
+    if rows[0].get('aux_loss') is not None:
+        a.plot(steps, [r['aux_loss'] for r in rows], label='aux loss (per image token)')
+    a.set_xlabel('step')
+    a.set_yscale('log')
+    a.legend()
+    a.set_title('training loss')
+    names = {'none': 'alone', 'as-is': 'right history', 'wrong': 'wrong history'}
+    for key, label in names.items():
+        b.plot(steps, [r['valid'][key]['all'] for r in rows], label=label)
+    b.plot(steps, [r['train_acc'] for r in rows], ':', label='train (running)')
+    b.set_ylim(0, 1)
+    b.set_xlabel('step')
+    b.set_title('validation accuracy (evaluation-world frames)')
+    b.legend()
+    fig.tight_layout()
+    path = out / 'curve.png'
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------ held-out
+
+def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_turns: int = 4,
+                     seed: int = HELDOUT_SEED, write: bool = True,
+                     log: Callable[[str], None] = _print) -> dict:
+    """
+    Accuracy of an SVLM on held-out evaluation-world frames, through the edge node's own path.
+
+    Frames come from world seeds `seed` .. `seed + images - 1` (never trained on), 4 questions
+    each, asked three ways: alone, after `history_turns` right history turns (the earlier
+    frames' truths) and after the same turns with every answer wrong. Answers come from
+    ``TransformersSvlm.answer`` (processor, chat template, greedy decoding) and count when
+    their normalised text equals the truth. Writes heldout.json next to a model directory.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from edgevlm_ros.core.scoring import normalise
+    from edgevlm_ros.models.svlm import TransformersSvlm
+
+    torch.set_num_threads(threads)
+    svlm = TransformersSvlm(model, max_new_tokens=8, image_longest_edge=512)
+    rng = np.random.default_rng(seed + 99)
+    world = svlm_data.CURRICULUM[-1]
+    rows: list[dict] = []
+    wrong_rng = np.random.default_rng(seed + 7)
+    for i in tqdm(range(images), desc='held-out frames', unit='frame', file=sys.stderr,
+                  mininterval=5.0):
+        ex = svlm_data.make_example(rng, seed + i, world, error=0.0,
+                                    history_turns=history_turns)
+        for turn in ex.turns:
+            row = {'seed': seed + i, 'kind': turn.kind, 'question': turn.question,
+                   'truth': turn.answer}
+            for kind in HISTORY_KINDS:
+                t = turn.with_history(kind, wrong_rng)
+                text = svlm.answer(ex.rgb, t.question, t.history).text
+                row[kind] = text
+                row[kind + '_ok'] = normalise(text) == normalise(turn.answer)
+            rows.append(row)
+    names = {'none': 'alone', 'as-is': 'right_history', 'wrong': 'wrong_history'}
+    summary: dict[str, Any] = {'model': model, 'frames': images, 'questions': len(rows),
+                               'history_turns': history_turns,
+                               'seeds': [seed, seed + images - 1]}
+    for kind, name in names.items():
+        summary[name] = float(np.mean([r[kind + '_ok'] for r in rows]))
+        summary[name + '_by_kind'] = {
+            k: float(np.mean([r[kind + '_ok'] for r in rows if r['kind'] == k]))
+            for k in sorted({r['kind'] for r in rows})}
+    truths = [r['truth'] for r in rows]
+    by_kind: dict[str, list[str]] = {}
+    for r in rows:
+        by_kind.setdefault(r['kind'], []).append(r['truth'])
+    summary['majority_baseline'] = float(sum(
+        max(v.count(a) for a in set(v)) for v in by_kind.values()) / len(truths))
+    log(f'held-out ({len(rows)} questions): alone {summary["alone"]:.1%}, right history '
+        f'{summary["right_history"]:.1%}, wrong history {summary["wrong_history"]:.1%}, '
+        f'majority-answer baseline {summary["majority_baseline"]:.1%}')
+    result = {'summary': summary, 'rows': rows}
+    path = Path(svlm.path)
+    if write and path.is_dir():
+        (path / 'heldout.json').write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,104 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""The micro SVLM: trains on what the edge node sends, saves a checkpoint the edge node loads."""
+
+import json
+from pathlib import Path
+
+from edgevlm_ros.core import svlm_data
+from edgevlm_ros.models import micro
+from edgevlm_ros.models.svlm import TransformersSvlm
+import numpy as np
+import pytest
+import torch
+
+# Narrow widths keep the suite fast; the geometry (192 px, patch 16, shuffle 2) is the real one.
+SMALL = micro.MicroSpec(vision_hidden=32, vision_layers=1, vision_heads=2, vision_intermediate=64,
+                        text_hidden=32, text_layers=1, text_heads=2, text_kv_heads=1,
+                        text_intermediate=64)
+WORLD = svlm_data.CURRICULUM[-1]
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp('micro')
+    config = micro.TrainConfig(steps=3, images_per_step=2, questions_per_image=2, warmup=1,
+                               eval_every=3, eval_images=2, threads=1)
+    return micro.train(out, config, SMALL, log=lambda _: None, progress=False)
+
+
+def _examples(n: int = 2) -> list[svlm_data.Example]:
+    rng = np.random.default_rng(0)
+    return [svlm_data.make_example(rng, 10_000 + i, WORLD, questions=2, history_turns=2,
+                                   aux_grid=SMALL.grid) for i in range(n)]
+
+
+def test_training_inputs_are_exactly_what_the_edge_node_builds(trained: Path) -> None:
+    svlm = TransformersSvlm(str(trained), image_longest_edge=512)
+    batcher = micro.Batcher(svlm.processor)
+    ex = _examples(1)[0]
+    batch = batcher([ex])
+    for row, turn in enumerate(ex.turns):
+        inputs, _ = svlm.build_inputs(ex.rgb, turn.question, turn.history)
+        prompt = inputs['input_ids'][0].tolist()
+        answer = svlm.tokenizer(' ' + turn.answer, add_special_tokens=False)['input_ids']
+        ids = batch['input_ids'][row][batch['attention_mask'][row] == 1].tolist()
+        assert ids == prompt + answer + [svlm.tokenizer.convert_tokens_to_ids(
+            '<end_of_utterance>')]
+        labelled = batch['labels'][row][batch['labels'][row] != -100].tolist()
+        assert labelled == ids[len(prompt):]  # loss on the answer and its end token only
+        assert torch.equal(batch['pixel_values'][batch['owner'][row]], inputs['pixel_values'][0])
+
+
+def test_shared_image_features_give_the_models_own_logits() -> None:
+    model, processor = micro.build_untrained(SMALL)
+    model.eval()
+    batch = micro.Batcher(processor)(_examples(2))
+    with torch.inference_mode():
+        _, _, logits = micro.forward(model, batch)
+        for row in range(batch['input_ids'].shape[0]):
+            image = batch['owner'][row]
+            own = model(input_ids=batch['input_ids'][row:row + 1],
+                        attention_mask=batch['attention_mask'][row:row + 1],
+                        pixel_values=batch['pixel_values'][image:image + 1],
+                        pixel_attention_mask=batch['pixel_attention_mask'][image:image + 1])
+            n = int(batch['attention_mask'][row].sum())
+            assert torch.allclose(own.logits[0, :n - 1], logits[row, :n - 1], atol=1e-4)
+
+
+def test_a_training_step_reaches_the_vision_tower_and_the_aux_head() -> None:
+    model, processor = micro.build_untrained(SMALL)
+    head = torch.nn.Linear(SMALL.text_hidden, len(svlm_data.AUX_CLASSES))
+    batch = micro.Batcher(processor)(_examples(2))
+    loss, aux, _ = micro.forward(model, batch, head)
+    (loss + aux).backward()
+    vision = model.model.vision_model.embeddings.patch_embedding.weight.grad
+    assert vision is not None and vision.abs().sum() > 0
+    assert head.weight.grad.abs().sum() > 0
+
+
+def test_training_writes_a_loadable_checkpoint_curve_and_record(trained: Path) -> None:
+    info = json.loads((trained / 'train.json').read_text())
+    assert info['config']['steps'] == 3 and info['frames_seen'] == 6
+    rows = [json.loads(x) for x in (trained / 'curve.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in rows] == [3]
+    assert set(rows[0]['valid']) == {'none', 'as-is', 'wrong'}
+    assert (trained / 'curve.png').stat().st_size > 0
+    assert not (trained / '.saving').exists()
+    svlm = TransformersSvlm(str(trained), max_new_tokens=4)
+    ex = _examples(1)[0]
+    result = svlm.answer(ex.rgb, ex.turns[0].question, ex.turns[0].history)
+    assert isinstance(result.text, str)
+    assert result.prompt_tokens > SMALL.image_seq_len
+
+
+def test_heldout_evaluation_scores_three_history_conditions(trained: Path) -> None:
+    result = micro.evaluate_heldout(str(trained), images=2, threads=1, write=True,
+                                    log=lambda _: None)
+    summary = result['summary']
+    assert summary['questions'] == 8 and summary['seeds'] == [0, 1]
+    for name in ('alone', 'right_history', 'wrong_history', 'majority_baseline'):
+        assert 0.0 <= summary[name] <= 1.0
+    assert json.loads((trained / 'heldout.json').read_text())['summary'] == summary
+    row = result['rows'][0]
+    assert {'none', 'as-is', 'wrong', 'none_ok', 'truth'} <= set(row)
