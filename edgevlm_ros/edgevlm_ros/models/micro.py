@@ -563,3 +563,128 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
     if write and path.is_dir():
         (path / 'heldout.json').write_text(json.dumps(result, indent=1))
     return result
+
+
+# ---------------------------------------------------------------------------------- model card
+
+def write_model_card(model_dir: Path) -> Path:
+    """README.md of a trained micro SVLM from its train.json, curve.jsonl and heldout.json."""
+    model_dir = Path(model_dir)
+    train_info = json.loads((model_dir / 'train.json').read_text())
+    rows = [json.loads(x) for x in (model_dir / 'curve.jsonl').read_text().splitlines() if x]
+    held = json.loads((model_dir / 'heldout.json').read_text())['summary'] \
+        if (model_dir / 'heldout.json').is_file() else None
+    spec, config = train_info['spec'], train_info['config']
+    grid = spec['image_size'] // spec['patch_size'] // spec['scale_factor']
+    command = train_info['command'].replace('/work/main/', '').replace('.venv/bin/', '')
+    size_mb = (model_dir / 'model.safetensors').stat().st_size / 1e6
+    lines = [
+        f'# {MICRO_NAME}: a micro SVLM trained offline on the synthetic world',
+        '',
+        'A vision-language model of the SmolVLM / Idefics3 architecture (SigLIP-style vision '
+        'tower, pixel-shuffle connector, Llama text model, SmolVLM chat template), trained from '
+        "scratch on this project's synthetic robot-camera world (`core/synthworld.py`) because "
+        'no pretrained VLM weights reach the machines it is built on. It is the edge model of '
+        '`make demo` and of the evaluation (`--edge-model micro`). It knows only that world: '
+        'coloured circles, squares and triangles on a grey floor, moving behind pillars. On '
+        'real camera images its answers mean nothing.',
+        '',
+        '## Architecture',
+        '',
+        f'- {train_info["parameters"] / 1e6:.2f} M parameters, stored in float16 '
+        f'({size_mb:.1f} MB; loads as float32).',
+        f'- Vision: {spec["image_size"]} px square input, patch {spec["patch_size"]}, '
+        f'{spec["vision_layers"]} layers x {spec["vision_hidden"]} wide; pixel shuffle '
+        f'{spec["scale_factor"]} -> {grid} x {grid} = {grid * grid} image tokens; '
+        'no image splitting (the processor resizes any frame to the square).',
+        f'- Text: Llama, {spec["text_layers"]} layers x {spec["text_hidden"]} wide, '
+        f'{spec["text_heads"]} heads ({spec["text_kv_heads"]} KV), byte-level BPE of '
+        f'{spec["vocab_size"]} entries trained on a small corpus plus every question and answer '
+        'of the world.',
+        '',
+        '## Data',
+        '',
+        '- Frames of the synthetic world rendered at 640x480 and resized to 512 px long side '
+        '(what the camera node sends), generated on the fly from world seeds 10,000 and up '
+        f'({train_info.get("frames_seen", "?")} frames). Seeds 0-9,999 are never trained on: '
+        'held-out evaluation uses 0-999 (and the evaluation bags), validation 5,000-5,999.',
+        '- Curriculum: ' + '; '.join(
+            f'{s.name} ({s.share:.0%} of the run: {s.layout.objects[0]}-{s.layout.objects[1]} '
+            f'objects, {s.layout.pillars[0]}-{s.layout.pillars[1]} pillars, size x'
+            f'{s.layout.size:g}, {s.layout.colours} colours)' for s in svlm_data.CURRICULUM)
+        + '; 15 % of frames replay an earlier stage.',
+        f'- {config["questions_per_image"]} questions per frame (kinds balanced: count, exists, '
+        "colour, where with 4 options; subjects mostly the scene's own objects, exists answered "
+        'yes about half the time).',
+        f'- Each question comes after 0-{svlm_data.MAX_HISTORY} earlier turns (one length per '
+        'step), question/answer pairs about earlier frames of the same scene (85 % the same '
+        'question), 0.15-0.5 s of scene time apart (a 2 Hz robot at pace 0.3-1). Per frame, '
+        'the history answers are wrong with probability 0, 0, 0.2, 0.5 or 1 (drawn), so the '
+        'model learns how far to trust its history against the image.',
+        '',
+        '## Training',
+        '',
+        f'- Command: `{command}`',
+        f'- {train_info.get("steps_done", config["steps"])} steps of '
+        f'{config["images_per_step"]} frames x {config["questions_per_image"]} questions in '
+        f'{train_info.get("minutes", 0):.0f} min on 2 CPU cores ({config["threads"]} torch '
+        f'threads); AdamW lr {config["lr"]:g} (warm-up {config["warmup"]} steps, cosine to 10 %), '
+        f'weight decay {config["weight_decay"]:g}, gradient clip 1.',
+        '- Loss: cross-entropy on the answer tokens and the end-of-utterance token, plus '
+        f'{config["aux_weight"]:g} x an auxiliary per-image-token loss (which colours and shapes '
+        "each token's cell shows, from the true object boxes) on the connector output, through "
+        'a linear head that is not saved. It teaches the vision tower to see objects early.',
+        '- The frame goes through the vision tower once per step item and its features are '
+        'shared by its questions.',
+        '',
+        '## Learning curve',
+        '',
+        'Validation: 48 frames of seeds 5,000+ in the evaluation-world layout, 4 questions each, '
+        'teacher-forced exact match of the answer (equal to greedy decoding getting it right).',
+        '',
+        '![learning curve](curve.png)',
+        '',
+        '| step | min | stage | answer loss | alone | right history | wrong history |',
+        '|---:|---:|---|---:|---:|---:|---:|',
+    ]
+    for r in rows:
+        v = r['valid']
+        lines.append(f'| {r["step"]} | {r["minutes"]:.0f} | {r["stage"]} | {r["loss"]:.3f} | '
+                     f'{v["none"]["all"]:.1%} | {v["as-is"]["all"]:.1%} | '
+                     f'{v["wrong"]["all"]:.1%} |')
+    lines += ['', '## Held-out accuracy', '']
+    if held is None:
+        lines.append('Not measured yet: `edgevlm heldout <this directory>`.')
+    else:
+        lines += [
+            f'`edgevlm heldout micro --images {held["frames"]}`: {held["questions"]} questions '
+            f'on {held["frames"]} frames of world seeds {held["seeds"][0]}-{held["seeds"][1]} '
+            "(never trained on), answered through `TransformersSvlm.answer` (the edge node's "
+            'own path: processor, chat template, greedy decoding), right when the normalised '
+            f'answer equals the truth; histories of {held["history_turns"]} turns.',
+            '',
+            '| condition | all | ' + ' | '.join(held['alone_by_kind']) + ' |',
+            '|---|---:|' + '---:|' * len(held['alone_by_kind']),
+        ]
+        for name, label in (('alone', 'alone'), ('right_history', 'right history'),
+                            ('wrong_history', 'wrong history')):
+            lines.append(f'| {label} | {held[name]:.1%} | ' + ' | '.join(
+                f'{v:.1%}' for v in held[name + '_by_kind'].values()) + ' |')
+        lines += ['', f'Answering the most common answer of each question kind: '
+                      f'{held["majority_baseline"]:.1%}.']
+    lines += [
+        '',
+        '## Limits',
+        '',
+        '- Only the synthetic world: five colours, three shapes, four question templates. Any '
+        'other question gets an answer in the style of those.',
+        '- Objects are small next to a token (36 tokens over the frame): shapes near pillars and '
+        'frame edges, and counts of 3 or more, are where it fails most.',
+        '- It trusts its history: a wrong earlier answer to the same question pulls it wrong '
+        '(see the wrong-history row). That is what Context Replacement exploits when the cloud '
+        'corrects the history.',
+        '',
+    ]
+    path = model_dir / 'README.md'
+    path.write_text('\n'.join(lines))
+    return path
