@@ -50,6 +50,18 @@ def _attention_share(svlm: TransformersSvlm, inputs, bias, positions) -> float:
     return float(np.mean(shares))
 
 
+def _answer_with_bias(svlm: TransformersSvlm, rgb, question: str, bias) -> str:
+    """Greedy answer under an arbitrary bias (for rules focus_bias does not implement)."""
+    from transformers import GenerationConfig
+
+    inputs, _ = svlm.build_inputs(rgb, question)
+    with torch.inference_mode(), visual_focus.applied(bias):
+        out = svlm.model.generate(**inputs, generation_config=GenerationConfig(
+            **svlm._generation_kwargs, max_new_tokens=svlm.max_new_tokens))
+    return svlm.tokenizer.decode(out[0, inputs['input_ids'].shape[1]:],
+                                 skip_special_tokens=True).strip()
+
+
 def _cases(frames: int):
     """(rgb, question, truth, true boxes, wrong boxes) for questions resting on visible objects."""
     rng = np.random.default_rng(2024)
@@ -81,10 +93,10 @@ def main() -> int:
     svlm = TransformersSvlm(args.model, max_new_tokens=6, image_longest_edge=512)
     cases = list(_cases(args.frames))[:args.max_cases]
     conds = ['alone'] + [f'attention a={a:g}' for a in ALPHAS] + [
-        'attention a=4 WRONG boxes', 'crop', 'overlay']
+        'attention a=4 WRONG boxes', 'attention a=4 max-normalised', 'crop', 'overlay']
     right = {c: [] for c in conds}
     changed = {c: [] for c in conds}
-    share_off, share_on, share_wrong = [], [], []
+    share_off, share_on, share_wrong, share_norm = [], [], [], []
     per_kind: dict[str, dict[str, list[bool]]] = {}
     for rgb, q, truth, boxes, wrong in tqdm(cases, desc='cases', file=sys.stderr,
                                             mininterval=5):
@@ -94,6 +106,13 @@ def main() -> int:
                                                         focus_alpha=a).text
         answers['attention a=4 WRONG boxes'] = svlm.answer(rgb, q.text, focus=wrong,
                                                            focus_alpha=4.0).text
+        # The same bias rescaled so the best-covered token gets the full alpha (objects smaller
+        # than a token otherwise get only alpha x their small share of it).
+        inputs, _ = svlm.build_inputs(rgb, q.text)
+        raw, _ = visual_focus.focus_bias(svlm.model, inputs, svlm.processor, boxes, 1.0,
+                                         image_size=(rgb.shape[0], rgb.shape[1]))
+        scaled = raw * (4.0 / raw.max()) if raw.max() > 0 else None
+        answers['attention a=4 max-normalised'] = _answer_with_bias(svlm, rgb, q.text, scaled)
         for mode in ('crop', 'overlay'):
             shown, _ = focus_view(rgb, boxes, mode)
             answers[mode] = svlm.answer(shown, q.text).text
@@ -102,7 +121,6 @@ def main() -> int:
             right[c].append(ok)
             changed[c].append(normalise(answers[c]) != normalise(answers['alone']))
             per_kind.setdefault(q.kind, {}).setdefault(c, []).append(ok)
-        inputs, _ = svlm.build_inputs(rgb, q.text)
         size = (rgb.shape[0], rgb.shape[1])
         bias, _ = visual_focus.focus_bias(svlm.model, inputs, svlm.processor, boxes, 4.0,
                                           image_size=size)
@@ -110,6 +128,7 @@ def main() -> int:
         if len(positions):
             share_off.append(_attention_share(svlm, inputs, None, positions))
             share_on.append(_attention_share(svlm, inputs, bias, positions))
+            share_norm.append(_attention_share(svlm, inputs, scaled, positions))
             frac = len(positions) / int((inputs['input_ids'][0] ==
                                          svlm.model.config.image_token_id).sum())
             share_wrong.append(frac)
@@ -127,11 +146,13 @@ def main() -> int:
     if share_on:
         result['attention'] = {'focused_token_share': statistics.mean(share_wrong),
                                'share_without_bias': statistics.mean(share_off),
-                               'share_with_bias_a4': statistics.mean(share_on)}
+                               'share_with_bias_a4': statistics.mean(share_on),
+                               'share_with_max_normalised_a4': statistics.mean(share_norm)}
         print(f'attention of the answer position on the focused image tokens (share of its '
               f'image attention; focused tokens are {statistics.mean(share_wrong):.1%} of the '
               f'image tokens): without bias {statistics.mean(share_off):.1%}, with alpha 4 '
-              f'{statistics.mean(share_on):.1%}')
+              f'{statistics.mean(share_on):.1%}, with alpha 4 max-normalised '
+              f'{statistics.mean(share_norm):.1%}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)
