@@ -128,8 +128,11 @@ PARAMS = [
     ParamSpec('model', 'edgevlm-local-lvlm', 'model name sent in each request (as the server '
               'knows it)', read_only=True),
     ParamSpec('embedded_model', 'tiny-cloud', 'model served by the embedded stand-in: '
-              '"tiny-cloud", a local checkpoint directory, or "oracle:<eval bag>" (a test double '
-              "for evaluations: the bag's ground truth)", read_only=True),
+              '"tiny-cloud", a local checkpoint directory, "oracle:<eval bag>" (a test double '
+              "for evaluations: the bag's ground truth), or the simulated LVLM (answers from the "
+              "synthetic world's ground truth, wrong at rate error): "
+              '"simulated:synth:<world keys>[,error=0.1][,error_seed=0]" or '
+              '"simulated:<eval bag>[,error=0.1][,error_seed=0]"', read_only=True),
     ParamSpec('embedded_threads', 1, 'torch CPU threads of the embedded stand-in (it shares '
               'the robot computer with the edge model; 0 = torch default)', min=0, max=256,
               read_only=True),

@@ -27,6 +27,11 @@ Every message's header.stamp (frames, truths) and bag log time (all three topics
 EPOCH_NS + round(t_s * 1e9), t_s being the dataset time of its frame; header.frame_id is
 'camera'. A stamp is never zero (camera_node reads a zero stamp as "no stamp").
 
+Metadata: metadata.yaml's ``custom_data`` (string -> string, rosbag2 metadata v6+) may say where
+the frames came from; `edgevlm synth` writes WORLD_SPEC_KEY = the exact
+``core.synthworld.WorldSpec`` text of the world it rendered, so the simulated LVLM can answer
+from that world. Bags without it (older ones, converted datasets) read as before.
+
 Record bag: whatever the replay's RecordWriter was handed (GroundTruth, Answer, CloudResponse,
 ContextUpdate, FocusMask, DiagnosticArray), log time = when the evaluator received it on the
 graph's clock. read_record() turns it into a core.records.RunRecord by message type (topic names
@@ -38,7 +43,7 @@ record per frame); read_record holds one record per message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 import contextlib
 from dataclasses import dataclass
 import functools
@@ -89,6 +94,8 @@ RECORD_TYPES = frozenset({TRUTH_TYPE, ANSWER_TYPE, CLOUD_TYPE, UPDATE_TYPE, FOCU
                           DIAGNOSTICS_TYPE})
 
 MSG_PACKAGE = 'edgevlm_msgs'
+# custom_data key: the synthetic world's spec (WorldSpec text) of a bag `edgevlm synth` wrote.
+WORLD_SPEC_KEY = 'edgevlm.world_spec'
 # Answer.SOURCE_* (Answer.msg): index = the number on the wire.
 ANSWER_SOURCES = ('edge', 'cloud')
 
@@ -123,9 +130,12 @@ def stamp_ns(t_s: float) -> int:
 
 def write_eval_bag(path: str | os.PathLike, samples: Iterable[Sample], *,
                    compressed: bool = True, jpeg_quality: int = 90,
-                   progress: bool = False) -> dict[str, object]:
+                   progress: bool = False,
+                   custom_data: Mapping[str, str] | None = None) -> dict[str, object]:
     """
     Write samples (in time order) as an eval bag at `path`, a directory that must not exist.
+
+    `custom_data` (str -> str) goes into metadata.yaml's custom_data (e.g. WORLD_SPEC_KEY).
 
     Returns a summary: path, frames, duration_s (last frame time - first), episodes (names in
     order of appearance), questions (question messages written: asked-question switches),
@@ -139,6 +149,11 @@ def write_eval_bag(path: str | os.PathLike, samples: Iterable[Sample], *,
     if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int) \
             or not 1 <= jpeg_quality <= 100:
         raise ValueError(f'jpeg_quality must be an int in 1..100, got {jpeg_quality!r}')
+    custom = dict(custom_data or {})
+    for key, value in custom.items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise ValueError(f'custom_data must map non-empty str to str, got {key!r}: '
+                             f'{value!r}')
     ts = typestore()
     image_topic, image_type = ((COMPRESSED_TOPIC, COMPRESSED_TYPE) if compressed
                                else (IMAGE_TOPIC, IMAGE_TYPE))
@@ -151,6 +166,8 @@ def write_eval_bag(path: str | os.PathLike, samples: Iterable[Sample], *,
     summary: dict[str, object] = {}
     try:
         with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+            for key, value in custom.items():
+                writer.set_custom_data(key, value)
             conns = {
                 'image': writer.add_connection(image_topic, image_type, typestore=ts),
                 'question': writer.add_connection(QUESTION_TOPIC, STRING_TYPE, typestore=ts),
@@ -191,15 +208,17 @@ class EvalBag:
     An eval bag opened for a replay: info, truths and questions in memory, frames streamed.
 
     frames() opens the bag again on every call, so it can be iterated more than once and holds
-    no file open between calls.
+    no file open between calls. custom_data: metadata.yaml's custom_data ({} when none).
     """
 
     def __init__(self, path: Path, info: BagInfo, truths: list[Truth],
-                 questions: list[tuple[int, str]]) -> None:
+                 questions: list[tuple[int, str]],
+                 custom_data: Mapping[str, str] | None = None) -> None:
         self.path = path
         self.info = info
         self.truths = truths
         self.questions = questions
+        self.custom_data = dict(custom_data or {})
 
     def frames(self) -> Iterator[tuple[int, str, bytes]]:
         """(stamp_ns = log time, msgtype, raw CDR bytes) of every frame, in time order."""
@@ -268,7 +287,7 @@ def read_eval_bag(path: str | os.PathLike) -> EvalBag:
     episodes = tuple(dict.fromkeys(t.episode for t in truths))
     info = BagInfo(str(bag_path), frames, (last - first) / 1e9, first, last, image.topic,
                    image.msgtype, episodes, len(questions))
-    return EvalBag(bag_path, info, truths, questions)
+    return EvalBag(bag_path, info, truths, questions, _custom_data(bag_path))
 
 
 class RecordWriter:
@@ -399,6 +418,22 @@ def _open(path: Path) -> Iterator[Reader]:
         yield reader
     finally:
         reader.close()
+
+
+def _custom_data(path: Path) -> dict[str, str]:
+    """metadata.yaml's custom_data ({} when absent; rosbags' Reader does not expose it)."""
+    import yaml
+
+    try:
+        with open(path / 'metadata.yaml', encoding='utf-8') as f:
+            meta = yaml.safe_load(f)
+        custom = meta['rosbag2_bagfile_information'].get('custom_data') or {}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        raise BagError(f'{path}/metadata.yaml: cannot read its custom_data: {e}') from e
+    if not isinstance(custom, dict):
+        raise BagError(f'{path}/metadata.yaml: custom_data must be a mapping, got '
+                       f'{type(custom).__name__}')
+    return {str(k): str(v) for k, v in custom.items()}
 
 
 def _ns(stamp: Any) -> int:

@@ -94,8 +94,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help='OpenAI-compatible API root, or embedded (a local server)')
     p.add_argument('--cloud-model', default='edgevlm-local-lvlm', help='model name to ask for')
     p.add_argument('--embedded-model', default='tiny-cloud',
-                   help='what the embedded server runs: tiny-cloud, a checkpoint dir, or '
-                        'oracle:<bag> (test double: the ground truth, late by the network)')
+                   help='what the embedded server runs: tiny-cloud, a checkpoint dir, '
+                        'oracle:<bag> (test double: the ground truth, late by the network), or '
+                        'simulated:<bag>[,error=0.1] / simulated:synth:<world>[,error=0.1] (a '
+                        'simulated LVLM: the ground truth, wrong at rate error)')
     p.add_argument('--step-rate', type=float, default=2.0, help='steps per second')
     p.add_argument('--drain', type=float, default=None,
                    help='seconds the graph keeps running after the last frame '

@@ -22,6 +22,9 @@ Test doubles (``models.scripted``): ``model='oracle:<eval bag>'`` serves the ora
 answers the ground truth of the bag frame it is shown and reports that frame's ground-truth boxes
 as its objects (instead of saliency boxes; ``grounding='none'`` still returns none);
 ``model='scripted:<json>'`` answers from an answer script (grounded as ``grounding`` says).
+The simulated LVLM (``models.simulated``, ``model='simulated:synth:<world keys>'`` or
+``'simulated:<eval bag>'``) answers from the synthetic world's ground truth, wrong at a set rate,
+and reports the true boxes of the objects its answer is about, as the oracle does.
 
 Rules: errors are OpenAI-style JSON ``{"error": {"message", "type", "code"}}``: 404 for an
 unknown path or a wrong ``model`` name, 400 for a malformed request or image, 413 for a body over
@@ -384,7 +387,10 @@ class LvlmServer:
 
 def load_model(spec: str, max_new_tokens: int, num_threads: int = 0) -> Any:
     """
-    The backend for ``spec``: 'oracle:<bag>' / 'scripted:<json>' test doubles, else a model.
+    The backend for ``spec``: test double, LVLM simulation, or a model.
+
+    'oracle:<bag>' / 'scripted:<json>' are test doubles, 'simulated:...' the LVLM simulation
+    (``models.simulated``), anything else a model.
 
     ``num_threads`` > 0 sets torch's CPU threads (for the whole process) for a model.
     """
@@ -394,6 +400,9 @@ def load_model(spec: str, max_new_tokens: int, num_threads: int = 0) -> Any:
         return scripted.OracleLvlm(spec, max_new_tokens=max_new_tokens)
     if spec.startswith(scripted.SCRIPTED_PREFIX):
         return scripted.ScriptedSvlm(spec, max_new_tokens=max_new_tokens)
+    if spec.startswith('simulated:'):
+        from edgevlm_ros.models.simulated import SimulatedLvlm
+        return SimulatedLvlm(spec, max_new_tokens=max_new_tokens)
     from edgevlm_ros.models.svlm import TransformersSvlm  # torch loads here, not at import
     return TransformersSvlm(spec, max_new_tokens=max_new_tokens, num_threads=num_threads)
 
@@ -404,7 +413,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
         description='OpenAI-compatible chat-completions server for a local transformers VLM.')
     parser.add_argument('--model', default='tiny-cloud',
                         help="'tiny-cloud', 'tiny', a local model directory or a hub id; "
-                        "test doubles: 'oracle:<eval bag>', 'scripted:<answer script .json>'")
+                        "test doubles: 'oracle:<eval bag>', 'scripted:<answer script .json>'; "
+                        "simulation: 'simulated:synth:<world keys>[,error=0.1][,error_seed=0]' "
+                        "or 'simulated:<eval bag>[,error=..]'")
     parser.add_argument('--host', default='127.0.0.1', help='bind address (default: loopback)')
     parser.add_argument('--port', type=int, default=8000, help='TCP port, 0 = any free port')
     parser.add_argument('--served-name', default='edgevlm-local-lvlm',

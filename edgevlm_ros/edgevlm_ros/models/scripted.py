@@ -314,13 +314,85 @@ def _check_history(history: Iterable[Any]) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------------- oracle
 
+def check_request(image: np.ndarray, question: str, default_limit: int,
+                  max_new_tokens: int | None) -> int:
+    """Reject what a real backend rejects (no RGB image, empty question); return the word cap."""
+    check_image(image, grey=False)
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError('question must be a non-empty string')
+    limit = default_limit if max_new_tokens is None else max_new_tokens
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
+    return limit
+
+
 def thumbnail(rgb: np.ndarray) -> np.ndarray:
     """The oracle's frame signature: grey, area-averaged to THUMB_W x THUMB_H, float32."""
     grey = to_grey(check_image(rgb, grey=False)).astype(np.float32)
     return cv2.resize(grey, (THUMB_W, THUMB_H), interpolation=cv2.INTER_AREA)
 
 
-class FrameIndex:
+class ThumbnailIndex:
+    """
+    Thumbnails of a sequence of frames, each under an integer key (a stamp), and their distances.
+
+    Distance: mean squared grey difference of the thumbnails (``thumbnail``), in grey levels
+    squared. Memory: one float32 thumbnail per frame (3 KB); more than ``max_frames`` frames are
+    refused. Shared by the oracle (``FrameIndex``) and the simulated LVLM (``models.simulated``).
+    """
+
+    def __init__(self, frames: Iterable[tuple[int, np.ndarray]], *,
+                 max_distance: float = DEFAULT_MAX_DISTANCE,
+                 max_frames: int = DEFAULT_MAX_FRAMES, source: str = 'frames') -> None:
+        if not (isinstance(max_distance, (int, float)) and math.isfinite(max_distance)
+                and max_distance >= 0):
+            raise ValueError(f'max_distance must be a finite number >= 0, got {max_distance!r}')
+        if not isinstance(max_frames, int) or max_frames < 1:
+            raise ValueError(f'max_frames must be a positive int, got {max_frames!r}')
+        self.max_distance = float(max_distance)
+        thumbs: list[np.ndarray] = []
+        stamps: list[int] = []
+        for stamp_ns, rgb in frames:
+            if len(thumbs) >= max_frames:
+                raise ValueError(f'{source}: more than {max_frames} frames (the bound on '
+                                 'thumbnail memory)')
+            thumbs.append(thumbnail(rgb).reshape(-1))
+            stamps.append(int(stamp_ns))
+        if not thumbs:
+            raise ValueError(f'{source}: no camera frames')
+        self._thumbs = np.stack(thumbs)
+        self.stamps = np.asarray(stamps, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def distances(self, rgb: np.ndarray) -> np.ndarray:
+        """Thumbnail MSE of ``rgb`` to every frame, in frame order."""
+        probe = thumbnail(rgb).reshape(-1)
+        out = np.empty(len(self._thumbs), dtype=np.float32)
+        for start in range(0, len(self._thumbs), _CHUNK):
+            diff = self._thumbs[start:start + _CHUNK] - probe
+            out[start:start + _CHUNK] = np.einsum('ij,ij->i', diff, diff) / diff.shape[1]
+        return out
+
+    def nearest(self, rgb: np.ndarray) -> OracleMatch:
+        """
+        The nearest frame of all (equal distances: the earliest), 'matched' within max_distance.
+
+        Otherwise the reason is 'unknown_image' (stamp and distance still name the nearest).
+        """
+        dist = self.distances(rgb)
+        best = int(np.argmin(dist))  # argmin takes the first of equal minima
+        reason = 'matched' if dist[best] <= self.max_distance else 'unknown_image'
+        return self._found(reason, best, dist)
+
+    def _found(self, reason: str, i: int, dist: np.ndarray) -> OracleMatch:
+        others = np.delete(dist, i)
+        return OracleMatch(reason, int(self.stamps[i]), float(dist[i]),
+                           float(others.min()) if len(others) else math.inf)
+
+
+class FrameIndex(ThumbnailIndex):
     """
     Thumbnails and ground truth of a bag's frames, and the rule that recognises a frame.
 
@@ -336,26 +408,10 @@ class FrameIndex:
     def __init__(self, frames: Iterable[tuple[int, np.ndarray]], truths: Iterable[Truth], *,
                  max_distance: float = DEFAULT_MAX_DISTANCE,
                  max_frames: int = DEFAULT_MAX_FRAMES, source: str = 'frames') -> None:
-        if not (isinstance(max_distance, (int, float)) and math.isfinite(max_distance)
-                and max_distance >= 0):
-            raise ValueError(f'max_distance must be a finite number >= 0, got {max_distance!r}')
-        if not isinstance(max_frames, int) or max_frames < 1:
-            raise ValueError(f'max_frames must be a positive int, got {max_frames!r}')
-        self.max_distance = float(max_distance)
+        super().__init__(frames, max_distance=max_distance, max_frames=max_frames,
+                         source=source)
         by_stamp = {t.stamp_ns: t for t in truths}
-        thumbs: list[np.ndarray] = []
-        stamps: list[int] = []
-        for stamp_ns, rgb in frames:
-            if len(thumbs) >= max_frames:
-                raise ValueError(f'{source}: more than {max_frames} frames (the bound on '
-                                 'thumbnail memory)')
-            thumbs.append(thumbnail(rgb).reshape(-1))
-            stamps.append(int(stamp_ns))
-        if not thumbs:
-            raise ValueError(f'{source}: no camera frames')
-        self._thumbs = np.stack(thumbs)
-        self.stamps = np.asarray(stamps, dtype=np.int64)
-        self.truths: list[Truth | None] = [by_stamp.get(s) for s in stamps]
+        self.truths: list[Truth | None] = [by_stamp.get(int(s)) for s in self.stamps]
         groups: dict[str, list[int]] = {}
         for i, truth in enumerate(self.truths):
             if truth is not None:
@@ -363,21 +419,9 @@ class FrameIndex:
         # Frame indices per asked question (a bag asks few distinct questions).
         self._by_question = {q: np.asarray(ix, dtype=np.int64) for q, ix in groups.items()}
 
-    def __len__(self) -> int:
-        return len(self.stamps)
-
     @property
     def questions(self) -> list[str]:
         return list(self._by_question)
-
-    def distances(self, rgb: np.ndarray) -> np.ndarray:
-        """Thumbnail MSE of ``rgb`` to every frame, in frame order."""
-        probe = thumbnail(rgb).reshape(-1)
-        out = np.empty(len(self._thumbs), dtype=np.float32)
-        for start in range(0, len(self._thumbs), _CHUNK):
-            diff = self._thumbs[start:start + _CHUNK] - probe
-            out[start:start + _CHUNK] = np.einsum('ij,ij->i', diff, diff) / diff.shape[1]
-        return out
 
     def match(self, rgb: np.ndarray, question: str) -> tuple[OracleMatch, Truth | None]:
         """Apply the matching rule; return the match and the matched frame's truth (or None)."""
@@ -391,11 +435,6 @@ class FrameIndex:
         nearest = int(np.argmin(dist))
         reason = 'unknown_question' if dist[nearest] <= self.max_distance else 'unknown_image'
         return self._found(reason, nearest, dist), None
-
-    def _found(self, reason: str, i: int, dist: np.ndarray) -> OracleMatch:
-        others = np.delete(dist, i)
-        return OracleMatch(reason, int(self.stamps[i]), float(dist[i]),
-                           float(others.min()) if len(others) else math.inf)
 
 
 class OracleLvlm:
@@ -442,12 +481,7 @@ class OracleLvlm:
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None
                ) -> ScriptedResult:
         """The ground truth of the frame ``image`` is, or 'unknown'."""
-        check_image(image, grey=False)
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError('question must be a non-empty string')
-        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
-        if not isinstance(limit, int) or limit < 1:
-            raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
+        limit = check_request(image, question, self.max_new_tokens, max_new_tokens)
         t0 = time.perf_counter()
         found, truth = self.index.match(image, question)
         with self._stats_lock:
