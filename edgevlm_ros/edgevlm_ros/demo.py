@@ -8,9 +8,15 @@ camera pan as the camera, the tiny offline edge SVLM and the embedded cloud LVLM
 emulated network, prints every answer as it arrives, and on exit (after --duration seconds, or on
 Ctrl-C) prints a summary: steps, answers, per-step latency, context replacements and focus masks
 applied, cloud round trips.
+
+With the synthetic world as the camera (`source:=synth:seed=0,pace=0.3,question_every=10`: its
+questions change as the world plays, and every frame's true answer is published), each answer is
+printed next to the truth of the frame it answers (and the truth now, when that has changed), and
+the summary adds the accuracy against the ground truth.
 """
 
 import argparse
+from collections import OrderedDict
 from pathlib import Path
 import signal
 import sys
@@ -18,19 +24,25 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask
+from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, GroundTruth
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from edgevlm_ros import launch_runner
+from edgevlm_ros.core.records import Truth
+from edgevlm_ros.core.scoring import is_correct
 from edgevlm_ros.core.stats import LatencyWindow
+from edgevlm_ros.ros_conversions import msg_to_truth, stamp_to_ns
 from edgevlm_ros.ros_qos import RESULTS
 
 # The demo's defaults; any launch argument can be overridden on the command line (name:=value).
 DEMO_ARGS = {'use_frame_source': 'true', 'source': 'builtin:pan',
              'network_profile': 'jitter:1500,400'}
 STATUS_NAMES = {0: 'ok', 1: 'timeout', 2: 'http error', 3: 'parse error', 4: 'dropped'}
+# Truths kept to judge answers by their frame's stamp: 5 minutes of frames at 10 Hz, far more than
+# any answer's latency.
+MAX_TRUTHS = 3000
 
 
 def printable(text: str, limit: int = 72) -> str:
@@ -43,8 +55,8 @@ def printable(text: str, limit: int = 72) -> str:
 class DemoMonitor(Node):
     """Subscribes to everything the graph says and keeps what the summary needs (bounded)."""
 
-    def __init__(self, namespace: str, quiet: bool) -> None:
-        super().__init__('edgevlm_demo_monitor', namespace=namespace or '/')
+    def __init__(self, namespace: str, quiet: bool, context=None) -> None:
+        super().__init__('edgevlm_demo_monitor', namespace=namespace or '/', context=context)
         self.quiet = quiet
         self.latency = LatencyWindow(10_000)
         self.model_ms = LatencyWindow(10_000)
@@ -53,6 +65,11 @@ class DemoMonitor(Node):
         self.cloud_ok = self.cloud_failed = self.not_sent = self.updates = self.masks = 0
         self.first_answer_s: float | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
+        self.truths: OrderedDict[int, Truth] = OrderedDict()  # frame stamp -> truth, bounded
+        self.truth_now: Truth | None = None
+        # Answers judged against the truth of their frame: source -> [correct, judged].
+        self.judged = {'edge': [0, 0], 'cloud': [0, 0]}
+        self.unjudged = 0  # answers to frames whose truth the monitor never saw
         self.create_subscription(Answer, 'edgevlm/answer', self._on_answer, RESULTS)
         self.create_subscription(CloudResponse, 'edgevlm/cloud_response', self._on_cloud,
                                  RESULTS)
@@ -60,6 +77,7 @@ class DemoMonitor(Node):
                                  RESULTS)
         self.create_subscription(FocusMask, 'edgevlm/focus_mask', self._on_mask, RESULTS)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.create_subscription(GroundTruth, 'edgevlm/ground_truth', self._on_truth, RESULTS)
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -82,7 +100,48 @@ class DemoMonitor(Node):
             if m.focus_applied:
                 self.with_focus += 1
                 ctx += f' focus<-step {m.focus_source_step} ({m.focus_age_s:.1f} s)'
-        self.say(f'{src} step {m.step_id:4d} {m.latency_ms:6.0f} ms{ctx} | {printable(m.answer)}')
+        self.say(f'{src} step {m.step_id:4d} {m.latency_ms:6.0f} ms{ctx} | {printable(m.answer)}'
+                 f'{self._judge(m)}')
+
+    def _on_truth(self, m: GroundTruth) -> None:
+        if self.truth_now is None or self.truth_now.question != m.question:
+            self.say(f'-- question: {printable(m.question)}')
+        self.truth_now = msg_to_truth(m)
+        self.truths[self.truth_now.stamp_ns] = self.truth_now
+        while len(self.truths) > MAX_TRUTHS:
+            self.truths.popitem(last=False)
+
+    def _judge(self, m: Answer) -> str:
+        """Score an answer against the truth of the frame it answers; the text to print."""
+        if self.truth_now is None:
+            return ''  # no ground truth in this graph (not a synthetic world)
+        truth = self.truths.get(stamp_to_ns(m.header.stamp))
+        if truth is None:
+            self.unjudged += 1
+            return ' | truth of its frame unknown'
+        ok = is_correct(m.answer, truth)
+        tally = self.judged['cloud' if m.source == Answer.SOURCE_CLOUD else 'edge']
+        tally[0] += ok
+        tally[1] += 1
+        text = f" | {'right' if ok else 'wrong'}, truth {printable(truth.answer, 24)}"
+        now = self.truth_now
+        if now.question != truth.question:
+            text += f' (now another question: {printable(now.question, 32)})'
+        elif now.answer != truth.answer:
+            text += f', now {printable(now.answer, 24)}'
+        return text
+
+    def accuracy(self) -> str:
+        """The accuracy line of the summary ('' when there was no ground truth)."""
+        if self.truth_now is None:
+            return ''
+        right = sum(c for c, _ in self.judged.values())
+        total = sum(n for _, n in self.judged.values())
+        notes = [f'{k} {c}/{n}' for k, (c, n) in self.judged.items() if n]
+        if self.unjudged:
+            notes.append(f'{self.unjudged} not judged: truth of their frame unknown')
+        head = f'{100.0 * right / total:.0f} % of {total} answers' if total else '-'
+        return f"{head} ({', '.join(notes)})" if notes else head
 
     def _on_cloud(self, m: CloudResponse) -> None:
         if m.status == CloudResponse.STATUS_DROPPED:
@@ -130,6 +189,8 @@ class DemoMonitor(Node):
                                               f'({self.not_sent} steps not sent)'),
             ('cloud round trip p50 / p95', f"{rt['p50']:.0f} / {rt['p95']:.0f} ms"),
         ]
+        if self.accuracy():
+            rows.append(('accuracy vs ground truth', self.accuracy()))
         width = max(len(k) for k, _ in rows)
         return '\n'.join(['== edgevlm_ros demo summary =='] +
                          [f'{k:<{width}}  {v}' for k, v in rows])

@@ -1,9 +1,11 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-Where demo and test frames come from: a built-in camera pan, an image folder, a video, a bag.
+Where demo and test frames come from: a built-in pan, image folder, video, bag, synthetic world.
 
 ROS-free: every source yields RGB uint8 frames; frame_source_node turns them into camera topics.
+A synthetic world (SynthSource) also knows the question and its true answer at each frame, and
+which question to publish before which frame.
 """
 
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ import cv2
 import numpy as np
 
 from edgevlm_ros.core.images import decode_compressed, raw_to_rgb
+from edgevlm_ros.core.records import Sample, Truth
+from edgevlm_ros.core.synthworld import WorldSpec
 
 # Real photos shipped inside the scikit-image wheel, in pan order.
 PAN_PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png')
@@ -106,14 +110,100 @@ def bag_images(path: Path, topic: str = '', loop: bool = True) -> Iterator[np.nd
             return
 
 
+class SynthSource(Iterator[np.ndarray]):
+    """
+    The synthetic world's frames in order (from the start again when looping), rendered lazily.
+
+    `sample` is the Sample of the frame last returned (its question and true answer). The
+    question of each frame goes out *before* that frame: after playing a frame, a player calls
+    question_to_send(), which names the next frame's question when it differs from the last one
+    sent (the first call names the first frame's). A camera that takes frames and questions in
+    arrival order then pairs every frame with its own question, as the evaluation replay does.
+
+    Memory: the frame last returned and at most one rendered ahead (to know the next question).
+    """
+
+    def __init__(self, spec: WorldSpec, loop: bool = True) -> None:
+        self.spec = spec
+        self.loop = loop
+        self.sample: Sample | None = None
+        self.passes = 0  # times the world started from its first frame
+        self._stream: Iterator[Sample] = iter(())
+        self._ahead: Sample | None = None
+        self._ended = False
+        self._sent: str | None = None
+
+    def _peek(self) -> Sample | None:
+        """The next frame's Sample, rendered once, on first need."""
+        if self._ahead is None and not self._ended:
+            self._ahead = next(self._stream, None)
+            if self._ahead is None and (self.loop or self.passes == 0):
+                self._stream = self.spec.generate()
+                self.passes += 1
+                self._ahead = next(self._stream)
+            self._ended = self._ahead is None
+        return self._ahead
+
+    def __next__(self) -> np.ndarray:
+        sample = self._peek()
+        if sample is None:
+            raise StopIteration
+        self.sample, self._ahead = sample, None
+        return sample.rgb
+
+    def question_to_send(self) -> str | None:
+        """The next frame's question if it is not the one sent last (None: nothing to send)."""
+        upcoming = self._peek()
+        if upcoming is None or upcoming.question == self._sent:
+            return None
+        self._sent = upcoming.question
+        return self._sent
+
+    @property
+    def question_sent(self) -> str | None:
+        """The question sent last: what a late-joining subscriber should be told."""
+        return self._sent
+
+    def truth(self, stamp_ns: int) -> Truth:
+        """The true answer at the frame last returned, stamped as the player stamped it."""
+        if self.sample is None:
+            raise RuntimeError('no frame has been played yet')
+        s = self.sample
+        return Truth(stamp_ns=stamp_ns, episode=s.episode, question_id=s.question_id,
+                     question=s.question, answer=s.answer, accepted=s.accepted,
+                     choices=s.choices, boxes=s.boxes)
+
+
+def synth_source(spec: str, loop: bool = True) -> SynthSource:
+    """
+    A synthetic world: 'synth:<key=value,...>', or bare 'synth' for the default world.
+
+    Keys are WorldSpec's: seed, duration, fps, pace, episode, question_every, width, height.
+    """
+    if spec.strip() == 'synth':
+        spec = WorldSpec.PREFIX
+    try:
+        return SynthSource(WorldSpec.parse(spec.strip()), loop)
+    except ValueError as e:
+        raise ValueError(f'frame source {spec!r}: {e}') from None
+
+
 def open_source(spec: str, width: int, height: int, px_per_frame: float = 4.0,
                 loop: bool = True, topic: str = '') -> Iterator[np.ndarray]:
-    """'builtin:pan', an image folder, a video file, or a rosbag2 (directory or .mcap/.db3)."""
+    """
+    Frames of 'builtin:pan', 'synth:<world>', an image folder, a video file or a rosbag2.
+
+    A synthetic world is a SynthSource (its frame size is part of its spec); a rosbag2 is a
+    directory or a .mcap/.db3 file. `width`, `height` and `px_per_frame` are builtin:pan's.
+    """
     if spec == 'builtin:pan':
         return camera_pan(width, height, px_per_frame, loop)
+    if spec.strip() == 'synth' or spec.strip().startswith(WorldSpec.PREFIX):
+        return synth_source(spec, loop)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f'frame source {spec!r} does not exist (and is not builtin:pan)')
+        raise FileNotFoundError(f'frame source {spec!r} does not exist (and is neither '
+                                'builtin:pan nor synth:...)')
     if path.is_dir() and (path / 'metadata.yaml').exists() or path.suffix in ('.mcap', '.db3'):
         return bag_images(path, topic, loop)
     if path.is_dir():

@@ -3,12 +3,13 @@
 """Translations between ROS messages and the ROS-free core's types (no logic lives here)."""
 
 from builtin_interfaces.msg import Time
-from edgevlm_msgs.msg import Region
+from edgevlm_msgs.msg import GroundTruth, Region
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from edgevlm_ros.core.images import decode_compressed, raw_to_rgb
+from edgevlm_ros.core.records import Truth
 from edgevlm_ros.core.regions import Box
 
 
@@ -19,6 +20,15 @@ def stamp_to_s(stamp: Time) -> float:
 def s_to_stamp(t: float) -> Time:
     sec = int(t)
     return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
@@ -48,3 +58,18 @@ def box_to_region(box: Box) -> Region:
 def region_to_box(region: Region) -> Box:
     return Box(region.x_min, region.y_min, region.x_max, region.y_max, region.label,
                region.score)
+
+
+def truth_to_msg(truth: Truth, frame_id: str = 'camera') -> GroundTruth:
+    return GroundTruth(header=Header(stamp=ns_to_stamp(truth.stamp_ns), frame_id=frame_id),
+                       episode=truth.episode, question_id=truth.question_id,
+                       question=truth.question, answer=truth.answer,
+                       accepted=list(truth.accepted), choices=list(truth.choices),
+                       regions=[box_to_region(b) for b in truth.boxes])
+
+
+def msg_to_truth(msg: GroundTruth) -> Truth:
+    return Truth(stamp_ns=stamp_to_ns(msg.header.stamp), episode=msg.episode,
+                 question_id=msg.question_id, question=msg.question, answer=msg.answer,
+                 accepted=tuple(msg.accepted), choices=tuple(msg.choices),
+                 boxes=tuple(region_to_box(r) for r in msg.regions))

@@ -7,7 +7,8 @@ ros2 launch edgevlm_ros edgevlm.launch.py camera_topic:=/my_camera/image_raw
     edge_model:=/models/SmolVLM-256M-Instruct cloud_url:=http://gpu-box:8000/v1
     cloud_model:=Qwen/Qwen2.5-VL-7B-Instruct
 
-With use_frame_source:=true a frame_source_node stands in for the camera (built-in pan by default).
+With use_frame_source:=true a frame_source_node stands in for the camera (built-in pan by default;
+source:=synth:seed=0,pace=0.3 plays the synthetic world and asks its questions).
 """
 
 from launch import LaunchDescription
@@ -59,8 +60,10 @@ def generate_launch_description():
                               choices=['true', 'false'],
                               description='start frame_source_node as the camera'),
         DeclareLaunchArgument('source', default_value='builtin:pan',
-                              description='frame_source_node source: builtin:pan, an image '
-                                          'folder, a video or a bag'),
+                              description='frame_source_node source: builtin:pan, '
+                                          'synth:<key=value,...> (the synthetic world with its '
+                                          'questions; no spaces), an image folder, a video or '
+                                          'a bag'),
         Node(package='edgevlm_ros', executable='frame_source_node', name='frame_source',
              namespace=arg('namespace'), output='screen',
              parameters=[params_file, sim, {'source': arg('source'),

@@ -1,0 +1,56 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""The demo's monitor: answers judged against the ground truth of the frame they answer."""
+
+from edgevlm_msgs.msg import Answer
+from edgevlm_ros.core.records import Truth
+from edgevlm_ros.ros_conversions import ns_to_stamp, truth_to_msg
+import pytest
+
+pytestmark = pytest.mark.ros
+
+WHERE = 'Where is the red circle? (a) left (b) centre (c) right (d) not visible'
+CHOICES = ('left', 'centre', 'right', 'not visible')
+
+
+@pytest.fixture
+def monitor(ros_context):
+    from edgevlm_ros.demo import DemoMonitor
+
+    node = DemoMonitor('', quiet=True, context=ros_context)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+
+
+def _truth(stamp_ns: int, answer: str) -> Truth:
+    return Truth(stamp_ns=stamp_ns, episode='ep000', question_id='where/red-circle',
+                 question=WHERE, answer=answer, choices=CHOICES)
+
+
+def _answer(stamp_ns: int, text: str, source: int = Answer.SOURCE_EDGE) -> Answer:
+    msg = Answer(step_id=stamp_ns, question=WHERE, answer=text, source=source)
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    return msg
+
+
+def test_without_ground_truth_the_summary_has_no_accuracy_line(monitor):
+    monitor._on_answer(_answer(1, 'a red circle'))
+    assert monitor.accuracy() == ''
+    assert 'accuracy' not in monitor.summary(1.0, 'edgevlm')
+
+
+def test_answers_are_judged_by_the_truth_of_their_own_frame(monitor):
+    monitor._on_truth(truth_to_msg(_truth(10, 'left')))
+    monitor._on_truth(truth_to_msg(_truth(20, 'right')))  # the object moved since frame 10
+    monitor._on_answer(_answer(10, '(a) left'))  # right for its frame, stale now
+    monitor._on_answer(_answer(20, 'left'))      # wrong for its frame
+    monitor._on_answer(_answer(20, 'c', Answer.SOURCE_CLOUD))
+    monitor._on_answer(_answer(5, 'left'))       # a frame the monitor never saw
+    assert monitor.judged == {'edge': [1, 2], 'cloud': [1, 1]}
+    assert monitor.accuracy() == ('67 % of 3 answers (edge 1/2, cloud 1/1, '
+                                  '1 not judged: truth of their frame unknown)')
+    row = monitor.summary(1.0, 'edgevlm').splitlines()[-1]
+    assert row.split() == ['accuracy', 'vs', 'ground', 'truth', *monitor.accuracy().split()]
+    assert monitor._judge(_answer(10, 'left')).startswith(' | right, truth "left", now "right"')
