@@ -42,6 +42,11 @@ def generate_launch_description():
                               description='edge SVLM: tiny, a local checkpoint dir or a hub id'),
         DeclareLaunchArgument('cloud_url', default_value='embedded',
                               description='OpenAI-compatible API root, or embedded'),
+        DeclareLaunchArgument('embedded_model', default_value='tiny-cloud',
+                              description='what the embedded cloud serves (cloud_url:=embedded): '
+                                          'tiny-cloud, a checkpoint dir, simulated:synth:<world> '
+                                          'or simulated:<bag> (the simulated LVLM, ground truth '
+                                          'of the synthetic world)'),
         DeclareLaunchArgument('cloud_model', default_value='edgevlm-local-lvlm',
                               description='model name the cloud server knows'),
         DeclareLaunchArgument('network_profile', default_value='none',
@@ -82,6 +87,7 @@ def generate_launch_description():
              parameters=[params_file, sim, {'base_url': arg('cloud_url'),
                                             'model': arg('cloud_model'),
                                             'network_profile': arg('network_profile'),
+                                            'embedded_model': arg('embedded_model'),
                                             'strategy': arg('strategy')}]),
         Node(package='edgevlm_ros', executable='context_fusion_node', name='context_fusion',
              namespace=arg('namespace'), output='screen', parameters=[params_file, sim]),

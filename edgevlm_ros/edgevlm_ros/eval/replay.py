@@ -313,7 +313,8 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
     launch_args = {
         'namespace': cfg.namespace, 'params_file': str(params), 'strategy': strategy,
         'edge_model': cfg.edge_model, 'cloud_url': cfg.cloud_url,
-        'cloud_model': cfg.cloud_model, 'network_profile': cfg.network_profile,
+        'embedded_model': cfg.embedded_model, 'cloud_model': cfg.cloud_model,
+        'network_profile': cfg.network_profile,
         'input_transport': 'compressed' if bag.info.compressed else 'raw',
         'use_sim_time': 'true' if cfg.sim_time else 'false', 'use_frame_source': 'false'}
     procs, _, _ = launch_runner.plan(launch_runner.load(
