@@ -148,25 +148,9 @@ def _world_corpus() -> list[str]:
 
 def build_tokenizer(spec: MicroSpec):
     """The SmolVLM-family tokenizer, BPE-trained on the tiny corpus plus the world's sentences."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from edgevlm_ros.models.tiny import train_tokenizer
 
-    from edgevlm_ros.models import tiny
-
-    recipe = tiny._TOKENIZERS['idefics3']
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=spec.vocab_size, special_tokens=list(recipe.specials),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator([*tiny._corpus(seed=0), *_world_corpus()], trainer=trainer)
-    hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=recipe.bos, eos_token=recipe.eos,
-        pad_token=recipe.pad, unk_token=recipe.unk, extra_special_tokens=dict(recipe.named))
-    hf.chat_template = recipe.chat_template
-    return hf
+    return train_tokenizer('idefics3', spec.vocab_size, _world_corpus())
 
 
 def build_untrained(spec: MicroSpec = MicroSpec()) -> tuple[Any, Any]:

@@ -41,8 +41,9 @@ Rules this module enforces:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+import itertools
 import json
 import os
 from pathlib import Path
@@ -292,25 +293,34 @@ def _corpus(seed: int, n_sentences: int = 4000) -> Iterator[str]:
     yield '0 1 2 3 4 5 6 7 8 9 10 ( ) [ ] { } < > | _ - + = * / \\ \' " # @ % & ~ ^ $ ; \n \t'
 
 
-def _build_tokenizer(spec: TinySpec):
+def train_tokenizer(family: str, vocab_size: int, extra: Iterable[str] = ()):
+    """
+    A byte-level BPE tokenizer of one family's special tokens and chat template (_TOKENIZERS).
+
+    Trained on the fixed tiny corpus (its seed is not a model's seed, so kinds of one family share
+    a tokenizer) followed by `extra` sentences, e.g. a domain's own words.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    recipe = _TOKENIZERS[ARCHS[spec.arch]]
+    recipe = _TOKENIZERS[family]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=spec.vocab_size, special_tokens=list(recipe.specials),
+        vocab_size=vocab_size, special_tokens=list(recipe.specials),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    # The corpus seed is fixed (not the model seed) so kinds of one family share a tokenizer.
-    tok.train_from_iterator(_corpus(seed=0), trainer=trainer)
+    tok.train_from_iterator(itertools.chain(_corpus(seed=0), extra), trainer=trainer)
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=recipe.bos, eos_token=recipe.eos,
         pad_token=recipe.pad, unk_token=recipe.unk, extra_special_tokens=dict(recipe.named))
     hf.chat_template = recipe.chat_template
     return hf
+
+
+def _build_tokenizer(spec: TinySpec):
+    return train_tokenizer(ARCHS[spec.arch], spec.vocab_size)
 
 
 def _text_config(spec: TinySpec, tok, **extra) -> dict:
