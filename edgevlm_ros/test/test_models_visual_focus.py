@@ -205,6 +205,21 @@ def test_attention_on_focused_tokens_rises_with_alpha(svlm: TransformersSvlm,
     assert shares[0] < 0.15 and shares[2] > 0.5  # 6 % of the tokens hold most of the mass
 
 
+def test_a_region_smaller_than_a_token_gets_the_full_alpha_on_its_best_token(
+        svlm: TransformersSvlm, frame: np.ndarray) -> None:
+    inputs = inputs_for(svlm, frame)  # 8x8 tokens, each 1/8 of the frame a side
+    small = Box(0.52, 0.52, 0.56, 0.58)  # inside one cell, ~15 % of it
+    bias, n = visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, [small], 4.0)
+    assert n == 1 and float(bias.max()) == pytest.approx(4.0)
+    # Two cells half-covered each: both get the full alpha; a box over whole cells keeps its own.
+    halves = Box(0.5 - 1 / 32, 0.5, 0.5 + 1 / 32, 0.5 + 1 / 8)
+    bias, n = visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, [halves], 2.0)
+    assert n == 2 and sorted(bias[bias > 0].tolist()) == pytest.approx([2.0, 2.0])
+    whole = Box(0.25, 0.25, 0.5, 0.5)
+    bias, n = visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, [whole], 2.0)
+    assert n == 4 and bias[bias > 0].tolist() == pytest.approx([2.0] * 4)
+
+
 def test_focus_holds_through_generate_with_kv_cache_and_is_cleared(
         svlm: TransformersSvlm, frame: np.ndarray) -> None:
     inputs = inputs_for(svlm, frame)
