@@ -447,12 +447,13 @@ def compress_answer(text: str, max_tokens: int, count_tokens: TokenCounter = wor
 
 def _answer_sentences(text: str) -> list[str]:
     """The reply as plain sentences, markup and filler removed (all of it if all is filler)."""
-    lines = []
-    for line in _MARKUP_RE.sub('', text[:MAX_TEXT_CHARS]).splitlines():
-        line = _BULLET_RE.sub('', line).strip()
-        if line:
-            # A list item or heading without a full stop still ends a thought.
-            lines.append(line if line[-1] in '.!?:;,' else line + '.')
+    lines = [line for line in (_BULLET_RE.sub('', raw).strip() for raw in
+                               _MARKUP_RE.sub('', text[:MAX_TEXT_CHARS]).splitlines()) if line]
+    if len(lines) > 1:
+        # A list item or heading without a full stop still ends a thought. A one-line reply
+        # keeps its form: a short answer ("not visible") must reach the SVLM's history as the
+        # SVLM itself would say it, not as "not visible.".
+        lines = [line if line[-1] in '.!?:;,' else line + '.' for line in lines]
     flat = ' '.join(' '.join(lines).split())
     if not flat:
         return []
