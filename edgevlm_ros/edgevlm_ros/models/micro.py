@@ -38,6 +38,7 @@ import json
 import math
 from pathlib import Path
 import random
+import re
 import shutil
 import sys
 import time
@@ -73,7 +74,7 @@ def shipped_model_dir() -> Path:
         try:
             candidates.insert(0, Path(get_package_share_directory('edgevlm_ros')) / 'models'
                               / MICRO_NAME)
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # not installed, or no AMENT_PREFIX_PATH
             pass
     except ImportError:
         pass
@@ -560,7 +561,8 @@ def write_model_card(model_dir: Path) -> Path:
         if (model_dir / 'heldout.json').is_file() else None
     spec, config = train_info['spec'], train_info['config']
     grid = spec['image_size'] // spec['patch_size'] // spec['scale_factor']
-    command = train_info['command'].replace('/work/main/', '').replace('.venv/bin/', '')
+    # The command as a user types it (python -m edgevlm_ros.eval.cli == the edgevlm script).
+    command = re.sub(r'^\S*(edgevlm_ros/eval/cli\.py|edgevlm)\b', 'edgevlm', train_info['command'])
     size_mb = (model_dir / 'model.safetensors').stat().st_size / 1e6
     lines = [
         f'# {MICRO_NAME}: a micro SVLM trained offline on the synthetic world',
@@ -656,14 +658,23 @@ def write_model_card(model_dir: Path) -> Path:
                 f'{v:.1%}' for v in held[name + '_by_kind'].values()) + ' |')
         lines += ['', f'Answering the most common answer of each question kind: '
                       f'{held["majority_baseline"]:.1%}.']
+        rows = json.loads((model_dir / 'heldout.json').read_text())['rows']
+        by_truth: dict[tuple[str, str], list[bool]] = {}
+        for r in rows:
+            by_truth.setdefault((r['kind'], r['truth']), []).append(r['none_ok'])
+        lines += ['', 'Alone, by true answer:', '', '| kind | truth | questions | right |',
+                  '|---|---|---:|---:|']
+        lines += [f'| {k} | {t} | {len(v)} | {np.mean(v):.0%} |'
+                  for (k, t), v in sorted(by_truth.items())]
     lines += [
         '',
         '## Limits',
         '',
         '- Only the synthetic world: five colours, three shapes, four question templates. Any '
         'other question gets an answer in the style of those.',
-        '- Objects are small next to a token (36 tokens over the frame): shapes near pillars and '
-        'frame edges, and counts of 3 or more, are where it fails most.',
+        '- Objects are small next to a token (36 tokens over the frame): the colour of a named '
+        'shape (it must tell the shapes apart at that size), counts of 2 or more and '
+        'left/right are what it gets wrong most (table above; heldout.json has every answer).',
         '- It trusts its history: a wrong earlier answer to the same question pulls it wrong '
         '(see the wrong-history row). That is what Context Replacement exploits when the cloud '
         'corrects the history.',
