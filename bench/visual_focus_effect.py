@@ -7,7 +7,8 @@ For held-out evaluation-world frames (seeds 0.., never trained on) and every que
 answer rests on visible objects, the model answers alone, with the attention bias on the true
 boxes of those objects (alpha 1, 2, 4, 8: what a right cloud answer's boxes would do), with the
 bias on the WRONG boxes (another visible object, or an empty patch: a causal test of whether the
-focused region steers the answer), and with the crop and overlay variants of core/zoom. Per
+focused region steers the answer), with the rule Visual Focus used before (alpha x coverage, not
+scaled to the best-covered token), and with the crop and overlay variants of core/zoom. Per
 condition: accuracy, share of answers that changed, and the attention the answer's first token
 pays to the focused image tokens (share of all attention mass on image tokens, mean over layers
 and heads), with and without the bias, read from eager attention.
@@ -26,11 +27,12 @@ from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.scoring import normalise
 from edgevlm_ros.core.synthworld import SynthWorld
 from edgevlm_ros.core.zoom import focus_view
-from edgevlm_ros.models import visual_focus
 from edgevlm_ros.models.svlm import TransformersSvlm
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from edgevlm_ros.models import visual_focus
 
 ALPHAS = (1.0, 2.0, 4.0, 8.0)
 
@@ -93,7 +95,7 @@ def main() -> int:
     svlm = TransformersSvlm(args.model, max_new_tokens=6, image_longest_edge=512)
     cases = list(_cases(args.frames))[:args.max_cases]
     conds = ['alone'] + [f'attention a={a:g}' for a in ALPHAS] + [
-        'attention a=4 WRONG boxes', 'attention a=4 max-normalised', 'crop', 'overlay']
+        'attention a=4 WRONG boxes', 'attention a=4 plain coverage', 'crop', 'overlay']
     right = {c: [] for c in conds}
     changed = {c: [] for c in conds}
     share_off, share_on, share_wrong, share_norm = [], [], [], []
@@ -106,13 +108,14 @@ def main() -> int:
                                                         focus_alpha=a).text
         answers['attention a=4 WRONG boxes'] = svlm.answer(rgb, q.text, focus=wrong,
                                                            focus_alpha=4.0).text
-        # The same bias rescaled so the best-covered token gets the full alpha (objects smaller
-        # than a token otherwise get only alpha x their small share of it).
+        # The rule before: alpha x coverage, not scaled to the best-covered token (objects
+        # smaller than a token then get only alpha x their small share of it).
         inputs, _ = svlm.build_inputs(rgb, q.text)
-        raw, _ = visual_focus.focus_bias(svlm.model, inputs, svlm.processor, boxes, 1.0,
-                                         image_size=(rgb.shape[0], rgb.shape[1]))
-        scaled = raw * (4.0 / raw.max()) if raw.max() > 0 else None
-        answers['attention a=4 max-normalised'] = _answer_with_bias(svlm, rgb, q.text, scaled)
+        positions_all, cells = visual_focus.image_token_boxes(
+            svlm.model, inputs, svlm.processor, (rgb.shape[0], rgb.shape[1]))
+        plain = torch.zeros(1, inputs['input_ids'].shape[1])
+        plain[0, positions_all] = 4.0 * visual_focus.union_coverage(cells, boxes)
+        answers['attention a=4 plain coverage'] = _answer_with_bias(svlm, rgb, q.text, plain)
         for mode in ('crop', 'overlay'):
             shown, _ = focus_view(rgb, boxes, mode)
             answers[mode] = svlm.answer(shown, q.text).text
@@ -128,7 +131,7 @@ def main() -> int:
         if len(positions):
             share_off.append(_attention_share(svlm, inputs, None, positions))
             share_on.append(_attention_share(svlm, inputs, bias, positions))
-            share_norm.append(_attention_share(svlm, inputs, scaled, positions))
+            share_norm.append(_attention_share(svlm, inputs, plain, positions))
             frac = len(positions) / int((inputs['input_ids'][0] ==
                                          svlm.model.config.image_token_id).sum())
             share_wrong.append(frac)
@@ -147,11 +150,11 @@ def main() -> int:
         result['attention'] = {'focused_token_share': statistics.mean(share_wrong),
                                'share_without_bias': statistics.mean(share_off),
                                'share_with_bias_a4': statistics.mean(share_on),
-                               'share_with_max_normalised_a4': statistics.mean(share_norm)}
+                               'share_with_plain_coverage_a4': statistics.mean(share_norm)}
         print(f'attention of the answer position on the focused image tokens (share of its '
               f'image attention; focused tokens are {statistics.mean(share_wrong):.1%} of the '
               f'image tokens): without bias {statistics.mean(share_off):.1%}, with alpha 4 '
-              f'{statistics.mean(share_on):.1%}, with alpha 4 max-normalised '
+              f'{statistics.mean(share_on):.1%}, with alpha 4 x plain coverage (the rule before) '
               f'{statistics.mean(share_norm):.1%}')
     if args.json:
         with open(args.json, 'w') as f:
