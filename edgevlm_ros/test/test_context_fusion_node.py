@@ -174,6 +174,31 @@ def test_masks_never_get_younger_than_their_source_and_restarts_and_flags_stop_t
     assert node.counters.get('context_updates_published') == updates
 
 
+def test_a_newer_answer_without_boxes_clears_the_focus(fusion):
+    node, probe = fusion
+    masks = probe.listen(FocusMask, 'edgevlm/focus_mask', RESULTS)
+    for i in range(3):
+        node._on_step(_step_at(i, 100.0 + 0.1 * i))
+    node._on_cloud(_answer(1, 100.1))
+    assert probe.until(lambda: masks, 30) and masks[-1].regions
+    # Step 2's answer grounds nothing (the object left): the edge is told to stop focusing.
+    empty = _answer(2, 100.2)
+    empty.answer, empty.regions = '0', []
+    node._on_cloud(empty)
+    assert probe.until(lambda: not masks[-1].regions, 30)
+    assert masks[-1].source_step_id == 2 and node.counters.get('focus_cleared') == 1
+    published = node.counters.get('focus_masks_published')
+    node._on_step(_step_at(3, 100.3))
+    assert node.counters.get('focus_masks_published') == published  # nothing carried any more
+    # An older answer without boxes changes nothing; the next one with boxes focuses again.
+    node._on_cloud(_answer(3, 100.3))
+    stale = _answer(1, 100.1)
+    stale.regions = []
+    node._on_cloud(stale)
+    assert node.counters.get('focus_cleared') == 1
+    assert node.counters.get('stale_boxes_ignored') == 1
+
+
 def test_a_response_with_hundreds_of_boxes_carries_only_the_best_scoring_ones(fusion):
     from edgevlm_ros.context_fusion_node import MAX_TRACKED_BOXES
 
