@@ -52,11 +52,11 @@ def _attention_share(svlm: TransformersSvlm, inputs, bias, positions) -> float:
     return float(np.mean(shares))
 
 
-def _answer_with_bias(svlm: TransformersSvlm, rgb, question: str, bias) -> str:
+def _answer_with_bias(svlm: TransformersSvlm, rgb, question: str, bias, history=()) -> str:
     """Greedy answer under an arbitrary bias (for rules focus_bias does not implement)."""
     from transformers import GenerationConfig
 
-    inputs, _ = svlm.build_inputs(rgb, question)
+    inputs, _ = svlm.build_inputs(rgb, question, history)
     with torch.inference_mode(), visual_focus.applied(bias):
         out = svlm.model.generate(**inputs, generation_config=GenerationConfig(
             **svlm._generation_kwargs, max_new_tokens=svlm.max_new_tokens))
@@ -64,13 +64,18 @@ def _answer_with_bias(svlm: TransformersSvlm, rgb, question: str, bias) -> str:
                                  skip_special_tokens=True).strip()
 
 
-def _cases(frames: int):
-    """(rgb, question, truth, true boxes, wrong boxes) for questions resting on visible objects."""
+def _cases(frames: int, history_turns: int = 0):
+    """(rgb, question, truth, true boxes, wrong boxes, history) for questions on visible objects.
+
+    The history holds `history_turns` right answers to the same question, 0.2 s of scene time
+    apart (a 2 Hz robot at pace 0.4), as Context Replacement leaves them.
+    """
     rng = np.random.default_rng(2024)
     for seed in range(frames):
         world = SynthWorld(seed)
         episode = world.episode(int(rng.integers(0, 1000)))
-        state = episode.state(float(rng.uniform(0, svlm_data.EPISODE_S)))
+        t = float(rng.uniform(0, svlm_data.EPISODE_S))
+        state = episode.state(t)
         # As the camera node sends it: 640x480 resized to its 512 px long side.
         rgb = cv2.resize(episode.render(state), (512, 384), interpolation=cv2.INTER_AREA)
         visible = [o for o in state.visible() if o.box is not None]
@@ -80,7 +85,9 @@ def _cases(frames: int):
                 continue
             others = [o.box for o in visible if o not in relevant]
             wrong = others[:1] or [Box(0.0, 0.0, 0.15, 0.15, 'empty')]
-            yield rgb, q, q.answer(state)[0], [o.box for o in relevant], wrong
+            history = [(q.text, q.answer(episode.state(max(0.0, t - 0.2 * k)))[0])
+                       for k in range(history_turns, 0, -1)]
+            yield rgb, q, q.answer(state)[0], [o.box for o in relevant], wrong, history
 
 
 def main() -> int:
@@ -89,40 +96,43 @@ def main() -> int:
     ap.add_argument('--frames', type=int, default=60)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--max-cases', type=int, default=240)
+    ap.add_argument('--history-turns', type=int, default=0,
+                    help='right history turns before each question (the edge node has some)')
     ap.add_argument('--json', default='', help='also write the numbers here')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     svlm = TransformersSvlm(args.model, max_new_tokens=6, image_longest_edge=512)
-    cases = list(_cases(args.frames))[:args.max_cases]
-    conds = ['alone'] + [f'attention a={a:g}' for a in ALPHAS] + [
+    cases = list(_cases(args.frames, args.history_turns))[:args.max_cases]
+    conds = ['no focus'] + [f'attention a={a:g}' for a in ALPHAS] + [
         'attention a=4 WRONG boxes', 'attention a=4 plain coverage', 'crop', 'overlay']
     right = {c: [] for c in conds}
     changed = {c: [] for c in conds}
     share_off, share_on, share_wrong, share_norm = [], [], [], []
     per_kind: dict[str, dict[str, list[bool]]] = {}
-    for rgb, q, truth, boxes, wrong in tqdm(cases, desc='cases', file=sys.stderr,
+    for rgb, q, truth, boxes, wrong, hist in tqdm(cases, desc='cases', file=sys.stderr,
                                             mininterval=5):
-        answers = {'alone': svlm.answer(rgb, q.text).text}
+        answers = {'no focus': svlm.answer(rgb, q.text, hist).text}
         for a in ALPHAS:
-            answers[f'attention a={a:g}'] = svlm.answer(rgb, q.text, focus=boxes,
+            answers[f'attention a={a:g}'] = svlm.answer(rgb, q.text, hist, focus=boxes,
                                                         focus_alpha=a).text
-        answers['attention a=4 WRONG boxes'] = svlm.answer(rgb, q.text, focus=wrong,
+        answers['attention a=4 WRONG boxes'] = svlm.answer(rgb, q.text, hist, focus=wrong,
                                                            focus_alpha=4.0).text
         # The rule before: alpha x coverage, not scaled to the best-covered token (objects
         # smaller than a token then get only alpha x their small share of it).
-        inputs, _ = svlm.build_inputs(rgb, q.text)
+        inputs, _ = svlm.build_inputs(rgb, q.text, hist)
         positions_all, cells = visual_focus.image_token_boxes(
             svlm.model, inputs, svlm.processor, (rgb.shape[0], rgb.shape[1]))
         plain = torch.zeros(1, inputs['input_ids'].shape[1])
         plain[0, positions_all] = 4.0 * visual_focus.union_coverage(cells, boxes)
-        answers['attention a=4 plain coverage'] = _answer_with_bias(svlm, rgb, q.text, plain)
+        answers['attention a=4 plain coverage'] = _answer_with_bias(svlm, rgb, q.text, plain,
+                                                                    hist)
         for mode in ('crop', 'overlay'):
             shown, _ = focus_view(rgb, boxes, mode)
-            answers[mode] = svlm.answer(shown, q.text).text
+            answers[mode] = svlm.answer(shown, q.text, hist).text
         for c in conds:
             ok = normalise(answers[c]) == normalise(truth)
             right[c].append(ok)
-            changed[c].append(normalise(answers[c]) != normalise(answers['alone']))
+            changed[c].append(normalise(answers[c]) != normalise(answers['no focus']))
             per_kind.setdefault(q.kind, {}).setdefault(c, []).append(ok)
         size = (rgb.shape[0], rgb.shape[1])
         bias, _ = visual_focus.focus_bias(svlm.model, inputs, svlm.processor, boxes, 4.0,
@@ -136,7 +146,8 @@ def main() -> int:
                                          svlm.model.config.image_token_id).sum())
             share_wrong.append(frac)
     print(f'model {svlm.name}: {len(cases)} questions on {args.frames} held-out frames '
-          '(questions whose answer rests on visible objects)')
+          f'(questions whose answer rests on visible objects), {args.history_turns} right '
+          'history turns before each')
     print(f'{"condition":28s} {"accuracy":>9s} {"changed":>8s}')
     result = {'cases': len(cases), 'conditions': {}}
     for c in conds:
