@@ -406,9 +406,14 @@ class WorldSpec:
         return generate(self.seed, self.duration, self.fps, self.width, self.height,
                         self.episode, self.question_every, progress, self.pace)
 
-    def state_at(self, t_s: float) -> tuple[Episode, FrameState]:
+    def world(self) -> SynthWorld:
+        """The world of this spec (it keeps the last episode built: reuse it across calls)."""
+        return SynthWorld(self.seed, self.width, self.height, self.episode)
+
+    def state_at(self, t_s: float, world: SynthWorld | None = None
+                 ) -> tuple[Episode, FrameState]:
         """The episode and world state at dataset time `t_s` (what generate() renders there)."""
-        world = SynthWorld(self.seed, self.width, self.height, self.episode)
+        world = world if world is not None else self.world()
         index = _index(t_s, self.episode)
         episode = world.episode(index)
         return episode, episode.state((t_s - index * self.episode) * self.pace)

@@ -21,7 +21,7 @@ edge step is 200 ms of simulated time (the robot's compute looks 4x slower).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import itertools
 import json
 from pathlib import Path
@@ -43,11 +43,11 @@ from std_msgs.msg import Header, String
 import yaml
 
 from edgevlm_ros import launch_runner
-from edgevlm_ros.core.records import RunRecord, Truth
+from edgevlm_ros.core.records import RunRecord
 from edgevlm_ros.core.stats import LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.eval import bags
-from edgevlm_ros.ros_conversions import box_to_region, rgb_to_image
+from edgevlm_ros.ros_conversions import rgb_to_image, truth_to_msg
 from edgevlm_ros.ros_qos import QUESTION, RESULTS
 
 # The graph's node names (diagnostics keys in RunRecord.counters).
@@ -402,17 +402,6 @@ def _question_mismatches(run: RunRecord) -> int:
                if a.stamp_ns in asked and a.question.strip() != asked[a.stamp_ns])
 
 
-def truth_message(truth: Truth, stamp_ns: int) -> GroundTruth:
-    """A ground-truth record as the message the run's record holds, stamped like its frame."""
-    msg = GroundTruth(episode=truth.episode, question_id=truth.question_id,
-                      question=truth.question, answer=truth.answer,
-                      accepted=list(truth.accepted), choices=list(truth.choices),
-                      regions=[box_to_region(b) for b in truth.boxes])
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    msg.header.frame_id = 'camera'
-    return msg
-
-
 class SimClock:
     """/clock of a sped-up replay: the bag's first stamp until started, then bag time x speed."""
 
@@ -493,7 +482,7 @@ def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[
         lag.add((time.monotonic() - due) * 1000.0)  # how late the player was (wall ms)
         truth = truths.get(stamp_ns)
         if truth is not None:
-            node.write_truth(truth_message(truth, new_stamp))
+            node.write_truth(truth_to_msg(replace(truth, stamp_ns=new_stamp)))
             with_truth += 1
         count += 1
         if progress is not None:

@@ -335,13 +335,9 @@ class SimulatedLvlm:
     # ------------------------------------------------------------------------------ sources
 
     def _state_at(self, t_s: float) -> tuple[Episode, FrameState]:
-        """WorldSpec.state_at(t_s), but keeping the episode built (SynthWorld caches the last)."""
-        w = self.world
         if self._synth is None:
-            self._synth = SynthWorld(w.seed, w.width, w.height, w.episode)
-        index = int(math.floor(t_s / w.episode + 1e-9))  # the world's own episode rule
-        episode = self._synth.episode(index)
-        return episode, episode.state((t_s - index * w.episode) * w.pace)
+            self._synth = self.world.world()  # keeps the last episode built
+        return self.world.state_at(t_s, self._synth)
 
     def _render(self, t_s: float) -> np.ndarray:
         episode, state = self._state_at(t_s)
