@@ -101,7 +101,7 @@ eval: setup
 		--embedded-model simulated:$(abspath $(EVAL_BAG)),error=0.1 --network jitter:1500,400 \
 		$(EVAL_ARGS)
 
-# The micro SVLM that ships in edgevlm_ros/models/micro-svlm was trained by this command (about
+# The micro SVLM that ships in edgevlm_ros/weights/micro-svlm was trained by this command (about
 # 95 min on 2 cores; the curriculum and learning rate follow the clock), then scored on held-out
 # scenes and given its model card. Copy $(TRAIN_OUT)'s files there to ship a new one.
 TRAIN_OUT     ?= $(BUILD)/train/micro-svlm

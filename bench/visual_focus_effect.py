@@ -27,12 +27,11 @@ from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.scoring import normalise
 from edgevlm_ros.core.synthworld import SynthWorld
 from edgevlm_ros.core.zoom import focus_view
+from edgevlm_ros.models import visual_focus
 from edgevlm_ros.models.svlm import TransformersSvlm
 import numpy as np
 import torch
 from tqdm import tqdm
-
-from edgevlm_ros.models import visual_focus
 
 ALPHAS = (1.0, 2.0, 4.0, 8.0)
 

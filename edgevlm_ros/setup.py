@@ -17,7 +17,7 @@ setup(
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
         ('share/' + package_name + '/config/traces', glob('config/traces/*.csv')),
         # The trained micro SVLM (model spec 'micro'): checkpoint, processor and model card.
-        ('share/' + package_name + '/models/micro-svlm', glob('models/micro-svlm/*')),
+        ('share/' + package_name + '/weights/micro-svlm', glob('weights/micro-svlm/*')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,

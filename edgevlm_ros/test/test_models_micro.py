@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 from edgevlm_ros.core import svlm_data
+from edgevlm_ros.models import micro
 from edgevlm_ros.models.svlm import TransformersSvlm
 import numpy as np
 import pytest
 import torch
-
-from edgevlm_ros.models import micro
 
 # Narrow widths keep the suite fast; the geometry (192 px, patch 16, shuffle 2) is the real one.
 SMALL = micro.MicroSpec(vision_hidden=32, vision_layers=1, vision_heads=2, vision_intermediate=64,

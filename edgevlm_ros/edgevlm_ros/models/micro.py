@@ -61,10 +61,10 @@ def shipped_model_dir() -> Path:
     """
     The trained micro SVLM that ships with the package (model spec 'micro').
 
-    Installed: <share>/edgevlm_ros/models/micro-svlm (setup.py data_files); from a source tree:
-    edgevlm_ros/models/micro-svlm next to the Python package.
+    Installed: <share>/edgevlm_ros/weights/micro-svlm (setup.py data_files); from a source tree:
+    edgevlm_ros/weights/micro-svlm next to the Python package.
     """
-    source = Path(__file__).resolve().parents[2] / 'models' / MICRO_NAME
+    source = Path(__file__).resolve().parents[2] / 'weights' / MICRO_NAME
     candidates = [source]
     try:
         from ament_index_python.packages import (
@@ -72,7 +72,7 @@ def shipped_model_dir() -> Path:
             get_package_share_directory,
         )
         try:
-            candidates.insert(0, Path(get_package_share_directory('edgevlm_ros')) / 'models'
+            candidates.insert(0, Path(get_package_share_directory('edgevlm_ros')) / 'weights'
                               / MICRO_NAME)
         except (PackageNotFoundError, OSError):  # not installed, or no AMENT_PREFIX_PATH
             pass
