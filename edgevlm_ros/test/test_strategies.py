@@ -30,8 +30,12 @@ def test_cloud_only_answers_exactly_when_the_cloud_does(graph, probe):
     cloud = probe.listen(CloudResponse, 'edgevlm/cloud_response', RESULTS)
     graph.launch(use_frame_source='true', strategy='cloud_only', network_profile='fixed:200')
     assert probe.until(lambda: len(answers) >= 3, 120), graph.log('edge_svlm')
+    got = list(answers)
+    # The Answer (from the edge) and its CloudResponse (from the bridge) reach the probe on two
+    # topics in either order: wait for the responses of the answered steps.
+    assert probe.until(lambda: {a.step_id for a in got} <= {c.step_id for c in _ok(cloud)}, 30)
     by_step = {c.step_id: c for c in _ok(cloud)}
-    for a in answers:
+    for a in got:
         assert a.source == Answer.SOURCE_CLOUD
         assert a.answer == by_step[a.step_id].answer
         assert a.latency_ms >= 200  # an answer is as late as its round trip
