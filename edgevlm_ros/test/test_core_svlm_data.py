@@ -96,3 +96,56 @@ def test_aux_labels_mark_the_cells_of_visible_objects_only() -> None:
         visible = {o.colour for o in state.visible()}
         for k, colour in enumerate(PALETTE):
             assert bool(aux[..., k].any()) == (colour in visible)
+
+
+def test_history_plan_puts_own_turns_newest_and_cloud_turns_every_stride_below() -> None:
+    plan = svlm_data.HistoryPlan(lag=2, stride=3, own_error=0.0, cloud_error=0.0)
+    assert [plan.is_cloud(age) for age in range(1, 9)] == [
+        False, False, True, False, False, True, False, False]
+    assert all(svlm_data.ALL_CLOUD.is_cloud(age) for age in range(1, 9))
+    rng = np.random.default_rng(8)
+    ex = svlm_data.make_example(rng, 10_007, WORLD, history_turns=8, plan=plan)
+    for turn in ex.turns:
+        # history runs oldest first: ages 8 .. 1
+        assert turn.history_sources == [plan.is_cloud(age) for age in range(8, 0, -1)]
+
+
+def test_own_and_cloud_turns_are_wrong_at_their_own_rates() -> None:
+    rng = np.random.default_rng(9)
+    plan = svlm_data.HistoryPlan(lag=1, stride=2, own_error=1.0, cloud_error=0.0)
+    truths = svlm_data.make_example(np.random.default_rng(9), 10_008, WORLD, history_turns=6,
+                                    plan=svlm_data.HistoryPlan(1, 2, 0.0, 0.0))
+    ex = svlm_data.make_example(rng, 10_008, WORLD, history_turns=6, plan=plan)
+    for turn, right in zip(ex.turns, truths.turns):
+        assert turn.history_sources == right.history_sources
+        for (_, a), (_, t), cloud in zip(turn.history, right.history, turn.history_sources):
+            assert (a == t) == cloud  # cloud turns right, own turns wrong
+        assert not turn.history_correct
+
+
+def test_drawn_plans_cover_no_cloud_late_cloud_and_every_step_cloud() -> None:
+    rng = np.random.default_rng(10)
+    plans = [svlm_data.HistoryPlan.draw(rng) for _ in range(400)]
+    assert any(p.lag >= svlm_data.MAX_HISTORY for p in plans)   # edge only
+    assert any(p.lag == 0 and p.stride == 1 for p in plans)      # cloud faster than a step
+    assert any(2 <= p.lag < svlm_data.MAX_HISTORY for p in plans)  # cloud seconds late
+    assert {p.own_error for p in plans} == set(svlm_data.OWN_ERRORS)
+    assert {p.cloud_error for p in plans} == set(svlm_data.CLOUD_ERRORS)
+    fixed = svlm_data.HistoryPlan.draw(rng, error=0.0)
+    assert fixed.own_error == fixed.cloud_error == 0.0
+
+
+def test_history_kinds_for_the_held_out_conditions() -> None:
+    rng = np.random.default_rng(11)
+    ex = svlm_data.make_example(rng, 10_009, WORLD, history_turns=4, plan=svlm_data.ALL_CLOUD)
+    turn = ex.turns[0]
+    assert turn.history_correct and turn.history_sources == [True] * 4
+    own_wrong = turn.with_history('own-wrong', rng)
+    assert own_wrong.history_sources == [False] * 4
+    assert all(a != b for (_, a), (_, b) in zip(own_wrong.history, turn.history))
+    assert turn.with_history('wrong', rng).history_sources == [True] * 4
+    late = turn.with_history('late-cloud', rng)
+    assert late.history_sources == [True, True, False, False]  # older half cloud
+    assert late.history[:2] == turn.history[:2]
+    assert all(a != b for (_, a), (_, b) in zip(late.history[2:], turn.history[2:]))
+    assert not late.history_correct

@@ -29,8 +29,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _examples(n: int = 2) -> list[svlm_data.Example]:
     rng = np.random.default_rng(0)
+    plan = svlm_data.HistoryPlan(lag=1, stride=1, own_error=0.5, cloud_error=0.1)
     return [svlm_data.make_example(rng, 10_000 + i, WORLD, questions=2, history_turns=2,
-                                   aux_grid=SMALL.grid) for i in range(n)]
+                                   aux_grid=SMALL.grid, plan=plan) for i in range(n)]
 
 
 def test_training_inputs_are_exactly_what_the_edge_node_builds(trained: Path) -> None:
@@ -38,8 +39,11 @@ def test_training_inputs_are_exactly_what_the_edge_node_builds(trained: Path) ->
     batcher = micro.Batcher(svlm.processor)
     ex = _examples(1)[0]
     batch = batcher([ex])
+    assert any(any(t.history_sources) for t in ex.turns)
     for row, turn in enumerate(ex.turns):
-        inputs, _ = svlm.build_inputs(ex.rgb, turn.question, turn.history)
+        inputs, prompt_text = svlm.build_inputs(ex.rgb, turn.question, turn.history,
+                                                turn.history_sources)
+        assert prompt_text.count('Assistant (cloud): ') == sum(turn.history_sources)
         prompt = inputs['input_ids'][0].tolist()
         answer = svlm.tokenizer(' ' + turn.answer, add_special_tokens=False)['input_ids']
         ids = batch['input_ids'][row][batch['attention_mask'][row] == 1].tolist()
@@ -82,7 +86,7 @@ def test_training_writes_a_loadable_checkpoint_curve_and_record(trained: Path) -
     assert info['config']['steps'] == 3 and info['frames_seen'] == 6
     rows = [json.loads(x) for x in (trained / 'curve.jsonl').read_text().splitlines()]
     assert [r['step'] for r in rows] == [3]
-    assert set(rows[0]['valid']) == {'none', 'as-is', 'wrong'}
+    assert set(rows[0]['valid']) == set(svlm_data.HISTORY_KINDS)
     assert (trained / 'curve.png').stat().st_size > 0
     assert not (trained / '.saving').exists()
     svlm = TransformersSvlm(str(trained), max_new_tokens=4)
@@ -92,16 +96,39 @@ def test_training_writes_a_loadable_checkpoint_curve_and_record(trained: Path) -
     assert result.prompt_tokens > SMALL.image_seq_len
 
 
-def test_heldout_evaluation_scores_three_history_conditions(trained: Path) -> None:
+def test_heldout_evaluation_scores_every_history_condition(trained: Path) -> None:
     result = micro.evaluate_heldout(str(trained), images=2, threads=1, write=True,
                                     log=lambda _: None)
     summary = result['summary']
     assert summary['questions'] == 8 and summary['seeds'] == [0, 1]
-    for name in ('alone', 'right_history', 'wrong_history', 'majority_baseline'):
+    for name in ('alone', 'right_history', 'wrong_history', 'own_wrong_history',
+                 'late_cloud_history', 'majority_baseline'):
         assert 0.0 <= summary[name] <= 1.0
     assert json.loads((trained / 'heldout.json').read_text())['summary'] == summary
     row = result['rows'][0]
-    assert {'none', 'as-is', 'wrong', 'none_ok', 'truth'} <= set(row)
+    assert {*svlm_data.HISTORY_KINDS, 'none_ok', 'late-cloud_ok', 'truth'} <= set(row)
+    card = micro.write_model_card(trained).read_text()
+    assert '| wrong own history |' in card and 'Base run' not in card
+
+
+def test_fine_tune_starts_from_a_trained_model_and_keeps_its_record(
+        trained: Path, tmp_path: Path) -> None:
+    config = micro.TrainConfig(steps=1, images_per_step=1, questions_per_image=2, warmup=1,
+                               eval_every=1, eval_images=1, threads=1, init=str(trained))
+    out = micro.train(tmp_path / 'fine', config, log=lambda _: None, progress=False)
+    info = json.loads((out / 'train.json').read_text())
+    base = json.loads((trained / 'train.json').read_text())
+    assert info['base'] == base
+    assert info['spec']['text_hidden'] == SMALL.text_hidden  # the trained model's sizes
+    assert info['frames_seen'] == 1  # its own frames; world seeds go on after the base's
+    assert (out / 'base_curve.jsonl').read_text() == (trained / 'curve.jsonl').read_text()
+    svlm = TransformersSvlm(str(out))
+    prompt = svlm.render_prompt('How many red objects are there?', [('Q?', '2'), ('Q?', '1')],
+                                [True, False])
+    assert 'Assistant (cloud): 2<end_of_utterance>' in prompt
+    assert 'Assistant: 1<end_of_utterance>' in prompt
+    card = micro.write_model_card(out).read_text()
+    assert 'Base run' in card and 'Fine-tune' in card
 
 
 # ------------------------------------------------------------------------ the shipped weights
@@ -113,11 +140,13 @@ def _shipped_scores(frames: int = 12) -> dict[str, float]:
     rng, wrong_rng = np.random.default_rng(31), np.random.default_rng(32)
     right: dict[str, list[bool]] = {kind: [] for kind in micro.HISTORY_KINDS}
     for i in range(frames):  # held-out seeds: never trained on (training uses 10,000 and up)
-        ex = svlm_data.make_example(rng, 900 + i, WORLD, error=0.0, history_turns=4)
+        ex = svlm_data.make_example(rng, 900 + i, WORLD, history_turns=4,
+                                    plan=svlm_data.ALL_CLOUD)
         for turn in ex.turns:
             for kind in micro.HISTORY_KINDS:
                 t = turn.with_history(kind, wrong_rng)
-                text = svlm.answer(ex.rgb, t.question, t.history).text
+                text = svlm.answer(ex.rgb, t.question, t.history,
+                                   history_sources=t.history_sources).text
                 right[kind].append(normalise(text) == normalise(turn.answer))
     return {kind: float(np.mean(v)) for kind, v in right.items()}
 

@@ -97,6 +97,17 @@ def test_max_new_tokens_is_a_cap_per_model_and_per_call(svlm: TransformersSvlm,
     assert svlm.max_new_tokens == 6
 
 
+def test_cloud_turns_look_like_any_turn_to_a_template_that_does_not_mark_them(
+        svlm: TransformersSvlm, frame: np.ndarray) -> None:
+    # SmolVLM's own template ignores the source; the micro SVLM's template shows it.
+    plain = svlm.render_prompt('What is ahead?', HISTORY)
+    assert svlm.render_prompt('What is ahead?', HISTORY, [True, False]) == plain
+    assert svlm.answer(frame, 'What is ahead?', HISTORY, history_sources=[True, True]).prompt == (
+        plain)
+    with pytest.raises(ValueError, match='history_sources has 1 entries for 2'):
+        svlm.answer(frame, 'What is ahead?', HISTORY, history_sources=[True])
+
+
 def test_focus_layers_must_exist(svlm: TransformersSvlm) -> None:
     svlm.focus_layers = [1]
     assert svlm.focus_layers == (1,)

@@ -5,10 +5,13 @@ Training and held-out data for the micro SVLM: synthetic-world frames with quest
 
 A training example is one frame and several questions about it; each question carries a chat
 history of earlier turns, as the edge node would send it: question/answer pairs about *earlier*
-frames of the same scene (mostly the same question, as a robot asks it every step). A history
-answer is that earlier frame's truth (what a cloud answer put there by Context Replacement says)
-or, with the example's error rate, a wrong one (what a wrong edge answer left there), so the
-model learns how far to trust its history against the image.
+frames of the same scene (mostly the same question, as a robot asks it every step), each marked
+as the edge's own answer or as a cloud answer that Context Replacement put there. Which turns
+hold cloud text follows the edge node's history under a cloud latency (HistoryPlan): the newest
+turns are the edge's own (the cloud's answers to them are still in flight), older ones hold a
+cloud answer every few steps (one request in flight at a time). Own and cloud answers are wrong
+at rates drawn per frame, so the model learns how far to trust each kind of turn, by its age,
+against the image.
 
 Seeds: training draws world seeds from TRAIN_SEED_BASE up; seeds below it (0 .. 9,999) are
 reserved for held-out evaluation and the evaluation bags, so no held-out scene is ever trained on.
@@ -51,6 +54,15 @@ EPISODE_S = 20.0
 HISTORY_STEP_S = (0.15, 0.5)
 # The edge node keeps 8 turns by default (history.max_turns).
 MAX_HISTORY = 8
+# Per frame, the share of wrong answers among the edge's own history turns and among the cloud's
+# (drawn from these): the edge alone is right 60-75 % of the time, an LVLM usually (the simulated
+# one 90 %); either can be all right or often wrong.
+OWN_ERRORS = (0.0, 0.2, 0.4, 0.6, 1.0)
+CLOUD_ERRORS = (0.0, 0.0, 0.1, 0.1, 0.2, 0.5)
+# Histories with no cloud turn at all (edge_only, the cloud down or slower than the history).
+NO_CLOUD_SHARE = 0.25
+# A cloud answer a history plan expects that never came (timeout, dropped step).
+CLOUD_LOSS = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,44 @@ CURRICULUM: tuple[Stage, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class HistoryPlan:
+    """
+    Which history turns hold cloud text, and how often own and cloud answers are wrong.
+
+    Ages count steps back from the current one (1 = the newest turn). With one cloud request in
+    flight and a round trip of about `stride` steps, the newest `lag` turns are still the edge's
+    own (their cloud answers have not landed), and below them every `stride`-th turn holds a
+    cloud answer (the steps that were sent). lag = MAX_HISTORY: no cloud turn at all.
+    """
+
+    lag: int
+    stride: int
+    own_error: float
+    cloud_error: float
+    cloud_loss: float = 0.0   # share of the expected cloud answers that never came
+
+    def is_cloud(self, age: int) -> bool:
+        return age > self.lag and (age - self.lag - 1) % self.stride == 0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, error: float | None = None) -> HistoryPlan:
+        """A plan as the edge node meets them; `error` fixes both error rates."""
+        stride = int(rng.integers(1, 6))
+        lag = MAX_HISTORY if rng.random() < NO_CLOUD_SHARE else (
+            stride - int(rng.integers(0, 2)))
+        own = float(rng.choice(OWN_ERRORS)) if error is None else error
+        cloud = float(rng.choice(CLOUD_ERRORS)) if error is None else error
+        return cls(lag, stride, own, cloud, CLOUD_LOSS)
+
+
+# Every turn of the history from the cloud (Context Replacement with the cloud faster than a step).
+ALL_CLOUD = HistoryPlan(lag=0, stride=1, own_error=0.0, cloud_error=0.0)
+# Histories of Turn.with_history: 'own-wrong' and 'late-cloud' ask how far the model trusts its
+# own turns against cloud turns (the held-out evaluation's conditions).
+HISTORY_KINDS = ('none', 'as-is', 'wrong', 'own-wrong', 'late-cloud')
+
+
 @dataclass
 class Turn:
     """One question about the frame with its history and target answer."""
@@ -79,21 +129,37 @@ class Turn:
     history: list[tuple[str, str]] = field(default_factory=list)
     history_correct: bool = True   # every history answer is its frame's truth
     history_spaces: list[tuple[str, ...]] = field(default_factory=list)  # answers each could have
+    history_sources: list[bool] = field(default_factory=list)  # True: the turn holds cloud text
 
     def with_history(self, kind: str, rng: np.random.Generator | None = None) -> Turn:
-        """This turn with history 'none', 'as-is', or 'wrong' (every history answer wrong)."""
+        """
+        This turn with another history (HISTORY_KINDS).
+
+        'none': no history; 'as-is': unchanged; 'wrong': every answer wrong, sources unchanged;
+        'own-wrong': every answer wrong and every turn the edge's own; 'late-cloud': the newer
+        half of the turns wrong and the edge's own, the older half unchanged and from the cloud
+        (the edge was wrong since the cloud's last, late, answer).
+        """
         if kind == 'none':
             return Turn(self.question, self.answer, self.kind)
         if kind == 'as-is':
             return self
-        if kind != 'wrong' or rng is None:
-            raise ValueError(f'history kind must be none, as-is or wrong (with rng), got {kind!r}')
-        turns = []
-        for (q, a), space in zip(self.history, self.history_spaces):
-            others = [x for x in space if x != a]
-            turns.append((q, others[int(rng.integers(len(others)))]))
-        return Turn(self.question, self.answer, self.kind, turns, not turns,
-                    list(self.history_spaces))
+        if kind not in HISTORY_KINDS or rng is None:
+            raise ValueError(f'history kind must be one of {", ".join(HISTORY_KINDS)} (with '
+                             f'rng for the wrong ones), got {kind!r}')
+        n = len(self.history)
+        flip = [True] * n if kind != 'late-cloud' else [i >= n - n // 2 for i in range(n)]
+        turns, sources = [], []
+        for (q, a), space, src, f in zip(self.history, self.history_spaces,
+                                         self.history_sources, flip):
+            if f:
+                others = [x for x in space if x != a]
+                a = others[int(rng.integers(len(others)))]
+            turns.append((q, a))
+            sources.append(src if kind == 'wrong' else (False if f else True))
+        correct = not any(flip) and self.history_correct
+        return Turn(self.question, self.answer, self.kind, turns, correct,
+                    list(self.history_spaces), sources)
 
 
 @dataclass
@@ -170,27 +236,29 @@ def _pick_questions(rng: np.random.Generator, episode: Episode, state: FrameStat
 
 
 def _history(rng: np.random.Generator, episode: Episode, t: float, q: Question,
-             others: list[Question], error: float, n: int | None = None,
-             ) -> tuple[list[tuple[str, str]], bool, list[tuple[str, ...]]]:
+             others: list[Question], plan: HistoryPlan, n: int | None = None) -> Turn:
+    """The history part of a Turn (question and answer left empty) under `plan`."""
     if n is None:
         n = int(rng.integers(0, MAX_HISTORY + 1))
     step = float(rng.uniform(*HISTORY_STEP_S))
-    turns: list[tuple[str, str]] = []
-    spaces: list[tuple[str, ...]] = []
-    correct = True
+    out = Turn('', '', '')
     for j in range(n, 0, -1):
         past = episode.state(max(0.0, t - j * step))
         asked = q if (rng.random() < 0.85 or not others) else others[
             int(rng.integers(len(others)))]
+        cloud = plan.is_cloud(j) and rng.random() >= plan.cloud_loss
         truth = asked.answer(past)[0]
         answer = truth
-        if rng.random() < error:
+        # The same draws whatever the error rates: plans that differ only in them pair up turns.
+        err, pick = rng.random(2)
+        if err < (plan.cloud_error if cloud else plan.own_error):
             wrong = [a for a in answer_space(asked) if a != truth]
-            answer = wrong[int(rng.integers(len(wrong)))]
-            correct = False
-        turns.append((asked.text, answer))
-        spaces.append(answer_space(asked))
-    return turns, correct, spaces
+            answer = wrong[int(pick * len(wrong))]
+            out.history_correct = False
+        out.history.append((asked.text, answer))
+        out.history_spaces.append(answer_space(asked))
+        out.history_sources.append(cloud)
+    return out
 
 
 def aux_labels(state: FrameState, grid: int) -> np.ndarray:
@@ -211,12 +279,15 @@ def aux_labels(state: FrameState, grid: int) -> np.ndarray:
 def make_example(rng: np.random.Generator, seed: int, stage: Stage, *, questions: int = 4,
                  width: int = 640, height: int = 480, camera_side: int = 512,
                  aux_grid: int = 0, error: float | None = None,
-                 history_turns: int | None = None) -> Example:
+                 history_turns: int | None = None,
+                 plan: HistoryPlan | None = None) -> Example:
     """
     One training frame of world `seed` at `stage`, with `questions` questions and histories.
 
     The frame is rendered at width x height and resized the way the camera node resizes it
     (long side `camera_side`, INTER_AREA), so the model trains on what the edge node sees.
+    Histories follow `plan` (default: one HistoryPlan.draw for the frame, both error rates
+    `error` when it is given).
     """
     episode = Episode(seed, int(rng.integers(0, 1_000_000)), width, height, EPISODE_S,
                       stage.layout)
@@ -227,13 +298,13 @@ def make_example(rng: np.random.Generator, seed: int, stage: Stage, *, questions
     if scale < 1.0:
         rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)),
                          interpolation=cv2.INTER_AREA)
-    if error is None:
-        error = float(rng.choice([0.0, 0.0, 0.2, 0.5, 1.0]))
     qs = _pick_questions(rng, episode, state, questions)
+    plan = plan or HistoryPlan.draw(rng, error)
     turns = []
     for q in qs:
-        history, correct, spaces = _history(rng, episode, t, q, qs, error, history_turns)
-        turns.append(Turn(q.text, q.answer(state)[0], q.kind, history, correct, spaces))
+        h = _history(rng, episode, t, q, qs, plan, history_turns)
+        h.question, h.answer, h.kind = q.text, q.answer(state)[0], q.kind
+        turns.append(h)
     aux = aux_labels(state, aux_grid) if aux_grid else None
     return Example(rgb, turns, stage.name, aux)
 
@@ -258,6 +329,6 @@ def mixed_stage(rng: np.random.Generator, progress: float,
     return stage
 
 
-__all__ = ['AUX_CLASSES', 'CURRICULUM', 'Example', 'LOCATIONS', 'NOT_VISIBLE', 'Stage',
-           'TRAIN_SEED_BASE', 'Turn', 'answer_space', 'aux_labels', 'frame_questions',
-           'make_example', 'mixed_stage', 'stage_at']
+__all__ = ['ALL_CLOUD', 'AUX_CLASSES', 'CURRICULUM', 'Example', 'HISTORY_KINDS', 'HistoryPlan',
+           'LOCATIONS', 'NOT_VISIBLE', 'Stage', 'TRAIN_SEED_BASE', 'Turn', 'answer_space',
+           'aux_labels', 'frame_questions', 'make_example', 'mixed_stage', 'stage_at']

@@ -321,7 +321,8 @@ def cmd_train_svlm(args: argparse.Namespace) -> int:
     config = micro.TrainConfig(steps=args.steps, images_per_step=args.images,
                                questions_per_image=args.questions, lr=args.lr,
                                eval_every=args.eval_every, threads=args.threads, seed=args.seed,
-                               minutes=args.minutes)
+                               minutes=args.minutes, warmup=args.warmup,
+                               init=args.init)
     out = micro.train(args.out, config)
     print(f'micro SVLM written to {out} (curve: {out / "curve.png"})')
     return 0
@@ -395,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--images', type=int, default=8, help='frames per step')
     p.add_argument('--questions', type=int, default=4, help='questions per frame')
     p.add_argument('--lr', type=float, default=5e-4)
+    p.add_argument('--warmup', type=int, default=200, help='learning-rate warm-up steps')
+    p.add_argument('--init', default='',
+                   help="fine-tune this trained micro SVLM (directory or 'micro') on the "
+                        'evaluation world instead of training from scratch')
     p.add_argument('--eval-every', type=int, default=250)
     p.add_argument('--threads', type=int, default=2, help='torch threads')
     p.add_argument('--seed', type=int, default=0)

@@ -17,7 +17,11 @@ meaningful is trained from scratch by `edgevlm train-svlm`:
 * Data (``core.svlm_data``): curriculum from one large object to the evaluation world, four
   questions per frame (the frame goes through the vision tower once per batch item, and its
   features are shared by the questions), multi-turn histories about earlier frames with right or
-  wrong answers.
+  wrong answers, each turn the edge's own or a cloud answer (as Context Replacement leaves the
+  history under a cloud latency). The chat template marks cloud turns ("Assistant (cloud):"),
+  so the model can learn to trust them more than its own.
+* Fine-tuning: ``TrainConfig.init`` starts from a trained checkpoint (its processor takes the
+  micro chat template) and trains on the evaluation-world stage only.
 * Loss: cross-entropy on the answer tokens (the end-of-utterance token included) plus, during
   training only, an auxiliary per-image-token loss (which colours and shapes each token's cell
   shows) on the connector output, which teaches the vision tower to see the objects early. The
@@ -48,13 +52,34 @@ import numpy as np
 
 from edgevlm_ros.core import svlm_data
 from edgevlm_ros.core.synthworld import PALETTE, SHAPES, WHERE_CHOICES
+from edgevlm_ros.models.chat import chat_messages
 
 MICRO_NAME = 'micro-svlm'
 # Seeds 5,000 .. 5,999 hold the validation frames scored during training; the held-out
 # evaluation after training uses seeds 0 .. 999 (the evaluation bags use seeds below 10,000 too).
 VALIDATION_SEED = 5_000
 HELDOUT_SEED = 0
-HISTORY_KINDS = ('none', 'as-is', 'wrong')
+HISTORY_KINDS = svlm_data.HISTORY_KINDS
+# What train.json says of the training histories (runs without the key had unmarked turns).
+HISTORIES = 'own and cloud turns (svlm_data.HistoryPlan)'
+# How curves, held-out summaries and the model card name them (label, summary key).
+HISTORY_NAMES = {
+    'none': ('alone', 'alone'),
+    'as-is': ('right cloud history', 'right_history'),
+    'wrong': ('wrong cloud history', 'wrong_history'),
+    'own-wrong': ('wrong own history', 'own_wrong_history'),
+    'late-cloud': ('right cloud, then wrong own', 'late_cloud_history'),
+}
+# The SmolVLM chat template, with assistant turns that hold cloud text shown as
+# "Assistant (cloud): ..." (see models/chat.py).
+MICRO_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message.get('source') == 'cloud' %}{{' (cloud)'}}{% endif %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
 
 
 def shipped_model_dir() -> Path:
@@ -130,6 +155,7 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     minutes: float = 0.0   # > 0: schedule (curriculum, learning rate) by time, stop at it
+    init: str = ''         # a trained micro SVLM to fine-tune (evaluation world only), or scratch
 
 
 def _world_corpus() -> list[str]:
@@ -143,7 +169,7 @@ def _world_corpus() -> list[str]:
     for s in SHAPES:
         lines.append(f'What colour is the {s}?')
     lines += [' '.join(PALETTE), ' '.join(SHAPES), ' '.join(WHERE_CHOICES), 'yes no none',
-              'User: Assistant:']
+              'User: Assistant: Assistant (cloud):']
     return lines * 50
 
 
@@ -161,8 +187,6 @@ def build_untrained(spec: MicroSpec = MicroSpec()) -> tuple[Any, Any]:
     from transformers.models.idefics3.image_processing_pil_idefics3 import (
         Idefics3ImageProcessorPil,
     )
-
-    from edgevlm_ros.models.tiny import SMOLVLM_CHAT_TEMPLATE
 
     tok = build_tokenizer(spec)
     vision = dict(hidden_size=spec.vision_hidden, intermediate_size=spec.vision_intermediate,
@@ -191,7 +215,20 @@ def build_untrained(spec: MicroSpec = MicroSpec()) -> tuple[Any, Any]:
         do_image_splitting=False, size={'longest_edge': spec.image_size},
         max_image_size={'longest_edge': spec.image_size}, resample=2)
     processor = Idefics3Processor(image_processor, tok, image_seq_len=spec.image_seq_len,
-                                  chat_template=SMOLVLM_CHAT_TEMPLATE)
+                                  chat_template=MICRO_CHAT_TEMPLATE)
+    return model, processor
+
+
+def load_trained(path: str | Path) -> tuple[Any, Any]:
+    """(model, processor) of a trained micro SVLM, float32, with the micro chat template."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from edgevlm_ros.models.compat import load_processor
+
+    model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=torch.float32)
+    processor = load_processor(str(path))
+    processor.chat_template = MICRO_CHAT_TEMPLATE
     return model, processor
 
 
@@ -209,12 +246,7 @@ class Batcher:
                                  size={'longest_edge': camera_side})
 
     def prompt(self, turn: svlm_data.Turn) -> str:
-        messages: list[dict] = []
-        for q, a in turn.history:
-            messages.append({'role': 'user', 'content': [{'type': 'text', 'text': q}]})
-            messages.append({'role': 'assistant', 'content': [{'type': 'text', 'text': a}]})
-        messages.append({'role': 'user', 'content': [{'type': 'image'},
-                                                     {'type': 'text', 'text': turn.question}]})
+        messages = chat_messages(turn.question, turn.history, turn.history_sources)
         return self.processor.apply_chat_template(messages, add_generation_prompt=True,
                                                   tokenize=False)
 
@@ -295,11 +327,17 @@ def answer_correct(logits: Any, labels: Any) -> Any:
 
 def validation_set(n_images: int, spec: MicroSpec, questions: int = 4
                    ) -> list[svlm_data.Example]:
-    """Fixed validation frames (evaluation-world layout, seeds VALIDATION_SEED+), history 4."""
+    """
+    Fixed validation frames (evaluation-world layout, seeds VALIDATION_SEED+), history 4.
+
+    The histories are right and every turn a cloud turn (svlm_data.ALL_CLOUD); the history
+    kinds of ``Turn.with_history`` make the wrong and own variants.
+    """
     rng = np.random.default_rng(12345)
     world = svlm_data.CURRICULUM[-1]
     return [svlm_data.make_example(rng, VALIDATION_SEED + i, world, questions=questions,
-                                   error=0.0, history_turns=4, aux_grid=spec.grid)
+                                   history_turns=4, aux_grid=spec.grid,
+                                   plan=svlm_data.ALL_CLOUD)
             for i in range(n_images)]
 
 
@@ -342,7 +380,17 @@ def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = Micr
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model, processor = build_untrained(spec)
+    if config.init:
+        # A fine-tune keeps the trained model's sizes and learns on the evaluation world only.
+        from edgevlm_ros.models.tiny import resolve_model
+
+        init = Path(resolve_model(config.init))
+        model, processor = load_trained(init)
+        spec = spec_of(model)
+        curriculum = svlm_data.CURRICULUM[-1:]
+    else:
+        model, processor = build_untrained(spec)
+        curriculum = svlm_data.CURRICULUM
     model.train()
     aux_head = torch.nn.Linear(spec.text_hidden, len(svlm_data.AUX_CLASSES))
     params = list(model.parameters()) + list(aux_head.parameters())
@@ -370,14 +418,19 @@ def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = Micr
     log(f'micro SVLM: {n_params / 1e6:.2f} M parameters, {spec.image_seq_len} image tokens, '
         f'{config.steps} steps x {config.images_per_step} frames x '
         f'{config.questions_per_image} questions')
-    (out / 'train.json').write_text(json.dumps({
+    record: dict[str, Any] = {
         'command': ' '.join(sys.argv), 'config': asdict(config), 'spec': asdict(spec),
-        'parameters': n_params, 'started': time.strftime('%Y-%m-%d %H:%M:%S')}, indent=1))
+        'parameters': n_params, 'histories': HISTORIES,
+        'started': time.strftime('%Y-%m-%d %H:%M:%S')}
+    if config.init:
+        record['base'] = _keep_base_record(init, out)
+    (out / 'train.json').write_text(json.dumps(record, indent=1))
     curve = (out / 'curve.jsonl').open('w')
     t0 = time.monotonic()
     total_steps = config.steps if config.minutes <= 0 else 10 ** 9
     window: list[float] = []
-    seed_next = svlm_data.TRAIN_SEED_BASE
+    # A fine-tune goes on with world seeds its base never saw.
+    seed_next = svlm_data.TRAIN_SEED_BASE + record.get('base', {}).get('frames_seen', 0)
     bar = tqdm(total=config.steps if config.minutes <= 0 else None, desc='train micro SVLM',
                unit='step', disable=not progress, file=sys.stderr, mininterval=5.0)
     try:
@@ -388,7 +441,7 @@ def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = Micr
             # One history length per step: sequences of a batch pad to the same length.
             n_history = int(rng.integers(0, svlm_data.MAX_HISTORY + 1))
             for _ in range(config.images_per_step):
-                stage = svlm_data.mixed_stage(rng, progress_at(step))
+                stage = svlm_data.mixed_stage(rng, progress_at(step), curriculum)
                 examples.append(svlm_data.make_example(
                     rng, seed_next, stage, questions=config.questions_per_image,
                     aux_grid=spec.grid, history_turns=n_history))
@@ -405,7 +458,7 @@ def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = Micr
             window.extend(answer_correct(logits.detach(), batch['labels']).tolist())
             window = window[-512:]
             bar.update(1)
-            stage_name = svlm_data.stage_at(progress_at(step)).name
+            stage_name = svlm_data.stage_at(progress_at(step), curriculum).name
             bar.set_postfix(loss=f'{loss.item():.3f}', acc=f'{np.mean(window):.2f}',
                             stage=stage_name)
             last = step + 1 == total_steps or (config.minutes > 0 and progress_at(step) >= 1.0)
@@ -421,9 +474,9 @@ def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = Micr
                 curve.write(json.dumps(row) + '\n')
                 curve.flush()
                 log(f'step {step + 1}: loss {loss.item():.3f}, train {np.mean(window):.1%}, '
-                    f'valid alone {scores["none"]["all"]:.1%}, right history '
-                    f'{scores["as-is"]["all"]:.1%}, wrong history {scores["wrong"]["all"]:.1%} '
-                    f'({row["minutes"]:.1f} min)')
+                    'valid ' + ', '.join(f'{HISTORY_NAMES[k][0]} {scores[k]["all"]:.1%}'
+                                         for k in HISTORY_KINDS)
+                    + f' ({row["minutes"]:.1f} min)')
                 save(model, processor, out)
     finally:
         bar.close()
@@ -431,10 +484,30 @@ def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = Micr
     info = json.loads((out / 'train.json').read_text())
     info.update(finished=time.strftime('%Y-%m-%d %H:%M:%S'), steps_done=bar.n,
                 minutes=(time.monotonic() - t0) / 60, frames_seen=seed_next -
-                svlm_data.TRAIN_SEED_BASE)
+                svlm_data.TRAIN_SEED_BASE - info.get('base', {}).get('frames_seen', 0))
     (out / 'train.json').write_text(json.dumps(info, indent=1))
     plot_curve(out)
     return out
+
+
+def spec_of(model: Any) -> MicroSpec:
+    """The MicroSpec of a loaded micro SVLM (from its config)."""
+    v, t = model.config.vision_config, model.config.text_config
+    return MicroSpec(image_size=v.image_size, patch_size=v.patch_size,
+                     scale_factor=model.config.scale_factor, vision_hidden=v.hidden_size,
+                     vision_layers=v.num_hidden_layers, vision_heads=v.num_attention_heads,
+                     vision_intermediate=v.intermediate_size, text_hidden=t.hidden_size,
+                     text_layers=t.num_hidden_layers, text_heads=t.num_attention_heads,
+                     text_kv_heads=t.num_key_value_heads, text_intermediate=t.intermediate_size,
+                     vocab_size=t.vocab_size)
+
+
+def _keep_base_record(base: Path, out: Path) -> dict:
+    """The base run's train.json, with its curve kept as base_curve.jsonl/.png in `out`."""
+    for name in ('curve.jsonl', 'curve.png'):
+        if (base / name).is_file():
+            shutil.copyfile(base / name, out / ('base_' + name))
+    return json.loads((base / 'train.json').read_text())
 
 
 def save(model: Any, processor: Any, out: Path) -> None:
@@ -471,9 +544,9 @@ def plot_curve(out: Path) -> Path | None:
     a.set_yscale('log')
     a.legend()
     a.set_title('training loss')
-    names = {'none': 'alone', 'as-is': 'right history', 'wrong': 'wrong history'}
-    for key, label in names.items():
-        b.plot(steps, [r['valid'][key]['all'] for r in rows], label=label)
+    for key, (label, _) in HISTORY_NAMES.items():
+        if key in rows[-1]['valid']:
+            b.plot(steps, [r['valid'][key]['all'] for r in rows], label=label)
     b.plot(steps, [r['train_acc'] for r in rows], ':', label='train (running)')
     b.set_ylim(0, 1)
     b.set_xlabel('step')
@@ -495,10 +568,12 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
     Accuracy of an SVLM on held-out evaluation-world frames, through the edge node's own path.
 
     Frames come from world seeds `seed` .. `seed + images - 1` (never trained on), 4 questions
-    each, asked three ways: alone, after `history_turns` right history turns (the earlier
-    frames' truths) and after the same turns with every answer wrong. Answers come from
-    ``TransformersSvlm.answer`` (processor, chat template, greedy decoding) and count when
-    their normalised text equals the truth. Writes heldout.json next to a model directory.
+    each, asked once per history kind (HISTORY_KINDS): alone; after `history_turns` right cloud
+    turns (the earlier frames' truths, as Context Replacement leaves them); after the same
+    turns all wrong; all wrong and the edge's own; the older half right cloud turns and the
+    newer half wrong own ones. Answers come from ``TransformersSvlm.answer`` (processor, chat
+    template, greedy decoding, cloud turns marked) and count when their normalised text equals
+    the truth. Writes heldout.json next to a model directory.
     """
     import torch
     from tqdm import tqdm
@@ -514,22 +589,22 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
     wrong_rng = np.random.default_rng(seed + 7)
     for i in tqdm(range(images), desc='held-out frames', unit='frame', file=sys.stderr,
                   mininterval=5.0):
-        ex = svlm_data.make_example(rng, seed + i, world, error=0.0,
-                                    history_turns=history_turns)
+        ex = svlm_data.make_example(rng, seed + i, world, history_turns=history_turns,
+                                    plan=svlm_data.ALL_CLOUD)
         for turn in ex.turns:
             row = {'seed': seed + i, 'kind': turn.kind, 'question': turn.question,
                    'truth': turn.answer}
             for kind in HISTORY_KINDS:
                 t = turn.with_history(kind, wrong_rng)
-                text = svlm.answer(ex.rgb, t.question, t.history).text
+                text = svlm.answer(ex.rgb, t.question, t.history,
+                                   history_sources=t.history_sources).text
                 row[kind] = text
                 row[kind + '_ok'] = normalise(text) == normalise(turn.answer)
             rows.append(row)
-    names = {'none': 'alone', 'as-is': 'right_history', 'wrong': 'wrong_history'}
     summary: dict[str, Any] = {'model': model, 'frames': images, 'questions': len(rows),
                                'history_turns': history_turns,
                                'seeds': [seed, seed + images - 1]}
-    for kind, name in names.items():
+    for kind, (_, name) in HISTORY_NAMES.items():
         summary[name] = float(np.mean([r[kind + '_ok'] for r in rows]))
         summary[name + '_by_kind'] = {
             k: float(np.mean([r[kind + '_ok'] for r in rows if r['kind'] == k]))
@@ -540,9 +615,9 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
         by_kind.setdefault(r['kind'], []).append(r['truth'])
     summary['majority_baseline'] = float(sum(
         max(v.count(a) for a in set(v)) for v in by_kind.values()) / len(truths))
-    log(f'held-out ({len(rows)} questions): alone {summary["alone"]:.1%}, right history '
-        f'{summary["right_history"]:.1%}, wrong history {summary["wrong_history"]:.1%}, '
-        f'majority-answer baseline {summary["majority_baseline"]:.1%}')
+    log(f'held-out ({len(rows)} questions): ' + ', '.join(
+        f'{label} {summary[name]:.1%}' for label, name in HISTORY_NAMES.values())
+        + f', majority-answer baseline {summary["majority_baseline"]:.1%}')
     result = {'summary': summary, 'rows': rows}
     path = Path(svlm.path)
     if write and path.is_dir():
@@ -552,17 +627,48 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
 
 # ---------------------------------------------------------------------------------- model card
 
+def _user_command(record: dict) -> str:
+    # The command as a user types it (python -m edgevlm_ros.eval.cli == the edgevlm script).
+    return re.sub(r'^\S*(edgevlm_ros/eval/cli\.py|edgevlm)\b', 'edgevlm', record['command'])
+
+
+def _run_lines(record: dict) -> list[str]:
+    config = record['config']
+    return [
+        f'- Command: `{_user_command(record)}`',
+        f'- {record.get("steps_done", config["steps"])} steps of '
+        f'{config["images_per_step"]} frames x {config["questions_per_image"]} questions '
+        f'({record.get("frames_seen", "?")} frames) in {record.get("minutes", 0):.0f} min on 2 '
+        f'CPU cores ({config["threads"]} torch threads); AdamW lr {config["lr"]:g} (warm-up '
+        f'{config["warmup"]} steps, cosine to 10 %), weight decay {config["weight_decay"]:g}, '
+        'gradient clip 1.',
+    ]
+
+
+def _curve_table(rows: list[dict], marked: bool = True) -> list[str]:
+    kinds = [k for k in HISTORY_KINDS if k in rows[-1]['valid']]
+    # Runs before cloud marks had one kind of turn: 'right history', 'wrong history'.
+    labels = [HISTORY_NAMES[k][0] if marked else HISTORY_NAMES[k][0].replace(' cloud', '')
+              for k in kinds]
+    out = ['| step | min | stage | answer loss | ' + ' | '.join(labels) + ' |',
+           '|---:|---:|---|---:|' + '---:|' * len(kinds)]
+    for r in rows:
+        out.append(f'| {r["step"]} | {r["minutes"]:.0f} | {r["stage"]} | {r["loss"]:.3f} | '
+                   + ' | '.join(f'{r["valid"][k]["all"]:.1%}' for k in kinds) + ' |')
+    return out
+
+
 def write_model_card(model_dir: Path) -> Path:
-    """README.md of a trained micro SVLM from its train.json, curve.jsonl and heldout.json."""
+    """README.md of a trained micro SVLM from its train.json, curves and heldout.json."""
     model_dir = Path(model_dir)
     train_info = json.loads((model_dir / 'train.json').read_text())
+    base = train_info.get('base')
     rows = [json.loads(x) for x in (model_dir / 'curve.jsonl').read_text().splitlines() if x]
     held = json.loads((model_dir / 'heldout.json').read_text())['summary'] \
         if (model_dir / 'heldout.json').is_file() else None
-    spec, config = train_info['spec'], train_info['config']
+    spec = train_info['spec']
     grid = spec['image_size'] // spec['patch_size'] // spec['scale_factor']
-    # The command as a user types it (python -m edgevlm_ros.eval.cli == the edgevlm script).
-    command = re.sub(r'^\S*(edgevlm_ros/eval/cli\.py|edgevlm)\b', 'edgevlm', train_info['command'])
+    first = base or train_info   # the run that started from random weights
     size_mb = (model_dir / 'model.safetensors').stat().st_size / 1e6
     lines = [
         f'# {MICRO_NAME}: a micro SVLM trained offline on the synthetic world',
@@ -585,59 +691,83 @@ def write_model_card(model_dir: Path) -> Path:
         'no image splitting (the processor resizes any frame to the square).',
         f'- Text: Llama, {spec["text_layers"]} layers x {spec["text_hidden"]} wide, '
         f'{spec["text_heads"]} heads ({spec["text_kv_heads"]} KV), byte-level BPE of '
-        f'{spec["vocab_size"]} entries trained on a small corpus plus every question and answer '
-        'of the world.',
+        f'{first["spec"]["vocab_size"]} entries trained on a small corpus plus every question '
+        'and answer of the world.',
+        "- Chat template: SmolVLM's, except that an assistant turn holding cloud text "
+        '(Context Replacement) reads `Assistant (cloud): ...` (models/chat.py).',
         '',
         '## Data',
         '',
         '- Frames of the synthetic world rendered at 640x480 and resized to 512 px long side '
-        '(what the camera node sends), generated on the fly from world seeds 10,000 and up '
-        f'({train_info.get("frames_seen", "?")} frames). Seeds 0-9,999 are never trained on: '
-        'held-out evaluation uses 0-999 (and the evaluation bags), validation 5,000-5,999.',
+        '(what the camera node sends), generated on the fly from world seeds 10,000 and up. '
+        'Seeds 0-9,999 are never trained on: held-out evaluation uses 0-999 (and the '
+        'evaluation bags), validation 5,000-5,999.',
         '- Curriculum: ' + '; '.join(
             f'{s.name} ({s.share:.0%} of the run: {s.layout.objects[0]}-{s.layout.objects[1]} '
             f'objects, {s.layout.pillars[0]}-{s.layout.pillars[1]} pillars, size x'
             f'{s.layout.size:g}, {s.layout.colours} colours)' for s in svlm_data.CURRICULUM)
-        + '; 15 % of frames replay an earlier stage.',
-        f'- {config["questions_per_image"]} questions per frame (kinds balanced: count, exists, '
-        "colour, where with 4 options; subjects mostly the scene's own objects, exists answered "
-        'yes about half the time).',
+        + '; 15 % of frames replay an earlier stage.' + (
+            ' The fine-tune trains on the last stage only.' if base else ''),
+        f'- {first["config"]["questions_per_image"]} questions per frame (kinds balanced: count, '
+        "exists, colour, where with 4 options; subjects mostly the scene's own objects, exists "
+        'answered yes about half the time).',
         f'- Each question comes after 0-{svlm_data.MAX_HISTORY} earlier turns (one length per '
         'step), question/answer pairs about earlier frames of the same scene (85 % the same '
-        'question), 0.15-0.5 s of scene time apart (a 2 Hz robot at pace 0.3-1). Per frame, '
-        'the history answers are wrong with probability 0, 0, 0.2, 0.5 or 1 (drawn), so the '
-        'model learns how far to trust its history against the image.',
+        'question), 0.15-0.5 s of scene time apart (a 2 Hz robot at pace 0.3-1).',
+    ]
+    if base and 'histories' not in base:
+        lines.append(
+            '- Base run: every history turn unmarked; per frame its answers are wrong with '
+            'probability 0, 0, 0.2, 0.5 or 1 (drawn). That was the training code before cloud '
+            'marks (commit ef39d25); `make train-svlm` now gives the base run the histories '
+            'below too.')
+    if 'histories' in train_info:
+        lines += [
+            ('- Fine-tune: t' if base else '- T')
+            + "urns are the edge's own or cloud turns as Context Replacement leaves "
+            'them under a cloud latency (`svlm_data.HistoryPlan`): the newest 0-5 turns own (the '
+            'cloud answers to them still in flight), below them a cloud turn every 1-5 steps '
+            f'({svlm_data.CLOUD_LOSS:.0%} of them lost), no cloud turn at all in '
+            f'{svlm_data.NO_CLOUD_SHARE:.0%} of the frames. Per frame, own answers are wrong '
+            'with probability ' + ', '.join(f'{x:g}' for x in svlm_data.OWN_ERRORS)
+            + ' and cloud answers with ' + ', '.join(f'{x:g}' for x in svlm_data.CLOUD_ERRORS)
+            + ' (drawn), so the model learns how far to trust each kind of turn, by its age, '
+            'against the image.',
+        ]
+    lines += [
         '',
         '## Training',
         '',
-        f'- Command: `{command}`',
-        f'- {train_info.get("steps_done", config["steps"])} steps of '
-        f'{config["images_per_step"]} frames x {config["questions_per_image"]} questions in '
-        f'{train_info.get("minutes", 0):.0f} min on 2 CPU cores ({config["threads"]} torch '
-        f'threads); AdamW lr {config["lr"]:g} (warm-up {config["warmup"]} steps, cosine to 10 %), '
-        f'weight decay {config["weight_decay"]:g}, gradient clip 1.',
+    ]
+    if base:
+        lines += ['Two runs: the base run from random weights, then a fine-tune from it.', '',
+                  'Base run:', ''] + _run_lines(base) + ['', 'Fine-tune:', '']
+    lines += _run_lines(train_info) + [
         '- Loss: cross-entropy on the answer tokens and the end-of-utterance token, plus '
-        f'{config["aux_weight"]:g} x an auxiliary per-image-token loss (which colours and shapes '
-        "each token's cell shows, from the true object boxes) on the connector output, through "
-        'a linear head that is not saved. It teaches the vision tower to see objects early.',
+        f'{train_info["config"]["aux_weight"]:g} x an auxiliary per-image-token loss (which '
+        "colours and shapes each token's cell shows, from the true object boxes) on the "
+        'connector output, through a linear head that is not saved. It teaches the vision tower '
+        'to see objects early.',
         '- The frame goes through the vision tower once per step item and its features are '
         'shared by its questions.',
         '',
         '## Learning curve',
         '',
         'Validation: 48 frames of seeds 5,000+ in the evaluation-world layout, 4 questions each, '
-        'teacher-forced exact match of the answer (equal to greedy decoding getting it right).',
+        'teacher-forced exact match of the answer (equal to greedy decoding getting it right). '
+        'Histories of 4 turns about the earlier frames: right, or wrong, cloud turns; all wrong '
+        'own turns; the older two right cloud turns and the newer two wrong own turns.',
         '',
-        '![learning curve](curve.png)',
-        '',
-        '| step | min | stage | answer loss | alone | right history | wrong history |',
-        '|---:|---:|---|---:|---:|---:|---:|',
     ]
-    for r in rows:
-        v = r['valid']
-        lines.append(f'| {r["step"]} | {r["minutes"]:.0f} | {r["stage"]} | {r["loss"]:.3f} | '
-                     f'{v["none"]["all"]:.1%} | {v["as-is"]["all"]:.1%} | '
-                     f'{v["wrong"]["all"]:.1%} |')
+    if base and (model_dir / 'base_curve.jsonl').is_file():
+        base_rows = [json.loads(x) for x in
+                     (model_dir / 'base_curve.jsonl').read_text().splitlines() if x]
+        lines += ['Base run' + ('' if 'histories' in base else ' (its history turns were '
+                                'unmarked)') + ':', '',
+                  '![base learning curve](base_curve.png)', ''] + _curve_table(
+                      base_rows, marked='histories' in base) + [
+                  '', 'Fine-tune:', '']
+    lines += ['![learning curve](curve.png)', ''] + _curve_table(rows)
     lines += ['', '## Held-out accuracy', '']
     if held is None:
         lines.append('Not measured yet: `edgevlm heldout <this directory>`.')
@@ -647,13 +777,15 @@ def write_model_card(model_dir: Path) -> Path:
             f'on {held["frames"]} frames of world seeds {held["seeds"][0]}-{held["seeds"][1]} '
             "(never trained on), answered through `TransformersSvlm.answer` (the edge node's "
             'own path: processor, chat template, greedy decoding), right when the normalised '
-            f'answer equals the truth; histories of {held["history_turns"]} turns.',
+            f'answer equals the truth; histories of {held["history_turns"]} turns as in the '
+            'validation.',
             '',
             '| condition | all | ' + ' | '.join(held['alone_by_kind']) + ' |',
             '|---|---:|' + '---:|' * len(held['alone_by_kind']),
         ]
-        for name, label in (('alone', 'alone'), ('right_history', 'right history'),
-                            ('wrong_history', 'wrong history')):
+        for label, name in HISTORY_NAMES.values():
+            if name not in held:
+                continue
             lines.append(f'| {label} | {held[name]:.1%} | ' + ' | '.join(
                 f'{v:.1%}' for v in held[name + '_by_kind'].values()) + ' |')
         lines += ['', f'Answering the most common answer of each question kind: '
@@ -676,8 +808,8 @@ def write_model_card(model_dir: Path) -> Path:
         'shape (it must tell the shapes apart at that size), counts of 2 or more and '
         'left/right are what it gets wrong most (table above; heldout.json has every answer).',
         '- It trusts its history: a wrong earlier answer to the same question pulls it wrong '
-        '(see the wrong-history row). That is what Context Replacement exploits when the cloud '
-        'corrects the history.',
+        '(see the wrong-history rows), a cloud turn more than its own. That is what Context '
+        'Replacement exploits when the cloud corrects the history.',
         '',
     ]
     path = model_dir / 'README.md'

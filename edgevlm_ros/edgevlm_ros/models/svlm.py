@@ -11,7 +11,8 @@ Rules this backend enforces:
   (SmolVLM-256M/500M = Idefics3, Qwen2-VL, Qwen2.5-VL, LLaVA) take the same path.
 * Past turns are text only (user: question, assistant: answer); the current user turn carries the
   one image. So history costs prefill tokens, never vision-encoder time. The model's own chat
-  template renders the conversation.
+  template renders the conversation (``chat.chat_messages``); turns that hold cloud text are
+  marked for templates that show it (the micro SVLM's) and look like any other turn to the rest.
 * Decoding is greedy and capped at ``max_new_tokens``, whatever the checkpoint's generation
   defaults.
 * Visual Focus is applied only when boxes and a positive alpha are given and at least one image
@@ -39,6 +40,7 @@ from transformers import AutoModelForImageTextToText, GenerationConfig
 from edgevlm_ros.core.images import check_image
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import visual_focus
+from edgevlm_ros.models.chat import chat_messages
 from edgevlm_ros.models.compat import load_processor
 from edgevlm_ros.models.tiny import resolve_model
 
@@ -176,21 +178,16 @@ class TransformersSvlm:
 
     # ---------------------------------------------------------------------------------- text
 
-    def _messages(self, question: str, history: Sequence[tuple[str, str]]) -> list[dict]:
-        messages: list[dict] = []
-        for past_question, past_answer in history:
-            messages.append({'role': 'user', 'content': [{'type': 'text', 'text': past_question}]})
-            messages.append({'role': 'assistant',
-                             'content': [{'type': 'text', 'text': past_answer}]})
-        messages.append({'role': 'user', 'content': [{'type': 'image'},
-                                                     {'type': 'text', 'text': question}]})
-        return messages
+    def render_prompt(self, question: str, history: Sequence[tuple[str, str]] = (),
+                      history_sources: Sequence[bool] | None = None) -> str:
+        """
+        Return the chat-template prompt for ``question`` after ``history`` (one image slot).
 
-    def render_prompt(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
-        """Return the chat-template prompt for ``question`` after ``history`` (one image slot)."""
+        ``history_sources``: which history turns hold cloud text (None: none do).
+        """
         if not isinstance(question, str) or not question.strip():
             raise ValueError('question must be a non-empty string')
-        messages = self._messages(question.strip(), _validate_history(history))
+        messages = chat_messages(question.strip(), _validate_history(history), history_sources)
         return self.processor.apply_chat_template(messages, add_generation_prompt=True,
                                                   tokenize=False)
 
@@ -202,10 +199,11 @@ class TransformersSvlm:
     # -------------------------------------------------------------------------------- answer
 
     def build_inputs(self, image: np.ndarray, question: str,
-                     history: Sequence[tuple[str, str]] = ()) -> tuple[Any, str]:
+                     history: Sequence[tuple[str, str]] = (),
+                     history_sources: Sequence[bool] | None = None) -> tuple[Any, str]:
         """Return (model inputs, rendered prompt) for one frame, question and history."""
         image = check_image(image, grey=False)  # HxWx3 uint8 RGB
-        prompt = self.render_prompt(question, history)
+        prompt = self.render_prompt(question, history, history_sources)
         pil = Image.fromarray(image)
         kwargs: dict[str, Any] = {}
         if self._tiling:
@@ -225,8 +223,8 @@ class TransformersSvlm:
         """
         Answer ``question`` about ``image`` after the text-only ``history``; greedy decoding.
 
-        ``history_sources`` (which turns hold cloud text) is accepted for the interface the edge
-        node uses; a model sees only the text, so it is ignored here.
+        ``history_sources`` says which history turns hold cloud text (Context Replacement); the
+        chat template shows it if it knows how (see ``chat``).
         """
         if not math.isfinite(focus_alpha):
             raise ValueError(f'focus_alpha must be finite, got {focus_alpha}')
@@ -235,7 +233,7 @@ class TransformersSvlm:
             raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
         with self._lock:
             t0 = time.perf_counter()
-            inputs, prompt = self.build_inputs(image, question, history)
+            inputs, prompt = self.build_inputs(image, question, history, history_sources)
             prompt_len = int(inputs['input_ids'].shape[1])
             bias, focused = None, 0
             if focus and focus_alpha > 0 and self.focus_supported:
