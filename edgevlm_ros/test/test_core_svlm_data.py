@@ -129,7 +129,7 @@ def test_drawn_plans_cover_no_cloud_late_cloud_and_every_step_cloud() -> None:
     assert any(p.lag >= svlm_data.MAX_HISTORY for p in plans)   # edge only
     assert any(p.lag == 0 and p.stride == 1 for p in plans)      # cloud faster than a step
     assert any(2 <= p.lag < svlm_data.MAX_HISTORY for p in plans)  # cloud seconds late
-    assert {p.own_error for p in plans} == set(svlm_data.OWN_ERRORS)
+    assert all(p.own_error is None for p in plans)  # own turns say nothing of the truth
     assert {p.cloud_error for p in plans} == set(svlm_data.CLOUD_ERRORS)
     fixed = svlm_data.HistoryPlan.draw(rng, error=0.0)
     assert fixed.own_error == fixed.cloud_error == 0.0
@@ -149,3 +149,29 @@ def test_history_kinds_for_the_held_out_conditions() -> None:
     assert late.history[:2] == turn.history[:2]
     assert all(a != b for (_, a), (_, b) in zip(late.history[2:], turn.history[2:]))
     assert not late.history_correct
+
+
+def test_own_turns_in_training_repeat_themselves_and_say_nothing_of_the_truth() -> None:
+    own = svlm_data.HistoryPlan(lag=svlm_data.MAX_HISTORY, stride=1, own_error=None,
+                                cloud_error=0.0)
+    truth = svlm_data.HistoryPlan(lag=svlm_data.MAX_HISTORY, stride=1, own_error=0.0,
+                                  cloud_error=0.0)
+    agree, chance, repeats, pairs = [], [], 0, 0
+    for i in range(60):
+        # Same seed, plans differing only in the error rule: the turns pair up.
+        ex = svlm_data.make_example(np.random.default_rng(i), 10_100 + i, WORLD,
+                                    history_turns=8, plan=own)
+        right = svlm_data.make_example(np.random.default_rng(i), 10_100 + i, WORLD,
+                                       history_turns=8, plan=truth)
+        for turn, ref in zip(ex.turns, right.turns):
+            assert turn.history_sources == [False] * 8
+            assert [q for q, _ in turn.history] == [q for q, _ in ref.history]
+            for (_, a), (_, t), space in zip(turn.history, ref.history, turn.history_spaces):
+                agree.append(a == t)
+                chance.append(1 / len(space))
+            for (q0, a0), (q1, a1) in zip(turn.history, turn.history[1:]):
+                if q0 == q1:
+                    pairs += 1
+                    repeats += a0 == a1
+    assert abs(np.mean(agree) - np.mean(chance)) < 0.08  # right only by chance
+    assert 0.75 < repeats / pairs < 0.95  # OWN_REPEAT, plus chance

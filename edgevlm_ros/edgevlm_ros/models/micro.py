@@ -61,7 +61,7 @@ VALIDATION_SEED = 5_000
 HELDOUT_SEED = 0
 HISTORY_KINDS = svlm_data.HISTORY_KINDS
 # What train.json says of the training histories (runs without the key had unmarked turns).
-HISTORIES = 'own and cloud turns (svlm_data.HistoryPlan)'
+HISTORIES = 'cloud turns and truth-independent own turns (svlm_data.HistoryPlan)'
 # How curves, held-out summaries and the model card name them (label, summary key).
 HISTORY_NAMES = {
     'none': ('alone', 'alone'),
@@ -728,11 +728,13 @@ def write_model_card(model_dir: Path) -> Path:
             'them under a cloud latency (`svlm_data.HistoryPlan`): the newest 0-5 turns own (the '
             'cloud answers to them still in flight), below them a cloud turn every 1-5 steps '
             f'({svlm_data.CLOUD_LOSS:.0%} of them lost), no cloud turn at all in '
-            f'{svlm_data.NO_CLOUD_SHARE:.0%} of the frames. Per frame, own answers are wrong '
-            'with probability ' + ', '.join(f'{x:g}' for x in svlm_data.OWN_ERRORS)
-            + ' and cloud answers with ' + ', '.join(f'{x:g}' for x in svlm_data.CLOUD_ERRORS)
-            + ' (drawn), so the model learns how far to trust each kind of turn, by its age, '
-            'against the image.',
+            f'{svlm_data.NO_CLOUD_SHARE:.0%} of the frames. Per frame, cloud answers are wrong '
+            'with probability ' + ', '.join(f'{x:g}' for x in svlm_data.CLOUD_ERRORS)
+            + ' (drawn). Own answers say nothing of the truth (drawn from the answer space, '
+            f'each repeating the previous own answer with probability {svlm_data.OWN_REPEAT:g}): '
+            "they are the model's reading of nearly the same frames, and a model that trusts "
+            'them follows its own mistakes. So it learns to read the image and to weigh a cloud '
+            'answer by its age against it.',
         ]
     lines += [
         '',
@@ -740,7 +742,8 @@ def write_model_card(model_dir: Path) -> Path:
         '',
     ]
     if base:
-        lines += ['Two runs: the base run from random weights, then a fine-tune from it.', '',
+        lines += ['Two runs: the base run from random weights, then a fine-tune from its '
+                  "weights (`--init`: the base run's output directory).", '',
                   'Base run:', ''] + _run_lines(base) + ['', 'Fine-tune:', '']
     lines += _run_lines(train_info) + [
         '- Loss: cross-entropy on the answer tokens and the end-of-utterance token, plus '
@@ -808,8 +811,8 @@ def write_model_card(model_dir: Path) -> Path:
         'shape (it must tell the shapes apart at that size), counts of 2 or more and '
         'left/right are what it gets wrong most (table above; heldout.json has every answer).',
         '- It trusts its history: a wrong earlier answer to the same question pulls it wrong '
-        '(see the wrong-history rows), a cloud turn more than its own. That is what Context '
-        'Replacement exploits when the cloud corrects the history.',
+        '(the wrong-history rows). That is what Context Replacement exploits when the cloud '
+        'corrects the history.',
         '',
     ]
     path = model_dir / 'README.md'
