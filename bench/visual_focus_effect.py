@@ -5,10 +5,10 @@ Does Visual Focus change the micro SVLM's answers, and why (not)? Held-out frame
 
 For held-out evaluation-world frames (seeds 0.., never trained on) and every question whose
 answer rests on visible objects, the model answers alone, with the attention bias on the true
-boxes of those objects (alpha 1, 2, 4, 8: what a right cloud answer's boxes would do), with the
-bias on the WRONG boxes (another visible object, or an empty patch: a causal test of whether the
-focused region steers the answer), with the rule Visual Focus used before (alpha x coverage, not
-scaled to the best-covered token), and with the crop and overlay variants of core/zoom. Per
+boxes of those objects (alpha 0.5, 1, 2, 4, 8: what a right cloud answer's boxes would do), with
+the bias on the WRONG boxes (another visible object, or an empty patch: a causal test of whether
+the focused region steers the answer), with the rule Visual Focus used before (alpha x coverage,
+not scaled to the best-covered token), and with the crop and overlay variants of core/zoom. Per
 condition: accuracy, share of answers that changed, and the attention the answer's first token
 pays to the focused image tokens (share of all attention mass on image tokens, mean over layers
 and heads), with and without the bias, read from eager attention.
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-ALPHAS = (1.0, 2.0, 4.0, 8.0)
+ALPHAS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def _attention_share(svlm: TransformersSvlm, inputs, bias, positions) -> float:

@@ -12,6 +12,7 @@ activate).
 """
 
 from collections import OrderedDict
+import re
 import threading
 import time
 
@@ -61,6 +62,14 @@ def _check_layers(text: str) -> str | None:
     return None
 
 
+def _check_pattern(text: str) -> str | None:
+    try:
+        re.compile(text)
+    except re.error as e:
+        return f'focus.skip_questions must be a regular expression: {e}'
+    return None
+
+
 PARAMS = [
     ParamSpec('model', 'tiny', 'edge SVLM: "tiny" (built offline on first use), a local '
               'checkpoint directory or a hub id (SmolVLM-256M/500M-Instruct, any '
@@ -88,6 +97,10 @@ PARAMS = [
               'model allows it, else crop)', choices=FOCUS_MODES),
     ParamSpec('focus.crop_margin', 0.25, 'crop/auto mode: context kept around the focus boxes, '
               'as a fraction of their size', min=0.0, max=4.0),
+    ParamSpec('focus.skip_questions', r'^\s*how many\b', 'Visual Focus: questions matching '
+              'this regular expression (case-insensitive, searched; empty = none) are answered '
+              'without it. Default: counting questions, because focusing the counted objects '
+              'makes the micro SVLM miscount (docs/evaluation.md)', check=_check_pattern),
     ParamSpec('focus.max_age_s', 5.0, 'masks whose source frame is older are not applied, s',
               min=0.0, max=600.0),
     ParamSpec('offload.deadline_s', 1.0, 'offload strategy: wait for the cloud up to this long '
@@ -374,6 +387,10 @@ class EdgeSvlmNode(Node):
                       model_ms=0.0, newest_cloud_step=got.step_id)
         return True
 
+    def _skips_focus(self, question: str) -> bool:
+        pattern = self.params['focus.skip_questions']
+        return bool(pattern) and re.search(pattern, question, re.IGNORECASE) is not None
+
     def _fresh_focus(self, step: Step) -> tuple[list[Box], FocusMask | None, float]:
         with self._lock:
             mask = self._focus
@@ -398,7 +415,10 @@ class EdgeSvlmNode(Node):
             history = store.history() if store is not None else []
         boxes, mask, age = ([], None, 0.0)
         if strategy.uses_focus:
-            boxes, mask, age = self._fresh_focus(step)
+            if self._skips_focus(step.question):
+                self.counters.inc('focus_skipped_questions')
+            else:
+                boxes, mask, age = self._fresh_focus(step)
         mode = self.params['focus.mode']
         if mode == 'auto':
             mode = 'attention' if self.svlm.focus_supported else 'crop'

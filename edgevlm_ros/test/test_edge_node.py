@@ -268,3 +268,31 @@ def test_each_strategy_uses_only_its_own_modules(edge_node, strategy, replaces, 
     assert (node.counters.get('answers_with_replaced_history') == 1) == replaces
     assert (node.counters.get('answers_with_focus') == 1) == focuses
     assert node.counters.get('answers_published') == 2
+
+
+def test_counting_questions_are_answered_without_visual_focus(edge_node):
+    from rclpy.parameter import Parameter as NodeParameter
+
+    node = edge_node
+    region = Region(label='cup', score=0.9, x_min=0.1, y_min=0.2, x_max=0.3, y_max=0.5)
+
+    def answer(step_id: int, question: str) -> None:
+        mask = FocusMask(source_step_id=step_id - 1, target_step_id=step_id - 1,
+                         regions=[region])
+        mask.header.stamp = node.get_clock().now().to_msg()
+        node._on_focus_mask(mask)
+        node._on_step(_local_step(node, step_id, question))
+        node._answer_step(node._pending)
+
+    answer(1, '  How many cups are there?')
+    assert node.counters.get('answers_with_focus') == 0
+    assert node.counters.get('focus_skipped_questions') == 1
+    answer(2, 'Where is the cup? (a) left (b) right')  # not a count: focused
+    assert node.counters.get('answers_with_focus') == 1
+
+    assert not node.set_parameters(
+        [NodeParameter('focus.skip_questions', value='(unclosed')])[0].successful
+    assert node.set_parameters([NodeParameter('focus.skip_questions', value='')])[0].successful
+    answer(3, 'How many cups are there?')  # nothing skipped
+    assert node.counters.get('answers_with_focus') == 2
+    assert node.counters.get('focus_skipped_questions') == 1
