@@ -810,9 +810,12 @@ def write_model_card(model_dir: Path) -> Path:
         '- Objects are small next to a token (36 tokens over the frame): the colour of a named '
         'shape (it must tell the shapes apart at that size), counts of 2 or more and '
         'left/right are what it gets wrong most (table above; heldout.json has every answer).',
-        '- It trusts its history: a wrong earlier answer to the same question pulls it wrong '
-        '(the wrong-history rows). That is what Context Replacement exploits when the cloud '
-        'corrects the history.',
+        '- Its history moves it only as far as the held-out rows show: how much a right cloud '
+        'turn lifts it and a wrong one pulls it down is the gap between the right- and '
+        'wrong-history rows and "alone". Context Replacement can gain no more than that.',
+        '- An attention bias on the objects it counts makes it miscount (docs/evaluation.md), '
+        'so the edge node answers counting questions without Visual Focus '
+        '(`focus.skip_questions`).',
         '',
     ]
     path = model_dir / 'README.md'
