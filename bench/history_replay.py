@@ -26,8 +26,9 @@ usage: python bench/history_replay.py BAG [--models micro,DIR] [--latencies 0.2,
 import argparse
 import sys
 
-import cv2
 from edgevlm_ros.core.context import ContextStore, compress_answer
+from edgevlm_ros.core.images import resize_max_side
+from edgevlm_ros.core.sampling import StepSampler
 from edgevlm_ros.core.scoring import normalise
 from edgevlm_ros.eval.bags import read_eval_bag
 from edgevlm_ros.models.simulated import SimulatedLvlm
@@ -37,20 +38,12 @@ from tqdm import tqdm
 
 
 def _steps(bag_dir: str, step_rate: float, side: int = 512) -> list:
+    """(stamp_ns, rgb, truth) of the frames the camera node makes steps of, as it sends them."""
     bag = read_eval_bag(bag_dir)
     truths = {t.stamp_ns: t for t in bag.truths}
-    steps, next_ns = [], None
-    for stamp_ns, msgtype, raw in bag.frames():
-        if next_ns is not None and stamp_ns < next_ns:
-            continue
-        next_ns = stamp_ns + int(1e9 / step_rate) - 1_000_000  # within 1 ms of the grid
-        rgb = bag.decode_rgb(msgtype, raw)
-        scale = side / max(rgb.shape[:2])
-        if scale < 1:
-            rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
-                             interpolation=cv2.INTER_AREA)
-        steps.append((stamp_ns, rgb, truths[stamp_ns]))
-    return steps
+    sampler = StepSampler(step_rate)
+    return [(stamp_ns, resize_max_side(bag.decode_rgb(msgtype, raw), side), truths[stamp_ns])
+            for stamp_ns, msgtype, raw in bag.frames() if sampler.due(stamp_ns * 1e-9)]
 
 
 def _right(answer: str, truth) -> bool:
