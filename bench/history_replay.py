@@ -29,7 +29,7 @@ import sys
 from edgevlm_ros.core.context import ContextStore, compress_answer
 from edgevlm_ros.core.images import resize_max_side
 from edgevlm_ros.core.sampling import StepSampler
-from edgevlm_ros.core.scoring import normalise
+from edgevlm_ros.core.scoring import is_correct
 from edgevlm_ros.eval.bags import read_eval_bag
 from edgevlm_ros.models.simulated import SimulatedLvlm
 from edgevlm_ros.models.svlm import TransformersSvlm
@@ -44,10 +44,6 @@ def _steps(bag_dir: str, step_rate: float, side: int = 512) -> list:
     sampler = StepSampler(step_rate)
     return [(stamp_ns, resize_max_side(bag.decode_rgb(msgtype, raw), side), truths[stamp_ns])
             for stamp_ns, msgtype, raw in bag.frames() if sampler.due(stamp_ns * 1e-9)]
-
-
-def _right(answer: str, truth) -> bool:
-    return normalise(answer) in {normalise(truth.answer), *map(normalise, truth.accepted)}
 
 
 def _cloud_answers(steps: list, bag_dir: str, error: float) -> list[str]:
@@ -75,7 +71,7 @@ def run(svlm: TransformersSvlm, steps: list, cloud: list[str], latency_s: float 
         answer = svlm.answer(rgb, truth.question, [(t.question, t.answer) for t in turns],
                              history_sources=[t.from_cloud for t in turns]).text
         store.record_edge(k, truth.question, answer)
-        right.append(_right(answer, truth))
+        right.append(is_correct(answer, truth))
     return float(np.mean(right))
 
 
@@ -94,7 +90,7 @@ def main() -> int:
     conditions = [('alone', None, False), ('edge only', None, True)] + [
         (f'cloud {lat:g} s', lat, True) for lat in latencies]
     print(f'{len(steps)} steps of {args.bag} at {args.step_rate:g} Hz; simulated LVLM right on '
-          f'{np.mean([_right(c, s[2]) for c, s in zip(cloud, steps)]):.1%} of them')
+          f'{np.mean([is_correct(c, s[2]) for c, s in zip(cloud, steps)]):.1%} of them')
     print(f'{"model":36s} ' + ' '.join(f'{c[0]:>11s}' for c in conditions))
     for model in args.models.split(','):
         svlm = TransformersSvlm(model, max_new_tokens=8, num_threads=args.threads)
