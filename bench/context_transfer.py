@@ -17,10 +17,10 @@ import argparse
 import statistics
 import time
 
+from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.context import ContextStore, compress_answer
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.models import visual_focus
-from edgevlm_ros.models.svlm import TransformersSvlm
 import numpy as np
 from tqdm import tqdm
 

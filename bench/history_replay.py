@@ -26,13 +26,13 @@ usage: python bench/history_replay.py BAG [--models micro,DIR] [--latencies 0.2,
 import argparse
 import sys
 
+from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.context import ContextStore, compress_answer
 from edgevlm_ros.core.images import resize_max_side
 from edgevlm_ros.core.sampling import StepSampler
 from edgevlm_ros.core.scoring import is_correct
 from edgevlm_ros.eval.bags import read_eval_bag
-from edgevlm_ros.models.simulated import SimulatedLvlm
-from edgevlm_ros.models.svlm import TransformersSvlm
+from edgevlm_ros.lvlm.simulated import SimulatedLvlm
 import numpy as np
 from tqdm import tqdm
 

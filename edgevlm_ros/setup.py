@@ -32,7 +32,7 @@ setup(
             'cloud_bridge_node = edgevlm_ros.cloud_bridge_node:main',
             'context_fusion_node = edgevlm_ros.context_fusion_node:main',
             'frame_source_node = edgevlm_ros.frame_source_node:main',
-            'lvlm_server = edgevlm_ros.models.lvlm_server:main',
+            'lvlm_server = edgevlm_ros.lvlm.server:main',
             'edgevlm_demo = edgevlm_ros.demo:main',
             'edgevlm_launch = edgevlm_ros.launch_runner:main',
             'edgevlm = edgevlm_ros.eval.cli:main',

@@ -248,7 +248,7 @@ class CloudBridgeNode(Node):
         api_key, key_source = resolve_api_key(p['api_key_env'], p['api_key_file'])
         base_url = p['base_url']
         if base_url == 'embedded':
-            from edgevlm_ros.models.lvlm_server import LvlmServer
+            from edgevlm_ros.lvlm.server import LvlmServer
 
             self._server = LvlmServer(model=p['embedded_model'], host='127.0.0.1', port=0,
                                       served_name=p['model'],

@@ -205,7 +205,8 @@ class DemoMonitor(Node):
 
 def _prepare_models(args: dict[str, str]) -> None:
     """Build the tiny offline models now, in the foreground, with a progress bar; say what runs."""
-    from edgevlm_ros.models.tiny import ensure_tiny_model, resolve_model
+    from edgevlm_ros.models.registry import resolve_model
+    from edgevlm_ros.models.tiny import ensure_tiny_model
 
     if args.get('edge_model') == 'micro':
         print(f'edge model: micro SVLM trained on the synthetic world, at '

@@ -151,7 +151,7 @@ class EdgeSvlmNode(Node):
         self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from edgevlm_ros.models.svlm import load_svlm  # torch loads here, not at import
+        from edgevlm_ros.backends.base import load_svlm
 
         t0 = time.monotonic()
         try:

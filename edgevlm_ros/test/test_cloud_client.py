@@ -20,8 +20,8 @@ from edgevlm_ros.cloud.openai_client import (
 from edgevlm_ros.core import regions
 from edgevlm_ros.core.images import decode_compressed
 from edgevlm_ros.core.regions import Box
+from edgevlm_ros.lvlm.server import LvlmServer
 from edgevlm_ros.models import tiny
-from edgevlm_ros.models.lvlm_server import LvlmServer
 import fault_server
 from fault_server import FaultServer, free_port
 import numpy as np

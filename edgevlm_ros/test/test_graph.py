@@ -78,7 +78,7 @@ def test_edge_keeps_answering_when_the_cloud_server_dies(graph, probe):
 
     graph.start([launch_runner.Process(
         'lvlm_server',
-        [sys.executable, '-m', 'edgevlm_ros.models.lvlm_server', '--model', 'tiny-cloud',
+        [sys.executable, '-m', 'edgevlm_ros.lvlm.server', '--model', 'tiny-cloud',
          '--port', str(port)], env=dict(__import__('os').environ))])
     graph.launch(use_frame_source='true', strategy='edgevlm',
                  cloud_url=f'http://127.0.0.1:{port}/v1')

@@ -17,9 +17,10 @@ import copy
 import json
 from pathlib import Path
 
+from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.models import compat, visual_focus
-from edgevlm_ros.models.svlm import TransformersSvlm
+from edgevlm_ros.models import compat
 from edgevlm_ros.models.tiny import ensure_tiny_model
 import numpy as np
 from PIL import Image

@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 from edgevlm_ros.core.images import encode_jpeg
+from edgevlm_ros.lvlm.server import LvlmServer, parse_args
 from edgevlm_ros.models import tiny
-from edgevlm_ros.models.lvlm_server import LvlmServer, parse_args
 import httpx
 import numpy as np
 import pytest
@@ -193,7 +193,7 @@ def test_console_entry_serves_until_terminated(model_dir: Path) -> None:
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT))
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'edgevlm_ros.models.lvlm_server', '--model', str(model_dir),
+        [sys.executable, '-m', 'edgevlm_ros.lvlm.server', '--model', str(model_dir),
          '--port', str(port), '--ros-args', '-r', '__node:=lvlm'],
         env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -5,9 +5,9 @@
 import json
 from pathlib import Path
 
+from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core import svlm_data
-from edgevlm_ros.models import micro
-from edgevlm_ros.models.svlm import TransformersSvlm
+from edgevlm_ros.models import micro, registry
 import numpy as np
 import pytest
 import torch
@@ -152,7 +152,7 @@ def _shipped_scores(frames: int = 24) -> dict[str, float]:
 
 
 def test_the_shipped_micro_svlm_reads_held_out_scenes_and_uses_its_history() -> None:
-    path = micro.shipped_model_dir()
+    path = registry.shipped_model_dir()
     assert (path / 'model.safetensors').stat().st_size <= 30e6
     assert '## Held-out accuracy' in (path / 'README.md').read_text()
     scores = _shipped_scores()

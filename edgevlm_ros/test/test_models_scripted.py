@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from edgevlm_ros.models.scripted import ScriptedSvlm, question_matches
+from edgevlm_ros.doubles.scripted import ScriptedSvlm, question_matches
 import numpy as np
 import pytest
 
@@ -123,7 +123,7 @@ def test_unreadable_scripts_are_refused(tmp_path: Path) -> None:
 
 
 def test_load_svlm_dispatches_scripted_specs(tmp_path: Path) -> None:
-    from edgevlm_ros.models.svlm import load_svlm
+    from edgevlm_ros.backends.base import load_svlm
     svlm = load_svlm('scripted:' + script(tmp_path, {'answer': 'a'}), max_new_tokens=5,
                      image_longest_edge=512, do_image_splitting=False, num_threads=0,
                      focus_layers=None)
@@ -142,7 +142,7 @@ def test_question_matching_rule() -> None:
 
 def test_scripted_cloud_served_over_http(tmp_path: Path) -> None:
     from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
-    from edgevlm_ros.models.lvlm_server import LvlmServer
+    from edgevlm_ros.lvlm.server import LvlmServer
     path = script(tmp_path, {'answer': 'no idea', 'answers': {'Is it red?': 'yes'}})
     with LvlmServer(model=f'scripted:{path}', port=0, served_name='m', grounding='none') as srv:
         async def ask() -> tuple:
@@ -171,7 +171,7 @@ def jpeg_copy(rgb: np.ndarray, quality: int = 85, max_side: int = 10_000) -> np.
 
 def test_frame_index_recognises_compressed_resized_frames() -> None:
     from edgevlm_ros.core.records import Truth
-    from edgevlm_ros.models.scripted import FrameIndex
+    from edgevlm_ros.doubles.scripted import FrameIndex
     frames = [(1000 + i, texture(i)) for i in range(6)]
     truths = [Truth(1000 + i, 'ep', 'q1', 'What is it?', f'answer {i}') for i in range(5)]
     index = FrameIndex(frames, truths)  # the last frame has no truth
@@ -222,7 +222,7 @@ def ask_all(url: str, asks: list[tuple[np.ndarray, str]], **client_kw: object) -
 
 
 def test_oracle_served_over_http_answers_each_frames_truth_and_boxes(eval_bag: tuple) -> None:
-    from edgevlm_ros.models.lvlm_server import LvlmServer
+    from edgevlm_ros.lvlm.server import LvlmServer
     path, samples = eval_bag
     with LvlmServer(model=f'oracle:{path}', port=0, served_name='oracle') as srv:
         # The client JPEG-compresses (quality 60) and shrinks the 320x240 frames to 200x150.
@@ -243,7 +243,7 @@ def test_oracle_served_over_http_answers_each_frames_truth_and_boxes(eval_bag: t
 
 
 def test_oracle_answers_unknown_for_foreign_images_and_unasked_questions(eval_bag: tuple) -> None:
-    from edgevlm_ros.models.lvlm_server import LvlmServer
+    from edgevlm_ros.lvlm.server import LvlmServer
     path, samples = eval_bag
     with LvlmServer(model=f'oracle:{path}', port=0, served_name='oracle') as srv:
         foreign, unasked = ask_all(srv.url, [(texture(42), samples[0].question),
@@ -256,7 +256,7 @@ def test_oracle_answers_unknown_for_foreign_images_and_unasked_questions(eval_ba
 
 def test_oracle_spec_errors_are_clear(tmp_path: Path) -> None:
     from edgevlm_ros.eval.bags import BagError
-    from edgevlm_ros.models.lvlm_server import LvlmServer, main
+    from edgevlm_ros.lvlm.server import LvlmServer, main
     with pytest.raises(FileNotFoundError, match='no-bag'):
         LvlmServer(model=f'oracle:{tmp_path}/no-bag').start()
     with pytest.raises(BagError, match='not a rosbag2 bag'):

@@ -14,7 +14,7 @@ from edgevlm_ros.core.synthworld import (
     FrameState,
     WorldSpec,
 )
-from edgevlm_ros.models.simulated import (
+from edgevlm_ros.lvlm.simulated import (
     COUNT_SPACE,
     SimulatedLvlm,
     describe,
@@ -127,7 +127,7 @@ def test_unknown_images_are_answered_unknown_and_counted(right: SimulatedLvlm) -
 
 def test_name_interface_and_log_say_it_is_a_simulation(caplog: pytest.LogCaptureFixture,
                                                        samples: list) -> None:
-    with caplog.at_level(logging.INFO, logger='edgevlm_ros.models.simulated'):
+    with caplog.at_level(logging.INFO, logger='edgevlm_ros.lvlm.simulated'):
         model = SimulatedLvlm('simulated:synth:duration=1,fps=2', max_new_tokens=3)
     assert model.name == 'simulated-lvlm:synth:duration=1,fps=2'
     assert 'SIMULATION' in caplog.text and 'error rate 0.1' in caplog.text
@@ -210,7 +210,7 @@ def test_a_bag_without_a_world_is_answered_from_its_truths(tmp_path: Path,
 
 def test_served_over_http_with_boxes_parsed_by_the_cloud_client(samples: list) -> None:
     from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
-    from edgevlm_ros.models.lvlm_server import LvlmServer, main
+    from edgevlm_ros.lvlm.server import LvlmServer, main
     asks = [s for s in samples if s.boxes][:6]
     with LvlmServer(model=f'simulated:{WORLD},error=0', port=0, served_name='sim') as srv:
         async def run() -> list:

@@ -5,8 +5,9 @@
 from pathlib import Path
 import threading
 
+from edgevlm_ros.backends.base import SvlmResult
+from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.models.svlm import SvlmResult, TransformersSvlm
 import numpy as np
 import pytest
 

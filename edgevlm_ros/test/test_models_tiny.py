@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 import threading
 
-from edgevlm_ros.models import tiny
+from edgevlm_ros.models import registry, tiny
 from edgevlm_ros.models.compat import load_processor
 from PIL import Image
 import pytest
@@ -77,14 +77,14 @@ def test_cloud_stand_in_is_larger_and_has_other_weights(cache: Path) -> None:
 def test_resolve_model_maps_tiny_aliases_and_passes_other_specs(
         cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv('EDGEVLM_CACHE', str(cache))
-    assert tiny.resolve_model('tiny') == str(tiny.tiny_model_dir('smolvlm-tiny', cache))
+    assert registry.resolve_model('tiny') == str(tiny.tiny_model_dir('smolvlm-tiny', cache))
     cloud = tiny.tiny_model_dir('smolvlm-tiny-cloud', cache)
-    assert tiny.resolve_model('tiny-cloud') == str(cloud)
-    assert tiny.resolve_model('HuggingFaceTB/SmolVLM-256M-Instruct') == \
+    assert registry.resolve_model('tiny-cloud') == str(cloud)
+    assert registry.resolve_model('HuggingFaceTB/SmolVLM-256M-Instruct') == \
         'HuggingFaceTB/SmolVLM-256M-Instruct'
-    assert tiny.resolve_model('/models/qwen') == '/models/qwen'
+    assert registry.resolve_model('/models/qwen') == '/models/qwen'
     with pytest.raises(ValueError):
-        tiny.resolve_model('  ')
+        registry.resolve_model('  ')
 
 
 def test_default_cache_dir_honours_edgevlm_cache(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,7 +207,7 @@ def test_real_size_kind_has_smolvlm_256m_sizes_and_is_not_built_by_default(
             text.num_key_value_heads, text.vocab_size) == (576, 30, 9, 3, 49280)
     assert (config.vision_config.hidden_size, config.vision_config.num_hidden_layers) == (768, 12)
     monkeypatch.setenv('EDGEVLM_CACHE', str(tmp_path))
-    tiny.resolve_model('tiny')
+    registry.resolve_model('tiny')
     assert not tiny.tiny_model_dir('smolvlm-256m-random', tmp_path).exists()
 
 

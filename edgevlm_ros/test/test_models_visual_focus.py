@@ -5,9 +5,9 @@
 import threading
 from types import SimpleNamespace
 
+from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.models import visual_focus
-from edgevlm_ros.models.svlm import TransformersSvlm
 import numpy as np
 import pytest
 import torch

@@ -1,8 +1,12 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-Model backends: tiny offline VLMs, the transformers edge SVLM, Visual Focus, a local LVLM server.
+Making models, not running them.
 
-Submodules are imported on demand (``from edgevlm_ros.models.svlm import TransformersSvlm``) so
-that importing this package never loads torch.
+Names -> directories (``registry``), random-weight models of real architectures (``tiny``), the
+trained micro SVLM and its training (``micro``), processors without torchvision (``compat``), the
+chat both training and inference build (``chat``).
+
+The runtimes that answer with these models are in ``edgevlm_ros.backends``. Submodules are
+imported on demand so that importing this package never loads torch.
 """

@@ -53,8 +53,8 @@ import numpy as np
 from edgevlm_ros.core import svlm_data
 from edgevlm_ros.core.synthworld import PALETTE, SHAPES, WHERE_CHOICES
 from edgevlm_ros.models.chat import chat_messages
+from edgevlm_ros.models.registry import MICRO_NAME
 
-MICRO_NAME = 'micro-svlm'
 # Seeds 5,000 .. 5,999 hold the validation frames scored during training; the held-out
 # evaluation after training uses seeds 0 .. 999 (the evaluation bags use seeds below 10,000 too).
 VALIDATION_SEED = 5_000
@@ -80,35 +80,6 @@ MICRO_CHAT_TEMPLATE = (
     "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
     "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
-
-
-def shipped_model_dir() -> Path:
-    """
-    The trained micro SVLM that ships with the package (model spec 'micro').
-
-    Installed: <share>/edgevlm_ros/weights/micro-svlm (setup.py data_files); from a source tree:
-    edgevlm_ros/weights/micro-svlm next to the Python package.
-    """
-    source = Path(__file__).resolve().parents[2] / 'weights' / MICRO_NAME
-    candidates = [source]
-    try:
-        from ament_index_python.packages import (
-            PackageNotFoundError,
-            get_package_share_directory,
-        )
-        try:
-            candidates.insert(0, Path(get_package_share_directory('edgevlm_ros')) / 'weights'
-                              / MICRO_NAME)
-        except (PackageNotFoundError, OSError):  # not installed, or no AMENT_PREFIX_PATH
-            pass
-    except ImportError:
-        pass
-    for path in candidates:
-        if (path / 'model.safetensors').is_file():
-            return path
-    raise FileNotFoundError(
-        f'the micro SVLM is not installed (looked in {", ".join(map(str, candidates))}); '
-        'reinstall the package, or train one: edgevlm train-svlm DIR')
 
 
 @dataclass(frozen=True)
@@ -382,7 +353,7 @@ def train(out: Path, config: TrainConfig = TrainConfig(), spec: MicroSpec = Micr
     rng = np.random.default_rng(config.seed)
     if config.init:
         # A fine-tune keeps the trained model's sizes and learns on the evaluation world only.
-        from edgevlm_ros.models.tiny import resolve_model
+        from edgevlm_ros.models.registry import resolve_model
 
         init = Path(resolve_model(config.init))
         model, processor = load_trained(init)
@@ -578,8 +549,8 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
     import torch
     from tqdm import tqdm
 
+    from edgevlm_ros.backends.transformers_backend import TransformersSvlm
     from edgevlm_ros.core.scoring import normalise
-    from edgevlm_ros.models.svlm import TransformersSvlm
 
     torch.set_num_threads(threads)
     svlm = TransformersSvlm(model, max_new_tokens=8, image_longest_edge=512)

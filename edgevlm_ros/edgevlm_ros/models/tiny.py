@@ -249,30 +249,6 @@ def ensure_tiny_model(kind: str = 'smolvlm-tiny', cache_dir: Path | None = None,
     return final
 
 
-def resolve_model(spec: str) -> str:
-    """
-    Map a model spec to something ``from_pretrained`` can load.
-
-    'micro' -> the trained micro SVLM shipped with the package (``micro.shipped_model_dir``);
-    'tiny' -> the edge tiny model directory, 'tiny-cloud' -> the cloud stand-in directory (both
-    built on first use); a tiny kind name ('smolvlm-tiny', ...) works too. Anything else (a local
-    directory or a hub id) is returned unchanged.
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f'model spec must be a non-empty string, got {spec!r}')
-    spec = spec.strip()
-    if spec in ('micro', 'micro-svlm'):
-        from edgevlm_ros.models.micro import shipped_model_dir
-        return str(shipped_model_dir())
-    kind = TINY_ALIASES.get(spec, spec if spec in TINY_KINDS else None)
-    if kind is None:
-        return spec
-    return str(ensure_tiny_model(kind, progress=sys.stderr.isatty()))
-
-
-# ------------------------------------------------------------------------------------------ build
-
-
 def _remove_stale_tmp_dirs(models_dir: Path) -> None:
     now = time.time()
     for entry in models_dir.glob('.tmp-*'):

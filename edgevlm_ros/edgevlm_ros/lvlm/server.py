@@ -394,16 +394,18 @@ def load_model(spec: str, max_new_tokens: int, num_threads: int = 0) -> Any:
 
     ``num_threads`` > 0 sets torch's CPU threads (for the whole process) for a model.
     """
-    from edgevlm_ros.models import scripted
+    from edgevlm_ros.doubles import scripted
 
     if spec.startswith(scripted.ORACLE_PREFIX):
         return scripted.OracleLvlm(spec, max_new_tokens=max_new_tokens)
     if spec.startswith(scripted.SCRIPTED_PREFIX):
         return scripted.ScriptedSvlm(spec, max_new_tokens=max_new_tokens)
     if spec.startswith('simulated:'):
-        from edgevlm_ros.models.simulated import SimulatedLvlm
+        from edgevlm_ros.lvlm.simulated import SimulatedLvlm
         return SimulatedLvlm(spec, max_new_tokens=max_new_tokens)
-    from edgevlm_ros.models.svlm import TransformersSvlm  # torch loads here, not at import
+    from edgevlm_ros.backends.transformers_backend import (
+        TransformersSvlm,  # torch loads here, not at import
+    )
     return TransformersSvlm(spec, max_new_tokens=max_new_tokens, num_threads=num_threads)
 
 

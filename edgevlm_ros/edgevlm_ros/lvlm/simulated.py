@@ -92,7 +92,7 @@ from edgevlm_ros.core.synthworld import (
     SynthWorld,
     WorldSpec,
 )
-from edgevlm_ros.models.scripted import (
+from edgevlm_ros.doubles.scripted import (
     DEFAULT_MAX_DISTANCE,
     DEFAULT_MAX_FRAMES,
     UNKNOWN_ANSWER,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import copy
-from dataclasses import dataclass
 import logging
 import math
 import os
@@ -37,30 +36,18 @@ from PIL import Image
 import torch
 from transformers import AutoModelForImageTextToText, GenerationConfig
 
+from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.base import SvlmResult
 from edgevlm_ros.core.images import check_image
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.models import visual_focus
 from edgevlm_ros.models.chat import chat_messages
 from edgevlm_ros.models.compat import load_processor
-from edgevlm_ros.models.tiny import resolve_model
+from edgevlm_ros.models.registry import resolve_model
 
 _LOG = logging.getLogger(__name__)
 
 # Model types whose image-token geometry visual_focus knows.
 FOCUS_MODEL_TYPES = frozenset({'idefics3', 'smolvlm', 'qwen2_vl', 'qwen2_5_vl', 'llava'})
-
-
-@dataclass
-class SvlmResult:
-    """One SVLM answer and what it cost."""
-
-    text: str
-    model_ms: float            # preprocessing + generate + decode, wall time
-    prompt_tokens: int         # tokens of the expanded prompt (image tokens included)
-    focus_applied: bool
-    focused_tokens: int        # image tokens that got a non-zero bias
-    prompt: str                # the rendered chat template (image placeholder not expanded)
-    completion_tokens: int = 0
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -252,17 +239,3 @@ class TransformersSvlm:
         return SvlmResult(text=text, model_ms=model_ms, prompt_tokens=prompt_len,
                           focus_applied=bias is not None, focused_tokens=focused, prompt=prompt,
                           completion_tokens=int(generated.numel()))
-
-
-def load_svlm(spec: str, **kwargs: Any) -> Any:
-    """
-    Make the edge SVLM named by ``spec``: 'scripted:<json>' is the scripted TEST DOUBLE.
-
-    Anything else is a ``TransformersSvlm`` model ('tiny', a checkpoint directory, a hub id).
-    ``kwargs`` are ``TransformersSvlm``'s keywords; the test double accepts the same ones.
-    """
-    from edgevlm_ros.models.scripted import SCRIPTED_PREFIX, ScriptedSvlm
-
-    if isinstance(spec, str) and spec.startswith(SCRIPTED_PREFIX):
-        return ScriptedSvlm(spec, **kwargs)
-    return TransformersSvlm(spec, **kwargs)
