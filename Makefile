@@ -65,13 +65,16 @@ colcon-check: $(VENV)/.stamp-msgs
 	$(PIP) install colcon-common-extensions
 	tools/colcon_check.sh $(VENV) $(BUILD)/colcon_ws
 
-# Numbers only, nothing asserted: Context Transfer cost on the edge step, fusion cost and box
+# Numbers only, nothing asserted: the edge step on every backend path side by side (EDGE_ARGS go
+# to edge_speed.py, e.g. EDGE_ARGS='--models micro --steps 20'), Context Transfer cost on the edge
+# step, fusion cost and box
 # errors per frame, the bridge's own overhead, 640x480 image transport between two processes, and
 # the whole graph as launched (steps and answers per second, per-stage latency, CPU and RSS per
 # node). BENCH_ARGS go to context_transfer.py (e.g. BENCH_ARGS='--model smolvlm-256m-random
 # --steps 6'), GRAPH_ARGS to graph.py (e.g. GRAPH_ARGS='--edge-model smolvlm-256m-random').
 bench: setup
 	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) bench/edge_speed.py $(EDGE_ARGS)
 	$(PY) bench/context_transfer.py $(BENCH_ARGS)
 	$(PY) bench/fusion.py
 	$(PY) bench/bridge_overhead.py
