@@ -1,0 +1,598 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+The edge SVLM on ONNX graphs: ONNX Runtime or OpenVINO, for SmolVLM / Idefics3 checkpoints.
+
+``OnnxSvlm(spec, runtime='onnxruntime'|'openvino', **keywords)`` answers like
+``TransformersSvlm`` (same processor, chat template with ``history_sources``, text-only history,
+greedy decoding capped at ``max_new_tokens``, Visual Focus as an attention bias) from three
+graphs in ``spec``/onnx/ (``models/onnx_export.py`` for the layout):
+
+* ``spec`` may be a folder with ``onnx/`` (our export, or a folder published beside a SmolVLM
+  checkpoint) or a checkpoint without one (a model name or directory): that is exported once
+  into ``$EDGEVLM_CACHE/onnx`` (default ``~/.cache/edgevlm_ros/onnx``), keyed by the checkpoint
+  and ``quantize``, atomically, and logged.
+* ``quantize='int8'`` takes the ``*_int8.onnx`` graphs (or a published ``_quantized`` /
+  ``_uint8`` one). On OpenVINO it reads the fp32 graphs and compresses their weights to int8
+  with NNCF instead (faster there than the ORT-quantized graphs; the compressed model is kept
+  as OpenVINO IR beside the graphs, so this happens once).
+* KV reuse (``kv_reuse=True``): the keys/values of the previous call are kept with the token ids
+  they hold; a call prefills only what follows the longest common token prefix
+  (``SvlmResult.cached_tokens``, ``cache_stats``). Image tokens match only when the image and
+  the focus bias are the same too (their keys depend on both), so a new frame reuses the text
+  before its first image token: the history.
+* Visual Focus needs a decoder with the ``attention_bias`` input (ours); a published graph has
+  none, so ``focus_supported`` is False and the node crops instead.
+* Providers (ONNX Runtime): ``providers`` names them in order; otherwise ``device`` picks
+  (cpu -> CPUExecutionProvider, cuda[:N] -> CUDAExecutionProvider on device N, auto -> CUDA
+  when the installed build has it). A provider the session could not use is logged once with
+  the providers it runs on instead.
+* Calls are serialised by a lock: one set of sessions, one answer at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from edgevlm_ros.backends.base import (
+    QUANTIZATIONS,
+    PrefixCacheStats,
+    SvlmResult,
+    check_device,
+    check_dtype,
+    common_prefix_len,
+    parse_providers,
+)
+from edgevlm_ros.core.images import check_image
+from edgevlm_ros.core.regions import Box
+from edgevlm_ros.models import onnx_export
+from edgevlm_ros.models.chat import chat_messages
+
+_LOG = logging.getLogger(__name__)
+
+RUNTIMES = ('onnxruntime', 'openvino')
+ONNX_CACHE_DIR = 'onnx'
+_WARNED: set[str] = set()
+_WARN_LOCK = threading.Lock()
+_EXPORT_LOCK = threading.Lock()
+
+
+def _warn_once(key: str, message: str, *args: Any) -> None:
+    with _WARN_LOCK:
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+    _LOG.warning(message, *args)
+
+
+def _validate_history(history: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    turns = []
+    for i, turn in enumerate(history):
+        if len(turn) != 2 or not all(isinstance(t, str) for t in turn):
+            raise ValueError(f'history turn {i} must be a (question, answer) pair of str')
+        turns.append((turn[0], turn[1]))
+    return turns
+
+
+def onnx_cache_root() -> Path:
+    """Where checkpoints without onnx/ are exported: $EDGEVLM_CACHE/onnx or ~/.cache/..."""
+    from edgevlm_ros.models.tiny import default_cache_dir
+
+    return default_cache_dir() / ONNX_CACHE_DIR
+
+
+def _checkpoint_key(path: Path, quantize: str) -> str:
+    # The checkpoint's absolute path and its weight files' sizes and times: a rebuilt or
+    # retrained checkpoint gets a new export.
+    h = hashlib.sha256(str(path.resolve()).encode())
+    for f in sorted(path.glob('*.safetensors')) + sorted(path.glob('*.bin')):
+        st = f.stat()
+        h.update(f'{f.name}:{st.st_size}:{st.st_mtime_ns}'.encode())
+    h.update(f'v{onnx_export.EXPORT_VERSION}'.encode())
+    return f'{path.name}-{h.hexdigest()[:12]}-{quantize}'
+
+
+def resolve_onnx_folder(spec: str, quantize: str = 'none', progress: bool = False) -> Path:
+    """
+    The folder with onnx/ graphs for ``spec``: the spec itself, or its export in the cache.
+
+    Raises FileNotFoundError for a folder that does not exist, OSError for one that is neither
+    an ONNX folder nor a checkpoint.
+    """
+    from edgevlm_ros.models.registry import resolve_model
+
+    path = Path(resolve_model(spec)).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f'model directory {str(path)!r} does not exist')
+    if (path / onnx_export.ONNX_DIR).is_dir():
+        return path
+    if not (path / 'config.json').is_file():
+        raise OSError(f'{path} has neither onnx/ graphs nor a checkpoint (config.json)')
+    target = onnx_cache_root() / _checkpoint_key(path, quantize)
+    with _EXPORT_LOCK:
+        if not (target / onnx_export.MARKER_FILE).is_file():
+            _LOG.warning('%s has no ONNX graphs: exporting it to %s (quantize=%s), once',
+                         path, target, quantize)
+            onnx_export.export(str(path), target, quantize=quantize, progress=progress)
+    return target
+
+
+# ---------------------------------------------------------------------------------- runtimes
+
+
+class _OrtGraph:
+    """One ONNX Runtime session: ``run(feed) -> {output name: array}``."""
+
+    def __init__(self, path: Path, providers: list[Any], threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # our own line says which provider is used
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as e:  # noqa: BLE001 - a corrupt or unreadable graph: one clear line
+            raise OSError(f'cannot load ONNX graph {path}: {str(e).splitlines()[0]}') from e
+        self.inputs = {i.name: (i.type, i.shape) for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.providers = self.session.get_providers()
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs, self.session.run(self.outputs, feed)))
+
+
+_OV_TYPES = {'f32': 'tensor(float)', 'f16': 'tensor(float16)', 'i64': 'tensor(int64)',
+             'boolean': 'tensor(bool)', 'i32': 'tensor(int32)'}
+
+
+class _OvGraph:
+    """One OpenVINO compiled model on the CPU: ``run(feed) -> {output name: array}``."""
+
+    def __init__(self, path: Path, threads: int, precision: str | None,
+                 compress_int8: bool) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        model = None
+        ir = path.with_name(path.stem + '_ov_int8.xml')
+        if compress_int8 and ir.is_file():
+            model = core.read_model(str(ir))
+        if model is None:
+            try:
+                model = core.read_model(str(path))
+            except Exception as e:  # noqa: BLE001
+                raise OSError(f'cannot load ONNX graph {path}: {str(e).splitlines()[0]}') from e
+            if compress_int8:
+                import nncf
+
+                model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+                try:  # keep it: the next load skips the compression
+                    tmp = ir.with_name(f'.{ir.stem}.{os.getpid()}.xml')
+                    ov.save_model(model, str(tmp), compress_to_fp16=False)
+                    tmp.with_suffix('.bin').replace(ir.with_suffix('.bin'))
+                    tmp.replace(ir)
+                except OSError as e:
+                    _LOG.info('OpenVINO int8 model of %s not kept (%s)', path, e)
+        config: dict[str, Any] = {'PERFORMANCE_HINT': 'LATENCY'}
+        if threads > 0:
+            config['INFERENCE_NUM_THREADS'] = threads
+        if precision:
+            config['INFERENCE_PRECISION_HINT'] = precision
+        try:
+            self.compiled = core.compile_model(model, 'CPU', config)
+        except Exception as e:  # noqa: BLE001
+            raise OSError(f'OpenVINO cannot compile {path}: {str(e).splitlines()[0]}') from e
+        self.request = self.compiled.create_infer_request()
+        self.inputs = {p.get_any_name(): (_OV_TYPES.get(p.get_element_type().get_type_name(),
+                                                        'tensor(float)'),
+                                          list(p.get_partial_shape()))
+                       for p in self.compiled.inputs}
+        self.outputs = [p.get_any_name() for p in self.compiled.outputs]
+        self.providers = ['OpenVINO CPU']
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = self.request.infer(feed, share_inputs=False)
+        return {name: np.array(result[port]) for name, port in
+                zip(self.outputs, self.compiled.outputs)}
+
+
+def _ort_providers(device: str, providers: Sequence[str]) -> list[Any]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    device = device.strip().lower()
+    if providers:
+        wanted: list[Any] = list(providers)
+    elif device.startswith('cuda'):
+        index = int(device.split(':')[1]) if ':' in device else 0
+        wanted = [('CUDAExecutionProvider', {'device_id': index})]
+    elif device == 'auto' and 'CUDAExecutionProvider' in available:
+        wanted = ['CUDAExecutionProvider']
+    else:
+        wanted = []
+    names = [p[0] if isinstance(p, tuple) else p for p in wanted]
+    for name in names:
+        if name not in available:
+            _warn_once(f'provider:{name}', 'ONNX Runtime provider %s is not available in this '
+                       'onnxruntime build (it has %s): using %s', name, ', '.join(available),
+                       ', '.join(n for n in names if n in available) or 'CPUExecutionProvider')
+    usable = [p for p, n in zip(wanted, names) if n in available]
+    if 'CPUExecutionProvider' not in [p[0] if isinstance(p, tuple) else p for p in usable]:
+        usable.append('CPUExecutionProvider')
+    return usable
+
+
+# ------------------------------------------------------------------------------------ backend
+
+
+class OnnxSvlm:
+    """A SmolVLM / Idefics3 model on ONNX graphs answering a frame after a text history."""
+
+    def __init__(self, spec: str, runtime: str = 'onnxruntime', *, max_new_tokens: int = 24,
+                 image_longest_edge: int = 512, do_image_splitting: bool = False,
+                 num_threads: int = 0, focus_layers: Sequence[int] | None = None,
+                 device: str = 'auto', dtype: str = 'auto', quantize: str = 'none',
+                 providers: Sequence[str] | str = (), kv_reuse: bool = True) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f'runtime must be one of {", ".join(RUNTIMES)}, got {runtime!r}')
+        if not isinstance(image_longest_edge, int) or image_longest_edge < 16:
+            raise ValueError(
+                f'image_longest_edge must be an int >= 16, got {image_longest_edge!r}')
+        if not isinstance(num_threads, int) or num_threads < 0:
+            raise ValueError(f'num_threads must be an int >= 0, got {num_threads!r}')
+        for reason in (check_device(device), check_dtype(dtype)):
+            if reason:
+                raise ValueError(reason)
+        if quantize not in QUANTIZATIONS:
+            raise ValueError(f'quantize must be one of {", ".join(QUANTIZATIONS)}, '
+                             f'got {quantize!r}')
+        if runtime == 'onnxruntime' and dtype in ('float16', 'bfloat16'):
+            raise ValueError(f'dtype {dtype} is not available on onnxruntime (it runs the '
+                             "graphs' float32 or int8); use quantize='int8', or the openvino "
+                             'backend for bfloat16')
+        if runtime == 'openvino' and device.strip().lower().startswith('cuda'):
+            raise ValueError('the openvino backend runs on the CPU here; use device cpu/auto')
+        if runtime == 'openvino' and dtype == 'float16':
+            raise ValueError('dtype float16 is not available on the OpenVINO CPU backend; '
+                             'use float32 or bfloat16')
+        self.name = spec
+        self.runtime = runtime
+        self.quantize = quantize
+        self.kv_reuse = bool(kv_reuse)
+        self.image_longest_edge = image_longest_edge
+        self.do_image_splitting = bool(do_image_splitting)
+        self.cache_stats = PrefixCacheStats()
+        self.path = resolve_onnx_folder(spec, quantize)
+        self._load_text_side()
+        self._load_graphs(runtime, device, dtype, quantize, parse_providers(providers),
+                          num_threads)
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] | None = None
+        self.max_new_tokens = max_new_tokens
+        self.focus_layers = focus_layers
+
+    # ------------------------------------------------------------------------------ loading
+
+    def _load_text_side(self) -> None:
+        from transformers import AutoConfig
+
+        from edgevlm_ros.models.compat import load_processor
+
+        try:
+            self.config = AutoConfig.from_pretrained(str(self.path))
+        except Exception as e:  # noqa: BLE001
+            raise OSError(f'cannot read the config of {self.path}: {e}') from e
+        if self.config.model_type not in ('idefics3', 'smolvlm'):
+            raise ValueError(f'the ONNX backends run SmolVLM / Idefics3 models, {self.path} '
+                             f'is {self.config.model_type!r}')
+        try:
+            self.processor = load_processor(str(self.path))
+        except Exception as e:  # noqa: BLE001
+            raise OSError(f'cannot load the processor of {self.path}: {e}') from e
+        self.tokenizer = getattr(self.processor, 'tokenizer', None)
+        if self.tokenizer is None:
+            raise OSError(f'the processor of {self.path} has no tokenizer')
+        self._count_tokenizer = copy.deepcopy(self.tokenizer)
+        self._count_lock = threading.Lock()
+        eos: Any = None
+        gen_file = self.path / 'generation_config.json'
+        if gen_file.is_file():
+            eos = json.loads(gen_file.read_text()).get('eos_token_id')
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self._eos = set(eos if isinstance(eos, list) else [eos]) - {None}
+        text = self.config.text_config
+        self._num_layers = int(text.num_hidden_layers)
+        self._kv_heads = int(text.num_key_value_heads)
+        self._head_dim = int(getattr(text, 'head_dim', None)
+                             or text.hidden_size // text.num_attention_heads)
+        self._image_token = int(self.config.image_token_id)
+        self.model_type = self.config.model_type
+
+    def _graph_path(self, stem: str, quantize: str) -> Path:
+        path = onnx_export.onnx_file(self.path, stem, quantize)
+        if path is None and quantize == 'int8' and stem == onnx_export.EMBED_FILE:
+            path = onnx_export.onnx_file(self.path, stem)  # embeddings stay float
+        if path is None:
+            hint = (' (export with --quantize int8)' if quantize == 'int8' else '')
+            raise FileNotFoundError(f'{self.path}/onnx has no {stem} graph for quantize='
+                                    f'{quantize}{hint}')
+        return path
+
+    def _load_graphs(self, runtime: str, device: str, dtype: str, quantize: str,
+                     providers: tuple[str, ...], threads: int) -> None:
+        stems = (onnx_export.VISION_FILE, onnx_export.EMBED_FILE, onnx_export.DECODER_FILE)
+        if runtime == 'onnxruntime':
+            chosen = _ort_providers(device, providers)
+            graphs = [_OrtGraph(self._graph_path(s, quantize), chosen, threads) for s in stems]
+            used = graphs[-1].providers
+            wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
+            if wanted[0] not in used:
+                _warn_once(f'session:{wanted[0]}', 'ONNX Runtime could not use %s: running '
+                           'on %s', wanted[0], ', '.join(used))
+        else:
+            precision = {'float32': 'f32', 'bfloat16': 'bf16'}.get(dtype)
+            graphs = [_OvGraph(self._graph_path(s, 'none'), threads, precision,
+                               compress_int8=(quantize == 'int8'
+                                              and s != onnx_export.EMBED_FILE))
+                      for s in stems]
+        self.providers = tuple(graphs[-1].providers)
+        self._vision, self._embed, self._decoder = graphs
+        names = self._decoder.inputs
+        self.focus_supported = onnx_export.BIAS_INPUT in names
+        self._bias_gate = onnx_export.BIAS_LAYERS_INPUT in names
+        self._embeds_type = names['inputs_embeds'][0]
+        past = [n for n in names if n.startswith('past_key_values.')]
+        if len(past) != 2 * self._num_layers:
+            raise OSError(f'{self.path}: the decoder has {len(past)} past key/value inputs, '
+                          f'the config says {self._num_layers} layers')
+        known = {'inputs_embeds', 'attention_mask', 'position_ids', onnx_export.BIAS_INPUT,
+                 onnx_export.BIAS_LAYERS_INPUT, *past}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise OSError(f'{self.path}: the decoder takes inputs this backend does not know: '
+                          f'{", ".join(unknown)}')
+        self._past_type = np.float16 if names[past[0]][0] == 'tensor(float16)' else np.float32
+        if not self.focus_supported:
+            _LOG.info('%s: the decoder has no %s input: Visual Focus falls back to cropping',
+                      self.path, onnx_export.BIAS_INPUT)
+        _LOG.info('ONNX edge SVLM %s on %s (%s, quantize=%s)', self.path, runtime,
+                  ', '.join(self.providers), quantize)
+
+    # ------------------------------------------------------------------------------ settings
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Cap on generated tokens per answer (>= 1)."""
+        return self._max_new_tokens
+
+    @max_new_tokens.setter
+    def max_new_tokens(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'max_new_tokens must be an int >= 1, got {value!r}')
+        self._max_new_tokens = value
+
+    @property
+    def focus_layers(self) -> tuple[int, ...] | None:
+        """Decoder layers that get the Visual Focus bias (None = all)."""
+        return self._focus_layers
+
+    @focus_layers.setter
+    def focus_layers(self, layers: Sequence[int] | None) -> None:
+        if layers is None:
+            self._focus_layers = None
+            return
+        layers = tuple(int(i) for i in layers)
+        bad = [i for i in layers if not 0 <= i < self._num_layers]
+        if bad:
+            raise ValueError(f'focus layers {bad} out of range: the model has '
+                             f'{self._num_layers} decoder layers')
+        if not self._bias_gate and len(set(layers)) != self._num_layers:
+            raise ValueError('this decoder biases every layer: it has no '
+                             f'{onnx_export.BIAS_LAYERS_INPUT} input')
+        self._focus_layers = layers
+
+    def clear_cache(self) -> None:
+        """Drop the kept keys/values (the next call prefills the whole prompt)."""
+        with self._lock:
+            self._cache = None
+
+    # ---------------------------------------------------------------------------------- text
+
+    def render_prompt(self, question: str, history: Sequence[tuple[str, str]] = (),
+                      history_sources: Sequence[bool] | None = None) -> str:
+        """Return the chat-template prompt for ``question`` after ``history`` (one image)."""
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError('question must be a non-empty string')
+        messages = chat_messages(question.strip(), _validate_history(history), history_sources)
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True,
+                                                  tokenize=False)
+
+    def count_tokens(self, text: str) -> int:
+        """Return the number of tokens ``text`` costs in the prompt (no special tokens added)."""
+        with self._count_lock:
+            return len(self._count_tokenizer(text, add_special_tokens=False)['input_ids'])
+
+    def build_inputs(self, image: np.ndarray, question: str,
+                     history: Sequence[tuple[str, str]] = (),
+                     history_sources: Sequence[bool] | None = None) -> tuple[Any, str]:
+        """Return (processor output as numpy arrays, rendered prompt), as TransformersSvlm."""
+        image = check_image(image, grey=False)
+        prompt = self.render_prompt(question, history, history_sources)
+        pil = Image.fromarray(image)
+        inputs = self.processor(text=prompt, images=[pil], return_tensors='np',
+                                do_image_splitting=self.do_image_splitting,
+                                size={'longest_edge': self.image_longest_edge})
+        return inputs, prompt
+
+    # -------------------------------------------------------------------------------- answer
+
+    def _image_features(self, inputs: Any) -> np.ndarray:
+        pixels = np.asarray(inputs['pixel_values'], dtype=np.float32)
+        mask = inputs.get('pixel_attention_mask')
+        mask = (np.ones(pixels.shape[:2] + pixels.shape[3:], dtype=bool) if mask is None
+                else np.asarray(mask).astype(bool))
+        # Padding images (all zero) carry no image tokens: the model drops them too.
+        real = pixels.reshape(pixels.shape[0] * pixels.shape[1], -1).any(axis=1)
+        if not real.all():
+            pixels = pixels.reshape(-1, *pixels.shape[2:])[real][None]
+            mask = mask.reshape(-1, *mask.shape[2:])[real][None]
+        feed = {'pixel_values': pixels, 'pixel_attention_mask': mask}
+        if self._vision.inputs.get('pixel_attention_mask', ('',))[0] != 'tensor(bool)':
+            feed['pixel_attention_mask'] = mask.astype(np.int64)
+        out = self._vision.run({k: v for k, v in feed.items() if k in self._vision.inputs})
+        features = next(iter(out.values()))
+        return features.reshape(-1, features.shape[-1]).astype(np.float32)
+
+    def _focus_bias(self, inputs: Any, focus: Sequence[Box], alpha: float,
+                    image: np.ndarray) -> tuple[np.ndarray | None, int]:
+        import types
+
+        import torch
+
+        from edgevlm_ros.backends import visual_focus
+
+        as_torch = {k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()
+                    if k in ('input_ids', 'pixel_values', 'pixel_attention_mask')}
+        model = types.SimpleNamespace(config=self.config)
+        bias, focused = visual_focus.focus_bias(
+            model, as_torch, self.processor, list(focus), alpha,
+            image_size=(int(image.shape[0]), int(image.shape[1])))
+        if focused == 0:
+            return None, 0
+        return bias.numpy().astype(np.float32), focused
+
+    def _embed_ids(self, ids: np.ndarray) -> np.ndarray:
+        out = self._embed.run({'input_ids': ids.astype(np.int64)[None]})
+        return next(iter(out.values())).astype(np.float32)
+
+    def _decode_step(self, embeds: np.ndarray, total: int, start: int,
+                     past: list[np.ndarray], bias: np.ndarray | None,
+                     gate: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        s = embeds.shape[1]
+        feed: dict[str, np.ndarray] = {
+            'inputs_embeds': embeds.astype(np.float16 if self._embeds_type == 'tensor(float16)'
+                                           else np.float32),
+            'attention_mask': np.ones((1, total), dtype=np.int64),
+            'position_ids': np.arange(start, start + s, dtype=np.int64)[None],
+        }
+        if self.focus_supported:
+            full = np.zeros((1, total), dtype=np.float32)
+            if bias is not None:
+                n = min(total, bias.shape[1])
+                full[:, :n] = bias[:, :n]
+            feed[onnx_export.BIAS_INPUT] = full
+            if self._bias_gate:
+                feed[onnx_export.BIAS_LAYERS_INPUT] = gate
+        for i in range(self._num_layers):
+            feed[f'past_key_values.{i}.key'] = past[2 * i]
+            feed[f'past_key_values.{i}.value'] = past[2 * i + 1]
+        feed = {k: v for k, v in feed.items() if k in self._decoder.inputs}
+        out = self._decoder.run(feed)
+        logits = out.get('logits')
+        if logits is None:
+            logits = next(iter(out.values()))
+        presents = [out[f'present.{i}.{kind}'] for i in range(self._num_layers)
+                    for kind in ('key', 'value')]
+        return logits[0, -1].astype(np.float32), presents
+
+    def answer(self, image: np.ndarray, question: str,
+               history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
+               focus_alpha: float = 0.0, *, max_new_tokens: int | None = None,
+               history_sources: Sequence[bool] | None = None) -> SvlmResult:
+        """Answer ``question`` about ``image`` after the text-only ``history``; greedy."""
+        if not math.isfinite(focus_alpha):
+            raise ValueError(f'focus_alpha must be finite, got {focus_alpha}')
+        limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
+        with self._lock:
+            return self._answer(image, question, history, focus, focus_alpha, limit,
+                                history_sources)
+
+    def _answer(self, image: np.ndarray, question: str, history: Sequence[tuple[str, str]],
+                focus: Sequence[Box], focus_alpha: float, limit: int,
+                history_sources: Sequence[bool] | None) -> SvlmResult:
+        stages: dict[str, float] = {}
+        t0 = time.perf_counter()
+        inputs, prompt = self.build_inputs(image, question, history, history_sources)
+        ids = np.asarray(inputs['input_ids'])[0].astype(np.int64)
+        n = len(ids)
+        bias, focused = None, 0
+        if focus and focus_alpha > 0 and self.focus_supported:
+            bias, focused = self._focus_bias(inputs, focus, focus_alpha, image)
+        t1 = time.perf_counter()
+        stages['preprocess'] = (t1 - t0) * 1000.0
+
+        features = self._image_features(inputs)
+        image_pos = np.flatnonzero(ids == self._image_token)
+        if len(image_pos) != features.shape[0]:
+            raise RuntimeError(f'{len(image_pos)} image tokens in the prompt but the vision '
+                               f'encoder gave {features.shape[0]} features')
+        t2 = time.perf_counter()
+        stages['vision'] = (t2 - t1) * 1000.0
+
+        gate = np.zeros(self._num_layers, dtype=np.float32)
+        gate[list(self.focus_layers) if self.focus_layers is not None else slice(None)] = 1.0
+        # What the keys of image tokens (and every token after them) depend on.
+        context_key = (hashlib.sha1(features.tobytes()).hexdigest(),
+                       None if bias is None else hashlib.sha1(bias.tobytes()).hexdigest(),
+                       None if bias is None else gate.tobytes())
+        cached = 0
+        past = [np.zeros((1, self._kv_heads, 0, self._head_dim), dtype=self._past_type)
+                for _ in range(2 * self._num_layers)]
+        if self.kv_reuse and self._cache is not None:
+            cached = common_prefix_len(self._cache['ids'], ids.tolist())
+            if self._cache['context'] != context_key and len(image_pos):
+                cached = min(cached, int(image_pos[0]))
+            cached = min(cached, n - 1)  # at least one token to prefill: its logits answer
+            if cached > 0:
+                past = [np.ascontiguousarray(p[:, :, :cached]) for p in self._cache['kv']]
+            else:
+                cached = 0
+        self._cache = None  # a failure below must not leave keys that do not match their ids
+
+        embeds = self._embed_ids(ids[cached:])
+        later = image_pos >= cached
+        embeds[0, image_pos[later] - cached] = features[later]
+        logits, past = self._decode_step(embeds, n, cached, past, bias, gate)
+        t3 = time.perf_counter()
+        stages['prefill'] = (t3 - t2) * 1000.0
+
+        generated: list[int] = []
+        fed = list(ids.tolist())
+        while True:
+            token = int(np.argmax(logits))
+            generated.append(token)
+            if token in self._eos or len(generated) >= limit:
+                break
+            fed.append(token)
+            step = self._embed_ids(np.array([token], dtype=np.int64))
+            logits, past = self._decode_step(step, len(fed), len(fed) - 1, past, bias, gate)
+        t4 = time.perf_counter()
+        stages['decode'] = (t4 - t3) * 1000.0
+        if self.kv_reuse:
+            self._cache = {'ids': fed, 'kv': past, 'context': context_key}
+        self.cache_stats.add(n, cached)
+        text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        model_ms = (time.perf_counter() - t0) * 1000.0
+        return SvlmResult(text=text, model_ms=model_ms, prompt_tokens=n,
+                          focus_applied=bias is not None, focused_tokens=focused, prompt=prompt,
+                          completion_tokens=len(generated), cached_tokens=cached,
+                          stages=stages)

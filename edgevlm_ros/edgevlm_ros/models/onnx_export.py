@@ -1,0 +1,447 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+Export a SmolVLM / Idefics3 checkpoint to ONNX, in the layout of the published ONNX folders.
+
+``export(model, out)`` writes::
+
+    OUT/config.json, generation_config.json, processor/tokenizer/chat-template files (copied)
+    OUT/onnx/vision_encoder.onnx        pixel_values [batch, images, 3, H, W] float32,
+                                        pixel_attention_mask [batch, images, H, W] bool
+                                        -> image_features [batch*images*tokens, text hidden]
+    OUT/onnx/embed_tokens.onnx          input_ids [batch, seq] int64 -> inputs_embeds
+    OUT/onnx/decoder_model_merged.onnx  inputs_embeds, attention_mask [batch, total] int64,
+                                        position_ids [batch, seq] int64,
+                                        past_key_values.{i}.key / .value
+                                        [batch, kv heads, past, head dim]
+                                        (+ ours: attention_bias [batch, total] float32,
+                                        attention_bias_layers [layers] float32)
+                                        -> logits [batch, 1, vocab], present.{i}.key / .value
+    OUT/onnx/*_int8.onnx                with quantize='int8' (vision encoder and decoder)
+    OUT/edgevlm_onnx.json               what was exported (written last: marks OUT complete)
+
+The file and tensor names are those of the ONNX folders published beside the SmolVLM
+checkpoints (``onnx/vision_encoder.onnx`` ...), so ``OnnxSvlm`` loads either. Ours differs in
+two ways a reader can detect from the graph: the decoder computes the logits of the last position
+only (a prefill of 150 tokens pays one LM-head row, not 150), and it takes ``attention_bias``,
+added to the attention logit of every query at each key position in the layers whose
+``attention_bias_layers`` entry is 1 (Visual Focus as an attention bias, like
+``backends/visual_focus.py`` does in torch).
+
+How: the vision tower + connector go through ``torch.onnx.export(dynamo=True)`` (the TorchScript
+exporter makes an invalid graph of SigLIP's position bucketing); the decoder is a plain Llama
+forward written here from the checkpoint's own modules (RMSNorm, rotary embedding, grouped-query
+attention, SiLU MLP), exported by the TorchScript exporter with dynamic batch/sequence/past axes,
+which gives a small graph with one MatMul per projection.
+
+int8: dynamic quantization (``onnxruntime.quantization.quantize_dynamic``, per-channel int8
+weights, activations quantized at run time) of the vision encoder and of the decoder's MatMuls.
+Static (calibrated) QDQ was measured against it on this machine kind (bench/onnx_quantize.py);
+see docs/edge-backends.md for the numbers and why the default is what it is.
+
+Writes are atomic: OUT is built in a temporary directory beside it and renamed into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+_LOG = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1
+MARKER_FILE = 'edgevlm_onnx.json'
+ONNX_DIR = 'onnx'
+VISION_FILE = 'vision_encoder'
+EMBED_FILE = 'embed_tokens'
+DECODER_FILE = 'decoder_model_merged'
+# Suffixes of quantized files in published folders, in the order an int8 request tries them.
+INT8_SUFFIXES = ('_int8', '_quantized', '_uint8')
+BIAS_INPUT = 'attention_bias'
+BIAS_LAYERS_INPUT = 'attention_bias_layers'
+QUANTIZATIONS = ('none', 'int8')
+OPSET = 18
+# Files of a checkpoint that the ONNX folder needs beside the graphs (no weights).
+_COPY_NAMES = ('config.json', 'generation_config.json', 'processor_config.json',
+               'preprocessor_config.json', 'special_tokens_map.json', 'added_tokens.json',
+               'vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json',
+               'tokenizer.model', 'chat_template.jinja', 'chat_template.json')
+
+
+def onnx_file(folder: Path, stem: str, quantize: str = 'none') -> Path | None:
+    """The graph ``stem`` in ``folder``/onnx for ``quantize`` (None when there is none)."""
+    suffixes = INT8_SUFFIXES if quantize == 'int8' else ('',)
+    for suffix in suffixes:
+        path = Path(folder) / ONNX_DIR / f'{stem}{suffix}.onnx'
+        if path.is_file():
+            return path
+    return None
+
+
+def is_exported(folder: Path) -> bool:
+    """True when ``folder`` has the three fp32 graphs (ours or a published folder)."""
+    return all(onnx_file(Path(folder), s) is not None
+               for s in (VISION_FILE, EMBED_FILE, DECODER_FILE))
+
+
+# ---------------------------------------------------------------------------------- modules
+
+
+def _modules():
+    """Torch modules of the export (defined lazily: importing this file needs no torch)."""
+    import torch
+    from torch import nn
+
+    class VisionEncoder(nn.Module):
+        """Vision tower + connector: (pixel_values, pixel_attention_mask) -> image features."""
+
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            inner = model.model
+            self.vision = inner.vision_model
+            self.connector = inner.connector
+            self.patch = int(model.config.vision_config.patch_size)
+
+        def forward(self, pixel_values: torch.Tensor,
+                    pixel_attention_mask: torch.Tensor) -> torch.Tensor:
+            b, n, c, h, w = pixel_values.shape
+            pixels = pixel_values.reshape(b * n, c, h, w)
+            mask = pixel_attention_mask.reshape(b * n, h // self.patch, self.patch,
+                                                w // self.patch, self.patch)
+            # A patch is valid when any of its pixels is (the processor pads bottom/right).
+            patch_mask = mask.to(torch.float32).sum(dim=(2, 4)) > 0
+            hidden = self.vision(pixel_values=pixels, patch_attention_mask=patch_mask,
+                                 return_dict=True).last_hidden_state
+            features = self.connector(hidden)
+            return features.reshape(-1, features.shape[-1])
+
+    class EmbedTokens(nn.Module):
+        def __init__(self, embedding: nn.Module) -> None:
+            super().__init__()
+            self.embedding = embedding
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            return self.embedding(input_ids)
+
+    class LlamaDecoder(nn.Module):
+        """
+        The text model's forward with an explicit KV cache, written from its modules.
+
+        Inputs follow the published decoder (inputs_embeds, attention_mask, position_ids, then
+        the past keys/values per layer) plus the Visual Focus bias and its per-layer gate.
+        """
+
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            text = model.model.text_model
+            cfg = model.config.text_config
+            self.layers = text.layers
+            self.norm = text.norm
+            self.lm_head = model.lm_head
+            self.heads = int(cfg.num_attention_heads)
+            self.kv_heads = int(cfg.num_key_value_heads)
+            self.head_dim = int(getattr(cfg, 'head_dim', None)
+                                or cfg.hidden_size // cfg.num_attention_heads)
+            rotary = text.rotary_emb
+            self.register_buffer('inv_freq', rotary.inv_freq.detach().clone().float(),
+                                 persistent=False)
+            self.rope_scale = float(getattr(rotary, 'attention_scaling', 1.0))
+            self.eps = [float(layer.input_layernorm.variance_epsilon) for layer in self.layers]
+
+        @staticmethod
+        def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+            return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+        @staticmethod
+        def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+            half = x.shape[-1] // 2
+            rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+            return x * cos + rotated * sin
+
+        def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                    position_ids: torch.Tensor, attention_bias: torch.Tensor,
+                    attention_bias_layers: torch.Tensor, *past: torch.Tensor):
+            b, s, _ = inputs_embeds.shape
+            total = attention_mask.shape[1]
+            past_len = total - s
+            # Rotary angles of the new positions.
+            freqs = position_ids.to(torch.float32)[:, :, None] * self.inv_freq[None, None, :]
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cos = (emb.cos() * self.rope_scale)[:, None]
+            sin = (emb.sin() * self.rope_scale)[:, None]
+            # Additive mask [b, 1, s, total]: causal over absolute positions, padding keys off.
+            q_pos = torch.arange(s, device=inputs_embeds.device)[:, None] + past_len
+            k_pos = torch.arange(total, device=inputs_embeds.device)[None, :]
+            allowed = (k_pos <= q_pos)[None, None] & (attention_mask[:, None, None, :] > 0)
+            floor = torch.finfo(torch.float32).min
+            mask = torch.where(allowed, torch.zeros((), dtype=torch.float32),
+                               torch.full((), floor, dtype=torch.float32))
+            bias = attention_bias.to(torch.float32)[:, None, None, :]
+            rep = self.heads // self.kv_heads
+            hidden = inputs_embeds
+            presents = []
+            for i, layer in enumerate(self.layers):
+                attn = layer.self_attn
+                x = self._rms(hidden, layer.input_layernorm.weight, self.eps[i])
+                q = attn.q_proj(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+                k = attn.k_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+                v = attn.v_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+                q = self._rotate(q, cos, sin)
+                k = self._rotate(k, cos, sin)
+                k = torch.cat((past[2 * i], k), dim=2)
+                v = torch.cat((past[2 * i + 1], v), dim=2)
+                presents += [k, v]
+                # Grouped-query attention: each KV head serves `rep` query heads.
+                kk = k[:, :, None].expand(b, self.kv_heads, rep, total, self.head_dim)
+                kk = kk.reshape(b, self.heads, total, self.head_dim)
+                vv = v[:, :, None].expand(b, self.kv_heads, rep, total, self.head_dim)
+                vv = vv.reshape(b, self.heads, total, self.head_dim)
+                scores = torch.matmul(q, kk.transpose(2, 3)) * (self.head_dim ** -0.5)
+                scores = scores + mask + bias * attention_bias_layers[i]
+                probs = torch.softmax(scores, dim=-1)
+                out = torch.matmul(probs, vv).transpose(1, 2).reshape(b, s, -1)
+                hidden = hidden + attn.o_proj(out)
+                x = self._rms(hidden, layer.post_attention_layernorm.weight, self.eps[i])
+                mlp = layer.mlp
+                hidden = hidden + mlp.down_proj(
+                    torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+            last = self._rms(hidden[:, -1:, :], self.norm.weight,
+                             float(self.norm.variance_epsilon))
+            return (self.lm_head(last), *presents)
+
+    return VisionEncoder, EmbedTokens, LlamaDecoder
+
+
+# ---------------------------------------------------------------------------------- export
+
+
+def _check_supported(model: Any) -> None:
+    cfg = model.config
+    if cfg.model_type not in ('idefics3', 'smolvlm'):
+        raise ValueError(f'ONNX export supports SmolVLM / Idefics3 checkpoints, not '
+                         f'{cfg.model_type!r}')
+    text = cfg.text_config
+    if getattr(text, 'model_type', 'llama') != 'llama':
+        raise ValueError(f'ONNX export writes a Llama decoder, the text model is '
+                         f'{text.model_type!r}')
+    for name in ('attention_bias', 'mlp_bias'):
+        if getattr(text, name, False):
+            raise ValueError(f'ONNX export: text_config.{name}=True is not supported')
+    if getattr(text, 'hidden_act', 'silu') != 'silu':
+        raise ValueError(f'ONNX export: text hidden_act {text.hidden_act!r} is not silu')
+
+
+def _single_file(path: Path) -> None:
+    """Fold a graph's external data back in when it fits under protobuf's 2 GB."""
+    import onnx
+
+    data = [p for p in path.parent.iterdir() if p.name.startswith(path.name + '.')
+            or p.name.startswith(path.stem + '.onnx_data')]
+    if not data:
+        return
+    size = sum(p.stat().st_size for p in data) + path.stat().st_size
+    if size > 1.8e9:
+        return  # too large for one protobuf: keep the external data beside it
+    model = onnx.load(str(path), load_external_data=True)
+    for p in data:
+        p.unlink()
+    onnx.save_model(model, str(path), save_as_external_data=False)
+
+
+def _export_vision(model: Any, path: Path, vision_cls: Any) -> None:
+    import torch
+
+    v = model.config.vision_config
+    side = int(v.image_size)
+    module = vision_cls(model).eval()
+    pixels = torch.randn(1, 2, 3, side, side)
+    mask = torch.ones(1, 2, side, side, dtype=torch.bool)
+    images = torch.export.Dim('images', min=1, max=64)
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(
+            module, (pixels, mask), str(path), dynamo=True, opset_version=OPSET,
+            input_names=['pixel_values', 'pixel_attention_mask'],
+            output_names=['image_features'],
+            dynamic_shapes={'pixel_values': {1: images}, 'pixel_attention_mask': {1: images}},
+            verbose=False, report=False)
+    _single_file(path)
+
+
+def _export_embed(model: Any, path: Path, embed_cls: Any) -> None:
+    import torch
+
+    module = embed_cls(model.model.text_model.embed_tokens).eval()
+    ids = torch.tensor([[1, 2, 3]], dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(module, (ids,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=['input_ids'], output_names=['inputs_embeds'],
+                          dynamic_axes={'input_ids': {0: 'batch_size', 1: 'sequence_length'},
+                                        'inputs_embeds': {0: 'batch_size',
+                                                          1: 'sequence_length'}})
+    _single_file(path)
+
+
+def _export_decoder(model: Any, path: Path, decoder_cls: Any) -> None:
+    import torch
+
+    module = decoder_cls(model).eval()
+    cfg = model.config.text_config
+    n_layers = len(module.layers)
+    b, s, p = 1, 3, 2
+    embeds = torch.randn(b, s, cfg.hidden_size)
+    mask = torch.ones(b, p + s, dtype=torch.long)
+    positions = torch.arange(p, p + s, dtype=torch.long)[None]
+    bias = torch.zeros(b, p + s)
+    gate = torch.ones(n_layers)
+    past = []
+    names_in = ['inputs_embeds', 'attention_mask', 'position_ids', BIAS_INPUT, BIAS_LAYERS_INPUT]
+    names_out = ['logits']
+    axes: dict[str, dict[int, str]] = {
+        'inputs_embeds': {0: 'batch_size', 1: 'sequence_length'},
+        'attention_mask': {0: 'batch_size', 1: 'total_sequence_length'},
+        'position_ids': {0: 'batch_size', 1: 'sequence_length'},
+        BIAS_INPUT: {0: 'batch_size', 1: 'total_sequence_length'},
+        'logits': {0: 'batch_size'},
+    }
+    for i in range(n_layers):
+        for kind in ('key', 'value'):
+            past.append(torch.randn(b, module.kv_heads, p, module.head_dim))
+            names_in.append(f'past_key_values.{i}.{kind}')
+            names_out.append(f'present.{i}.{kind}')
+            axes[names_in[-1]] = {0: 'batch_size', 2: 'past_sequence_length'}
+            axes[names_out[-1]] = {0: 'batch_size', 2: 'total_sequence_length'}
+    with torch.no_grad():
+        torch.onnx.export(module, (embeds, mask, positions, bias, gate, *past), str(path),
+                          dynamo=False, opset_version=OPSET, input_names=names_in,
+                          output_names=names_out, dynamic_axes=axes)
+    _single_file(path)
+
+
+def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> Path:
+    """
+    Dynamic int8 quantization of a graph's MatMul/Gemm weights (activations at run time).
+
+    The vision encoder's patch convolution stays fp32 (int8 ConvInteger is slow on CPU).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                     per_channel=per_channel, op_types_to_quantize=['MatMul', 'Gemm'],
+                     extra_options={'MatMulConstBOnly': True})
+    return dst
+
+
+def _copy_checkpoint_files(src: Path, dst: Path) -> None:
+    for name in _COPY_NAMES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+
+
+def export(model: str, out: Path, quantize: str = 'none', progress: bool = True) -> Path:
+    """
+    Export checkpoint ``model`` (a spec ``registry.resolve_model`` knows) to ONNX in ``out``.
+
+    Returns ``out``. Raises ValueError for an unsupported architecture or quantization,
+    OSError when the checkpoint cannot be loaded, FileExistsError when ``out`` holds something
+    that is not an export of ours.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f'quantize must be one of {", ".join(QUANTIZATIONS)}, got {quantize!r}')
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForImageTextToText
+
+    from edgevlm_ros.models.registry import resolve_model
+
+    out = Path(out).expanduser()
+    src = Path(resolve_model(model)).expanduser()
+    if not src.is_dir():
+        raise FileNotFoundError(f'model directory {str(src)!r} does not exist')
+    if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
+        raise FileExistsError(f'{out} exists and is not an ONNX export of edgevlm_ros')
+    steps = ['load', 'vision encoder', 'embeddings', 'decoder']
+    if quantize == 'int8':
+        steps += ['int8 vision encoder', 'int8 decoder']
+    started = time.monotonic()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.tmp-{out.name}-', dir=out.parent))
+    try:
+        with tqdm(total=len(steps), desc=f'export {model} to ONNX', disable=not progress,
+                  leave=False, file=sys.stderr) as bar:
+            bar.set_postfix_str(steps[0])
+            try:
+                hf = AutoModelForImageTextToText.from_pretrained(
+                    str(src), dtype=torch.float32).eval()
+            except Exception as e:  # noqa: BLE001 - any loader failure is one clear error
+                raise OSError(f'cannot load the model of {str(src)!r}: {e}') from e
+            _check_supported(hf)
+            vision_cls, embed_cls, decoder_cls = _modules()
+            graphs = tmp / ONNX_DIR
+            graphs.mkdir()
+            bar.update()
+            for step, fn, stem, cls in ((1, _export_vision, VISION_FILE, vision_cls),
+                                        (2, _export_embed, EMBED_FILE, embed_cls),
+                                        (3, _export_decoder, DECODER_FILE, decoder_cls)):
+                bar.set_postfix_str(steps[step])
+                fn(hf, graphs / f'{stem}.onnx', cls)
+                bar.update()
+            if quantize == 'int8':
+                for step, stem in ((4, VISION_FILE), (5, DECODER_FILE)):
+                    bar.set_postfix_str(steps[step])
+                    quantize_int8(graphs / f'{stem}.onnx', graphs / f'{stem}_int8.onnx')
+                    bar.update()
+        _copy_checkpoint_files(src, tmp)
+        text = hf.config.text_config
+        marker = {
+            'export_version': EXPORT_VERSION, 'source': str(src), 'spec': model,
+            'quantize': quantize, 'model_type': hf.config.model_type,
+            'num_layers': int(text.num_hidden_layers),
+            'attention_bias': True, 'logits': 'last',
+            'seconds': round(time.monotonic() - started, 1),
+        }
+        (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + '\n')
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _LOG.info('exported %s to %s (%s) in %.0f s', model, out, quantize,
+              time.monotonic() - started)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edgevlm_ros.models.onnx_export MODEL OUT [--quantize int8]``."""
+    parser = argparse.ArgumentParser(
+        prog='python -m edgevlm_ros.models.onnx_export',
+        description='Export a SmolVLM / Idefics3 checkpoint to ONNX (vision encoder, token '
+                    'embeddings, decoder with KV cache), in the published onnx/ folder layout.')
+    parser.add_argument('model', help="a checkpoint directory or a model name ('micro', "
+                                      "'tiny', 'smolvlm-256m-random')")
+    parser.add_argument('out', type=Path, help='output folder (created; replaced if it is an '
+                                               'earlier export)')
+    parser.add_argument('--quantize', choices=QUANTIZATIONS, default='none',
+                        help='also write int8 graphs (*_int8.onnx)')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    try:
+        path = export(args.model, args.out, args.quantize, progress=sys.stderr.isatty())
+    except (OSError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
