@@ -189,14 +189,17 @@ _counters = st.sampled_from([word_count, len])
 _long_texts = _texts | st.text(max_size=120)  # with long "words" and odd whitespace
 
 
+_blocks = st.integers(1, 6)
+
+
 @settings(max_examples=200, deadline=None)
 @given(_caps, st.lists(st.tuples(st.sampled_from(['edge', 'cloud', 'clear']),
                                  st.integers(0, 30), _long_texts), max_size=40),
-       _counters, st.sampled_from(COMPRESSION_MODES))
-def test_caps_always_hold(caps, ops, count, mode):
+       _counters, st.sampled_from(COMPRESSION_MODES), _blocks)
+def test_caps_always_hold(caps, ops, count, mode, block):
     max_turns, max_tokens = caps
     s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, count_tokens=count,
-                     compression=mode)
+                     compression=mode, evict_block=block)
     for kind, sid, text in ops:
         if kind == 'edge':
             s.record_edge(sid, Q, text)
@@ -210,12 +213,15 @@ def test_caps_always_hold(caps, ops, count, mode):
         assert s.total_tokens <= max_tokens
         ids = [t.step_id for t in h]
         assert ids == sorted(set(ids))
+        assert set(ids) <= set(s.stored_ids) and len(s.stored_ids) == s.stored_turns
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 8), st.integers(1, 20), _texts, st.data())
-def test_replacing_slot_j_changes_no_other_slot(max_turns, n, text, data):
-    s = _store(n, max_turns=max_turns, max_tokens=10_000)
+@given(st.integers(1, 8), st.integers(1, 20), _texts, _blocks, st.data())
+def test_replacing_slot_j_changes_no_other_slot(max_turns, n, text, block, data):
+    s = ContextStore(max_turns=max_turns, max_tokens=10_000, evict_block=block)
+    for i in range(n):
+        s.record_edge(i, Q, f'edge {i}')
     before = {t.step_id: t for t in s.history()}
     j = data.draw(st.sampled_from(sorted(before)))
     s.apply_cloud(j, Q, text + ' cloud')
@@ -227,21 +233,24 @@ def test_replacing_slot_j_changes_no_other_slot(max_turns, n, text, data):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 8), st.integers(4, 40), _ops, st.integers(0, 30), _long_texts)
+@given(st.integers(1, 8), st.integers(4, 40), _ops, st.integers(0, 30), _long_texts, _blocks)
 def test_replacing_slot_j_changes_no_other_slot_under_a_token_budget(max_turns, max_tokens, ops,
-                                                                    j, text):
+                                                                    j, text, block):
     # With a tight budget a longer answer in slot j may push older turns out of the visible
     # history (the newest run that fits): that is the token cap, not a change to those slots.
-    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, evict_block=block)
     for kind, sid, t in ops:
         (s.record_edge if kind == 'edge' else s.apply_cloud)(sid, Q, t)
     before = {t.step_id: t for t in s.history()}
     stored = s.stored_turns
     kept = s.apply_cloud(j, Q, text + ' cloud')
     after = {t.step_id: t for t in s.history()}
-    # Newer slots are untouched and stay visible exactly as before.
-    assert {k: v for k, v in after.items() if k > j} == {
-        k: v for k, v in before.items() if k > j}
+    # Newer slots are untouched and stay visible exactly as before. (With blocks, a slot
+    # inserted before them moves the block boundaries of the token view, which may then start
+    # up to block - 1 slots later.)
+    if block == 1:
+        assert {k: v for k, v in after.items() if k > j} == {
+            k: v for k, v in before.items() if k > j}
     # Older slots visible before and after hold the same turn.
     assert all(after[k] == before[k] for k in after.keys() & before.keys() if k != j)
     if j in after:
@@ -249,15 +258,20 @@ def test_replacing_slot_j_changes_no_other_slot_under_a_token_budget(max_turns, 
         assert after[j].from_cloud
         if word_count(Q) + word_count(full) <= max_tokens:
             assert after[j].answer == full
-    assert s.stored_turns >= stored if kept else s.stored_turns == stored
+    if kept:  # replaced, stored as one more slot, or stored while the oldest block left
+        assert j in s.stored_ids
+        assert s.stored_turns in (stored, stored + 1, stored + 1 - min(block, max_turns))
+    else:
+        assert s.stored_turns == stored
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 6), st.integers(0, 40), st.integers(1, 20), _ops, _texts, st.data())
+@given(st.integers(1, 6), st.integers(0, 40), st.integers(1, 20), _ops, _texts, _blocks,
+       st.data())
 def test_late_answer_for_evicted_slot_changes_nothing_property(max_turns, max_tokens, extra,
-                                                               ops, text, data):
-    n = max_turns + extra  # steps 0 .. extra-1 are evicted by the turn cap
-    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens)
+                                                               ops, text, block, data):
+    n = max_turns + extra  # steps 0 .. extra-1 are evicted by the turn cap (whatever the block)
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, evict_block=block)
     for i in range(n):
         s.record_edge(i, Q, f'edge {i}')
     for kind, sid, t in ops:  # more traffic on kept (or newer) steps
@@ -315,6 +329,118 @@ def test_replay_order_does_not_matter(max_turns, max_tokens, edge_ops, cloud, rn
     for _ in range(3):
         rnd.shuffle(shuffled)
         assert replay(interleave(shuffled)) == reference
+
+
+def _first_ids(max_turns: int, block: int, steps: int, max_tokens: int = 512) -> list[int]:
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, evict_block=block)
+    first = []
+    for i in range(steps):
+        s.record_edge(i, Q, 'one two')  # 5 tokens per turn
+        first.append(s.history()[0].step_id)
+    return first
+
+
+def test_block_eviction_drops_the_oldest_block_at_once():
+    # 8 turns, blocks of 4: the history starts at step 0 for 8 steps, then at 4, 8, 12, ...
+    assert _first_ids(8, 4, 20) == [0] * 8 + [4] * 4 + [8] * 4 + [12] * 4
+    s = ContextStore(max_turns=8, evict_block=4)
+    for i in range(9):
+        s.record_edge(i, Q, 'e')
+    assert s.stored_ids == (4, 5, 6, 7, 8) and s.evict_block == 4
+    # One slides by one turn every step (the window without blocks).
+    assert _first_ids(3, 1, 6) == [0, 0, 0, 1, 2, 3]
+    # A block larger than the cap empties the store but for the newest turn.
+    assert _first_ids(3, 10, 6) == [0, 0, 0, 3, 3, 3]
+
+
+def test_token_cap_view_moves_by_whole_blocks():
+    # 5 tokens per turn, 20 tokens = 4 turns fit; 8 stored turns in blocks of 2: the view
+    # starts at stored slot 0, 2, 4 or 6 and jumps by two turns, never by one.
+    assert _first_ids(8, 2, 12, max_tokens=20) == [0, 0, 0, 0, 2, 2, 4, 4, 6, 6, 8, 8]
+    s = ContextStore(max_turns=8, max_tokens=20, evict_block=2)
+    for i in range(5):
+        s.record_edge(i, Q, 'one two')
+    assert [t.step_id for t in s.history()] == [2, 3, 4] and s.stored_turns == 5
+    # The newest block alone over the budget: the newest run that fits (the newest turn).
+    s = ContextStore(max_turns=8, max_tokens=12, evict_block=4)
+    for i in range(3):
+        s.record_edge(i, Q, 'one two three four')  # 7 tokens
+    assert [t.step_id for t in s.history()] == [2]
+
+
+def test_a_new_slot_inside_the_block_evicted_next_is_refused_as_late():
+    s = ContextStore(max_turns=4, evict_block=2)
+    for i in (1, 3, 5, 7):
+        s.record_edge(i, Q, 'e')
+    assert not s.apply_cloud(2, Q, 'cloud two')  # it would leave with 1 and 3 at once
+    assert s.stored_ids == (1, 3, 5, 7) and s.dropped_late == 1
+    assert s.apply_cloud(6, Q, 'cloud six')  # newer than the block: kept, the block goes
+    assert s.stored_ids == (5, 6, 7)
+    assert not s.apply_cloud(3, Q, 'late')  # left with the block: late
+    assert s.dropped_late == 2
+    assert s.apply_cloud(4, Q, 'cloud four')  # newer than anything evicted, room again
+    assert s.stored_ids == (4, 5, 6, 7)
+
+
+def test_bad_evict_block_raises():
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match='evict_block'):
+            ContextStore(evict_block=bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 12), _blocks, st.data(),
+       st.lists(st.tuples(st.integers(1, 3), st.integers(1, 6)), min_size=1, max_size=40))
+def test_new_turns_only_append_between_block_evictions(max_turns, block, data, steps):
+    # The edge answers steps in id order (skipping some); every turn costs 4..9 tokens and the
+    # newest block always fits. The history then either gains the new turn at its end with every
+    # earlier turn unchanged (the KV-cached prompt prefix holds), or loses a whole block from its
+    # front: never one turn per step.
+    max_tokens = data.draw(st.integers(9 * min(block, max_turns), 120))
+    s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, evict_block=block)
+    sid, before = 0, []
+    for skip, words in steps:
+        sid += skip
+        s.record_edge(sid, Q, ' '.join(['word'] * words))
+        after = s.history()
+        assert after[-1].step_id == sid  # the newest turn is always seen
+        gone = [t for t in before if t not in after]
+        assert before[:len(gone)] == gone  # only from the front
+        assert after[:-1] == before[len(gone):]  # the rest unchanged, the new turn appended
+        assert not gone or len(gone) >= min(block, max_turns)
+        assert len(after) <= max_turns and s.total_tokens <= max_tokens
+        before = after
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 60), st.integers(2, 4),
+       st.lists(st.tuples(st.integers(0, 20), _texts), max_size=14),
+       st.lists(st.tuples(st.integers(0, 25), _long_texts), max_size=10,
+                unique_by=lambda x: x[0]),
+       st.randoms(use_true_random=False))
+def test_with_blocks_order_does_not_matter_when_nothing_is_refused(max_turns, max_tokens, block,
+                                                                   edge_ops, cloud, rnd):
+    # With blocks, a late answer's arrival time decides whether it held a slot when a block
+    # left; when no new slot is refused (nothing was late), any order gives the same history.
+    def replay(events):
+        s = ContextStore(max_turns=max_turns, max_tokens=max_tokens, evict_block=block)
+        refused = 0
+        for kind, sid, text in events:
+            new = sid not in s.stored_ids
+            (s.record_edge if kind == 'edge' else s.apply_cloud)(sid, Q, text)
+            refused += bool(new and sid not in s.stored_ids and (kind == 'edge' or text.strip()))
+        return (s.history(), s.stored_turns), refused
+
+    edge = [('edge', sid, t) for sid, t in sorted(edge_ops)]
+    reference, refused = replay(edge + [('cloud', sid, t) for sid, t in cloud])
+    shuffled = list(cloud)
+    rnd.shuffle(shuffled)
+    events = list(edge)
+    for sid, t in shuffled:
+        events.insert(rnd.randint(0, len(events)), ('cloud', sid, t))
+    result, refused_too = replay(events)
+    if refused == 0 and refused_too == 0:
+        assert result == reference
 
 
 # --- compression -----------------------------------------------------------------------------

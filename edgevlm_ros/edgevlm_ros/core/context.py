@@ -12,15 +12,27 @@ Rules this module enforces (DESIGN.md §1, item 1):
   the slot does not exist (the edge skipped that step or has not answered it yet) it is created
   in step order, unless the step is older than everything the store keeps: such a late answer
   is dropped and counted in `dropped_late`, and changes nothing else.
-* Turn cap: at most `max_turns` slots are stored; the oldest step ids are evicted first, and an
-  evicted step id never comes back (answers for it are late from then on).
+* Turn cap: at most `max_turns` slots are stored; the oldest step ids are evicted first, in
+  blocks of `evict_block` slots (below), and an evicted step id never comes back (answers for
+  it are late from then on).
 * Token cap: `history()` is the newest run of slots whose question+answer tokens total at most
-  `max_tokens`, so older slots are the first to go. Slots beyond the token budget stay stored
-  (still at most `max_turns` of them) rather than being destroyed: a shorter cloud answer may
-  make them fit again, and this keeps the result independent of the order in which cloud
-  answers arrive. A single slot larger than the whole budget is truncated when stored (the
-  answer is compressed first; the question keeps at most half the budget), so the newest turn
-  is never lost to the cap (`compression` picks how, see COMPRESSION_MODES).
+  `max_tokens`, so older slots are the first to go; the run starts at a block boundary (below).
+  Slots beyond the token budget stay stored (still at most `max_turns` of them) rather than
+  being destroyed: a shorter cloud answer may make them fit again. A single slot larger than
+  the whole budget is truncated when stored (the answer is compressed first; the question keeps
+  at most half the budget), so the newest turn is never lost to the cap (`compression` picks
+  how, see COMPRESSION_MODES).
+* Block eviction (`evict_block` = b): a history that loses its oldest turn at every step
+  changes the first tokens of every prompt, so a backend's KV cache of the prompt prefix never
+  hits. When a new slot exceeds the turn cap, the oldest b slots go at once (the store then
+  refills over b - 1 steps with its first turn unchanged); the token-cap view starts at the
+  stored slot 0, b, 2b, ... (the first of those whose run fits; only when the newest block
+  alone does not fit does it fall back to the newest run that fits). Between two evictions the
+  edge's new turns only append to `history()`. A new slot that would fall into the block
+  evicted at once is refused like a late answer. b = 1 is the window that slides by one turn.
+* Order: with b = 1 the result does not depend on the order in which cloud answers arrive. With
+  b > 1 it does not either as long as no answer is refused as late; a late answer's arrival
+  time decides whether it was stored when its block left, and so which block left when.
 * Memory is bounded: at most `max_turns` slots, each at most `max_tokens` tokens and
   `MAX_TEXT_CHARS` characters per field.
 
@@ -71,12 +83,17 @@ class ContextStore:
     """The SVLM's history with Context Replacement; see the module docstring for the rules."""
 
     def __init__(self, max_turns: int = 8, max_tokens: int = 512,
-                 count_tokens: TokenCounter = word_count, compression: str = 'smart') -> None:
-        for name, value in (('max_turns', max_turns), ('max_tokens', max_tokens)):
+                 count_tokens: TokenCounter = word_count, compression: str = 'smart',
+                 evict_block: int = 1) -> None:
+        for name, value in (('max_turns', max_turns), ('max_tokens', max_tokens),
+                            ('evict_block', evict_block)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f'{name} must be an int, got {value!r}')
             if value < 0:
                 raise ValueError(f'{name} must be >= 0 (0 turns history off), got {value}')
+        if evict_block < 1:
+            raise ValueError(f'evict_block must be >= 1 (1 = slide by one turn), got '
+                             f'{evict_block}')
         if not callable(count_tokens):
             raise ValueError('count_tokens must be callable: str -> int')
         if compression not in COMPRESSION_MODES:
@@ -85,6 +102,7 @@ class ContextStore:
         self._compression = compression
         self._max_turns = max_turns
         self._max_tokens = max_tokens
+        self._evict_block = evict_block
         self._count = count_tokens
         self._slots: dict[int, _Slot] = {}
         self._order: list[int] = []  # stored step ids, ascending
@@ -102,6 +120,10 @@ class ContextStore:
     @property
     def max_tokens(self) -> int:
         return self._max_tokens
+
+    @property
+    def evict_block(self) -> int:
+        return self._evict_block
 
     # --- updates ---------------------------------------------------------------------------
 
@@ -193,6 +215,12 @@ class ContextStore:
             return len(self._order)
 
     @property
+    def stored_ids(self) -> tuple[int, ...]:
+        """Step ids of the stored slots, oldest first (including those beyond the budget)."""
+        with self._lock:
+            return tuple(self._order)
+
+    @property
     def total_tokens(self) -> int:
         """Tokens of question+answer over history()."""
         with self._lock:
@@ -201,26 +229,33 @@ class ContextStore:
     # --- internals -------------------------------------------------------------------------
 
     def _visible(self) -> list[tuple[int, _Slot]]:
-        out: list[tuple[int, _Slot]] = []
+        order = self._order
+        tokens = [self._slots[sid].tokens for sid in order]
+        # suffix[i] = tokens of slots i.. (a zero-token slot costs nothing and hides nothing).
+        suffix = [0] * (len(order) + 1)
+        for i in range(len(order) - 1, -1, -1):
+            suffix[i] = suffix[i + 1] + tokens[i]
         budget = self._max_tokens
-        for sid in reversed(self._order):
-            slot = self._slots[sid]
-            if slot.tokens == 0:
-                # A slot cut to nothing (a zero budget, empty text) is not a turn: never hand
-                # out empty turns, and it costs nothing, so it hides no older turn either.
-                continue
-            if slot.tokens > budget:
-                break
-            budget -= slot.tokens
-            out.append((sid, slot))
-        out.reverse()
-        return out
+        start = next((i for i in range(0, len(order), self._evict_block)
+                      if suffix[i] <= budget), None)
+        if start is None:
+            # The newest block alone is over the budget: its newest run that fits.
+            start = next(i for i in range(len(order) + 1) if suffix[i] <= budget)
+        # A slot cut to nothing (a zero budget, empty text) is not a turn: never hand out
+        # empty turns.
+        return [(sid, self._slots[sid]) for sid, t in zip(order[start:], tokens[start:]) if t]
+
+    def _block(self) -> int:
+        """Slots evicted at once when a new one exceeds the turn cap."""
+        return min(self._evict_block, self._max_turns)
 
     def _has_room_for(self, sid: int) -> bool:
         """Tell whether a new slot sid would survive the turn cap; remember refusals."""
         if sid <= self._evicted_upto:
             return False
-        if len(self._order) >= self._max_turns and sid < self._order[0]:
+        if len(self._order) >= self._max_turns and (
+                bisect.bisect_left(self._order, sid) < self._block()):
+            # It would be among the oldest block, evicted as soon as it is inserted.
             self._evicted_upto = max(self._evicted_upto, sid)
             return False
         return True
@@ -228,10 +263,12 @@ class ContextStore:
     def _insert(self, sid: int, slot: _Slot) -> None:
         bisect.insort(self._order, sid)  # sid is new: callers look it up first
         self._slots[sid] = slot
-        while len(self._order) > self._max_turns:
-            old = self._order.pop(0)
-            del self._slots[old]
-            self._evicted_upto = max(self._evicted_upto, old)
+        if len(self._order) > self._max_turns:
+            evicted = self._order[:self._block()]
+            del self._order[:self._block()]
+            for old in evicted:
+                del self._slots[old]
+            self._evicted_upto = max(self._evicted_upto, evicted[-1])
 
     def _make_slot(self, question: str, answer: str, from_cloud: bool) -> _Slot:
         q = _clean_text(question)
