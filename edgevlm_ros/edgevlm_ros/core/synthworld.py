@@ -66,6 +66,14 @@ NONE_ANSWER = 'none'
 # An object counts as visible when at least this share of its pixels can be seen.
 VISIBLE_SHARE = 0.5
 QUESTION_TYPES = ('count', 'exists', 'colour', 'where')
+# Question mixes (WorldSpec.mix, generate(mix=...)): 'rotation' (the default, what every bag and
+# the micro SVLM's training used) rotates the four kinds in a per-episode shuffled order;
+# 'focus' asks 'where' and 'colour' every other window, about an object that is visible in at
+# least half of the window when there is one, so that Visual Focus has boxes to steer by.
+QUESTION_MIXES = ('rotation', 'focus')
+_FOCUS_ORDER = ('where', 'count', 'colour', 'exists')
+_FOCUS_KINDS = ('where', 'colour')
+_FOCUS_VISIBLE_SHARE = 0.5
 
 _LANES = 5
 _TINT = 12           # most a background channel differs from grey
@@ -360,6 +368,7 @@ class WorldSpec:
     question_every: float = 5.0
     width: int = 640
     height: int = 480
+    mix: str = 'rotation'  # one of QUESTION_MIXES; written out only when not the default
 
     PREFIX = 'synth:'
 
@@ -368,7 +377,7 @@ class WorldSpec:
         if not isinstance(text, str) or not text.startswith(cls.PREFIX):
             raise ValueError(f"a world spec starts with '{cls.PREFIX}', got {text!r}")
         values: dict[str, object] = {}
-        types = {'seed': int, 'width': int, 'height': int}
+        types = {'seed': int, 'width': int, 'height': int, 'mix': str}
         for item in filter(None, (x.strip() for x in text[len(cls.PREFIX):].split(','))):
             key, sep, value = item.partition('=')
             key = key.strip()
@@ -390,13 +399,15 @@ class WorldSpec:
             _positive(name, getattr(self, name))
         if not 0 < self.pace <= 1:
             raise ValueError(f'pace must be in (0, 1], got {self.pace}')
+        if self.mix not in QUESTION_MIXES:
+            raise ValueError(f'mix must be one of {", ".join(QUESTION_MIXES)}, got {self.mix!r}')
         SynthWorld(self.seed, self.width, self.height, self.episode)
 
     def __str__(self) -> str:
         return (f'{self.PREFIX}seed={self.seed},duration={self.duration:g},fps={self.fps:g},'
                 f'pace={self.pace:g},episode={self.episode:g},'
                 f'question_every={self.question_every:g},width={self.width},'
-                f'height={self.height}')
+                f'height={self.height}' + ('' if self.mix == 'rotation' else f',mix={self.mix}'))
 
     @property
     def frames(self) -> int:
@@ -404,7 +415,7 @@ class WorldSpec:
 
     def generate(self, progress: Callable[[int, int], None] | None = None) -> Iterator[Sample]:
         return generate(self.seed, self.duration, self.fps, self.width, self.height,
-                        self.episode, self.question_every, progress, self.pace)
+                        self.episode, self.question_every, progress, self.pace, self.mix)
 
     def world(self) -> SynthWorld:
         """The world of this spec (it keeps the last episode built: reuse it across calls)."""
@@ -427,13 +438,14 @@ def frame_count(duration_s: float, fps: float) -> int:
 def generate(seed: int = 0, duration_s: float = 60.0, fps: float = 10.0, width: int = 640,
              height: int = 480, episode_s: float = 20.0, question_every_s: float = 5.0,
              progress: Callable[[int, int], None] | None = None,
-             pace: float = 1.0) -> Iterator[Sample]:
+             pace: float = 1.0, mix: str = 'rotation') -> Iterator[Sample]:
     """
     Yield the frames of a seeded synthetic dataset with the question asked at each and its truth.
 
     Frames are at t = i / fps (seconds from the start), i = 0 .. frame_count - 1. `pace` (0..1]
     slows the whole scene down (objects, camera, answer changes): at 0.5 everything moves half
-    as fast, so an answer holds about twice as long. `progress`, if
+    as fast, so an answer holds about twice as long. `mix` is the question mix (QUESTION_MIXES;
+    it changes which questions are asked, never the frames). `progress`, if
     given, is called after every frame with (frames done, frames in all). The returned iterator
     supports operator.length_hint (frames left), so writers can show a progress bar.
     """
@@ -442,18 +454,22 @@ def generate(seed: int = 0, duration_s: float = 60.0, fps: float = 10.0, width: 
         _positive(name, value)
     if pace > 1.0:
         raise ValueError(f'pace must be in (0, 1] (1 = the default scene speed), got {pace}')
+    if mix not in QUESTION_MIXES:
+        raise ValueError(f'mix must be one of {", ".join(QUESTION_MIXES)}, got {mix!r}')
     world = SynthWorld(seed, width, height, episode_s)
     return _Stream(world, frame_count(duration_s, fps), float(fps), float(question_every_s),
-                   progress, float(pace))
+                   progress, float(pace), mix)
 
 
 class _Stream(Iterator[Sample]):
     """generate()'s iterator: renders one frame per next(), knows how many are left."""
 
     def __init__(self, world: SynthWorld, total: int, fps: float, every_s: float,
-                 progress: Callable[[int, int], None] | None, pace: float = 1.0) -> None:
+                 progress: Callable[[int, int], None] | None, pace: float = 1.0,
+                 mix: str = 'rotation') -> None:
         self._world, self._total, self._fps, self._every = world, total, fps, every_s
         self._progress = progress
+        self._mix = mix
         self._pace = pace  # scene time = dataset time x pace (slow motion below 1)
         self._done = 0
         self._plan: dict[int, Question] = {}  # frame index -> question (current episode)
@@ -500,6 +516,8 @@ class _Stream(Iterator[Sample]):
         candidates = episode.questions()
         order = [str(k) for k in rng.permutation(QUESTION_TYPES) if
                  any(q.kind == k for q in candidates)]
+        if self._mix == 'focus':  # drawn above all the same: the default's draws stay put
+            order = [k for k in _FOCUS_ORDER if any(q.kind == k for q in candidates)]
         plan: dict[int, Question] = {}
         previous: Question | None = None
         for n, key in enumerate(sorted(windows)):
@@ -507,7 +525,12 @@ class _Stream(Iterator[Sample]):
             changes = {q: _changes([q.answer(s)[0] for s in states]) for q in candidates}
             kind = order[n % len(order)]
             pool = [q for q in candidates if q.kind == kind and q != previous]
-            if not pool or max(changes[q] for q in pool) == 0:
+            seen: list[Question] = []
+            if self._mix == 'focus' and kind in _FOCUS_KINDS:
+                # An object in view, even if its answer holds all window: focus needs boxes.
+                seen = [q for q in pool if _visible_share(q, states) >= _FOCUS_VISIBLE_SHARE]
+                pool = seen or pool
+            if not seen and (not pool or max(changes[q] for q in pool) == 0):
                 pool = [q for q in candidates if q != previous] or candidates
             # Enough changes that staleness matters, but not always the busiest question.
             cap = max(1, round(len(states) / self._fps * self._pace / _SECONDS_PER_CHANGE))
@@ -582,6 +605,11 @@ def _positive(name: str, value: float) -> None:
 def _index(t: float, period: float) -> int:
     # Tolerate float error at exact boundaries (t = 20.000000000000004 / 20 is episode 1).
     return int(math.floor(t / period + 1e-9))
+
+
+def _visible_share(q: Question, states: list[FrameState]) -> float:
+    """Share of the states in which an object the question is about is visible."""
+    return sum(1 for s in states if q.relevant(s)) / len(states) if states else 0.0
 
 
 def _changes(values: list[str]) -> int:
