@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.base import common_prefix_len
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import compat
@@ -463,3 +464,86 @@ def test_load_processor_reports_the_loader_error_when_no_fallback_applies(
     with pytest.raises(OSError, match='AutoProcessor failed .* image-only Qwen2VLProcessor'):
         compat.load_processor(str(broken))
 
+
+
+# ------------------------------------------------------------------------------ KV reuse
+
+
+def history_steps() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(what changed, history) of an edge run: it grows, slides, one turn is replaced, repeats."""
+    turns = [(f'Question {i} about the scene?', f'answer {i} is a red box') for i in range(6)]
+    steps = [('grow', turns[:n]) for n in range(0, 4)]
+    steps += [('slide', turns[n - 3:n]) for n in range(4, 7)]
+    replaced = list(steps[-1][1])
+    replaced[1] = (replaced[1][0], 'the cloud says a blue ball')  # Context Replacement, slot 1
+    return steps + [('replace', replaced), ('repeat', replaced)]
+
+
+@pytest.mark.parametrize('arch', STEERED)
+def test_kv_reuse_answers_what_generate_answers_as_the_history_changes(
+        svlms: dict[str, TransformersSvlm], arch: str) -> None:
+    svlm = svlms[arch]
+    svlm.clear_cache()
+    tok = svlm.tokenizer
+    image_id = visual_focus._image_token_id(svlm.model.config)
+    rng = np.random.default_rng(11)
+    previous: list[tuple[str, str]] = []
+    logits: list[torch.Tensor] = []  # of each forward's last position: prefill, decode...
+    for step, (change, history) in enumerate(history_steps()):
+        frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)  # a new frame every step
+        focus = [CENTRE_BOX] if step % 2 else []
+        held = svlm.cached_ids
+        inputs = build(svlm, frame, history=history)
+        ids = inputs['input_ids'][0].tolist()
+        logits.clear()
+        hook = svlm.model.register_forward_hook(
+            lambda module, args, out: logits.append(out.logits[0, -1].clone()))
+        try:
+            result = svlm.answer(frame, 'What is ahead?', history, focus=focus,
+                                 focus_alpha=2.0)
+        finally:
+            hook.remove()
+
+        # Reuse stops at the first difference from what the cache held, or at the image.
+        expected = min(common_prefix_len(held, ids), ids.index(image_id)) if held else 0
+        assert result.cached_tokens == expected, (change, step)
+        reused = tok.decode(ids[:expected])
+        if change == 'grow' and previous:
+            assert previous[-1][1] in reused  # every turn of the previous prompt is reused
+        elif change == 'slide':
+            # The dropped turn shifts all that follows: only the template's head is reused.
+            assert 0 < expected and not any(q in reused for q, _ in previous + history)
+        elif change == 'replace':  # kept up to the replaced turn's answer, not beyond
+            assert history[0][1] in reused and history[1][0] in reused
+            assert previous[1][1] not in reused and history[1][1] not in reused
+            assert history[2][0] not in reused
+        elif change == 'repeat':
+            assert expected == ids.index(image_id)
+
+        # The same tokens as transformers' generate() over the whole prompt (the old path).
+        bias = None
+        if focus:
+            bias, _ = visual_focus.focus_bias(svlm.model, inputs, svlm.processor, focus, 2.0,
+                                              image_size=frame.shape[:2])
+        with visual_focus.applied(bias):
+            reference = svlm.reference_generate(inputs, svlm.max_new_tokens).tolist()
+        assert result.focus_applied == bool(focus)
+        assert result.completion_tokens == len(reference)
+        assert result.text == tok.decode(reference, skip_special_tokens=True).strip()
+        # The cache now holds exactly this prompt and the answer but its last token.
+        assert svlm.cached_ids == tuple(ids + reference[:-1])
+        # Exact, not just the same argmax: the logits of the cached prefill and of each decode
+        # step are those of one uncached forward over the whole sequence (tiny random models
+        # move little with wrong positions: Qwen's M-RoPE replaced by 0..L-1 shifts them 2e-3).
+        sequence = torch.tensor([svlm.cached_ids])
+        full = {**inputs, 'input_ids': sequence, 'attention_mask': torch.ones_like(sequence)}
+        grown = sequence.shape[1] - len(ids)
+        if 'mm_token_type_ids' in inputs:
+            full['mm_token_type_ids'] = torch.nn.functional.pad(inputs['mm_token_type_ids'],
+                                                                (0, grown))
+        with torch.no_grad(), visual_focus.applied(bias):
+            uncached = svlm.model(**full).logits[0, len(ids) - 1:]
+        assert len(logits) == uncached.shape[0] == len(reference)
+        worst = float((torch.stack(logits) - uncached).abs().max())
+        assert worst < 2e-5, (change, step, worst)
+        previous = history

@@ -12,11 +12,12 @@ import subprocess
 import sys
 
 from edgevlm_ros.core.images import encode_jpeg
-from edgevlm_ros.lvlm.server import LvlmServer, parse_args
+from edgevlm_ros.lvlm.server import LvlmServer, load_model, parse_args
 from edgevlm_ros.models import tiny
 import httpx
 import numpy as np
 import pytest
+import torch
 
 SERVED = 'test-lvlm'
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +180,40 @@ def test_invalid_settings_are_rejected() -> None:
         LvlmServer(grounding='yolo')
     with pytest.raises(ValueError, match='port'):
         LvlmServer(port=70000)
+    with pytest.raises(ValueError, match='device must be one of'):
+        LvlmServer(device='gpu')
+    with pytest.raises(ValueError, match='dtype must be one of'):
+        LvlmServer(dtype='fp16')
+    with pytest.raises(ValueError, match='device must be one of'):
+        load_model('tiny', 4, device='tpu')
+
+
+def test_device_and_dtype_reach_the_model(model_dir: Path) -> None:
+    svlm = load_model(str(model_dir), 4, device='cpu', dtype='bfloat16')
+    assert svlm.device.type == 'cpu' and svlm.model.dtype == torch.bfloat16
+    with LvlmServer(str(model_dir), served_name=SERVED, max_new_tokens=2, device='auto',
+                    dtype='bfloat16') as srv:
+        assert srv.backend.model.dtype == torch.bfloat16
+        reply = httpx.post(f'{srv.url}/chat/completions', json=chat_body(data_url(scene())),
+                           timeout=60.0)
+        assert reply.status_code == 200
+        assert reply.json()['usage']['completion_tokens'] <= 2
+    if not torch.cuda.is_available():
+        srv = LvlmServer(str(model_dir), device='cuda')
+        with pytest.raises(OSError, match="device 'cuda' requested but this torch has no CUDA"):
+            srv.start()
+        assert srv.backend is None
+
+
+def test_command_line_device_and_dtype_are_checked(capsys: pytest.CaptureFixture) -> None:
+    opts = parse_args(['--device', 'cuda:1', '--dtype', 'bfloat16'])
+    assert (opts.device, opts.dtype) == ('cuda:1', 'bfloat16')
+    assert (parse_args([]).device, parse_args([]).dtype) == ('auto', 'auto')
+    for argv, match in ((['--device', 'gpu'], 'device must be one of'),
+                        (['--dtype', 'half'], 'dtype must be one of')):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert match in capsys.readouterr().err
 
 
 def test_command_line_ignores_ros_arguments() -> None:

@@ -132,6 +132,27 @@ def test_load_svlm_dispatches_scripted_specs(tmp_path: Path) -> None:
         load_svlm(str(tmp_path / 'no-such-model-dir'))
 
 
+def test_scripted_svlm_takes_every_backend_keyword_and_counts_calls(tmp_path: Path) -> None:
+    from edgevlm_ros.backends.base import load_svlm
+    spec = 'scripted:' + script(tmp_path, {'answer': 'a b'})
+    # The double runs on no device: a CUDA name is accepted whether or not CUDA is there.
+    svlm = load_svlm(spec, backend='onnxruntime', device='cuda:1', dtype='bfloat16',
+                     quantize='int8', providers='CUDAExecutionProvider,CPUExecutionProvider',
+                     kv_reuse=False)
+    assert isinstance(svlm, ScriptedSvlm)
+    assert svlm.providers == ('CUDAExecutionProvider', 'CPUExecutionProvider')
+    first = svlm.answer(FRAME, 'Colour?')
+    second = svlm.answer(FRAME, 'Colour?', [('Colour?', 'a b')])
+    assert first.cached_tokens == second.cached_tokens == 0 and second.stages == {}
+    stats = svlm.cache_stats
+    assert (stats.calls, stats.hits, stats.cached_tokens) == (2, 0, 0)
+    assert stats.prompt_tokens == first.prompt_tokens + second.prompt_tokens
+    for bad, match in ((dict(device='gpu'), 'device'), (dict(dtype='half'), 'dtype'),
+                       (dict(quantize='int4'), 'quantize'), (dict(kv_reuse=None), 'kv_reuse')):
+        with pytest.raises(ValueError, match=match):
+            ScriptedSvlm(spec, **bad)
+
+
 def test_question_matching_rule() -> None:
     assert question_matches('Is it red?', 'is  it RED?')
     assert question_matches('The image is 4x4 pixels.\nIs it red?', 'Is it red?')

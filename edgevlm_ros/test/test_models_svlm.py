@@ -1,15 +1,17 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The transformers edge SVLM: text-only history, one image per answer, focus, validation."""
+"""The transformers edge SVLM: history, focus, validation, device/dtype/int8, its greedy loop."""
 
 from pathlib import Path
 import threading
 
-from edgevlm_ros.backends.base import SvlmResult
+from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.base import STAGES, SvlmResult
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
 import numpy as np
 import pytest
+import torch
 
 HISTORY = [('Is the path clear?', 'yes, the corridor is clear'),
            ('What is on the left?', 'a door')]
@@ -170,3 +172,162 @@ def test_concurrent_callers_are_served_one_at_a_time(svlm: TransformersSvlm,
     for t in threads:
         t.join(timeout=60)
     assert texts == [expected] * 3
+
+
+# ------------------------------------------------------------------ device, precision, int8
+
+
+def test_cuda_requested_without_cuda_is_one_clear_error(tiny_edge_model: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip('this torch has a CUDA device')
+    with pytest.raises(OSError, match=r"^device 'cuda' requested but this torch has no CUDA "
+                       r'device \(torch .*\); available: cpu$'):
+        TransformersSvlm(str(tiny_edge_model), device='cuda')
+
+
+def test_devices_and_dtypes_resolve_against_what_torch_has(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgevlm_ros.backends import transformers_backend as tb
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    assert tb.resolve_device('auto') == torch.device('cuda', 0)
+    assert tb.resolve_device(' CUDA:1 ') == torch.device('cuda', 1)
+    assert tb.resolve_device('cpu') == torch.device('cpu')
+    with pytest.raises(OSError, match='no CUDA device 2; available: cpu, cuda:0, cuda:1$'):
+        tb.resolve_device('cuda:2')
+    assert tb.resolve_dtype('auto', torch.device('cuda', 0)) is torch.float16
+    assert tb.resolve_dtype('auto', torch.device('cpu')) is torch.float32
+    assert tb.resolve_dtype('bfloat16', torch.device('cpu')) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert tb.resolve_device('auto') == torch.device('cpu')
+
+
+@pytest.mark.parametrize(('kwargs', 'match'), [
+    (dict(device='gpu'), 'device must be one of'),
+    (dict(dtype='fp16'), 'dtype must be one of'),
+    (dict(quantize='int4'), 'quantize must be one of'),
+    (dict(kv_reuse='yes'), 'kv_reuse must be True or False'),
+    (dict(quantize='int8', dtype='bfloat16'), "int8' needs dtype float32"),
+])
+def test_malformed_runtime_options_are_refused(tiny_edge_model: Path, kwargs: dict,
+                                               match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TransformersSvlm(str(tiny_edge_model), **kwargs)
+
+
+def test_int8_is_refused_on_cuda_before_anything_loads(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    # No model at this path: the option check comes first.
+    with pytest.raises(ValueError, match='runs on the CPU only, not on cuda:0'):
+        TransformersSvlm(str(tmp_path / 'absent'), device='cuda', quantize='int8',
+                         dtype='float32')
+
+
+@pytest.mark.parametrize(('dtype', 'quantize'), [('bfloat16', 'none'), ('float32', 'int8')])
+def test_half_precision_and_int8_models_answer_with_focus(tiny_edge_model: Path,
+                                                          frame: np.ndarray, dtype: str,
+                                                          quantize: str) -> None:
+    svlm = TransformersSvlm(str(tiny_edge_model), max_new_tokens=4, dtype=dtype,
+                            quantize=quantize, providers=('CPUExecutionProvider',))
+    linears = [m for m in svlm.model.modules() if type(m) is torch.nn.Linear]
+    if quantize == 'int8':
+        assert linears == []  # every Linear became a dynamic int8 one
+        assert svlm.model.model.text_model.layers[0].self_attn.q_proj.weight().dtype == \
+            torch.qint8
+    else:
+        assert svlm.model.dtype == torch.bfloat16 and linears
+    first = svlm.answer(frame, 'What is ahead?', HISTORY, focus=[Box(0.25, 0.25, 0.5, 0.5)],
+                        focus_alpha=2.0)
+    assert first.focus_applied and first.focused_tokens == 4
+    assert 1 <= first.completion_tokens <= 4 and first.text
+    again = svlm.answer(frame, 'What is ahead?', HISTORY, focus=[Box(0.25, 0.25, 0.5, 0.5)],
+                        focus_alpha=2.0)
+    assert again.text == first.text and again.cached_tokens > 0
+
+
+# ------------------------------------------------------------------------ own greedy loop
+
+
+def reference_text(svlm: TransformersSvlm, image: np.ndarray, question: str,
+                   history=(), focus=(), alpha: float = 0.0,
+                   limit: int | None = None) -> tuple[str, list[int]]:
+    """What transformers' generate() answers with the backend's settings (the old path)."""
+    inputs, _ = svlm.build_inputs(image, question, history)
+    bias = None
+    if focus and alpha > 0:
+        bias, _ = visual_focus.focus_bias(svlm.model, inputs, svlm.processor, list(focus),
+                                          alpha, image_size=image.shape[:2])
+    with visual_focus.applied(bias):
+        ids = svlm.reference_generate(inputs, limit or svlm.max_new_tokens).tolist()
+    return svlm.tokenizer.decode(ids, skip_special_tokens=True).strip(), ids
+
+
+def test_stages_cached_tokens_and_cache_stats_are_reported(tiny_edge_model: Path,
+                                                           frame: np.ndarray) -> None:
+    svlm = TransformersSvlm(str(tiny_edge_model), max_new_tokens=5)
+    results = []
+    for n in (1, 2, 2):
+        r = svlm.answer(frame, 'What is ahead?', HISTORY[:n])
+        assert set(r.stages) == set(STAGES)
+        assert all(v >= 0 for v in r.stages.values())
+        assert sum(r.stages.values()) <= r.model_ms + 1e-6
+        # The cache never holds more than this call's prompt and answer.
+        assert len(svlm.cached_ids) == r.prompt_tokens + r.completion_tokens - 1
+        results.append(r)
+    assert results[0].cached_tokens == 0
+    # The second prompt starts with the first's history turn; the third repeats the second
+    # up to its image (the frame is new every step, so the image is never reused).
+    assert 0 < results[1].cached_tokens < results[2].cached_tokens < results[2].prompt_tokens
+    inputs, _ = svlm.build_inputs(frame, 'What is ahead?', HISTORY)
+    ids = inputs['input_ids'][0].tolist()
+    assert results[2].cached_tokens == ids.index(svlm.model.config.image_token_id)
+    stats = svlm.cache_stats
+    assert (stats.calls, stats.hits) == (3, 2)
+    assert stats.prompt_tokens == sum(r.prompt_tokens for r in results)
+    assert stats.cached_tokens == sum(r.cached_tokens for r in results)
+
+
+def test_own_loop_answers_what_generate_answers(svlm: TransformersSvlm,
+                                                frame: np.ndarray) -> None:
+    box = Box(0.25, 0.25, 0.5, 0.5)
+    for history, focus, limit in ((HISTORY, [box], 6), (HISTORY[:1], [], 3), ((), [box], 1)):
+        result = svlm.answer(frame, 'What is ahead?', history, focus=focus, focus_alpha=3.0,
+                             max_new_tokens=limit)
+        text, ids = reference_text(svlm, frame, 'What is ahead?', history, focus, 3.0, limit)
+        assert (result.text, result.completion_tokens) == (text, len(ids))
+
+
+def test_without_kv_reuse_nothing_is_kept_and_answers_are_the_same(
+        tiny_edge_model: Path, svlm: TransformersSvlm, frame: np.ndarray) -> None:
+    plain = TransformersSvlm(str(tiny_edge_model), max_new_tokens=6, kv_reuse=False)
+    for n in (1, 2, 2):
+        result = plain.answer(frame, 'What is ahead?', HISTORY[:n])
+        assert result.cached_tokens == 0 and plain.cached_ids == ()
+        assert result.text == svlm.answer(frame, 'What is ahead?', HISTORY[:n]).text
+    assert plain.cache_stats.calls == 3 and plain.cache_stats.hits == 0
+
+
+def test_a_failing_model_call_drops_the_cache(tiny_edge_model: Path, frame: np.ndarray,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    svlm = TransformersSvlm(str(tiny_edge_model), max_new_tokens=6)
+    expected = svlm.answer(frame, 'What is ahead?', HISTORY).text
+    assert svlm.cached_ids
+    forward = svlm.model.forward
+    calls: list[int] = []
+
+    def fails_on_the_first_decode_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the prefill went through and wrote into the cache
+            raise RuntimeError('device lost')
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(svlm.model, 'forward', fails_on_the_first_decode_step)
+    with pytest.raises(RuntimeError, match='device lost'):
+        svlm.answer(frame, 'What is ahead?', HISTORY)
+    assert svlm.cached_ids == () and svlm.cache_stats.calls == 1
+    monkeypatch.setattr(svlm.model, 'forward', forward)
+    after = svlm.answer(frame, 'What is ahead?', HISTORY)
+    assert after.cached_tokens == 0 and after.text == expected

@@ -344,3 +344,28 @@ def test_threads_with_different_biases_get_their_own_masks(svlm: TransformersSvl
     for i in (0, 1):
         assert len(results[i]) == 5
         assert all(torch.allclose(r, expected[i], atol=1e-5) for r in results[i])
+
+
+@pytest.mark.parametrize(('dtype', 'quantize'), [('bfloat16', 'none'), ('float32', 'int8')])
+def test_focus_works_in_bfloat16_and_with_int8_linears(tiny_edge_model, frame: np.ndarray,
+                                                       dtype: str, quantize: str) -> None:
+    svlm = TransformersSvlm(str(tiny_edge_model), max_new_tokens=4, dtype=dtype,
+                            quantize=quantize)
+    inputs = inputs_for(svlm, frame, split=True, longest_edge=1024)
+    positions, _ = visual_focus.image_token_boxes(svlm.model, inputs, svlm.tokenizer)
+    unit, n = visual_focus.focus_bias(svlm.model, inputs, svlm.tokenizer, [CENTRE_BOX], 1.0)
+    focused = (unit[0] > 0).nonzero().flatten()
+    assert n == 20
+    shares = []
+    with torch.no_grad():
+        for alpha in (0.0, 2.0, 4.0):
+            with visual_focus.applied(unit * alpha):
+                out = svlm.model(**svlm.model_inputs(inputs), output_attentions=True)
+            assert out.attentions[0].dtype == svlm.dtype
+            shares.append(focus_share([a.float() for a in out.attentions], positions, focused))
+    assert shares[0] < shares[1] < shares[2]
+    assert shares[0] < 0.15 and shares[2] > 0.5
+    result = svlm.answer(frame, 'What is ahead?', focus=[CENTRE_BOX], focus_alpha=4.0)
+    assert result.focus_applied and result.focused_tokens == 4
+    assert 1 <= result.completion_tokens <= 4 and isinstance(result.text, str)
+    assert visual_focus.current_bias() is None

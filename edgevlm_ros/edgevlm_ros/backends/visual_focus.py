@@ -13,7 +13,11 @@ a 640x480 frame covers at most ~30 % of one cell, so alpha 4 became a bias of ~1
 answer token's attention on the object from 8 % to 13 % of its image attention; scaled to the
 best-covered token it reaches 66 %, see bench/visual_focus_effect.py.) Key positions
 beyond the bias (tokens generated after the prompt, through the KV cache) get 0, so the bias stays
-valid during ``generate``.
+valid during ``generate``. Positions are absolute: a forward over the uncached part of a prompt
+whose prefix comes from a kept KV cache gets a mask over all its keys (cached ones first), so the
+bias still lands on the image tokens; it is 0 on text positions, so cached prefix keys/values are
+the same with or without it. The bias is added in the attention's own dtype (float32, float16 or
+bfloat16) to a float mask whose masked entries are that dtype's minimum.
 
 Mechanics: a custom attention function, ``edgevlm_visual_focus``, is registered with
 transformers' ``AttentionInterface`` (and ``eager_mask`` as its mask builder, so the causal mask

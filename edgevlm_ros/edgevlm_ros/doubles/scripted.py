@@ -8,11 +8,12 @@ to end through the real graph: random-weight tiny models answer noise, these ans
 (or the evaluation bag) says they will. Their names start with ``scripted-test-double:`` or
 ``oracle-test-double:`` and they log a warning when made, so a run that used one says so.
 
-* ``ScriptedSvlm`` (spec ``scripted:<json>``) stands in for the edge SVLM (``TransformersSvlm``:
+* ``ScriptedSvlm`` (spec ``scripted:<json>``) stands in for the edge SVLM (``base.EdgeSvlm``:
   same ``answer``, ``count_tokens``, ``name``, ``max_new_tokens``, ``focus_layers``,
-  ``focus_supported``). It answers from a JSON script (format in ``load_script``); with
-  ``echo_cloud`` it repeats the cloud answer that Context Replacement put into its history for
-  the same question: an SVLM that uses corrected context perfectly. It never looks at the image
+  ``focus_supported``, ``cache_stats`` and the backends' keywords). It answers from a JSON
+  script (format in ``load_script``); with ``echo_cloud`` it repeats the cloud answer that
+  Context Replacement put into its history for the same question: an SVLM that uses corrected
+  context perfectly. It never looks at the image
   and applies no attention focus (``focus_supported`` is False, ``focus_applied`` always False).
   It can also be served as a scripted cloud by the LVLM server.
 * ``OracleLvlm`` (spec ``oracle:<eval bag>``) stands in for the cloud LVLM behind the project's
@@ -39,6 +40,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgevlm_ros.backends.base import (
+    QUANTIZATIONS,
+    PrefixCacheStats,
+    check_device,
+    check_dtype,
+    parse_providers,
+)
 from edgevlm_ros.core.context import truncate_to_tokens, word_count
 from edgevlm_ros.core.images import check_image, to_grey
 from edgevlm_ros.core.records import Truth
@@ -75,6 +83,8 @@ class ScriptedResult:
     focused_tokens: int
     prompt: str
     completion_tokens: int = 0
+    cached_tokens: int = 0     # a double keeps no KV cache
+    stages: dict[str, float] = field(default_factory=dict)  # no model stages to report
     # Oracle only: ground-truth boxes (normalised) the server reports as objects; None = this
     # backend does not ground (the server grounds as configured).
     boxes: tuple[Box, ...] | None = None
@@ -209,9 +219,22 @@ class ScriptedSvlm:
 
     def __init__(self, spec: str, *, max_new_tokens: int = 24, image_longest_edge: int = 512,
                  do_image_splitting: bool = False, num_threads: int = 0,
-                 focus_layers: Sequence[int] | None = None) -> None:
-        # image_longest_edge, do_image_splitting, num_threads: TransformersSvlm's keywords,
-        # accepted so one call makes either backend; nothing here processes an image.
+                 focus_layers: Sequence[int] | None = None, device: str = 'auto',
+                 dtype: str = 'auto', quantize: str = 'none',
+                 providers: Sequence[str] | str = (), kv_reuse: bool = True) -> None:
+        # image_longest_edge, do_image_splitting, num_threads, device, dtype, quantize,
+        # providers, kv_reuse: the backends' keywords, accepted (and checked for form) so one
+        # call makes any backend; nothing here processes an image or runs on a device.
+        for reason in (check_device(device), check_dtype(dtype)):
+            if reason:
+                raise ValueError(reason)
+        if quantize not in QUANTIZATIONS:
+            raise ValueError(f'quantize must be one of {", ".join(QUANTIZATIONS)}, '
+                             f'got {quantize!r}')
+        if not isinstance(kv_reuse, bool):
+            raise ValueError(f'kv_reuse must be True or False, got {kv_reuse!r}')
+        self.providers = parse_providers(providers)
+        self.cache_stats = PrefixCacheStats()  # every call is a miss: there is no cache
         self.path = _spec_path(spec, SCRIPTED_PREFIX)
         self.script = load_script(self.path)
         self.name = f'scripted-test-double:{self.path}'
@@ -298,6 +321,7 @@ class ScriptedSvlm:
             if remaining > 0:
                 time.sleep(remaining)  # emulated compute time of a model, not synchronisation
             model_ms = (time.perf_counter() - t0) * 1000.0
+            self.cache_stats.add(word_count(prompt), 0)
         return ScriptedResult(text=text, model_ms=model_ms, prompt_tokens=word_count(prompt),
                               focus_applied=False, focused_tokens=0, prompt=prompt,
                               completion_tokens=word_count(text))

@@ -4,7 +4,9 @@
 A small OpenAI-compatible LVLM server around any local transformers VLM (stdlib only).
 
 It is the embedded cloud stand-in (default model: the tiny offline 'tiny-cloud') and a way to
-self-host any local image-text-to-text checkpoint. Endpoints:
+self-host any local image-text-to-text checkpoint (on the device and in the precision that
+``device`` / ``dtype``, ``--device`` / ``--dtype`` on the command line, choose; see
+``backends.transformers_backend``). Endpoints:
 
 * ``POST /v1/chat/completions``: OpenAI chat format. The LAST ``image_url`` part of the request
   (a ``data:image/...;base64,`` URL; no remote URLs are fetched) is the image, the text parts of
@@ -50,6 +52,7 @@ import uuid
 
 import numpy as np
 
+from edgevlm_ros.backends.base import DEVICES_HELP, DTYPES, check_device, check_dtype
 from edgevlm_ros.core.images import ImageDecodeError, decode_compressed
 from edgevlm_ros.core.saliency import salient_boxes
 
@@ -239,7 +242,8 @@ class LvlmServer:
     def __init__(self, model: str = 'tiny-cloud', host: str = '127.0.0.1', port: int = 0,
                  served_name: str = 'edgevlm-local-lvlm', grounding: str = 'saliency',
                  max_new_tokens: int = 32, *, max_boxes: int = 3, max_pending: int = 8,
-                 max_body_bytes: int = MAX_BODY_BYTES, num_threads: int = 0) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, num_threads: int = 0,
+                 device: str = 'auto', dtype: str = 'auto') -> None:
         if grounding not in GROUNDING_MODES:
             raise ValueError(f'grounding must be one of {GROUNDING_MODES}, got {grounding!r}')
         if not isinstance(port, int) or not 0 <= port <= 65535:
@@ -256,6 +260,11 @@ class LvlmServer:
         self.grounding = grounding
         if not isinstance(num_threads, int) or num_threads < 0:
             raise ValueError(f'num_threads must be an int >= 0, got {num_threads!r}')
+        for reason in (check_device(device), check_dtype(dtype)):
+            if reason:
+                raise ValueError(reason)
+        self.device = device  # a model's device and dtype (backends.base); doubles ignore them
+        self.dtype = dtype
         self.max_new_tokens = max_new_tokens
         self.max_boxes = max_boxes
         self.max_body_bytes = max_body_bytes
@@ -293,7 +302,8 @@ class LvlmServer:
         if self._httpd is not None:
             return self.url
         if self._svlm is None:
-            self._svlm = load_model(self.model, self.max_new_tokens, self.num_threads)
+            self._svlm = load_model(self.model, self.max_new_tokens, self.num_threads,
+                                    device=self.device, dtype=self.dtype)
         httpd = _HttpServer((self.host, self._port), _Handler)
         httpd.app = self
         self._httpd = httpd
@@ -385,15 +395,21 @@ class LvlmServer:
         }
 
 
-def load_model(spec: str, max_new_tokens: int, num_threads: int = 0) -> Any:
+def load_model(spec: str, max_new_tokens: int, num_threads: int = 0, *, device: str = 'auto',
+               dtype: str = 'auto') -> Any:
     """
     The backend for ``spec``: test double, LVLM simulation, or a model.
 
     'oracle:<bag>' / 'scripted:<json>' are test doubles, 'simulated:...' the LVLM simulation
     (``models.simulated``), anything else a model.
 
-    ``num_threads`` > 0 sets torch's CPU threads (for the whole process) for a model.
+    ``num_threads`` > 0 sets torch's CPU threads (for the whole process) for a model;
+    ``device`` and ``dtype`` place it (``TransformersSvlm``: a CUDA device that is not there is
+    an OSError). Test doubles and the simulation check them for form and ignore them.
     """
+    for reason in (check_device(device), check_dtype(dtype)):
+        if reason:
+            raise ValueError(reason)
     from edgevlm_ros.doubles import scripted
 
     if spec.startswith(scripted.ORACLE_PREFIX):
@@ -406,7 +422,18 @@ def load_model(spec: str, max_new_tokens: int, num_threads: int = 0) -> Any:
     from edgevlm_ros.backends.transformers_backend import (
         TransformersSvlm,  # torch loads here, not at import
     )
-    return TransformersSvlm(spec, max_new_tokens=max_new_tokens, num_threads=num_threads)
+    return TransformersSvlm(spec, max_new_tokens=max_new_tokens, num_threads=num_threads,
+                            device=device, dtype=dtype)
+
+
+def _checked(check: Any) -> Any:
+    """An argparse type that rejects what ``check`` (backends.base) gives a reason for."""
+    def parse(text: str) -> str:
+        reason = check(text)
+        if reason:
+            raise argparse.ArgumentTypeError(reason)
+        return text
+    return parse
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -426,6 +453,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
                         help='how reply boxes are made (the tiny model cannot ground)')
     parser.add_argument('--max-new-tokens', type=int, default=32,
                         help='default answer length cap (requests may lower or raise it)')
+    parser.add_argument('--device', type=_checked(check_device), default='auto',
+                        help=f'where the model runs: {DEVICES_HELP} (default auto: CUDA if '
+                        'torch has it, else the CPU)')
+    parser.add_argument('--dtype', type=_checked(check_dtype), default='auto',
+                        help=f'model precision: {", ".join(DTYPES)} (default auto: float16 on '
+                        'CUDA, float32 on the CPU)')
     parser.add_argument('--log-level', default='INFO',
                         choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
     return parser
@@ -450,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = LvlmServer(opts.model, host=opts.host, port=opts.port,
                             served_name=opts.served_name, grounding=opts.grounding,
-                            max_new_tokens=opts.max_new_tokens)
+                            max_new_tokens=opts.max_new_tokens, device=opts.device,
+                            dtype=opts.dtype)
         server.start()
     except (OSError, ValueError) as e:
         _LOG.error('cannot start: %s', e)
