@@ -24,10 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import logging
 import re
 from typing import Any, Protocol
 
 from edgevlm_ros.core.regions import Box
+
+_LOG = logging.getLogger(__name__)
 
 # Runtimes a model can run on. 'auto' picks per model and machine (see ``choose_backend``).
 BACKENDS = ('auto', 'transformers', 'onnxruntime', 'openvino')
@@ -126,6 +129,63 @@ class EdgeSvlm(Protocol):
                history_sources: Sequence[bool] | None = None) -> SvlmResult: ...
 
 
+# Architectures the ONNX backends export and run (SmolVLM-256M/500M are Idefics3 checkpoints).
+ONNX_MODEL_TYPES = ('idefics3', 'smolvlm')
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _model_type(spec: str) -> str | None:
+    """model_type of the checkpoint or ONNX folder ``spec`` names (None if unreadable)."""
+    import json
+    from pathlib import Path
+
+    from edgevlm_ros.models.registry import resolve_model
+
+    try:
+        path = Path(resolve_model(spec)).expanduser()
+        return json.loads((path / 'config.json').read_text()).get('model_type')
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def choose_backend(spec: str, device: str = 'auto') -> tuple[str, str]:
+    """
+    (backend, why) that ``backend='auto'`` picks for ``spec`` on this machine.
+
+    SmolVLM / Idefics3 on an x86 CPU: OpenVINO when installed (int8 weights and bf16 vision on
+    this CPU kind measured the fastest edge step, docs/edge-backends.md), else ONNX Runtime;
+    other architectures, CUDA devices, other CPUs or no ONNX runtime: transformers.
+    """
+    import platform
+
+    device = (device or 'auto').strip().lower()
+    model_type = _model_type(spec)
+    if model_type not in ONNX_MODEL_TYPES:
+        return 'transformers', f'{model_type or "unknown"} architecture: only transformers runs it'
+    if device.startswith('cuda'):
+        return 'transformers', f'device {device}'
+    if device == 'auto' and _installed('torch'):
+        import torch
+
+        if torch.cuda.is_available():
+            return 'transformers', 'a CUDA device is available'
+    if platform.machine().lower() not in ('x86_64', 'amd64'):
+        return 'transformers', f'{platform.machine()} CPU (the ONNX paths were measured on x86)'
+    if _installed('openvino') and _installed('onnx'):
+        return 'openvino', f'{model_type} on an x86 CPU, OpenVINO installed (fastest measured)'
+    if _installed('onnxruntime') and _installed('onnx'):
+        return 'onnxruntime', f'{model_type} on an x86 CPU, ONNX Runtime installed'
+    return 'transformers', 'neither openvino nor onnxruntime is installed'
+
+
 def load_svlm(spec: str, *, backend: str = 'transformers', **kwargs: Any) -> EdgeSvlm:
     """
     Make the edge SVLM named by ``spec`` on ``backend``.
@@ -133,7 +193,8 @@ def load_svlm(spec: str, *, backend: str = 'transformers', **kwargs: Any) -> Edg
     'scripted:<json>' is the scripted TEST DOUBLE whatever the backend. ``kwargs`` are the
     backend's keywords (``TransformersSvlm``'s: max_new_tokens, image_longest_edge,
     do_image_splitting, num_threads, focus_layers, device, dtype, quantize; the ONNX backends add
-    providers); the test double accepts the same ones.
+    providers); the test double accepts the same ones. ``backend='auto'`` picks one with
+    ``choose_backend`` and logs which and why.
     """
     from edgevlm_ros.doubles.scripted import SCRIPTED_PREFIX, ScriptedSvlm
 
@@ -141,6 +202,9 @@ def load_svlm(spec: str, *, backend: str = 'transformers', **kwargs: Any) -> Edg
         raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
     if isinstance(spec, str) and spec.startswith(SCRIPTED_PREFIX):
         return ScriptedSvlm(spec, **kwargs)
+    if backend == 'auto':
+        backend, why = choose_backend(spec, kwargs.get('device', 'auto'))
+        _LOG.info('edge SVLM %s: backend auto -> %s (%s)', spec, backend, why)
     if backend in ('onnxruntime', 'openvino'):
         from edgevlm_ros.backends.onnx_backend import OnnxSvlm
         return OnnxSvlm(spec, runtime=backend, **kwargs)

@@ -161,6 +161,13 @@ _OV_TYPES = {'f32': 'tensor(float)', 'f16': 'tensor(float16)', 'i64': 'tensor(in
              'boolean': 'tensor(bool)', 'i32': 'tensor(int32)'}
 
 
+def _port_name(port: Any) -> str:
+    # A port can carry several tensor names (graph names and ones passes gave it): the ONNX
+    # input/output name is the one without the exporter's '/node_output' form.
+    names = sorted(port.get_names(), key=lambda n: (n.startswith('/'), len(n)))
+    return names[0] if names else port.get_any_name()
+
+
 class _OvGraph:
     """One OpenVINO compiled model on the CPU: ``run(feed) -> {output name: array}``."""
 
@@ -199,11 +206,11 @@ class _OvGraph:
         except Exception as e:  # noqa: BLE001
             raise OSError(f'OpenVINO cannot compile {path}: {str(e).splitlines()[0]}') from e
         self.request = self.compiled.create_infer_request()
-        self.inputs = {p.get_any_name(): (_OV_TYPES.get(p.get_element_type().get_type_name(),
-                                                        'tensor(float)'),
-                                          list(p.get_partial_shape()))
+        self.inputs = {_port_name(p): (_OV_TYPES.get(p.get_element_type().get_type_name(),
+                                                     'tensor(float)'),
+                                       list(p.get_partial_shape()))
                        for p in self.compiled.inputs}
-        self.outputs = [p.get_any_name() for p in self.compiled.outputs]
+        self.outputs = [_port_name(p) for p in self.compiled.outputs]
         self.providers = ['OpenVINO CPU']
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -348,7 +355,11 @@ class OnnxSvlm:
                            'on %s', wanted[0], ', '.join(used))
         else:
             precision = {'float32': 'f32', 'bfloat16': 'bf16'}.get(dtype)
-            graphs = [_OvGraph(self._graph_path(s, 'none'), threads, precision,
+            # dtype auto: the vision encoder at OpenVINO's default precision (bf16 on CPUs with
+            # AMX / avx512_bf16), the decoder at f32: its int8-weight token steps measured 2x
+            # faster at f32 than at bf16 here (docs/edge-backends.md).
+            graphs = [_OvGraph(self._graph_path(s, 'none'), threads,
+                               precision or (None if s == onnx_export.VISION_FILE else 'f32'),
                                compress_int8=(quantize == 'int8'
                                               and s != onnx_export.EMBED_FILE))
                       for s in stems]

@@ -534,7 +534,8 @@ def plot_curve(out: Path) -> Path | None:
 
 def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_turns: int = 4,
                      seed: int = HELDOUT_SEED, write: bool = True,
-                     log: Callable[[str], None] = _print) -> dict:
+                     log: Callable[[str], None] = _print, backend: str = 'transformers',
+                     **backend_kwargs: Any) -> dict:
     """
     Accuracy of an SVLM on held-out evaluation-world frames, through the edge node's own path.
 
@@ -545,15 +546,24 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
     newer half wrong own ones. Answers come from ``TransformersSvlm.answer`` (processor, chat
     template, greedy decoding, cloud turns marked) and count when their normalised text equals
     the truth. Writes heldout.json next to a model directory.
+
+    ``backend`` and ``backend_kwargs`` go to ``backends.base.load_svlm`` (e.g.
+    ``backend='onnxruntime', quantize='int8'``), so the score can be taken through every edge
+    path; only the default path (transformers, no keywords) writes heldout.json, which the
+    model card reads. The summary names the backend and its keywords.
     """
-    import torch
     from tqdm import tqdm
 
-    from edgevlm_ros.backends.transformers_backend import TransformersSvlm
+    from edgevlm_ros.backends.base import load_svlm
     from edgevlm_ros.core.scoring import normalise
 
-    torch.set_num_threads(threads)
-    svlm = TransformersSvlm(model, max_new_tokens=8, image_longest_edge=512)
+    if backend == 'transformers':
+        import torch
+
+        torch.set_num_threads(threads)
+    options = dict(max_new_tokens=8, image_longest_edge=512, num_threads=threads)
+    options.update(backend_kwargs)
+    svlm = load_svlm(model, backend=backend, **options)
     rng = np.random.default_rng(seed + 99)
     world = svlm_data.CURRICULUM[-1]
     rows: list[dict] = []
@@ -574,7 +584,9 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
             rows.append(row)
     summary: dict[str, Any] = {'model': model, 'frames': images, 'questions': len(rows),
                                'history_turns': history_turns,
-                               'seeds': [seed, seed + images - 1]}
+                               'seeds': [seed, seed + images - 1], 'backend': backend,
+                               'backend_options': {k: v for k, v in backend_kwargs.items()
+                                                   if isinstance(v, (str, int, float, bool))}}
     for kind, (_, name) in HISTORY_NAMES.items():
         summary[name] = float(np.mean([r[kind + '_ok'] for r in rows]))
         summary[name + '_by_kind'] = {
@@ -591,7 +603,7 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
         + f', majority-answer baseline {summary["majority_baseline"]:.1%}')
     result = {'summary': summary, 'rows': rows}
     path = Path(svlm.path)
-    if write and path.is_dir():
+    if write and path.is_dir() and backend == 'transformers' and not backend_kwargs:
         (path / 'heldout.json').write_text(json.dumps(result, indent=1))
     return result
 

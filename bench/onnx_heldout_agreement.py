@@ -1,0 +1,77 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+Held-out accuracy of the micro SVLM through the ONNX paths, and their agreement with torch.
+
+Runs ``models.micro.evaluate_heldout`` (250 frames = 1000 questions, each under the five history
+kinds) through transformers (the reference) and each path given, then prints per path: the
+accuracy per history kind, the share of the greedy answers equal to the transformers ones, and
+the accuracy difference. Writes nothing into the model directory.
+
+usage: python bench/onnx_heldout_agreement.py [--model micro] [--images 250] [--threads 2]
+       [--paths ort,ort-int8,ov-int8] [--out results.json]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from edgevlm_ros.models.micro import HISTORY_KINDS, HISTORY_NAMES, evaluate_heldout
+
+PATHS = {
+    'transformers': ('transformers fp32', dict(backend='transformers')),
+    'ort': ('ONNX Runtime fp32', dict(backend='onnxruntime')),
+    'ort-int8': ('ONNX Runtime int8', dict(backend='onnxruntime', quantize='int8')),
+    'ov-int8': ('OpenVINO int8', dict(backend='openvino', quantize='int8')),
+    'ov-fp32': ('OpenVINO fp32', dict(backend='openvino', dtype='float32')),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--model', default='micro')
+    parser.add_argument('--images', type=int, default=250)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--paths', default='ort,ort-int8,ov-int8')
+    parser.add_argument('--out', default='')
+    args = parser.parse_args()
+    names = ['transformers'] + [p for p in args.paths.split(',') if p and p != 'transformers']
+    results = {}
+    for name in names:
+        t0 = time.monotonic()
+        load0 = os.getloadavg()[0]
+        kw = dict(PATHS[name][1])
+        results[name] = evaluate_heldout(args.model, images=args.images, threads=args.threads,
+                                         write=False, log=lambda s: None, **kw)
+        results[name]['seconds'] = time.monotonic() - t0
+        results[name]['load'] = (load0, os.getloadavg()[0])
+        print(f'{name}: {results[name]["seconds"]:.0f} s, load {load0:.1f} -> '
+              f'{os.getloadavg()[0]:.1f}', file=sys.stderr, flush=True)
+    ref = results['transformers']['rows']
+    print(f'{args.model}: {len(ref)} held-out questions x {len(HISTORY_KINDS)} history kinds, '
+          f'{args.threads} threads')
+    print(f'{"path":22s} ' + ' '.join(f'{HISTORY_NAMES[k][1][:12]:>12s}' for k in HISTORY_KINDS)
+          + f' {"agree":>7s} {"d acc":>6s} {"s":>5s} {"load":>9s}')
+    for name in names:
+        rows = results[name]['rows']
+        summary = results[name]['summary']
+        same = sum(r[k] == q[k] for r, q in zip(rows, ref) for k in HISTORY_KINDS)
+        total = len(rows) * len(HISTORY_KINDS)
+        acc = sum(r[k + '_ok'] for r in rows for k in HISTORY_KINDS) / total
+        acc_ref = sum(q[k + '_ok'] for q in ref for k in HISTORY_KINDS) / total
+        load = results[name]['load']
+        print(f'{PATHS[name][0]:22s} '
+              + ' '.join(f'{summary[HISTORY_NAMES[k][1]]:12.1%}' for k in HISTORY_KINDS)
+              + f' {same / total:7.2%} {100 * (acc - acc_ref):+6.2f} '
+              f'{results[name]["seconds"]:5.0f} {load[0]:4.1f}-{load[1]:4.1f}')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump({k: {'summary': v['summary'], 'seconds': v['seconds'], 'load': v['load']}
+                       for k, v in results.items()}, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
