@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import copy
+import inspect
 import logging
 import math
 import os
@@ -266,6 +267,9 @@ class TransformersSvlm:
                          for n in ('image_token_id', 'image_token_index')) if isinstance(v, int)),
             None)
         self._reuse_supported = self.model_type in KV_REUSE_MODEL_TYPES
+        # Logits of the last position only, where the model's forward can be told so.
+        self._last_logits = ({'logits_to_keep': 1} if 'logits_to_keep' in
+                             inspect.signature(self.model.forward).parameters else {})
         if kv_reuse and not self._reuse_supported:
             _LOG.warning('KV reuse off for %s: positions of model type %r are not known here '
                          '(full prefill every call)', self.name, self.model_type)
@@ -482,7 +486,7 @@ class TransformersSvlm:
         stages = {'preprocess': (t_prefill - t0) * 1000.0}
         self._vision_s = 0.0
         out = self.model(input_ids=ids[:, cached:], past_key_values=cache, use_cache=True,
-                         logits_to_keep=1, **extra)
+                         **self._last_logits, **extra)
         cache = out.past_key_values
         logits = out.logits[0, -1].float()
         generated: list[int] = []
@@ -500,7 +504,7 @@ class TransformersSvlm:
             if positions is not None:
                 step['position_ids'] = positions[..., -1:] + len(generated)
             out = self.model(input_ids=one, past_key_values=cache, use_cache=True,
-                             logits_to_keep=1, **step)
+                             **self._last_logits, **step)
             cache = out.past_key_values
             logits = out.logits[0, -1].float()
         stages['decode'] = (self._sync_time() - t_decode) * 1000.0
