@@ -10,6 +10,7 @@ from edgevlm_ros.core.synthworld import (
     VISIBLE_SHARE,
     WHERE_CHOICES,
     SynthWorld,
+    WorldSpec,
     describe,
     frame_count,
     generate,
@@ -191,3 +192,28 @@ def test_pace_plays_the_same_scene_in_slow_motion():
     fast = describe(generate(seed=3, duration_s=60.0))
     calm = describe(generate(seed=3, duration_s=60.0, pace=0.3))
     assert calm['mean_answer_run_s'] > fast['mean_answer_run_s']
+
+
+def test_the_focus_mix_asks_about_visible_objects_and_changes_no_frame():
+    kw = dict(seed=5, duration_s=80.0, fps=2.0, pace=0.4, question_every_s=8.0, **SMALL)
+    default = list(generate(**kw))
+    assert [s.question for s in default] == [s.question for s in generate(mix='rotation', **kw)]
+    focus = list(generate(mix='focus', **kw))
+    for a, b in zip(default, focus):
+        assert np.array_equal(a.rgb, b.rgb)
+    def visible_where_or_colour(samples):
+        return sum(1 for s in samples if s.question_id.split('/')[0] in ('where', 'colour')
+                   and s.boxes) / len(samples)
+    assert visible_where_or_colour(focus) >= 0.25
+    assert visible_where_or_colour(focus) > visible_where_or_colour(default)
+    with pytest.raises(ValueError, match='mix'):
+        generate(mix='counts', **kw)
+
+
+def test_world_spec_writes_the_mix_only_when_it_is_not_the_default():
+    assert 'mix' not in str(WorldSpec(seed=1))
+    spec = WorldSpec.parse('synth:seed=1,mix=focus')
+    assert spec.mix == 'focus' and str(spec).endswith(',mix=focus')
+    assert WorldSpec.parse(str(spec)) == spec
+    with pytest.raises(ValueError, match='mix'):
+        WorldSpec.parse('synth:mix=bad').check()

@@ -1,0 +1,76 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""
+Tune core.arbitration's parameters on worlds the evaluation never uses (numbers only).
+
+Replays (eval.strategy_replay) the baselines and edgevlm_arbitrated with a grid of
+ArbitrationParams on the tuning worlds (default seeds 300-309, question mix 'focus'), and prints
+per variant its accuracy at the deadline per cell and its worst margin over the best baseline.
+The edgevlm pipeline's SVLM answers are shared by every variant (one forward pass per step).
+
+usage: python bench/arbitration_tuning.py [--seeds 300-309] [--latencies 0.2,0.5,1,2,4,9]
+"""
+
+import argparse
+import itertools
+import sys
+
+from edgevlm_ros.core.arbitration import ArbitrationParams
+from edgevlm_ros.core.scoring import timeline
+from edgevlm_ros.core.synthworld import WorldSpec
+from edgevlm_ros.eval import strategy_replay as sr
+import numpy as np
+from tqdm import tqdm
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    ap.add_argument('--seeds', default='300-309')
+    ap.add_argument('--duration', type=float, default=40.0)
+    ap.add_argument('--latencies', default='0.2,0.5,1,2,4,9')
+    ap.add_argument('--fluctuations', default='0,0.5')
+    ap.add_argument('--cache', default='build/strategy_replay/tuning_cache.jsonl')
+    args = ap.parse_args()
+    cfg0 = sr.ReplayConfig()
+    worlds = [sr.make_world(WorldSpec(seed=s, duration=args.duration, pace=0.4,
+                                      question_every=8.0, mix='focus'))
+              for s in sr._seeds(args.seeds)]
+    svlm = sr.SvlmCache(sr.load_model('micro', 1), args.cache)
+    grid = [ArbitrationParams(max_age_s=m, trust_age_s=t, require_edge_agreement=a)
+            for m, t, a in itertools.product((1.0, 1.5, 2.0, 3.0, 5.0), (0.0, 0.6, 1.1),
+                                             (True, False))
+            if not (not a and t > 0)]
+    cells = [(lat, f) for f in sr._floats(args.fluctuations) for lat in sr._floats(args.latencies)]
+    acc: dict[str, dict[str, list[int]]] = {}
+    for lat, f in tqdm(cells, file=sys.stderr):
+        net = sr.network_spec(lat, f)
+        name = sr.cell_name(lat, f, 0.1)
+        per = acc.setdefault(name, {})
+        for w_i, w in enumerate(worlds):
+            answers = sr.cloud_answers(w, 0.1)
+            events = sr.cloud_timeline(w.steps, net, w_i, cfg0.overhead_ms)
+            masks = sr.focus_masks(w.steps, events, answers, cfg0)
+            runs = [(s, cfg0) for s in sr.STRATEGIES if s != sr.ARBITRATED]
+            runs += [(f'arb m{p.max_age_s:g} t{p.trust_age_s:g} a{int(p.require_edge_agreement)}',
+                      sr.ReplayConfig(arbitration=p)) for p in grid]
+            for label, cfg in runs:
+                strategy = sr.ARBITRATED if label.startswith('arb') else label
+                res = sr.replay_strategy(strategy, w, events, answers, masks, svlm, cfg, net)
+                per.setdefault(label, []).extend(
+                    int(r.correct) for r in timeline(res.run, cfg.deadline_s)
+                    if r.correct is not None)
+    labels = list(next(iter(acc.values())))
+    print(f'{len(worlds)} worlds, {len(next(iter(next(iter(acc.values())).values())))} steps '
+          f'per cell; SVLM {svlm.calls} new, {svlm.hits} cached')
+    print(f'{"variant":22s} ' + ' '.join(f'{c:>9s}' for c in acc) + '  worst-margin  mean')
+    for label in labels:
+        row = [100 * np.mean(acc[c][label]) for c in acc]
+        margins = [100 * (np.mean(acc[c][label]) - max(np.mean(acc[c][b]) for b in sr.BASELINES))
+                   for c in acc]
+        print(f'{label:22s} ' + ' '.join(f'{x:9.1f}' for x in row)
+              + f'  {min(margins):+11.1f}  {np.mean(row):5.1f}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
