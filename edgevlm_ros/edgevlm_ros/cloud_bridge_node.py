@@ -27,6 +27,7 @@ from edgevlm_msgs.msg import CloudResponse, Step
 import numpy as np
 from rclpy.node import Node
 
+from edgevlm_ros.backends.base import DTYPES, check_device
 from edgevlm_ros.cloud.openai_client import (
     MAX_RESPONSE_BYTES,
     STRUCTURED_OUTPUT,
@@ -135,6 +136,11 @@ PARAMS = [
               '"simulated:<eval bag>[,error=0.1][,error_seed=0]"', read_only=True),
     ParamSpec('embedded_threads', 1, 'torch CPU threads of the embedded stand-in (it shares '
               'the robot computer with the edge model; 0 = torch default)', min=0, max=256,
+              read_only=True),
+    ParamSpec('embedded_device', 'auto', 'where the embedded stand-in runs its model: auto, '
+              'cpu, cuda or cuda:N', check=check_device, read_only=True),
+    ParamSpec('embedded_dtype', 'auto', "dtype of the embedded stand-in's model: auto "
+              '(float16 on cuda, float32 on cpu), float32, float16 or bfloat16', choices=DTYPES,
               read_only=True),
     ParamSpec('api_key_env', 'EDGEVLM_CLOUD_API_KEY', 'environment variable holding the API key '
               '(the key itself is never a parameter and never logged); empty = none',
@@ -252,7 +258,9 @@ class CloudBridgeNode(Node):
 
             self._server = LvlmServer(model=p['embedded_model'], host='127.0.0.1', port=0,
                                       served_name=p['model'],
-                                      num_threads=p['embedded_threads'])
+                                      num_threads=p['embedded_threads'],
+                                      device=p['embedded_device'],
+                                      dtype=p['embedded_dtype'])
             base_url = self._server.start()
             self.get_logger().info(f'embedded LVLM stand-in serving {p["model"]} at {base_url}')
         try:

@@ -8,8 +8,9 @@ world as the camera, the trained micro SVLM on the edge and the simulated LVLM a
 cloud behind an emulated network (DEMO_ARGS; every launch argument can be overridden, e.g.
 `source:=builtin:pan edge_model:=tiny embedded_model:=tiny-cloud` for the random-weight models),
 prints every answer as it arrives, and on exit (after --duration seconds, or on Ctrl-C) prints a
-summary: steps, answers, per-step latency, context replacements and focus masks applied, cloud
-round trips.
+summary: steps, answers, per-step latency, the edge's history KV cache hit rate, context
+replacements and focus masks applied, cloud round trips. The edge runtime is a launch argument
+too (`edge_backend:=onnxruntime edge_quantize:=int8`, `edge_device:=cuda`).
 
 With the synthetic world as the camera (`source:=synth:seed=0,pace=0.3,question_every=10`: its
 questions change as the world plays, and every frame's true answer is published), each answer is
@@ -180,6 +181,23 @@ class DemoMonitor(Node):
                 return int(float(values[key]))
         return 0
 
+    def value(self, node_suffix: str, key: str) -> str | None:
+        """A node's newest /diagnostics value for key, None if it never reported one."""
+        for name, values in self.diagnostics.items():
+            if name.endswith('/' + node_suffix) and key in values:
+                return values[key]
+        return None
+
+    def history_cache(self) -> str:
+        """The edge's history KV cache: the share of prompt tokens it served, steps that hit."""
+        rate = self.value('edge_svlm', 'history_cache_token_hit_rate')
+        if rate is None:
+            return 'not reported by the edge backend'
+        hits = self.value('edge_svlm', 'history_cache_hits')
+        calls = self.value('edge_svlm', 'history_cache_calls')
+        return (f'{100.0 * float(rate):.0f} % of prompt tokens from the cache '
+                f'({hits} of {calls} steps reused it)')
+
     def summary(self, wall_s: float, strategy: str) -> str:
         lat, mod, rt = self.latency.summary(), self.model_ms.summary(), self.round_trip.summary()
         rows = [
@@ -189,6 +207,7 @@ class DemoMonitor(Node):
             ('steps the edge skipped', self.counter('edge_svlm', 'steps_skipped')),
             ('per-step latency p50 / p95', f"{lat['p50']:.0f} / {lat['p95']:.0f} ms"),
             ('edge model time p50 / p95', f"{mod['p50']:.0f} / {mod['p95']:.0f} ms"),
+            ('edge history KV cache', self.history_cache()),
             ('context replacements applied', self.counter('edge_svlm', 'context_replacements')),
             ('answers with cloud text in history', self.with_replacement),
             ('focus masks published / applied', f'{self.masks} / {self.with_focus} answers'),

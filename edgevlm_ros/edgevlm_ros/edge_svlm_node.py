@@ -21,6 +21,14 @@ from edgevlm_msgs.srv import Ask
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
 
+from edgevlm_ros.backends.base import (
+    BACKENDS,
+    DTYPES,
+    QUANTIZATIONS,
+    STAGES,
+    check_device,
+    parse_providers,
+)
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.regions import Box
@@ -62,6 +70,19 @@ def _check_layers(text: str) -> str | None:
     return None
 
 
+def providers_option(text: str) -> tuple[str, ...]:
+    """The providers parameter as the backend keyword: 'auto' or '' -> () (runtime default)."""
+    return () if text.strip().lower() in ('', 'auto') else parse_providers(text)
+
+
+def _check_providers(text: str) -> str | None:
+    bad = [p for p in providers_option(text) if not p.endswith('ExecutionProvider')]
+    if bad:
+        return ('providers must be auto or ONNX Runtime execution provider names '
+                f"(CUDAExecutionProvider, CPUExecutionProvider, ...), got {', '.join(bad)}")
+    return None
+
+
 def _check_pattern(text: str) -> str | None:
     try:
         re.compile(text)
@@ -75,6 +96,22 @@ PARAMS = [
               'checkpoint directory or a hub id (SmolVLM-256M/500M-Instruct, any '
               'AutoModelForImageTextToText); "scripted:<json>" is a test double for '
               'evaluation tests', read_only=True),
+    ParamSpec('backend', 'transformers', 'runtime of the edge model: transformers (PyTorch), '
+              'onnxruntime or openvino (an ONNX export, edgevlm export-onnx), auto (chosen per '
+              'model and machine)', choices=BACKENDS, read_only=True),
+    ParamSpec('device', 'auto', 'where the model runs: auto (cuda when torch sees a GPU, else '
+              'cpu), cpu, cuda or cuda:N', check=check_device, read_only=True),
+    ParamSpec('dtype', 'auto', 'weights and activations: auto (float16 on cuda, float32 on cpu), '
+              'float32, float16 or bfloat16', choices=DTYPES, read_only=True),
+    ParamSpec('quantize', 'none', 'weight quantization: none or int8 (dynamic int8 linear '
+              'layers; for the ONNX backends an int8 export)', choices=QUANTIZATIONS,
+              read_only=True),
+    ParamSpec('providers', 'auto', 'ONNX Runtime execution providers in order of preference, '
+              'comma-separated (e.g. "CUDAExecutionProvider,CPUExecutionProvider"); auto = the '
+              "runtime's default for the device; ignored by the transformers backend",
+              check=_check_providers, read_only=True),
+    ParamSpec('kv_reuse', True, 'keep the KV cache of the unchanged prompt prefix (the history) '
+              'between steps, so a step pays only for what changed', read_only=True),
     ParamSpec('strategy', Strategy.EDGEVLM.value, 'how answers are produced',
               choices=tuple(s.value for s in Strategy)),
     ParamSpec('max_new_tokens', 24, 'answer length cap, tokens', min=1, max=512),
@@ -87,6 +124,10 @@ PARAMS = [
     ParamSpec('history.max_turns', 8, 'history slots (0 = no history)', min=0, max=64),
     ParamSpec('history.max_tokens', 512, 'history token cap (question + answer of all slots)',
               min=0, max=8192),
+    ParamSpec('history.evict_block', 4, 'turns dropped at once from the front of the history '
+              'when a cap is exceeded, so its first turns (the KV-cached prompt prefix) stay the '
+              'same for several steps; 1 = a window sliding by one turn every step', min=1,
+              max=64),
     ParamSpec('focus.alpha', 2.0, 'Visual Focus: logit bias on focused image tokens', min=0.0,
               max=20.0),
     ParamSpec('focus.layers', 'all', 'decoder layers that get the bias: "all" or "0,1,..."',
@@ -117,17 +158,20 @@ class EdgeSvlmNode(Node):
 
     def __init__(self) -> None:
         super().__init__('edge_svlm')
+        # Set first: destroy_node runs (at context shutdown) even when a bad parameter makes
+        # __init__ fail.
+        self._lock = threading.Condition()
+        self._running = False
+        self._worker: threading.Thread | None = None
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
         self.latency = LatencyWindow(1000)
         self.model_time = LatencyWindow(1000)
+        self.stage_time = {stage: LatencyWindow(1000) for stage in STAGES}
         self.svlm = None
         self.store: ContextStore | None = None
-        self._lock = threading.Condition()
         self._pending: Step | None = None
         self._newest_step: Step | None = None
-        self._running = False
-        self._worker: threading.Thread | None = None
         self._focus: FocusMask | None = None
         self._cloud: OrderedDict[int, CloudResponse] = OrderedDict()
         self._rtt_ewma_s: float | None = None
@@ -155,12 +199,7 @@ class EdgeSvlmNode(Node):
 
         t0 = time.monotonic()
         try:
-            self.svlm = load_svlm(
-                self.params['model'], max_new_tokens=self.params['max_new_tokens'],
-                image_longest_edge=self.params['image_longest_edge'],
-                do_image_splitting=self.params['do_image_splitting'],
-                num_threads=self.params['num_threads'],
-                focus_layers=parse_layers(self.params['focus.layers']))
+            self.svlm = load_svlm(self.params['model'], **self._backend_options())
         except Exception as e:  # noqa: BLE001 - any load failure must fail the transition cleanly
             self.get_logger().error(f"cannot load edge model {self.params['model']!r}: {e}")
             return TransitionCallbackReturn.FAILURE
@@ -169,9 +208,19 @@ class EdgeSvlmNode(Node):
         self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
         self.get_logger().info(
-            f'loaded edge model {self.svlm.name} in {time.monotonic() - t0:.1f} s; '
-            f"strategy {self.params['strategy']}")
+            f"loaded edge model {self.svlm.name} on {self.params['backend']} in "
+            f"{time.monotonic() - t0:.1f} s; strategy {self.params['strategy']}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _backend_options(self) -> dict:
+        """Every keyword of the backend interface (backends/base.py), from the parameters."""
+        p = self.params
+        return dict(backend=p['backend'], max_new_tokens=p['max_new_tokens'],
+                    image_longest_edge=p['image_longest_edge'],
+                    do_image_splitting=p['do_image_splitting'], num_threads=p['num_threads'],
+                    focus_layers=parse_layers(p['focus.layers']), device=p['device'],
+                    dtype=p['dtype'], quantize=p['quantize'],
+                    providers=providers_option(p['providers']), kv_reuse=p['kv_reuse'])
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subs = [
@@ -244,12 +293,13 @@ class EdgeSvlmNode(Node):
         count = self.svlm.count_tokens if self.svlm is not None else None
         kwargs = {'count_tokens': count} if count is not None else {}
         self.store = ContextStore(max_turns=self.params['history.max_turns'],
-                                  max_tokens=self.params['history.max_tokens'], **kwargs)
+                                  max_tokens=self.params['history.max_tokens'],
+                                  evict_block=self.params['history.evict_block'], **kwargs)
 
     def _on_params(self, changed: dict) -> None:
         if self.svlm is None:
             return
-        if 'history.max_turns' in changed or 'history.max_tokens' in changed:
+        if changed.keys() & {'history.max_turns', 'history.max_tokens', 'history.evict_block'}:
             with self._lock:
                 self._make_store()
             self.get_logger().info('history caps changed: history restarted empty')
@@ -444,7 +494,8 @@ class EdgeSvlmNode(Node):
                       model_ms=result.model_ms, history_turns=len(history),
                       replaced_turns=len(replaced),
                       newest_cloud_step=max((t.step_id for t in replaced), default=-1),
-                      focus=(mask, age) if focus_mode != 'none' else None)
+                      focus=(mask, age) if focus_mode != 'none' else None,
+                      stages=getattr(result, 'stages', None))
 
     def _publish_prompt(self, step: Step, result, focus_mode: str) -> None:
         self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
@@ -456,8 +507,8 @@ class EdgeSvlmNode(Node):
 
     def _publish(self, header, step_id: int, question: str, text: str, source: int, *,
                  model_ms: float, history_turns: int = 0, replaced_turns: int = 0,
-                 newest_cloud_step: int = -1, focus: tuple[FocusMask, float] | None = None
-                 ) -> Answer:
+                 newest_cloud_step: int = -1, focus: tuple[FocusMask, float] | None = None,
+                 stages: dict[str, float] | None = None) -> Answer:
         now = self.get_clock().now().nanoseconds * 1e-9
         msg = Answer(header=header, step_id=step_id, question=question, answer=text,
                      strategy=self.params['strategy'], source=source,
@@ -478,17 +529,30 @@ class EdgeSvlmNode(Node):
         self.latency.add(msg.latency_ms)
         if source == Answer.SOURCE_EDGE:
             self.model_time.add(model_ms)
+            for stage, ms in (stages or {}).items():
+                if stage in self.stage_time:
+                    self.stage_time[stage].add(ms)
         if self.counters.get('answers_published') == 1:
             self.get_logger().info(f'first answer: step {step_id} in {msg.latency_ms:.0f} ms')
         return msg
 
     def _gauges(self) -> dict[str, object]:
         lat = self.latency.summary()
-        return {'latency_p50_ms': f"{lat['p50']:.1f}", 'latency_p95_ms': f"{lat['p95']:.1f}",
-                'model_p50_ms': f'{self.model_time.percentile(50):.1f}',
-                'history_turns': len(self.store) if self.store is not None else 0,
-                'strategy': self.params['strategy'],
-                'parameter_rejections': self.params.rejected}
+        gauges = {'latency_p50_ms': f"{lat['p50']:.1f}", 'latency_p95_ms': f"{lat['p95']:.1f}",
+                  'model_p50_ms': f'{self.model_time.percentile(50):.1f}',
+                  'history_turns': len(self.store) if self.store is not None else 0,
+                  'strategy': self.params['strategy'], 'backend': self.params['backend'],
+                  'parameter_rejections': self.params.rejected}
+        for stage, window in self.stage_time.items():
+            if window.count:
+                gauges[f'{stage}_p50_ms'] = f'{window.percentile(50):.1f}'
+        # The history KV cache: how much of each prompt the previous step's keys/values served.
+        stats = getattr(self.svlm, 'cache_stats', None)
+        if stats is not None:
+            gauges.update({'history_cache_calls': stats.calls,
+                           'history_cache_hits': stats.hits,
+                           'history_cache_token_hit_rate': f'{stats.token_hit_rate:.3f}'})
+        return gauges
 
     # ------------------------------------------------------------------ one-off questions
     def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:

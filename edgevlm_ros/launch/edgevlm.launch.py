@@ -7,6 +7,11 @@ ros2 launch edgevlm_ros edgevlm.launch.py camera_topic:=/my_camera/image_raw
     edge_model:=/models/SmolVLM-256M-Instruct cloud_url:=http://gpu-box:8000/v1
     cloud_model:=Qwen/Qwen2.5-VL-7B-Instruct
 
+The edge runtime: edge_backend (transformers, onnxruntime, openvino, auto), edge_device (auto,
+cpu, cuda, cuda:N), edge_dtype, edge_quantize (none, int8), edge_providers (ONNX Runtime execution
+providers, comma-separated). Their defaults are config/edgevlm.yaml's; like every launch argument
+they win over the params file.
+
 With use_frame_source:=true a frame_source_node stands in for the camera (built-in pan by default;
 source:=synth:seed=0,pace=0.3 plays the synthetic world and asks its questions).
 """
@@ -20,6 +25,10 @@ from launch_ros.substitutions import FindPackageShare
 
 STRATEGIES = ['edge_only', 'cloud_only', 'cloud_stale', 'offload', 'edgevlm',
               'replacement_only', 'focus_only']
+# backends/base.py's BACKENDS, DTYPES and QUANTIZATIONS (a launch file imports no package code).
+BACKENDS = ['auto', 'transformers', 'onnxruntime', 'openvino']
+DTYPES = ['auto', 'float32', 'float16', 'bfloat16']
+QUANTIZATIONS = ['none', 'int8']
 
 
 def generate_launch_description():
@@ -40,6 +49,19 @@ def generate_launch_description():
                               description='how answers are produced'),
         DeclareLaunchArgument('edge_model', default_value='tiny',
                               description='edge SVLM: tiny, a local checkpoint dir or a hub id'),
+        DeclareLaunchArgument('edge_backend', default_value='transformers', choices=BACKENDS,
+                              description='runtime of the edge model (onnxruntime/openvino run '
+                                          'an ONNX export: edgevlm export-onnx)'),
+        DeclareLaunchArgument('edge_device', default_value='auto',
+                              description='where the edge model runs: auto, cpu, cuda, cuda:N'),
+        DeclareLaunchArgument('edge_dtype', default_value='auto', choices=DTYPES,
+                              description='edge model dtype (auto: float16 on cuda, float32 on '
+                                          'cpu)'),
+        DeclareLaunchArgument('edge_quantize', default_value='none', choices=QUANTIZATIONS,
+                              description='edge model weight quantization'),
+        DeclareLaunchArgument('edge_providers', default_value='auto',
+                              description='ONNX Runtime execution providers, comma-separated '
+                                          '(auto = the runtime default for the device)'),
         DeclareLaunchArgument('cloud_url', default_value='embedded',
                               description='OpenAI-compatible API root, or embedded'),
         DeclareLaunchArgument('embedded_model', default_value='tiny-cloud',
@@ -81,7 +103,12 @@ def generate_launch_description():
         Node(package='edgevlm_ros', executable='edge_svlm_node', name='edge_svlm',
              namespace=arg('namespace'), output='screen',
              parameters=[params_file, sim, {'model': arg('edge_model'),
-                                            'strategy': arg('strategy')}]),
+                                            'strategy': arg('strategy'),
+                                            'backend': arg('edge_backend'),
+                                            'device': arg('edge_device'),
+                                            'dtype': arg('edge_dtype'),
+                                            'quantize': arg('edge_quantize'),
+                                            'providers': arg('edge_providers')}]),
         Node(package='edgevlm_ros', executable='cloud_bridge_node', name='cloud_bridge',
              namespace=arg('namespace'), output='screen',
              parameters=[params_file, sim, {'base_url': arg('cloud_url'),

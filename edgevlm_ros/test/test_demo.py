@@ -54,3 +54,19 @@ def test_answers_are_judged_by_the_truth_of_their_own_frame(monitor):
     row = monitor.summary(1.0, 'edgevlm').splitlines()[-1]
     assert row.split() == ['accuracy', 'vs', 'ground', 'truth', *monitor.accuracy().split()]
     assert monitor._judge(_answer(10, 'left')).startswith(' | right, truth "left", now "right"')
+
+
+def test_summary_shows_the_history_cache_hit_rate_the_edge_reports(monitor):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    assert 'not reported' in monitor.history_cache()
+    status = DiagnosticStatus(name='edgevlm/edge_svlm', values=[
+        KeyValue(key='history_cache_calls', value='40'),
+        KeyValue(key='history_cache_hits', value='31'),
+        KeyValue(key='history_cache_token_hit_rate', value='0.625')])
+    monitor._on_diag(DiagnosticArray(status=[status]))
+    assert monitor.history_cache() == '62 % of prompt tokens from the cache (31 of 40 steps ' \
+        'reused it)'
+    row = next(r for r in monitor.summary(1.0, 'edgevlm').splitlines()
+               if r.startswith('edge history KV cache'))
+    assert row.endswith(monitor.history_cache())

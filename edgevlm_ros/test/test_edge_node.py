@@ -36,10 +36,11 @@ def _step(probe, step_id: int, question: str = 'What is in front of the robot?')
     return msg
 
 
-def _feed_until_answered(probe, pub, answers, first_id: int, timeout_s: float = 60.0) -> None:
-    """Publish steps, as a camera would, until one is answered.
+def _feed_until_answered(probe, pub, answers, first_id: int, timeout_s: float = 60.0) -> int:
+    """Publish steps, as a camera would, until one is answered; return the next unused step id.
 
-    A best-effort subscriber that has only just matched may miss a single message.
+    A best-effort subscriber that has only just matched may miss a single message. Later steps
+    must continue from the returned id: an id the node has seen already means a camera restart.
     """
     step_id = first_id
     end = time.monotonic() + timeout_s
@@ -48,6 +49,7 @@ def _feed_until_answered(probe, pub, answers, first_id: int, timeout_s: float = 
         step_id += 1
         probe.until(lambda: answers, 1.0)
     assert answers, 'no answer to any step'
+    return step_id
 
 
 def test_lifecycle_loads_on_configure_and_answers_only_when_active(graph, probe):
@@ -124,18 +126,19 @@ def test_prompt_topic_shows_the_chat_template_with_the_replaced_history(graph, p
     updates = probe.node.create_publisher(ContextUpdate, 'edgevlm/context_update', RESULTS)
     assert probe.until(lambda: pub.get_subscription_count() > 0
                        and updates.get_subscription_count() > 0, 30)
-    _feed_until_answered(probe, pub, answers, 1)
+    next_id = _feed_until_answered(probe, pub, answers, 1)
     first = answers[0]
     cloud_text = 'A red cup stands on the left table.'
     updates.publish(ContextUpdate(step_id=first.step_id, question=first.question,
                                   text=cloud_text))
-    next_id = max(a.step_id for a in answers) + 1
     answers.clear()
     end = time.monotonic() + 60
     while not any(a.replaced_turns for a in answers) and time.monotonic() < end:
         pub.publish(_step(probe, next_id, 'Where is the cup?'))
         next_id += 1
-        probe.until(lambda: answers, 2.0)
+        heard = len(answers)  # wait for a new answer: the update may land after this step
+        probe.until(lambda heard=heard: len(answers) > heard, 2.0)
+    assert any(a.replaced_turns for a in answers), graph.log('edge_svlm')
     replaced = next(a for a in answers if a.replaced_turns)
     assert probe.until(lambda: any(p.step_id == replaced.step_id for p in prompts), 30)
     prompt = next(p for p in prompts if p.step_id == replaced.step_id)
@@ -171,7 +174,8 @@ def test_focus_mask_steers_the_svlm_by_attention_or_by_the_image_it_sees(graph, 
     while not any(a.focus_applied for a in answers) and time.monotonic() < end:
         pub.publish(_step(probe, step_id))
         step_id += 1
-        probe.until(lambda: answers, 2.0)
+        heard = len(answers)  # wait for a new answer: the mask may land after this step
+        probe.until(lambda heard=heard: len(answers) > heard, 2.0)
     assert any(a.focus_applied for a in answers), graph.log('edge_svlm')
     focused = next(a for a in answers if a.focus_applied)
     assert focused.focus_source_step == 1 and focused.focus_age_s >= 0
@@ -296,3 +300,141 @@ def test_counting_questions_are_answered_without_visual_focus(edge_node):
     answer(3, 'How many cups are there?')  # nothing skipped
     assert node.counters.get('answers_with_focus') == 2
     assert node.counters.get('focus_skipped_questions') == 1
+
+
+# ------------------------------------------------------------------ the backend and its options
+
+class _ReportingSvlm:
+    """A backend that reports a prefix cache and stage times (what the node must pass on)."""
+
+    name = 'reporting-test-backend'
+    focus_supported = False
+
+    def __init__(self, **kwargs) -> None:
+        from edgevlm_ros.backends.base import PrefixCacheStats
+
+        self.kwargs = kwargs
+        self.max_new_tokens = kwargs['max_new_tokens']
+        self.focus_layers = kwargs['focus_layers']
+        self.cache_stats = PrefixCacheStats()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def answer(self, image, question, history=(), focus=(), focus_alpha=0.0, *,
+               max_new_tokens=None, history_sources=None):
+        from edgevlm_ros.backends.base import SvlmResult
+
+        prompt_tokens = 100 + 10 * len(history)
+        cached = 10 * len(history)  # the history turns came from the previous step's cache
+        self.cache_stats.add(prompt_tokens, cached)
+        return SvlmResult(text='two', model_ms=40.0, prompt_tokens=prompt_tokens,
+                          focus_applied=False, focused_tokens=0, prompt=question,
+                          cached_tokens=cached, stages={'preprocess': 1.0, 'vision': 20.0,
+                                                        'prefill': 9.0 - len(history),
+                                                        'decode': 10.0})
+
+
+def _node_with(monkeypatch, *params: str):
+    """The edge node in this process with load_svlm recorded; configured, not active."""
+    from edgevlm_ros.backends import base
+    from edgevlm_ros.edge_svlm_node import EdgeSvlmNode
+    import rclpy
+
+    made = []
+
+    def load_svlm(spec, **kwargs):
+        made.append((spec, kwargs))
+        return _ReportingSvlm(**kwargs)
+
+    monkeypatch.setattr(base, 'load_svlm', load_svlm)
+    args = ['--ros-args', '-p', 'autostart:=false', '-p', 'model:=/models/edge']
+    for p in params:
+        args += ['-p', p]
+    rclpy.init(args=args)
+    try:
+        node = EdgeSvlmNode()
+    except BaseException:
+        rclpy.try_shutdown()
+        raise
+    return node, made
+
+
+def test_runtime_parameters_reach_the_backend(monkeypatch):
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node, made = _node_with(monkeypatch, 'backend:=onnxruntime', 'device:=cuda:1',
+                            'dtype:=float16', 'quantize:=int8',
+                            'providers:=CUDAExecutionProvider, CPUExecutionProvider',
+                            'kv_reuse:=false', 'num_threads:=2', 'focus.layers:=0,1')
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        (spec, kwargs), = made
+        assert spec == '/models/edge'
+        assert kwargs == dict(
+            backend='onnxruntime', device='cuda:1', dtype='float16', quantize='int8',
+            providers=('CUDAExecutionProvider', 'CPUExecutionProvider'), kv_reuse=False,
+            max_new_tokens=24, image_longest_edge=512, do_image_splitting=False,
+            num_threads=2, focus_layers=[0, 1])
+        # A reload would be needed to change them: read-only.
+        from rclpy.parameter import Parameter as NodeParameter
+        result = node.set_parameters([NodeParameter('backend', value='transformers')])[0]
+        assert not result.successful and 'read-only' in result.reason
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def test_runtime_defaults_are_transformers_auto_and_the_runtime_default_providers(monkeypatch):
+    import rclpy
+
+    node, made = _node_with(monkeypatch)
+    try:
+        node.trigger_configure()
+        kwargs = made[0][1]
+        assert (kwargs['backend'], kwargs['device'], kwargs['dtype'], kwargs['quantize'],
+                kwargs['providers'], kwargs['kv_reuse']) == (
+                    'transformers', 'auto', 'auto', 'none', (), True)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize(('param', 'reason'), [
+    ('device:=gpu', 'device must be one of auto, cpu, cuda or cuda:N'),
+    ('device:=cuda:x', "got 'cuda:x'"),
+    ('dtype:=float8', "dtype='float8' is not one of auto, float32, float16, bfloat16"),
+    ('backend:=tensorrt', "backend='tensorrt' is not one of auto, transformers"),
+    ('quantize:=int4', "quantize='int4' is not one of none, int8"),
+    ('providers:=CUDA,CPUExecutionProvider', 'execution provider names (CUDAExecutionProvider'),
+    ('history.evict_block:=0', 'history.evict_block out of range. Min: 1'),
+])
+def test_bad_runtime_parameters_stop_the_node_with_the_reason(monkeypatch, param, reason):
+    with pytest.raises(ValueError, match='invalid parameters') as e:
+        _node_with(monkeypatch, param)
+    assert reason in str(e.value)
+
+
+def test_diagnostics_show_the_history_cache_hit_rate_and_stage_times(monkeypatch):
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    node, _ = _node_with(monkeypatch, 'history.max_turns:=4', 'history.evict_block:=2')
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.store.evict_block == 2
+        gauges = node._gauges()
+        assert gauges['history_cache_calls'] == 0 and 'vision_p50_ms' not in gauges
+        for step_id in range(1, 4):  # histories of 0, 1 and 2 turns
+            node._on_step(_local_step(node, step_id))
+            node._answer_step(node._pending)
+        gauges = node._gauges()
+        assert gauges['backend'] == 'transformers'
+        assert (gauges['history_cache_calls'], gauges['history_cache_hits']) == (3, 2)
+        assert gauges['history_cache_token_hit_rate'] == f'{30 / 330:.3f}'
+        assert gauges['vision_p50_ms'] == '20.0' and gauges['prefill_p50_ms'] == '8.0'
+        assert gauges['preprocess_p50_ms'] == '1.0' and gauges['decode_p50_ms'] == '10.0'
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

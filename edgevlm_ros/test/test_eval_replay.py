@@ -178,3 +178,30 @@ def test_a_missing_bag_is_one_clear_line(tmp_path, capsys):
     assert cli.main(['eval', str(tmp_path / 'nope'), '--out', str(tmp_path / 'out')]) == 2
     err = capsys.readouterr().err
     assert 'nope' in err and 'Traceback' not in err
+
+
+def test_set_edge_runtime_parameters_reach_the_edge_node_through_launch_arguments(tmp_path):
+    # The launch file sets backend, device, ... from launch arguments, which win over the
+    # params file: a --set of one of them must travel as that launch argument.
+    from edgevlm_ros.eval.replay import launch_arguments
+
+    from edgevlm_ros import launch_runner
+
+    args = cli.build_parser().parse_args([
+        'eval', str(tmp_path / 'bag'), '--set', 'edge_svlm.backend=onnxruntime',
+        '--set', 'edge_svlm.device=cuda:1', '--set', 'edge_svlm.quantize=int8',
+        '--set', 'edge_svlm.providers=CUDAExecutionProvider,CPUExecutionProvider',
+        '--set', 'edge_svlm.kv_reuse=false'])
+    cfg = cli._config(args, tmp_path / 'out', 'none')
+    launch = launch_arguments(cfg, 'edgevlm', tmp_path / 'params.yaml', compressed=True)
+    launch_file = Path(__file__).resolve().parents[1] / 'launch' / 'edgevlm.launch.py'
+    procs, _, resolved = launch_runner.plan(launch_runner.load(launch_file), launch,
+                                            env={'AMENT_PREFIX_PATH': ''})
+    edge = next(p for p in procs if p.name == 'edge_svlm').cmd
+    for text in ('backend:=onnxruntime', 'device:=cuda:1', 'quantize:=int8', 'dtype:=auto',
+                 'providers:=CUDAExecutionProvider,CPUExecutionProvider'):
+        assert text in edge
+    assert resolved['edge_backend'] == 'onnxruntime' and resolved['edge_dtype'] == 'auto'
+    # A parameter without a launch argument goes through the params file only.
+    assert not any(a.startswith('kv_reuse') for a in edge)
+    assert cfg.overrides['edge_svlm']['kv_reuse'] is False

@@ -84,3 +84,43 @@ def test_launch_cli_dry_run_prints_every_process(capsys):
     assert code == 0
     for name in ('frame_source', 'camera', 'edge_svlm', 'cloud_bridge', 'context_fusion'):
         assert f'[launch] {name}:' in out
+
+
+EDGE_RUNTIME_ARGS = {'edge_backend': 'backend', 'edge_device': 'device', 'edge_dtype': 'dtype',
+                     'edge_quantize': 'quantize', 'edge_providers': 'providers'}
+
+
+def test_edge_runtime_arguments_default_to_the_yaml_and_reach_the_edge_node():
+    import yaml
+
+    config = yaml.safe_load((LAUNCH_DIR.parent / 'config' / 'edgevlm.yaml').read_text())
+    edge_yaml = config['/**/edge_svlm']['ros__parameters']
+    procs, resolved = _plan(params_file='/tmp/p.yaml')
+    edge = _ros_args(procs['edge_svlm'])
+    for arg, param in EDGE_RUNTIME_ARGS.items():
+        # The launch argument always wins over the params file: its default must be the yaml's.
+        assert resolved[arg] == str(edge_yaml[param]), arg
+        assert f'{param}:={edge_yaml[param]}' in edge
+    procs, _ = _plan(params_file='/tmp/p.yaml', edge_backend='onnxruntime', edge_device='cuda:0',
+                     edge_dtype='float16', edge_quantize='int8',
+                     edge_providers='CUDAExecutionProvider,CPUExecutionProvider')
+    edge = _ros_args(procs['edge_svlm'])
+    for text in ('backend:=onnxruntime', 'device:=cuda:0', 'dtype:=float16', 'quantize:=int8',
+                 'providers:=CUDAExecutionProvider,CPUExecutionProvider'):
+        assert text in edge
+    assert edge.index('--params-file') < edge.index('backend:=onnxruntime')
+
+
+def test_edge_runtime_choices_are_the_backend_interfaces():
+    from edgevlm_ros.backends import base
+
+    desc = launch_runner.load(LAUNCH_DIR / 'edgevlm.launch.py')
+    declared = {a.name: a for a in desc.entities
+                if isinstance(a, launch_runner.DeclareLaunchArgument)}
+    assert tuple(declared['edge_backend'].choices) == base.BACKENDS
+    assert tuple(declared['edge_dtype'].choices) == base.DTYPES
+    assert tuple(declared['edge_quantize'].choices) == base.QUANTIZATIONS
+    with pytest.raises(ValueError, match='edge_backend'):
+        _plan(params_file='/tmp/p.yaml', edge_backend='tensorrt')
+    with pytest.raises(ValueError, match='edge_quantize'):
+        _plan(params_file='/tmp/p.yaml', edge_quantize='int4')

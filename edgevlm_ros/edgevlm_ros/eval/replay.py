@@ -80,6 +80,13 @@ SET_BY_OPTIONS = {
     ('camera', 'step_rate_hz'): '--step-rate', ('camera', 'question'): 'the bag',
     **{(n, 'use_sim_time'): '--speed' for n in NODES},
 }
+# Parameters the launch file sets from launch arguments (which win over the params file): a --set
+# of one of them reaches the node as that launch argument.
+LAUNCH_ARGUMENTS = {
+    ('edge_svlm', 'backend'): 'edge_backend', ('edge_svlm', 'device'): 'edge_device',
+    ('edge_svlm', 'dtype'): 'edge_dtype', ('edge_svlm', 'quantize'): 'edge_quantize',
+    ('edge_svlm', 'providers'): 'edge_providers',
+}
 TRUTH_TOPIC = '/edgevlm/ground_truth'
 TRUTH_TYPE = 'edgevlm_msgs/msg/GroundTruth'
 
@@ -301,6 +308,22 @@ def _log_tail(log_dir: Path, name: str, lines: int = 12) -> str:
     return '\n'.join(log.read_text(errors='replace').splitlines()[-lines:])
 
 
+def launch_arguments(cfg: ReplayConfig, strategy: str, params: Path, compressed: bool
+                     ) -> dict[str, str]:
+    """edgevlm.launch.py's arguments for one run (--set values of LAUNCH_ARGUMENTS included)."""
+    args = {
+        'namespace': cfg.namespace, 'params_file': str(params), 'strategy': strategy,
+        'edge_model': cfg.edge_model, 'cloud_url': cfg.cloud_url,
+        'embedded_model': cfg.embedded_model, 'cloud_model': cfg.cloud_model,
+        'network_profile': cfg.network_profile,
+        'input_transport': 'compressed' if compressed else 'raw',
+        'use_sim_time': 'true' if cfg.sim_time else 'false', 'use_frame_source': 'false'}
+    for (node, param), arg in LAUNCH_ARGUMENTS.items():
+        if param in cfg.overrides.get(node, {}):
+            args[arg] = str(cfg.overrides[node][param])
+    return args
+
+
 def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=None
                  ) -> RunRecord:
     """Replay the bag once through a fresh graph running `strategy`; return what it recorded."""
@@ -310,15 +333,9 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
     if record_path.exists():
         raise ReplayError(f'{record_path} exists: give the evaluation a new --out directory')
     params = write_params(cfg, strategy, bag, run_dir / 'params.yaml')
-    launch_args = {
-        'namespace': cfg.namespace, 'params_file': str(params), 'strategy': strategy,
-        'edge_model': cfg.edge_model, 'cloud_url': cfg.cloud_url,
-        'embedded_model': cfg.embedded_model, 'cloud_model': cfg.cloud_model,
-        'network_profile': cfg.network_profile,
-        'input_transport': 'compressed' if bag.info.compressed else 'raw',
-        'use_sim_time': 'true' if cfg.sim_time else 'false', 'use_frame_source': 'false'}
-    procs, _, _ = launch_runner.plan(launch_runner.load(
-        launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py')), launch_args)
+    procs, _, resolved = launch_runner.plan(launch_runner.load(
+        launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py')),
+        launch_arguments(cfg, strategy, params, bag.info.compressed))
     log_dir = run_dir / 'logs'
     node = Recorder(cfg.namespace, bag.info.image_msgtype, cfg.sim_time)
     spinner = _Spinner(node)
@@ -370,6 +387,7 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
         'deadline_s': cfg.deadline_s, 'seed': cfg.seed, 'edge_model': cfg.edge_model,
         'cloud_url': cfg.cloud_url, 'cloud_model': cfg.cloud_model,
         'embedded_model': cfg.embedded_model if cfg.cloud_url == 'embedded' else '',
+        'edge_runtime': {arg: resolved[arg] for arg in LAUNCH_ARGUMENTS.values()},
         'step_rate_hz': cfg.step_rate_hz, 'frames_played': frames,
         'frames_with_truth': with_truth, 'recorded': recorded,
         'answers_to_another_question': _question_mismatches(run),
