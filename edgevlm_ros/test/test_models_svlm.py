@@ -331,3 +331,18 @@ def test_a_failing_model_call_drops_the_cache(tiny_edge_model: Path, frame: np.n
     monkeypatch.setattr(svlm.model, 'forward', forward)
     after = svlm.answer(frame, 'What is ahead?', HISTORY)
     assert after.cached_tokens == 0 and after.text == expected
+
+
+def test_unknown_model_types_prefill_fully_and_answer_as_generate_does(
+        tiny_edge_model: Path, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgevlm_ros.backends import transformers_backend as tb
+
+    # As if the positions of this model type were not known: no cache is kept, the model
+    # gets every processor input and infers its positions itself.
+    monkeypatch.setattr(tb, 'KV_REUSE_MODEL_TYPES', frozenset())
+    svlm = TransformersSvlm(str(tiny_edge_model), max_new_tokens=6)
+    for n in (1, 2, 2):
+        result = svlm.answer(frame, 'What is ahead?', HISTORY[:n])
+        assert result.cached_tokens == 0 and svlm.cached_ids == ()
+        text, ids = reference_text(svlm, frame, 'What is ahead?', HISTORY[:n])
+        assert (result.text, result.completion_tokens) == (text, len(ids))

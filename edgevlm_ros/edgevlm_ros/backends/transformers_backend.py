@@ -448,9 +448,11 @@ class TransformersSvlm:
             return None
         if self.model_type not in MROPE_MODEL_TYPES:
             return text
-        extra = {k: inputs[k] for k in ('image_grid_thw', 'mm_token_type_ids')
-                 if inputs.get(k) is not None}
-        rotary, _ = self.model.model.get_rope_index(ids, **extra)
+        types = inputs.get('mm_token_type_ids')
+        if types is None:  # processors before transformers 5 do not return them: 1 = image
+            types = (ids == self._image_token_id).int()
+        rotary, _ = self.model.model.get_rope_index(
+            ids, mm_token_type_ids=types, image_grid_thw=inputs.get('image_grid_thw'))
         return torch.cat([text[None], rotary.to(ids.device)], dim=0)
 
     def _reusable_prefix(self, ids: list[int]) -> int:
