@@ -9,7 +9,14 @@ edgevlm: evaluation data, rosbag replay evaluation, latency sweeps and reports.
   edgevlm sweep BAG [--latencies 0.2,0.5,1,2,4,9 --fluctuations 0,0.5]
   edgevlm report RUN_DIR [--deadline 1]               score recorded runs again, rewrite the report
   edgevlm train-svlm OUT [--steps 3000]               train the micro SVLM on the synthetic world
-  edgevlm heldout MODEL [--images 250]                its accuracy on held-out synthetic scenes
+  edgevlm heldout MODEL [--images 250 --backend transformers --quantize none --device auto]
+                                                      its accuracy on held-out synthetic scenes
+  edgevlm export-onnx MODEL OUT [--quantize int8]     ONNX export for the onnxruntime/openvino
+                                                      edge backends
+
+The edge runtime of eval and sweep is a node parameter like any other: --set
+edge_svlm.backend=onnxruntime (and edge_svlm.device, .dtype, .quantize, .providers) reaches the
+node as the launch argument that sets it.
 
 Every evaluation writes <out>/report.md, <out>/scores.json and PNG plots; each strategy's
 recording (MCAP), parameters, node logs and final counters stay under <out>/<strategy>/.
@@ -331,9 +338,43 @@ def cmd_train_svlm(args: argparse.Namespace) -> int:
 def cmd_heldout(args: argparse.Namespace) -> int:
     from edgevlm_ros.models import micro
 
-    result = micro.evaluate_heldout(args.model, images=args.images, threads=args.threads)
+    # Only the options given: the default run (transformers, no keywords) is the one that
+    # writes heldout.json next to the model (make train-svlm's model card reads it).
+    options = {k: v for k, v in (('device', args.device), ('dtype', args.dtype),
+                                 ('quantize', args.quantize), ('providers', args.providers))
+               if v != HELDOUT_DEFAULTS[k]}
+    result = micro.evaluate_heldout(args.model, images=args.images, threads=args.threads,
+                                    backend=args.backend, write=not args.no_write, **options)
     print(json.dumps(result['summary'], indent=1))
     return 0
+
+
+HELDOUT_DEFAULTS = {'device': 'auto', 'dtype': 'auto', 'quantize': 'none', 'providers': ()}
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from edgevlm_ros.models import onnx_export
+
+    out = onnx_export.export(args.model, args.out, quantize=args.quantize,
+                             progress=not args.no_progress)
+    print(f'ONNX export of {args.model} written to {out} (edge: backend onnxruntime or '
+          f'openvino, model {out})')
+    return 0
+
+
+def _device(text: str) -> str:
+    from edgevlm_ros.backends.base import check_device
+
+    reason = check_device(text)
+    if reason:
+        raise argparse.ArgumentTypeError(reason)
+    return text
+
+
+def _providers(text: str) -> tuple[str, ...]:
+    from edgevlm_ros.backends.base import parse_providers
+
+    return parse_providers(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,11 +446,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=0)
     p.set_defaults(func=cmd_train_svlm)
 
+    from edgevlm_ros.backends.base import BACKENDS, DTYPES, QUANTIZATIONS
+
     p = sub.add_parser('heldout', help="a model's accuracy on held-out synthetic scenes")
-    p.add_argument('model', help="model directory or name ('micro')")
+    p.add_argument('model', help="model directory or name ('micro'); for onnxruntime/openvino "
+                   'an export-onnx directory')
     p.add_argument('--images', type=int, default=250, help='held-out frames (4 questions each)')
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--backend', choices=BACKENDS, default='transformers',
+                   help='edge runtime the model answers on (as edge_svlm backend)')
+    p.add_argument('--device', type=_device, default=HELDOUT_DEFAULTS['device'],
+                   help='auto, cpu, cuda or cuda:N')
+    p.add_argument('--dtype', choices=DTYPES, default=HELDOUT_DEFAULTS['dtype'])
+    p.add_argument('--quantize', choices=QUANTIZATIONS, default=HELDOUT_DEFAULTS['quantize'])
+    p.add_argument('--providers', type=_providers, default=HELDOUT_DEFAULTS['providers'],
+                   help='ONNX Runtime execution providers, comma-separated (default: the '
+                        "runtime's own order)")
+    p.add_argument('--no-write', action='store_true',
+                   help='do not write heldout.json next to the model (only the default '
+                        'transformers run writes it)')
     p.set_defaults(func=cmd_heldout)
+
+    p = sub.add_parser('export-onnx', help='export a checkpoint to ONNX for the onnxruntime and '
+                       'openvino edge backends')
+    p.add_argument('model', help="checkpoint directory or name ('micro', 'tiny', ...)")
+    p.add_argument('out', type=Path, help='output directory')
+    p.add_argument('--quantize', choices=QUANTIZATIONS, default='none',
+                   help='int8: dynamic int8 weights')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.set_defaults(func=cmd_export_onnx)
     return parser
 
 
