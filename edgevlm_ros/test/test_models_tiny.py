@@ -241,3 +241,38 @@ def test_embedding_rows_past_the_tokenizer_are_never_generated(tmp_path: Path) -
         out = model.generate(**inputs, generation_config=GenerationConfig(
             max_new_tokens=12, min_new_tokens=12, do_sample=False))
     assert int(out[0, inputs['input_ids'].shape[1]:].max()) < n_tok
+
+
+def test_smolvlm2_kind_answers_through_the_transformers_and_onnx_backends(
+        model_cache: Path, tmp_path: Path) -> None:
+    # SmolVLM2 (model_type smolvlm): its processor is SmolVLMProcessor loaded image-only (its
+    # video processor would need torchvision), and it needs num2words.
+    from edgevlm_ros.backends.onnx_backend import OnnxSvlm
+    from edgevlm_ros.backends.transformers_backend import TransformersSvlm
+    from edgevlm_ros.core.regions import Box
+    from edgevlm_ros.models import onnx_export
+    import numpy as np
+
+    path = tiny.ensure_tiny_model('smolvlm2-tiny', model_cache, progress=False)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    assert type(model).__name__ == 'SmolVLMForConditionalGeneration'
+    assert model.config.model_type == 'smolvlm' and model.config.scale_factor == 4
+    assert type(load_processor(str(path))).__name__ == 'SmolVLMProcessor'
+
+    rgb = np.random.default_rng(3).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    history = [('Is the path clear?', 'yes')]
+    focus = [Box(0.1, 0.2, 0.5, 0.6, 'cup', 0.9)]
+    torch_svlm = TransformersSvlm(str(path), max_new_tokens=6, device='cpu')
+    plain = torch_svlm.answer(rgb, 'What is ahead?', history)
+    # One 512 px tile of 64 image tokens, the SmolVLM chat template around it.
+    assert plain.prompt.count('<image>') == 1 and plain.prompt.endswith('Assistant:')
+    assert plain.prompt_tokens > 64 and plain.completion_tokens >= 1
+    focused = torch_svlm.answer(rgb, 'What is ahead?', history, focus=focus, focus_alpha=4.0)
+    assert focused.focus_applied and 0 < focused.focused_tokens < 64
+
+    onnx_dir = onnx_export.export(str(path), tmp_path / 'onnx', progress=False)
+    ort_svlm = OnnxSvlm(str(onnx_dir), runtime='onnxruntime', max_new_tokens=6)
+    ort = ort_svlm.answer(rgb, 'What is ahead?', history)
+    assert (ort.text, ort.prompt_tokens) == (plain.text, plain.prompt_tokens)
+    ort_focused = ort_svlm.answer(rgb, 'What is ahead?', history, focus=focus, focus_alpha=4.0)
+    assert ort_focused.focus_applied and ort_focused.focused_tokens == focused.focused_tokens

@@ -16,6 +16,11 @@ Kinds (``TINY_KINDS``):
   the layout of SmolVLM-256M/500M-Instruct: SigLIP patch 16 at 512 px, pixel-shuffle scale 4 ->
   64 image tokens per 512 px tile, image splitting into row/column tiles plus a global tile.
   (An ``idefics3-tiny`` would be the same model, so there is none.)
+* ``smolvlm2-tiny``: SmolVLM2 (``model_type=smolvlm``, ``SmolVLMForConditionalGeneration``), the
+  class of SmolVLM2-256M/500M-Video-Instruct, with the same image geometry as above (512 px
+  tiles of 64 tokens); its processor is ``SmolVLMProcessor`` loaded image-only
+  (``compat.image_only``: the video processor would need torchvision) and needs ``num2words``.
+  The chat template is SmolVLM's, which renders image turns as SmolVLM2's does.
 * ``qwen2-vl-tiny``, ``qwen2.5-vl-tiny``: patch 14, 2x2 spatial merge, temporal patch 2,
   ``smart_resize`` to multiples of 28 px (one token per 28x28 px), M-RoPE text model; the
   processors are the image-only ones of ``compat`` (no torchvision).
@@ -135,8 +140,8 @@ _TOKENIZERS = {
         named=(('image_token', '<image>'),), chat_template=LLAVA_QWEN_CHAT_TEMPLATE),
 }
 # Architecture -> tokenizer family.
-ARCHS = {'idefics3': 'idefics3', 'qwen2_vl': 'qwen_vl', 'qwen2_5_vl': 'qwen_vl',
-         'llava': 'llava_qwen'}
+ARCHS = {'idefics3': 'idefics3', 'smolvlm': 'idefics3', 'qwen2_vl': 'qwen_vl',
+         'qwen2_5_vl': 'qwen_vl', 'llava': 'llava_qwen'}
 
 _WORDS = (
     'a an the robot camera image picture photo scene person people car cars road street tree '
@@ -178,6 +183,8 @@ TINY_KINDS: dict[str, TinySpec] = {
     # Embedded cloud stand-in: a bit larger and seeded differently, so it answers unlike the edge.
     'smolvlm-tiny-cloud': TinySpec(seed=4104, text_hidden=96, text_layers=4, text_heads=4,
                                    text_kv_heads=2),
+    'smolvlm2-tiny': TinySpec(seed=2256, arch='smolvlm', text_hidden=64, text_layers=2,
+                              text_heads=4, text_kv_heads=2),
     'qwen2-vl-tiny': TinySpec(seed=2002, arch='qwen2_vl', text_hidden=64, text_layers=2,
                               text_heads=4, text_kv_heads=2),
     'qwen2.5-vl-tiny': TinySpec(seed=2505, arch='qwen2_5_vl', text_hidden=64, text_layers=2,
@@ -320,16 +327,17 @@ def _mrope_section(head_dim: int) -> list[int]:
 
 def _build_config(spec: TinySpec, tok):
     vision_intermediate = spec.vision_intermediate or 2 * spec.vision_hidden
-    if spec.arch == 'idefics3':
-        from transformers import Idefics3Config
+    if spec.arch in ('idefics3', 'smolvlm'):
+        from transformers import Idefics3Config, SmolVLMConfig
 
         vision = dict(hidden_size=spec.vision_hidden, intermediate_size=vision_intermediate,
                       num_hidden_layers=spec.vision_layers, num_attention_heads=spec.vision_heads,
                       image_size=512, patch_size=16)
         text = _text_config(spec, tok, model_type='llama', rope_theta=100000.0)
-        return Idefics3Config(vision_config=vision, text_config=text, scale_factor=4,
-                              image_token_id=tok.convert_tokens_to_ids('<image>'),
-                              pad_token_id=tok.pad_token_id)
+        cls = Idefics3Config if spec.arch == 'idefics3' else SmolVLMConfig
+        return cls(vision_config=vision, text_config=text, scale_factor=4,
+                   image_token_id=tok.convert_tokens_to_ids('<image>'),
+                   pad_token_id=tok.pad_token_id)
     if spec.arch in ('qwen2_vl', 'qwen2_5_vl'):
         from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
 
@@ -370,6 +378,7 @@ def _build_model(spec: TinySpec, config):
     import transformers
 
     names = {'idefics3': 'Idefics3ForConditionalGeneration',
+             'smolvlm': 'SmolVLMForConditionalGeneration',
              'qwen2_vl': 'Qwen2VLForConditionalGeneration',
              'qwen2_5_vl': 'Qwen2_5_VLForConditionalGeneration',
              'llava': 'LlavaForConditionalGeneration'}
@@ -388,6 +397,19 @@ def _build_processor(spec: TinySpec, tok):
             max_image_size={'longest_edge': 512}, resample=1)
         return Idefics3Processor(image_processor, tok, image_seq_len=64,
                                  chat_template=SMOLVLM_CHAT_TEMPLATE)
+    if spec.arch == 'smolvlm':
+        from transformers import SmolVLMProcessor
+        from transformers.models.smolvlm.image_processing_pil_smolvlm import (
+            SmolVLMImageProcessorPil,
+        )
+
+        from edgevlm_ros.models.compat import image_only
+        # SmolVLM2-256M-Video-Instruct's image settings; no video processor (torchvision).
+        image_processor = SmolVLMImageProcessorPil(
+            do_image_splitting=True, size={'longest_edge': 2048},
+            max_image_size={'longest_edge': 512}, resample=1)
+        return image_only(SmolVLMProcessor)(image_processor, tok, None, image_seq_len=64,
+                                            chat_template=SMOLVLM_CHAT_TEMPLATE)
     if spec.arch in ('qwen2_vl', 'qwen2_5_vl'):
         from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
