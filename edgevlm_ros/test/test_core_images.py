@@ -177,3 +177,65 @@ def test_resize_to_and_to_grey():
     src = RGB[..., 0].copy()
     same = to_grey(src)
     assert same is not src and (same == src).all()
+
+
+# --- cv_bridge's conventions ------------------------------------------------------------------
+# The nodes decode frames without cv_bridge (docs/design-decisions.md says why); what they get
+# must be what `CvBridge().imgmsg_to_cv2(msg, desired_encoding='rgb8')` gives for every encoding
+# both handle. cv_bridge's documented behaviour, restated here in plain numpy (no cv_bridge, no
+# OpenCV) as the reference:
+# * the buffer is `height` rows of `step` bytes; bytes past width * pixel size are padding;
+# * multi-byte samples are in the byte order `is_bigendian` names (swapped when it is not the
+#   machine's); one-byte samples ignore the flag;
+# * the channel order is the encoding's (bgr* is blue first); rgba/bgra lose alpha; mono is
+#   repeated into three channels;
+# * 16-bit to 8-bit scales by 255 / 65535 (OpenCV convertTo rounds to the nearest value).
+CV_BRIDGE_ORDER = {'rgb8': ('rgb', 1), 'bgr8': ('bgr', 1), 'rgba8': ('rgba', 1),
+                   'bgra8': ('bgra', 1), 'mono8': ('l', 1), 'rgb16': ('rgb', 2),
+                   'bgr16': ('bgr', 2), 'rgba16': ('rgba', 2), 'bgra16': ('bgra', 2),
+                   'mono16': ('l', 2)}
+
+
+def _cv_bridge_rgb8(data: bytes, height: int, width: int, encoding: str, step: int,
+                    big_endian: bool) -> np.ndarray:
+    """imgmsg_to_cv2(msg, 'rgb8') as cv_bridge documents it, for CV_BRIDGE_ORDER's encodings."""
+    order, size = CV_BRIDGE_ORDER[encoding]
+    channels = len(order)
+    rows = np.frombuffer(data, np.uint8)[:height * step].reshape(height, step)
+    rows = rows[:, :width * channels * size]
+    if size == 2:
+        first, second = rows[:, 0::2].astype(np.int64), rows[:, 1::2].astype(np.int64)
+        samples = first * 256 + second if big_endian else second * 256 + first
+        samples = np.floor(samples * 255 / 65535 + 0.5)
+    else:
+        samples = rows.astype(np.int64)
+    pixels = samples.reshape(height, width, channels)
+    rgb = np.stack([pixels[..., order.index(c) if c in order else 0] for c in 'rgb'], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+@pytest.mark.parametrize('big_endian', [False, True])
+@pytest.mark.parametrize('pad', [0, 3])
+@pytest.mark.parametrize('encoding', sorted(CV_BRIDGE_ORDER))
+def test_decoding_follows_cv_bridge_imgmsg_to_cv2_rgb8(encoding, pad, big_endian):
+    order, size = CV_BRIDGE_ORDER[encoding]
+    height, width = 5, 7
+    rng = np.random.default_rng(len(encoding) * 10 + pad)
+    row_bytes = width * len(order) * size
+    # Every byte random, padding included: full 0..65535 range for the 16-bit encodings.
+    data = rng.integers(0, 256, height * (row_bytes + pad), dtype=np.uint8).tobytes()
+    out = raw_to_rgb(data, height, width, encoding, row_bytes + pad, big_endian)
+    expected = _cv_bridge_rgb8(data, height, width, encoding, row_bytes + pad, big_endian)
+    assert out.shape == (height, width, 3) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_cv_bridge_reference_itself_on_known_pixels():
+    # The reference, checked by hand: a bgra8 pixel loses alpha and swaps; a big-endian mono16
+    # 0x8000 is 32768 -> 127.5 -> 128; the same bytes read little-endian are 0x0080 = 128 -> 0.
+    bgra = bytes([10, 20, 30, 99])
+    assert _cv_bridge_rgb8(bgra, 1, 1, 'bgra8', 4, False).tolist() == [[[30, 20, 10]]]
+    assert _cv_bridge_rgb8(bytes([0x80, 0x00]), 1, 1, 'mono16', 2, True).tolist() == \
+        [[[128, 128, 128]]]
+    assert _cv_bridge_rgb8(bytes([0x80, 0x00]), 1, 1, 'mono16', 2, False).tolist() == \
+        [[[0, 0, 0]]]
