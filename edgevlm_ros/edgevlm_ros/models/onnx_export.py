@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 from typing import Any
+import warnings
 
 _LOG = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def _modules():
 
         def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                     position_ids: torch.Tensor, attention_bias: torch.Tensor,
-                    attention_bias_layers: torch.Tensor, *past: torch.Tensor):
+                    attention_bias_layers: torch.Tensor, *past: torch.Tensor,
+                    all_logits: bool = False):
             b, s, _ = inputs_embeds.shape
             total = attention_mask.shape[1]
             past_len = total - s
@@ -213,10 +215,28 @@ def _modules():
                 mlp = layer.mlp
                 hidden = hidden + mlp.down_proj(
                     torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
-            last = self._rms(hidden[:, -1:, :], self.norm.weight,
+            last = self._rms(hidden if all_logits else hidden[:, -1:, :], self.norm.weight,
                              float(self.norm.variance_epsilon))
             return (self.lm_head(last), *presents)
 
+    class PlainDecoder(nn.Module):
+        """The decoder as published (no attention bias, logits at every position)."""
+
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.decoder = LlamaDecoder(model)
+            self.layers, self.kv_heads = self.decoder.layers, self.decoder.kv_heads
+            self.head_dim = self.decoder.head_dim
+
+        def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                    position_ids: torch.Tensor, *past: torch.Tensor):
+            b = inputs_embeds.shape[0]
+            bias = torch.zeros(b, attention_mask.shape[1], dtype=torch.float32)
+            gate = torch.zeros(len(self.layers), dtype=torch.float32)
+            return self.decoder(inputs_embeds, attention_mask, position_ids, bias, gate, *past,
+                                all_logits=True)
+
+    _modules.plain_decoder = PlainDecoder
     return VisionEncoder, EmbedTokens, LlamaDecoder
 
 
@@ -265,7 +285,8 @@ def _export_vision(model: Any, path: Path, vision_cls: Any) -> None:
     pixels = torch.randn(1, 2, 3, side, side)
     mask = torch.ones(1, 2, side, side, dtype=torch.bool)
     images = torch.export.Dim('images', min=1, max=64)
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
         torch.onnx.export(
             module, (pixels, mask), str(path), dynamo=True, opset_version=OPSET,
             input_names=['pixel_values', 'pixel_attention_mask'],
@@ -280,7 +301,8 @@ def _export_embed(model: Any, path: Path, embed_cls: Any) -> None:
 
     module = embed_cls(model.model.text_model.embed_tokens).eval()
     ids = torch.tensor([[1, 2, 3]], dtype=torch.long)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
         torch.onnx.export(module, (ids,), str(path), dynamo=False, opset_version=OPSET,
                           input_names=['input_ids'], output_names=['inputs_embeds'],
                           dynamic_axes={'input_ids': {0: 'batch_size', 1: 'sequence_length'},
@@ -289,7 +311,7 @@ def _export_embed(model: Any, path: Path, embed_cls: Any) -> None:
     _single_file(path)
 
 
-def _export_decoder(model: Any, path: Path, decoder_cls: Any) -> None:
+def _export_decoder(model: Any, path: Path, decoder_cls: Any, published: bool = False) -> None:
     import torch
 
     module = decoder_cls(model).eval()
@@ -302,15 +324,19 @@ def _export_decoder(model: Any, path: Path, decoder_cls: Any) -> None:
     bias = torch.zeros(b, p + s)
     gate = torch.ones(n_layers)
     past = []
-    names_in = ['inputs_embeds', 'attention_mask', 'position_ids', BIAS_INPUT, BIAS_LAYERS_INPUT]
+    names_in = ['inputs_embeds', 'attention_mask', 'position_ids']
     names_out = ['logits']
     axes: dict[str, dict[int, str]] = {
         'inputs_embeds': {0: 'batch_size', 1: 'sequence_length'},
         'attention_mask': {0: 'batch_size', 1: 'total_sequence_length'},
         'position_ids': {0: 'batch_size', 1: 'sequence_length'},
-        BIAS_INPUT: {0: 'batch_size', 1: 'total_sequence_length'},
-        'logits': {0: 'batch_size'},
+        'logits': {0: 'batch_size', 1: 'sequence_length'} if published else {0: 'batch_size'},
     }
+    extra: tuple = ()
+    if not published:
+        names_in += [BIAS_INPUT, BIAS_LAYERS_INPUT]
+        axes[BIAS_INPUT] = {0: 'batch_size', 1: 'total_sequence_length'}
+        extra = (bias, gate)
     for i in range(n_layers):
         for kind in ('key', 'value'):
             past.append(torch.randn(b, module.kv_heads, p, module.head_dim))
@@ -318,11 +344,34 @@ def _export_decoder(model: Any, path: Path, decoder_cls: Any) -> None:
             names_out.append(f'present.{i}.{kind}')
             axes[names_in[-1]] = {0: 'batch_size', 2: 'past_sequence_length'}
             axes[names_out[-1]] = {0: 'batch_size', 2: 'total_sequence_length'}
-    with torch.no_grad():
-        torch.onnx.export(module, (embeds, mask, positions, bias, gate, *past), str(path),
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter's deprecation and tracer notes: this graph has no
+        # data-dependent control flow, so tracing records it exactly.
+        warnings.simplefilter('ignore')
+        torch.onnx.export(module, (embeds, mask, positions, *extra, *past), str(path),
                           dynamo=False, opset_version=OPSET, input_names=names_in,
                           output_names=names_out, dynamic_axes=axes)
     _single_file(path)
+
+
+def export_published_decoder(model: str, path: Path) -> Path:
+    """
+    Write the decoder of checkpoint ``model`` as the published folders have it, to ``path``.
+
+    No ``attention_bias`` inputs and logits at every position: what ``OnnxSvlm`` meets in a
+    folder published beside a checkpoint (the tests build one with this).
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from edgevlm_ros.models.registry import resolve_model
+
+    hf = AutoModelForImageTextToText.from_pretrained(resolve_model(model),
+                                                     dtype=torch.float32).eval()
+    _check_supported(hf)
+    _modules()
+    _export_decoder(hf, Path(path), _modules.plain_decoder, published=True)
+    return Path(path)
 
 
 def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> Path:

@@ -1,0 +1,309 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""The ONNX edge backends: export, torch parity, KV reuse, Visual Focus bias, layouts, errors."""
+
+import json
+import logging
+from pathlib import Path
+import shutil
+
+from edgevlm_ros.backends import onnx_backend
+from edgevlm_ros.backends.base import STAGES, choose_backend, load_svlm
+from edgevlm_ros.backends.onnx_backend import OnnxSvlm
+from edgevlm_ros.backends.transformers_backend import TransformersSvlm
+from edgevlm_ros.core import svlm_data
+from edgevlm_ros.core.regions import Box
+from edgevlm_ros.models import onnx_export
+import numpy as np
+import pytest
+
+pytest.importorskip('onnxruntime')
+
+HISTORY = [('Is the path clear?', 'yes, the corridor is clear'),
+           ('What is on the left?', 'a door'), ('How many people?', 'two')]
+QUESTIONS = ('What is ahead?', 'Is there a red box?', 'Where is the door?')
+FOCUS = [Box(0.1, 0.2, 0.45, 0.6)]
+
+
+def frames(n: int, seed: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.fixture(scope='module')
+def tiny_onnx(tiny_edge_model, tmp_path_factory) -> Path:
+    """The tiny edge model exported once, with int8 graphs."""
+    return onnx_export.export(str(tiny_edge_model), tmp_path_factory.mktemp('onnx') / 'tiny',
+                              quantize='int8', progress=False)
+
+
+@pytest.fixture(scope='module')
+def torch_svlm(tiny_edge_model) -> TransformersSvlm:
+    return TransformersSvlm(str(tiny_edge_model), max_new_tokens=8, num_threads=2)
+
+
+@pytest.fixture(scope='module')
+def ort_svlm(tiny_onnx) -> OnnxSvlm:
+    return OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2)
+
+
+def test_export_writes_the_published_layout(tiny_onnx: Path) -> None:
+    import onnx
+
+    for name in ('config.json', 'generation_config.json', 'tokenizer.json',
+                 'processor_config.json', onnx_export.MARKER_FILE):
+        assert (tiny_onnx / name).is_file(), name
+    assert not list(tiny_onnx.glob('*.safetensors'))  # graphs only, no torch weights
+    graphs = {p.name for p in (tiny_onnx / 'onnx').iterdir()}
+    assert graphs == {'vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged.onnx',
+                      'vision_encoder_int8.onnx', 'decoder_model_merged_int8.onnx'}
+
+    def names(path: Path) -> tuple[list[str], list[str]]:
+        g = onnx.load(str(path), load_external_data=False).graph
+        return [i.name for i in g.input], [o.name for o in g.output]
+
+    assert names(tiny_onnx / 'onnx/vision_encoder.onnx') == (
+        ['pixel_values', 'pixel_attention_mask'], ['image_features'])
+    assert names(tiny_onnx / 'onnx/embed_tokens.onnx') == (['input_ids'], ['inputs_embeds'])
+    inputs, outputs = names(tiny_onnx / 'onnx/decoder_model_merged.onnx')
+    layers = json.loads((tiny_onnx / 'config.json').read_text())['text_config'][
+        'num_hidden_layers']
+    assert inputs[:5] == ['inputs_embeds', 'attention_mask', 'position_ids',
+                          'attention_bias', 'attention_bias_layers']
+    assert inputs[5:] == [f'past_key_values.{i}.{k}' for i in range(layers)
+                          for k in ('key', 'value')]
+    assert outputs == ['logits'] + [f'present.{i}.{k}' for i in range(layers)
+                                    for k in ('key', 'value')]
+
+
+def test_fp32_answers_equal_torch_greedy(torch_svlm, ort_svlm) -> None:
+    for i, image in enumerate(frames(4)):
+        history = HISTORY[:i % 4]
+        sources = [j % 2 == 0 for j in range(len(history))]
+        question = QUESTIONS[i % len(QUESTIONS)]
+        ort_svlm.clear_cache()
+        a = ort_svlm.answer(image, question, history, history_sources=sources)
+        b = torch_svlm.answer(image, question, history, history_sources=sources)
+        assert a.text == b.text
+        assert a.prompt == b.prompt and a.prompt_tokens == b.prompt_tokens
+        assert a.completion_tokens == b.completion_tokens
+        assert set(a.stages) == set(STAGES) and all(v >= 0 for v in a.stages.values())
+
+
+def test_micro_answers_equal_torch(model_cache) -> None:
+    # The trained micro SVLM gives meaningful, confident answers: same greedy text on both.
+    ort = OnnxSvlm('micro', max_new_tokens=8, num_threads=2)
+    ref = TransformersSvlm('micro', max_new_tokens=8, num_threads=2)
+    rng = np.random.default_rng(11)
+    for i in range(3):
+        ex = svlm_data.make_example(rng, 900 + i, svlm_data.CURRICULUM[-1], history_turns=3,
+                                    plan=svlm_data.ALL_CLOUD)
+        for turn in ex.turns[:2]:
+            a = ort.answer(ex.rgb, turn.question, turn.history,
+                           history_sources=turn.history_sources)
+            b = ref.answer(ex.rgb, turn.question, turn.history,
+                           history_sources=turn.history_sources)
+            assert a.text == b.text
+
+
+def test_kv_reuse_gives_the_same_answers(tiny_onnx) -> None:
+    reuse = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2)
+    fresh = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2, kv_reuse=False)
+    images = frames(5, seed=5)
+    steps = [  # (frame, history, sources): growing, unchanged, a replaced (cloud) turn, focus
+        (0, HISTORY[:1], [False]),
+        (1, HISTORY[:2], [False, False]),
+        (2, HISTORY[:2], [False, False]),
+        (2, [HISTORY[0], ('What is on the left?', 'a red chair')], [False, True]),
+        (3, [HISTORY[0], ('What is on the left?', 'a red chair')], [False, True]),
+    ]
+    results = []
+    for k, (f, history, sources) in enumerate(steps):
+        focus = FOCUS if k == 4 else ()
+        a = reuse.answer(images[f], 'What is ahead?', history, focus=focus, focus_alpha=3.0,
+                         history_sources=sources)
+        b = fresh.answer(images[f], 'What is ahead?', history, focus=focus, focus_alpha=3.0,
+                         history_sources=sources)
+        assert a.text == b.text, k
+        assert b.cached_tokens == 0
+        results.append(a)
+    # Unchanged history, new frame: the history prefix (everything before the image) is reused.
+    image_at = results[2].prompt.index('<image>')
+    prefix = reuse.count_tokens(results[2].prompt[:image_at])
+    assert results[2].cached_tokens >= prefix - 2
+    # The same frame again after a replaced turn: reuse stops where the turn changed.
+    changed = reuse.count_tokens(results[3].prompt[:results[3].prompt.index('a red chair')])
+    assert 0 < results[3].cached_tokens <= changed + 1
+    assert results[4].cached_tokens > 0
+    assert reuse.cache_stats.calls == 5 and reuse.cache_stats.hits >= 3
+    assert fresh.cache_stats.hits == 0
+
+
+def test_focus_bias_changes_the_answer_like_torch(torch_svlm, ort_svlm) -> None:
+    changed = 0
+    for image in frames(3, seed=9):
+        plain = ort_svlm.answer(image, 'What is ahead?', HISTORY[:1])
+        focused = ort_svlm.answer(image, 'What is ahead?', HISTORY[:1], focus=FOCUS,
+                                  focus_alpha=4.0)
+        ref = torch_svlm.answer(image, 'What is ahead?', HISTORY[:1], focus=FOCUS,
+                                focus_alpha=4.0)
+        assert focused.focus_applied and focused.focused_tokens == ref.focused_tokens > 0
+        assert not plain.focus_applied
+        assert focused.text == ref.text
+        changed += focused.text != plain.text
+    assert changed >= 1
+    assert ort_svlm.focus_supported
+
+
+def test_focus_layers_select_the_biased_layers(tiny_onnx) -> None:
+    svlm = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2, kv_reuse=False)
+    image = frames(1, seed=21)[0]
+    all_layers = svlm.answer(image, 'What is ahead?', focus=FOCUS, focus_alpha=8.0).text
+    svlm.focus_layers = [1]
+    one_layer = svlm.answer(image, 'What is ahead?', focus=FOCUS, focus_alpha=8.0).text
+    svlm.focus_layers = []
+    none = svlm.answer(image, 'What is ahead?', focus=FOCUS, focus_alpha=8.0)
+    plain = svlm.answer(image, 'What is ahead?').text
+    assert none.text == plain  # a bias on no layer changes nothing
+    assert all_layers != plain or one_layer != plain
+    with pytest.raises(ValueError, match='out of range'):
+        svlm.focus_layers = [7]
+
+
+def test_published_layout_loads_without_focus(tiny_onnx, torch_svlm, tmp_path) -> None:
+    published = tmp_path / 'published'
+    shutil.copytree(tiny_onnx, published)
+    (published / onnx_export.MARKER_FILE).unlink()
+    for name in ('decoder_model_merged_int8.onnx', 'vision_encoder_int8.onnx'):
+        (published / 'onnx' / name).unlink()
+    # Published decoders have no attention_bias and give logits at every position.
+    onnx_export.export_published_decoder(torch_svlm.path,
+                                         published / 'onnx' / 'decoder_model_merged.onnx')
+    svlm = OnnxSvlm(str(published), max_new_tokens=8, num_threads=2)
+    assert not svlm.focus_supported
+    image = frames(1, seed=2)[0]
+    result = svlm.answer(image, 'What is ahead?', HISTORY[:2], focus=FOCUS, focus_alpha=4.0)
+    assert not result.focus_applied and result.focused_tokens == 0
+    assert result.text == torch_svlm.answer(image, 'What is ahead?', HISTORY[:2]).text
+    again = svlm.answer(frames(1, seed=4)[0], 'What is ahead?', HISTORY[:2])
+    assert again.cached_tokens > 0
+    with pytest.raises(FileNotFoundError, match='quantize=int8'):
+        OnnxSvlm(str(published), quantize='int8')
+
+
+def test_bad_provider_falls_back_with_one_log_line(tiny_onnx, caplog) -> None:
+    onnx_backend._WARNED.clear()
+    with caplog.at_level(logging.WARNING, logger='edgevlm_ros.backends.onnx_backend'):
+        svlm = OnnxSvlm(str(tiny_onnx), max_new_tokens=4, num_threads=1,
+                        providers=('NoSuchExecutionProvider', 'CPUExecutionProvider'))
+        svlm.answer(frames(1)[0], 'What is ahead?')
+        OnnxSvlm(str(tiny_onnx), max_new_tokens=4, providers='NoSuchExecutionProvider')
+    lines = [r.getMessage() for r in caplog.records if 'NoSuchExecutionProvider' in
+             r.getMessage()]
+    assert len(lines) == 1 and 'CPUExecutionProvider' in lines[0]
+    assert svlm.providers == ('CPUExecutionProvider',)
+
+
+def test_int8_answers(tiny_onnx, ort_svlm) -> None:
+    svlm = OnnxSvlm(str(tiny_onnx), quantize='int8', max_new_tokens=8, num_threads=2)
+    image = frames(1, seed=8)[0]
+    result = svlm.answer(image, 'What is ahead?', HISTORY)
+    assert result.text and 1 <= result.completion_tokens <= 8
+    assert result.prompt_tokens == ort_svlm.answer(image, 'What is ahead?', HISTORY).prompt_tokens
+
+
+def test_openvino_fp32_equals_onnxruntime(tiny_onnx, ort_svlm) -> None:
+    pytest.importorskip('openvino')
+    ov = OnnxSvlm(str(tiny_onnx), runtime='openvino', dtype='float32', max_new_tokens=8,
+                  num_threads=2)
+    assert ov.focus_supported
+    for image in frames(2, seed=13):
+        a = ov.answer(image, 'What is ahead?', HISTORY[:2], focus=FOCUS, focus_alpha=3.0)
+        b = ort_svlm.answer(image, 'What is ahead?', HISTORY[:2], focus=FOCUS, focus_alpha=3.0)
+        assert a.text == b.text and a.focus_applied
+
+
+def test_openvino_int8_answers(tiny_onnx) -> None:
+    pytest.importorskip('nncf')
+    ov = OnnxSvlm(str(tiny_onnx), runtime='openvino', quantize='int8', max_new_tokens=8,
+                  num_threads=2)
+    result = ov.answer(frames(1, seed=8)[0], 'What is ahead?', HISTORY)
+    assert result.text and result.stages['vision'] >= 0
+    # The compressed model is kept beside the graphs: the next load reads it.
+    assert (tiny_onnx / 'onnx' / 'decoder_model_merged_ov_int8.xml').is_file()
+
+
+def test_checkpoint_without_onnx_is_exported_once_into_the_cache(tiny_edge_model,
+                                                                 model_cache) -> None:
+    first = OnnxSvlm(str(tiny_edge_model), max_new_tokens=4)
+    assert first.path.parent == model_cache / 'onnx'
+    marker = (first.path / onnx_export.MARKER_FILE).stat().st_mtime_ns
+    second = load_svlm(str(tiny_edge_model), backend='onnxruntime', max_new_tokens=4)
+    assert second.path == first.path
+    assert (first.path / onnx_export.MARKER_FILE).stat().st_mtime_ns == marker
+
+
+def test_bad_inputs_give_one_clear_error(tiny_onnx, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        OnnxSvlm(str(tmp_path / 'missing'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(OSError, match='neither onnx/ graphs nor a checkpoint'):
+        OnnxSvlm(str(tmp_path / 'empty'))
+    corrupt = tmp_path / 'corrupt'
+    shutil.copytree(tiny_onnx, corrupt)
+    (corrupt / 'onnx' / 'decoder_model_merged.onnx').write_bytes(b'not a graph')
+    with pytest.raises(OSError, match='cannot load ONNX graph .*decoder_model_merged') as e:
+        OnnxSvlm(str(corrupt))
+    assert '\n' not in str(e.value)
+    with pytest.raises(ValueError, match='runtime'):
+        OnnxSvlm(str(tiny_onnx), runtime='tensorflow')
+    with pytest.raises(ValueError, match='device'):
+        OnnxSvlm(str(tiny_onnx), device='tpu')
+    with pytest.raises(ValueError, match='bfloat16'):
+        OnnxSvlm(str(tiny_onnx), dtype='bfloat16')
+    with pytest.raises(ValueError, match='quantize'):
+        OnnxSvlm(str(tiny_onnx), quantize='int4')
+    svlm = OnnxSvlm(str(tiny_onnx), max_new_tokens=2)
+    with pytest.raises(ValueError, match='max_new_tokens'):
+        svlm.answer(frames(1)[0], 'What?', max_new_tokens=0)
+    with pytest.raises(ValueError, match='question'):
+        svlm.answer(frames(1)[0], '  ')
+    with pytest.raises(ValueError, match='history turn 0'):
+        svlm.answer(frames(1)[0], 'What?', [('only a question',)])
+    with pytest.raises(ValueError, match='history_sources'):
+        svlm.answer(frames(1)[0], 'What?', HISTORY[:1], history_sources=[True, False])
+
+
+def test_export_refuses_other_architectures_and_foreign_folders(model_cache, tmp_path) -> None:
+    with pytest.raises(ValueError, match='quantize'):
+        onnx_export.export('tiny', tmp_path / 'x', quantize='int4')
+    foreign = tmp_path / 'foreign'
+    foreign.mkdir()
+    (foreign / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError):
+        onnx_export.export('tiny', foreign)
+    assert onnx_export.main(['llava-tiny', str(tmp_path / 'llava')]) == 1
+    assert not (tmp_path / 'llava').exists()
+
+
+def test_auto_backend_choice(tiny_edge_model, tmp_path) -> None:
+    backend, why = choose_backend(str(tiny_edge_model), 'cpu')
+    assert backend in ('openvino', 'onnxruntime') and 'idefics3' in why
+    assert choose_backend(str(tiny_edge_model), 'cuda:0')[0] == 'transformers'
+    other = tmp_path / 'llava'
+    other.mkdir()
+    (other / 'config.json').write_text(json.dumps({'model_type': 'llava'}))
+    assert choose_backend(str(other))[0] == 'transformers'
+
+
+def test_heldout_through_onnxruntime_matches_transformers(model_cache) -> None:
+    from edgevlm_ros.models.micro import evaluate_heldout
+
+    ref = evaluate_heldout('micro', images=2, write=False, log=lambda s: None)
+    got = evaluate_heldout('micro', images=2, write=False, log=lambda s: None,
+                           backend='onnxruntime')
+    assert got['summary']['backend'] == 'onnxruntime'
+    kinds = [k for k in got['rows'][0] if k.endswith('_ok')]
+    assert len(got['rows']) == len(ref['rows']) == 8 and kinds
+    for a, b in zip(got['rows'], ref['rows']):
+        assert all(a[k[:-3]] == b[k[:-3]] for k in kinds)
