@@ -50,7 +50,7 @@ def main() -> int:
             answers = sr.cloud_answers(w, 0.1)
             events = sr.cloud_timeline(w.steps, net, w_i, cfg0.overhead_ms)
             masks = sr.focus_masks(w.steps, events, answers, cfg0)
-            runs = [(s, cfg0) for s in sr.STRATEGIES if s != sr.ARBITRATED]
+            runs = [(s, cfg0) for s in (*sr.BASELINES, 'edgevlm')]  # arb variants reuse edgevlm's
             runs += [(f'arb m{p.max_age_s:g} t{p.trust_age_s:g} a{int(p.require_edge_agreement)}',
                       sr.ReplayConfig(arbitration=p)) for p in grid]
             for label, cfg in runs:

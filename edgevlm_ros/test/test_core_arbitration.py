@@ -15,6 +15,7 @@ from edgevlm_ros.core.arbitration import (
 import pytest
 
 Q = 'How many red objects are there?'
+CHANGE_TEST = ArbitrationParams(max_age_s=2.0, require_edge_agreement=True)
 WHERE = 'Where is the red circle? (a) left (b) centre (c) right (d) not visible'
 
 
@@ -35,21 +36,27 @@ def test_a_cloud_answer_to_another_question_is_not_used():
     assert 'another question' in d.reason
 
 
+def test_by_default_a_cloud_answer_up_to_a_second_old_stands_for_the_step():
+    d = arbitrate(Q, 11.0, '0', _cloud(answer='2'), '1')
+    assert (d.source, d.answer, d.cloud_step) == ('cloud', '2', 20)
+    assert arbitrate(Q, 11.01, '0', _cloud(answer='2'), '1').source == 'edge'
+
+
 def test_the_cloud_answer_stands_while_the_edge_sees_no_change():
-    d = arbitrate(Q, 11.0, '1', _cloud(answer='2'), '1')
+    d = arbitrate(Q, 11.0, '1', _cloud(answer='2'), '1', CHANGE_TEST)
     assert (d.source, d.answer, d.cloud_step) == ('cloud', '2', 20)
     assert d.cloud_age_s == pytest.approx(1.0)
     assert 'not changed' in d.reason
 
 
 def test_an_edge_answer_that_changed_since_the_cloud_frame_means_the_scene_moved():
-    d = arbitrate(Q, 11.0, '0', _cloud(answer='2'), '1')
+    d = arbitrate(Q, 11.0, '0', _cloud(answer='2'), '1', CHANGE_TEST)
     assert (d.source, d.answer) == ('edge', '0')
     assert "'1' -> '0'" in d.reason
 
 
 def test_without_the_edge_answer_on_the_cloud_frame_the_change_test_cannot_pass():
-    assert arbitrate(Q, 11.0, '1', _cloud(), None).source == 'edge'
+    assert arbitrate(Q, 11.0, '1', _cloud(), None, CHANGE_TEST).source == 'edge'
     no_test = ArbitrationParams(require_edge_agreement=False)
     assert arbitrate(Q, 11.0, '1', _cloud(), None, no_test).source == 'cloud'
 
@@ -62,7 +69,7 @@ def test_an_old_cloud_answer_never_stands():
 
 
 def test_a_young_cloud_answer_is_trusted_without_the_change_test():
-    params = ArbitrationParams(trust_age_s=0.6)
+    params = ArbitrationParams(trust_age_s=0.6, require_edge_agreement=True)
     assert arbitrate(Q, 10.5, '0', _cloud(), '1', params).source == 'cloud'
     assert arbitrate(Q, 10.7, '0', _cloud(), '1', params).source == 'edge'
 
@@ -87,7 +94,8 @@ def test_multiple_choice_answers_compare_by_the_option_they_pick():
     assert same_answer('(d) not visible', 'Not visible.', WHERE)
     assert not same_answer('(b)', '(c)', WHERE)
     assert same_answer('Two', '2', Q) and not same_answer('2', '3', Q)
-    d = arbitrate(WHERE, 11.0, '(b) centre', _cloud(answer='left', question=WHERE), 'centre')
+    d = arbitrate(WHERE, 11.0, '(b) centre', _cloud(answer='left', question=WHERE), 'centre',
+                  CHANGE_TEST)
     assert d.source == 'cloud' and d.answer == 'left'
 
 

@@ -612,6 +612,25 @@ def goal_table(cells: dict[str, dict[str, CellResult]], columns: Sequence[str],
     return '\n'.join(lines)
 
 
+def kind_table(cells: dict[str, dict[str, CellResult]], columns: Sequence[str],
+               strategies: Sequence[str] = ('edge_only', 'focus_only', 'edgevlm', ARBITRATED),
+               kinds: Sequence[str] = ('colour', 'where', 'count', 'exists')) -> str:
+    """Markdown: accuracy at the deadline per question kind (steps in brackets), per cell."""
+    lines = ['| Cell | Strategy | ' + ' | '.join(kinds) + ' |',
+             '|---|---|' + '---:|' * len(kinds)]
+    for c in columns:
+        for s in strategies:
+            r = cells.get(c, {}).get(s)
+            if r is None or not r.correct:
+                continue
+            row = []
+            for k in kinds:
+                hits = [x for x, kk in zip(r.correct, r.kinds) if kk == k]
+                row.append(f'{100 * np.mean(hits):.1f} ({len(hits)})' if hits else '-')
+            lines.append(f'| {c} | {s} | ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
 def plot(cells: dict[str, dict[str, CellResult]], strategies: Sequence[str],
          latencies: Sequence[float], fluctuations: Sequence[float], error: float,
          path: str | os.PathLike) -> None:
@@ -699,7 +718,7 @@ def sweep(args: argparse.Namespace) -> int:
     cfg = ReplayConfig(edge_ms=args.edge_ms, overhead_ms=args.overhead_ms,
                        deadline_s=args.deadline, arbitration=ArbitrationParams(
                            max_age_s=args.max_age, trust_age_s=args.trust_age,
-                           require_edge_agreement=not args.no_agreement))
+                           require_edge_agreement=args.agreement))
     t0 = time.monotonic()
     specs = [WorldSpec(seed=s, duration=args.duration, pace=args.pace,
                        question_every=args.question_every, mix=args.mix)
@@ -749,6 +768,10 @@ def report(out: Path, strategies: Sequence[str] | None = None,
         text += ['Other cloud error rates:', '', table(cells, strategies, extra), '']
     text += ['Goal check (paired differences, 95 % CI):', '',
              goal_table(cells, list(cells)), '']
+    focus_cols = [c for c in (cell_name(0.5, 0, error), cell_name(2, 0, error)) if c in cells]
+    if focus_cols:
+        text += ['Per question kind (accuracy at the deadline, %, steps):', '',
+                 kind_table(cells, focus_cols), '']
     md = '\n'.join(text)
     (out / 'table.md').write_text(md)
     plot(cells, strategies, [x for x in latencies], [f for f in fluctuations if any(
@@ -783,7 +806,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     sw.add_argument('--network-seed', type=int, default=0)
     sw.add_argument('--max-age', type=float, default=ArbitrationParams.max_age_s)
     sw.add_argument('--trust-age', type=float, default=ArbitrationParams.trust_age_s)
-    sw.add_argument('--no-agreement', action='store_true')
+    sw.add_argument('--agreement', action='store_true',
+                    help='arbitration: the edge answer must be unchanged since the cloud frame')
     rp = sub.add_parser('report', help='tables and plot of a finished sweep again')
     rp.add_argument('out')
     args = ap.parse_args(list(argv) if argv is not None else None)
