@@ -438,3 +438,15 @@ def test_diagnostics_show_the_history_cache_hit_rate_and_stage_times(monkeypatch
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize(('params', 'expected'), [
+    # No GPU on the test machines: the load fails, and says so in one line.
+    ({'device': 'cuda'}, "cannot load edge model 'tiny'"),
+    ({'dtype': 'float8'}, "dtype='float8' is not one of"),
+])
+def test_an_edge_that_cannot_load_or_start_exits_2_with_one_clear_line(graph, params, expected):
+    graph.node('edge_svlm_node', 'edge_svlm', params)
+    code = graph.popen('edge_svlm').wait(120)
+    log = graph.log('edge_svlm')
+    assert code == 2 and expected in log and 'Traceback' not in log, log
