@@ -19,7 +19,8 @@ history slides by one turn a step, so consecutive prompts share only the templat
 the KV cache keeps the history. Paths run round-robin, one step each per round, so the noise of
 this shared machine spreads over all; ratios are to the old path's p50 from the same rounds.
 Visual Focus boxes are given at every step. 'same' counts answers equal to the old path's.
-Numbers only, no asserts.
+'cpu ms' is the process CPU time of a call (all its threads): on a machine shared with other
+jobs it moves less than wall time does. Numbers only, no asserts.
 
 usage: python bench/transformers_speed.py [--model smolvlm-256m-random] [--steps 10]
        [--threads 2] [--new-tokens 16] [--evict-block 1] [--paths old,fp32,int8,bf16]
@@ -165,10 +166,12 @@ def main() -> int:
         history = [(t.question, t.answer) for t in turns]
         sources = [t.from_cloud for t in turns]
         for name, p in loaded.items():
+            cpu = time.process_time()
             if name == 'old':
                 run = old_answer(p['svlm'], p['timer'], image, question, history, sources)
             else:
                 run = new_answer(p['svlm'], image, question, history, sources)
+            run['cpu_ms'] = (time.process_time() - cpu) * 1e3
             if step > 0:
                 p['runs'].append(run)
         sid = TURNS + step
@@ -182,8 +185,10 @@ def main() -> int:
 
     old_p50 = statistics.median(r['ms'] for r in loaded['old']['runs']) \
         if 'old' in loaded else None
+    old_cpu = statistics.median(r['cpu_ms'] for r in loaded['old']['runs']) \
+        if 'old' in loaded else None
     print(f'\nload average after: {load()}')
-    header = (f'{"path":5s} {"p50 ms":>8s} {"ratio":>6s} ' + ' '.join(
+    header = (f'{"path":5s} {"p50 ms":>8s} {"ratio":>6s} {"cpu ms":>7s} {"ratio":>6s} ' + ' '.join(
         f'{s:>10s}' for s in (*STAGES, 'pf+decode')) + f' {"cached":>7s} {"prompt":>6s} '
         f'{"gen":>4s} {"same":>5s} {"load s":>6s} {"RSS MB":>7s}  description')
     print(header)
@@ -191,11 +196,13 @@ def main() -> int:
     for name, p in loaded.items():
         runs = p['runs']
         p50 = statistics.median(r['ms'] for r in runs)
+        cpu = statistics.median(r['cpu_ms'] for r in runs)
         stage_p50 = {s: statistics.median(r['stages'].get(s, float('nan')) for r in runs)
                      for s in (*STAGES, 'prefill+decode')}
         cached = sum(r['cached'] for r in runs) / max(1, sum(r['prompt'] for r in runs))
         same = sum(a == r['text'] for a, r in zip(reference, runs)) if reference else 0
         print(f'{name:5s} {p50:8.0f} {p50 / old_p50 if old_p50 else float("nan"):6.2f} '
+              f'{cpu:7.0f} {cpu / old_cpu if old_cpu else float("nan"):6.2f} '
               + ' '.join(f'{stage_p50[s]:10.0f}' for s in (*STAGES, 'prefill+decode'))
               + f' {cached:7.1%} {statistics.median(r["prompt"] for r in runs):6.0f} '
               f'{statistics.mean(r["gen"] for r in runs):4.1f} {same:2d}/{len(runs):<2d} '
