@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         popens = launch_runner.start(procs, opts.log_dir)
-        rclpy.init()
+        rclpy.init(args=sys.argv[:1])  # name:=value are launch arguments, not ROS remappings
         monitor = DemoMonitor(resolved.get('namespace', ''), opts.quiet)
         executor = SingleThreadedExecutor()
         executor.add_node(monitor)

@@ -394,6 +394,8 @@ class EdgeSvlmNode(Node):
             try:
                 self._answer_step(step)
             except Exception as e:  # noqa: BLE001 - one bad step must not stop the node
+                if not self.context.ok():
+                    return  # shutting down (Ctrl-C): the answer has nowhere to go
                 self.counters.inc('answer_errors')
                 self.get_logger().error(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
 
