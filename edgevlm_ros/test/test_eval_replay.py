@@ -77,8 +77,13 @@ def test_each_strategy_scores_what_its_test_doubles_make_it_score(
         assert len(run.truths) == frames
         assert run.meta['frames_played'] == frames
         assert (tmp_path / run.strategy / 'record' / 'metadata.yaml').exists()
-        assert run.counters['camera']['steps_published'] == str(len({c.step_id
-                                                                     for c in run.clouds}))
+        # Every step the bridge received got exactly one CloudResponse. (Steps reach it best
+        # effort, newest only: on a loaded machine it can miss the first ones while its
+        # subscription is matched; a load average of 9 on 2 cores lost 3 of 12 here.)
+        answered = {c.step_id for c in run.clouds}
+        assert len(run.clouds) == len(answered)
+        assert run.counters['cloud_bridge']['steps_received'] == str(len(answered))
+        assert int(run.counters['camera']['steps_published']) >= len(answered) > 0
 
     edge = runs['edge_only']
     s = score_run(edge, 1.0)
