@@ -168,6 +168,7 @@ class EdgeSvlmNode(Node):
         self.latency = LatencyWindow(1000)
         self.model_time = LatencyWindow(1000)
         self.stage_time = {stage: LatencyWindow(1000) for stage in STAGES}
+        self._runtime = self.params['backend']  # what 'auto' became, once loaded
         self.svlm = None
         self.store: ContextStore | None = None
         self._pending: Step | None = None
@@ -199,7 +200,15 @@ class EdgeSvlmNode(Node):
 
         t0 = time.monotonic()
         try:
-            self.svlm = load_svlm(self.params['model'], **self._backend_options())
+            options = self._backend_options()
+            if options['backend'] == 'auto':
+                from edgevlm_ros.backends.base import choose_backend
+
+                options['backend'], why = choose_backend(self.params['model'],
+                                                         options['device'])
+                self.get_logger().info(f"backend auto: {options['backend']} ({why})")
+            self._runtime = options['backend']
+            self.svlm = load_svlm(self.params['model'], **options)
         except Exception as e:  # noqa: BLE001 - any load failure must fail the transition cleanly
             self.get_logger().error(f"cannot load edge model {self.params['model']!r}: {e}")
             return TransitionCallbackReturn.FAILURE
@@ -208,7 +217,7 @@ class EdgeSvlmNode(Node):
         self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
         self.get_logger().info(
-            f"loaded edge model {self.svlm.name} on {self.params['backend']} in "
+            f"loaded edge model {self.svlm.name} on {self._runtime} in "
             f"{time.monotonic() - t0:.1f} s; strategy {self.params['strategy']}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -543,7 +552,7 @@ class EdgeSvlmNode(Node):
         gauges = {'latency_p50_ms': f"{lat['p50']:.1f}", 'latency_p95_ms': f"{lat['p95']:.1f}",
                   'model_p50_ms': f'{self.model_time.percentile(50):.1f}',
                   'history_turns': len(self.store) if self.store is not None else 0,
-                  'strategy': self.params['strategy'], 'backend': self.params['backend'],
+                  'strategy': self.params['strategy'], 'backend': self._runtime,
                   'parameter_rejections': self.params.rejected}
         for stage, window in self.stage_time.items():
             if window.count:

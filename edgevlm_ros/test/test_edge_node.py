@@ -450,3 +450,25 @@ def test_an_edge_that_cannot_load_or_start_exits_2_with_one_clear_line(graph, pa
     code = graph.popen('edge_svlm').wait(120)
     log = graph.log('edge_svlm')
     assert code == 2 and expected in log and 'Traceback' not in log, log
+
+
+def test_backend_auto_is_resolved_once_and_reported(monkeypatch):
+    from edgevlm_ros.backends import base
+    import rclpy
+
+    chosen = []
+
+    def choose_backend(spec, device='auto'):
+        chosen.append((spec, device))
+        return 'openvino', 'an x86 CPU'
+
+    monkeypatch.setattr(base, 'choose_backend', choose_backend)
+    node, made = _node_with(monkeypatch, 'backend:=auto', 'device:=cpu')
+    try:
+        node.trigger_configure()
+        assert chosen == [('/models/edge', 'cpu')]
+        assert made[0][1]['backend'] == 'openvino'  # the backend it chose, not 'auto'
+        assert node._gauges()['backend'] == 'openvino'
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
