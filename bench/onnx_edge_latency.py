@@ -36,7 +36,8 @@ HISTORY = [
 
 # name -> (label, backend keywords); 'onnx' in the backend means the spec is the ONNX folder.
 PATHS = {
-    'tf': ('transformers fp32 (today)', dict(backend='transformers')),
+    'tf': ('transformers fp32, no KV reuse', dict(backend='transformers', kv_reuse=False)),
+    'tf-reuse': ('transformers fp32 + KV reuse', dict(backend='transformers')),
     'ort': ('ONNX Runtime fp32', dict(backend='onnxruntime', kv_reuse=False)),
     'ort-reuse': ('ONNX Runtime fp32 + KV reuse', dict(backend='onnxruntime')),
     'ort-int8': ('ONNX Runtime int8', dict(backend='onnxruntime', quantize='int8',
@@ -63,8 +64,8 @@ def main() -> int:
     parser.add_argument('--steps', type=int, default=10)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--new-tokens', type=int, default=16)
-    parser.add_argument('--paths', default='tf,ort,ort-reuse,ort-int8-reuse,ov-int8,'
-                                           'ov-int8-reuse')
+    parser.add_argument('--paths', default='tf,tf-reuse,ort,ort-reuse,ort-int8,ort-int8-reuse,'
+                                           'ov-int8,ov-int8-reuse')
     args = parser.parse_args()
     names = [p for p in args.paths.split(',') if p]
     unknown = [p for p in names if p not in PATHS]
@@ -88,14 +89,22 @@ def main() -> int:
             r = svlms[name].answer(image, QUESTION, HISTORY)
             if step > 0:  # round 0 warms every path up
                 rows[name].append(r)
-        print(f'round {step}/{args.steps} done (load {load()})', file=sys.stderr, flush=True)
+        if step > 0:
+            # The table so far after every round: a run stopped early still reports.
+            report(args, names, rows, step)
+    return 0
+
+
+def report(args, names, rows, steps) -> None:
+    """Print the table of the rounds so far."""
 
     def p50(values):
         return statistics.median(values) if values else float('nan')
 
     base = p50([r.model_ms for r in rows[names[0]]]) if names[0] == 'tf' else None
     print(f'\n{args.model}: 640x480 frame -> one 512 px tile, {len(HISTORY)}-turn history, '
-          f'<= {args.new_tokens} new tokens, {args.threads} threads, {args.steps} steps')
+          f'<= {args.new_tokens} new tokens, {args.threads} threads, {steps} steps '
+          f'({time.strftime("%H:%M:%S")}, load {load()})')
     print(f'{"path":32s} {"p50 ms":>7s} {"prep":>6s} {"vision":>7s} {"prefill":>7s} '
           f'{"decode":>7s} {"tok/s":>6s} {"tokens":>6s} {"cached":>7s} {"vs tf":>6s}')
     for name in names:
@@ -110,9 +119,7 @@ def main() -> int:
         print(f'{PATHS[name][0]:32s} {total:7.0f} {stage["preprocess"]:6.0f} '
               f'{stage["vision"]:7.0f} {stage["prefill"]:7.0f} {stage["decode"]:7.0f} '
               f'{rate:6.1f} {np.mean([r.completion_tokens for r in rs]):6.1f} '
-              f'{cached:7.0%} {ratio:>6s}')
-    print(f'load at end: {load()}  ({time.strftime("%H:%M:%S")})')
-    return 0
+              f'{cached:7.0%} {ratio:>6s}', flush=True)
 
 
 if __name__ == '__main__':

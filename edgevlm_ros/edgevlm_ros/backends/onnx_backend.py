@@ -178,7 +178,8 @@ class _OvGraph:
         core = ov.Core()
         model = None
         ir = path.with_name(path.stem + '_ov_int8.xml')
-        if compress_int8 and ir.is_file():
+        # A kept compressed model counts only if it is newer than the graph it came from.
+        if compress_int8 and ir.is_file() and ir.stat().st_mtime >= path.stat().st_mtime:
             model = core.read_model(str(ir))
         if model is None:
             try:
