@@ -75,6 +75,7 @@ ARBITRATED = 'edgevlm_arbitrated'
 BASELINES = ('edge_only', 'cloud_only', 'cloud_stale', 'offload')
 STRATEGIES = (*BASELINES, 'edgevlm', 'replacement_only', 'focus_only', ARBITRATED)
 REPLACEMENT = ('edgevlm', 'replacement_only', ARBITRATED)
+ABLATIONS = ('replacement_only', 'focus_only')
 FOCUS = ('edgevlm', 'focus_only', ARBITRATED)
 EPOCH_NS = 1_767_225_600 * 10**9   # 2026-01-01T00:00:00Z, as eval.bags stamps frames
 SKIP_FOCUS = re.compile(r'^\s*how many\b', re.IGNORECASE)  # edge_svlm focus.skip_questions
@@ -731,12 +732,22 @@ def sweep(args: argparse.Namespace) -> int:
             for lat in _floats(args.latencies)]
     plan += [(lat, 0.0, e) for e in _floats(args.extra_errors)
              for lat in _floats(args.extra_latencies)]
-    bar = _progress(len(plan) * len(worlds) * len(strategies), 'cells')
-    for lat, f, e in plan:
+    # Ablations (replacement_only, focus_only) cost forward passes of their own: with
+    # --ablations fixed they run only in the fixed-latency cells of the first error rate, after
+    # every cell has its other strategies (so a cut-short sweep still has the goal cells).
+    ablations = [s for s in strategies if s in ABLATIONS] if args.ablations == 'fixed' else []
+    main_strategies = [s for s in strategies if s not in ablations]
+    first_error = _floats(args.errors)[0]
+    passes = [(lat, f, e, main_strategies) for lat, f, e in plan]
+    passes += [(lat, f, e, ablations) for lat, f, e in plan
+               if ablations and f == 0 and e == first_error]
+    bar = _progress(sum(len(p[3]) for p in passes) * len(worlds), 'cells')
+    for lat, f, e, chosen in passes:
         name = cell_name(lat, f, e)
         bar.set_postfix_str(f'{name} svlm {svlm.calls} new / {svlm.hits} cached')
-        cells[name] = run_cell(worlds, network_spec(lat, f), e, strategies, svlm, cfg,
-                               args.network_seed, progress=lambda: bar.update(1))
+        cells.setdefault(name, {}).update(run_cell(
+            worlds, network_spec(lat, f), e, chosen, svlm, cfg, args.network_seed,
+            progress=lambda: bar.update(1)))
         save(cells, out / 'results.json', {
             'worlds': [str(s) for s in specs], 'steps': sum(len(w.steps) for w in worlds),
             'config': {k: (v.__dict__ if k == 'arbitration' else v)
@@ -798,6 +809,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     sw.add_argument('--extra-errors', default='0,0.3')
     sw.add_argument('--extra-latencies', default='0.5,2')
     sw.add_argument('--strategies', default=','.join(STRATEGIES))
+    sw.add_argument('--ablations', choices=('all', 'fixed'), default='all',
+                    help='cells where replacement_only and focus_only run')
     sw.add_argument('--model', default='micro')
     sw.add_argument('--threads', type=int, default=1)
     sw.add_argument('--edge-ms', type=float, default=80.0)
