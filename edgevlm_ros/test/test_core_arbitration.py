@@ -6,6 +6,7 @@ import math
 
 from edgevlm_ros.core.arbitration import (
     ArbitrationParams,
+    CloudConsistency,
     CloudView,
     EdgeAnswerLog,
     arbitrate,
@@ -36,10 +37,10 @@ def test_a_cloud_answer_to_another_question_is_not_used():
     assert 'another question' in d.reason
 
 
-def test_by_default_a_cloud_answer_up_to_a_second_old_stands_for_the_step():
-    d = arbitrate(Q, 11.0, '0', _cloud(answer='2'), '1')
+def test_by_default_a_cloud_answer_up_to_0_75_s_old_stands_for_the_step():
+    d = arbitrate(Q, 10.75, '0', _cloud(answer='2'), '1')
     assert (d.source, d.answer, d.cloud_step) == ('cloud', '2', 20)
-    assert arbitrate(Q, 11.01, '0', _cloud(answer='2'), '1').source == 'edge'
+    assert arbitrate(Q, 10.76, '0', _cloud(answer='2'), '1').source == 'edge'
 
 
 def test_the_cloud_answer_stands_while_the_edge_sees_no_change():
@@ -57,7 +58,7 @@ def test_an_edge_answer_that_changed_since_the_cloud_frame_means_the_scene_moved
 
 def test_without_the_edge_answer_on_the_cloud_frame_the_change_test_cannot_pass():
     assert arbitrate(Q, 11.0, '1', _cloud(), None, CHANGE_TEST).source == 'edge'
-    no_test = ArbitrationParams(require_edge_agreement=False)
+    no_test = ArbitrationParams(max_age_s=2.0, require_edge_agreement=False)
     assert arbitrate(Q, 11.0, '1', _cloud(), None, no_test).source == 'cloud'
 
 
@@ -75,7 +76,7 @@ def test_a_young_cloud_answer_is_trusted_without_the_change_test():
 
 
 def test_boxes_that_moved_too_far_mean_the_scene_changed_where_it_matters():
-    params = ArbitrationParams(max_box_shift=0.2)
+    params = ArbitrationParams(max_age_s=2.0, max_box_shift=0.2)
     assert arbitrate(Q, 11.0, '1', _cloud(shift=0.1), '1', params).source == 'cloud'
     d = arbitrate(Q, 11.0, '1', _cloud(shift=0.3), '1', params)
     assert d.source == 'edge' and 'moved' in d.reason
@@ -118,3 +119,34 @@ def test_the_answer_log_is_bounded_and_keyed_by_question():
     assert len(log) == 0
     with pytest.raises(ValueError):
         EdgeAnswerLog(capacity=0)
+
+
+def test_a_cloud_that_contradicts_itself_is_not_trusted():
+    params = ArbitrationParams(max_self_disagreement=0.4)
+    assert arbitrate(Q, 10.5, '1', _cloud(), '1', params, cloud_disagreement=0.3).source \
+        == 'cloud'
+    d = arbitrate(Q, 10.5, '1', _cloud(), '1', params, cloud_disagreement=0.5)
+    assert d.source == 'edge' and 'contradicts itself on 50%' in d.reason
+    # not known yet, or the test off: trusted
+    assert arbitrate(Q, 10.5, '1', _cloud(), '1', params, None).source == 'cloud'
+    off = ArbitrationParams(max_self_disagreement=None)
+    assert arbitrate(Q, 10.5, '1', _cloud(), '1', off, cloud_disagreement=0.9).source == 'cloud'
+    # the default distrusts a cloud contradicting itself on more than 45 %
+    assert arbitrate(Q, 10.5, '1', _cloud(), '1', cloud_disagreement=0.46).source == 'edge'
+
+
+def test_cloud_consistency_counts_disagreeing_pairs_of_close_answers_to_one_question():
+    c = CloudConsistency(max_gap_s=1.0, alpha=0.5, min_pairs=2)
+    c.add(0.0, Q, '2')
+    c.add(0.5, Q, 'two')               # same answer
+    assert c.estimate is None          # one pair so far
+    c.add(1.0, Q, '3')                 # differs
+    assert c.pairs == 2 and c.estimate == pytest.approx(0.5)
+    c.add(5.0, Q, '1')                 # too far from the last one: no pair
+    c.add(5.5, 'Is there a red circle?', 'yes')  # another question: no pair
+    assert c.pairs == 2
+    c.add(6.0, 'Is there a red circle?', 'no')
+    assert c.pairs == 3 and c.estimate == pytest.approx(0.75)
+    for kw in ({'max_gap_s': 0}, {'alpha': 0}, {'min_pairs': 0}):
+        with pytest.raises(ValueError):
+            CloudConsistency(**kw)

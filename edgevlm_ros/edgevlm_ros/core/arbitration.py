@@ -7,11 +7,15 @@ The strategy `edgevlm_arbitrated` runs the edge SVLM with Context Transfer on ev
 `edgevlm` does, and then decides what the robot is told (`arbitrate`):
 
 * the newest cloud answer, when it is an answer to the same question, its frame is at most
-  `max_age_s` older than the step's, and the scene has not changed where it matters since its
-  frame: the edge SVLM gave the same answer on the cloud's frame as it gives now (the SVLM is a
-  poor judge of the truth but a fair detector of change), and, with `max_box_shift`, the boxes
-  the cloud grounded have not moved further than that (share of the frame width) since;
-* within `trust_age_s` of its frame the cloud answer wins without the change test;
+  `max_age_s` (0.75 s) older than the step's, and the cloud does not contradict itself on more
+  than `max_self_disagreement` (45 %) of consecutive answers to one question about frames at
+  most 1 s apart (`CloudConsistency`: a reliability signal that needs no ground truth; a cloud
+  wrong 30 % of the time contradicts itself about twice as often as one wrong 10 %);
+* optional change tests (off by default; on the tuning worlds they cost more right cloud
+  answers than they caught changes): the edge SVLM gave the same answer on the cloud's frame
+  as it gives now (`require_edge_agreement`), the boxes the cloud grounded have not moved
+  further than `max_box_shift` (share of the frame width) since; within `trust_age_s` of its
+  frame the cloud answer wins without them;
 * otherwise the edge SVLM's own answer (with Context Transfer in its history).
 
 Decided when the SVLM's answer is ready, with the newest cloud answer that has arrived by then,
@@ -19,7 +23,7 @@ so an answer leaves at edge latency (a cloud answer landing during the forward p
 Every decision carries a one-line reason (`Arbitration.reason`) for the Answer and the logs.
 
 ROS-free, torch-free; the caller keeps the state (`EdgeAnswerLog`: the SVLM's own answers by
-step, bounded) and passes it in.
+step, bounded; `CloudConsistency`: one estimate) and passes it in.
 """
 
 from __future__ import annotations
@@ -51,18 +55,25 @@ class CloudView:
 class ArbitrationParams:
     """When a cloud answer may stand for a step; defaults tuned on world seeds 300-309."""
 
-    max_age_s: float = 1.0          # older cloud answers never stand for a step
+    max_age_s: float = 0.75         # older cloud answers never stand for a step
     trust_age_s: float = 0.0        # younger ones stand without the change test
     # The SVLM's answer must not have changed since the cloud's frame. Off by default: on the
     # tuning worlds it sent right cloud answers to the edge more often than it caught changes.
     require_edge_agreement: bool = False
     max_box_shift: float | None = None    # None: boxes are not looked at
+    # The cloud is not trusted while it contradicts itself on more than this share of
+    # consecutive answers to one question (CloudConsistency); None: always trusted.
+    max_self_disagreement: float | None = 0.45
 
     def __post_init__(self) -> None:
         for name in ('max_age_s', 'trust_age_s'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
+        if self.max_self_disagreement is not None and not (
+                0 <= self.max_self_disagreement <= 1):
+            raise ValueError('max_self_disagreement must be in [0, 1] or None, got '
+                             f'{self.max_self_disagreement!r}')
         if self.max_box_shift is not None and not (
                 math.isfinite(self.max_box_shift) and self.max_box_shift >= 0):
             raise ValueError(f'max_box_shift must be >= 0 or None, got {self.max_box_shift!r}')
@@ -96,13 +107,15 @@ def same_answer(a: str, b: str, question: str = '') -> bool:
 
 def arbitrate(question: str, stamp_s: float, edge_answer: str, cloud: CloudView | None,
               edge_answer_at_cloud_step: str | None,
-              params: ArbitrationParams = ArbitrationParams()) -> Arbitration:
+              params: ArbitrationParams = ArbitrationParams(),
+              cloud_disagreement: float | None = None) -> Arbitration:
     """
     Decide the answer for a step (module docstring).
 
     `edge_answer` is the SVLM's answer to this step; `cloud` the newest cloud answer that has
     arrived; `edge_answer_at_cloud_step` the SVLM's own answer to the cloud's step (None: the
-    edge did not answer that step, e.g. it was busy).
+    edge did not answer that step, e.g. it was busy); `cloud_disagreement` the cloud's
+    self-disagreement estimate (CloudConsistency.estimate; None: not known yet).
     """
     def edge(reason: str, age: float = math.nan, step: int = -1) -> Arbitration:
         return Arbitration('edge', edge_answer, reason, step, age)
@@ -115,6 +128,11 @@ def arbitrate(question: str, stamp_s: float, edge_answer: str, cloud: CloudView 
     if not cloud.answer.strip():
         return edge(f'the cloud answer of step {cloud.step_id} is empty', step=cloud.step_id)
     age = max(0.0, float(stamp_s) - float(cloud.stamp_s))
+    if params.max_self_disagreement is not None and cloud_disagreement is not None \
+            and cloud_disagreement > params.max_self_disagreement:
+        return edge(f'the cloud contradicts itself on {cloud_disagreement:.0%} of consecutive '
+                    f'answers (> {params.max_self_disagreement:.0%}): not trusted', age,
+                    cloud.step_id)
     if age > params.max_age_s:
         return edge(f'cloud answer of step {cloud.step_id} is {age:.1f} s old '
                     f'(> {params.max_age_s:g} s)', age, cloud.step_id)
@@ -168,3 +186,41 @@ class EdgeAnswerLog:
 
     def __len__(self) -> int:
         return len(self._answers)
+
+
+class CloudConsistency:
+    """
+    How often the cloud contradicts itself: a reliability signal that needs no ground truth.
+
+    Two ok cloud answers to the same question about frames at most `max_gap_s` apart should say
+    the same unless the scene changed in between; a cloud that is often wrong says different
+    things about nearly the same frame. `add` every ok cloud answer in arrival order; `estimate`
+    is an exponentially weighted share (weight `alpha`) of such pairs that disagree, None until
+    `min_pairs` pairs were seen.
+    """
+
+    def __init__(self, max_gap_s: float = 1.0, alpha: float = 0.1, min_pairs: int = 5) -> None:
+        if not (math.isfinite(max_gap_s) and max_gap_s > 0):
+            raise ValueError(f'max_gap_s must be > 0, got {max_gap_s!r}')
+        if not 0 < alpha <= 1:
+            raise ValueError(f'alpha must be in (0, 1], got {alpha!r}')
+        if isinstance(min_pairs, bool) or not isinstance(min_pairs, int) or min_pairs < 1:
+            raise ValueError(f'min_pairs must be an int >= 1, got {min_pairs!r}')
+        self.max_gap_s, self.alpha, self.min_pairs = float(max_gap_s), float(alpha), min_pairs
+        self.pairs = 0
+        self._rate = 0.0
+        self._last: tuple[float, str, str] | None = None
+
+    def add(self, stamp_s: float, question: str, answer: str) -> None:
+        last, self._last = self._last, (float(stamp_s), question, answer)
+        if last is None or last[1].strip() != question.strip() \
+                or not 0 <= stamp_s - last[0] <= self.max_gap_s:
+            return
+        differ = 0.0 if same_answer(last[2], answer, question) else 1.0
+        self.pairs += 1
+        self._rate = differ if self.pairs == 1 else (
+            self.alpha * differ + (1.0 - self.alpha) * self._rate)
+
+    @property
+    def estimate(self) -> float | None:
+        return self._rate if self.pairs >= self.min_pairs else None

@@ -56,6 +56,7 @@ import numpy as np
 
 from edgevlm_ros.core.arbitration import (
     ArbitrationParams,
+    CloudConsistency,
     CloudView,
     EdgeAnswerLog,
     arbitrate,
@@ -117,6 +118,7 @@ class World:
     label: str
     spec: str
     steps: list[ReplayStep]
+    seed: int = 0
     cloud: dict[float, list[tuple[str, tuple[Box, ...]]]] = field(default_factory=dict)
 
 
@@ -140,12 +142,20 @@ def world_steps(spec: WorldSpec, step_rate: float = 2.0, side: int = 512,
 
 
 def make_world(spec: WorldSpec, step_rate: float = 2.0) -> World:
-    return World(f'seed{spec.seed}', str(spec), world_steps(spec, step_rate))
+    return World(f'seed{spec.seed}', str(spec), world_steps(spec, step_rate), spec.seed)
 
 
-def cloud_answers(world: World, error: float, error_seed: int = 0
+def cloud_answers(world: World, error: float, error_seed: int | None = None
                   ) -> list[tuple[str, tuple[Box, ...]]]:
-    """The simulated LVLM's answer to every step (drawn once; every latency reuses them)."""
+    """
+    The simulated LVLM's answer to every step (drawn once; every latency reuses them).
+
+    The error draws are seeded with the world's seed unless `error_seed` is given: with one
+    seed for every world, the same step indices would be wrong in every world, and a latency
+    whose requests go out on the other steps would never meet a wrong answer.
+    """
+    if error_seed is None:
+        error_seed = world.seed
     if error not in world.cloud:
         from edgevlm_ros.lvlm.simulated import SimulatedLvlm
         spec = world.spec.replace(',mix=focus', '')  # frames do not depend on the mix
@@ -362,6 +372,7 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
     store = ContextStore(max_turns=cfg.history_turns, max_tokens=cfg.history_tokens,
                          count_tokens=svlm.svlm.count_tokens)
     own = EdgeAnswerLog(capacity=64)
+    consistency = CloudConsistency()
     ev_i = 0          # next cloud event (of all events) to deliver to the edge
     mask_i = 0
     focus: Mask | None = None
@@ -378,6 +389,8 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
                 continue
             rtt_ewma = e.rtt_s if rtt_ewma is None else 0.8 * rtt_ewma + 0.2 * e.rtt_s
             newest_ok = e
+            consistency.add(steps[e.step].stamp_ns * 1e-9, steps[e.step].truth.question,
+                            answers[e.step][0])
             if strategy in REPLACEMENT:
                 text, boxes = answers[e.step]
                 store.apply_cloud(e.step, steps[e.step].truth.question, compress_answer(
@@ -424,9 +437,10 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
                                  answers[cloud.step][0],
                                  shift if focus is not None and focus.source == cloud.step
                                  else None)
+            deliver(done)  # what has arrived by the time the answer is ready
             d = arbitrate(s.truth.question, s.stamp_ns * 1e-9, text, view,
                           own.answer_at(cloud.step, s.truth.question) if cloud else None,
-                          cfg.arbitration)
+                          cfg.arbitration, consistency.estimate)
             own.record(s.index, s.truth.question, text)
             decisions.append((s.index, d.source, d.reason))
             publish(s, done, d.answer, d.source, d.cloud_step if d.source == 'cloud'
@@ -719,7 +733,9 @@ def sweep(args: argparse.Namespace) -> int:
     cfg = ReplayConfig(edge_ms=args.edge_ms, overhead_ms=args.overhead_ms,
                        deadline_s=args.deadline, arbitration=ArbitrationParams(
                            max_age_s=args.max_age, trust_age_s=args.trust_age,
-                           require_edge_agreement=args.agreement))
+                           require_edge_agreement=args.agreement,
+                           max_self_disagreement=(None if args.max_self_disagreement < 0
+                                                  else args.max_self_disagreement)))
     t0 = time.monotonic()
     specs = [WorldSpec(seed=s, duration=args.duration, pace=args.pace,
                        question_every=args.question_every, mix=args.mix)
@@ -819,6 +835,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     sw.add_argument('--network-seed', type=int, default=0)
     sw.add_argument('--max-age', type=float, default=ArbitrationParams.max_age_s)
     sw.add_argument('--trust-age', type=float, default=ArbitrationParams.trust_age_s)
+    sw.add_argument('--max-self-disagreement', type=float,
+                    default=ArbitrationParams.max_self_disagreement,
+                    help='arbitration: distrust a cloud that contradicts itself more (-1: off)')
     sw.add_argument('--agreement', action='store_true',
                     help='arbitration: the edge answer must be unchanged since the cloud frame')
     rp = sub.add_parser('report', help='tables and plot of a finished sweep again')
