@@ -26,7 +26,9 @@ A discrete-event replay of the graph for one world and one cloud network, per st
   for its own cloud answer while its round-trip average (the node's 0.8/0.2 EWMA) fits the
   deadline, else falls back to the SVLM; cloud_only publishes each ok answer when it arrives.
 * edgevlm_arbitrated: the edgevlm pipeline, then core.arbitration decides (when the SVLM's answer
-  is ready) whether the newest cloud answer stands for the step.
+  is ready) whether the newest cloud answer stands for the step; a core.arbitration
+  CloudConsistency is fed every ok cloud answer as it arrives.
+* The simulated LVLM's error draws are seeded with each world's seed.
 
 Scores are core.scoring's (timeline(): accuracy at the deadline, the answer the robot shows at
 stamp + deadline) over RunRecords built from the replayed answers. SVLM answers are cached by
@@ -34,8 +36,11 @@ stamp + deadline) over RunRecords built from the replayed answers. SVLM answers 
 context in front of the model share one forward pass (and a cache file makes reruns cheap).
 
 usage:
-  python -m edgevlm_ros.eval.strategy_replay sweep OUT --seeds 400-407 --duration 40 ...
-  python -m edgevlm_ros.eval.strategy_replay check OUT   (the graph's heldout-seed101 cells)
+  python -m edgevlm_ros.eval.strategy_replay sweep OUT --seeds 400-407 --duration 40 \
+      --mix focus --ablations fixed                     (the sweep in docs/evaluation.md)
+  python -m edgevlm_ros.eval.strategy_replay sweep OUT --seeds 101 --duration 30 \
+      --mix rotation --fluctuations 0 --extra-errors ''  (the graph sweep's heldout-seed101)
+  python -m edgevlm_ros.eval.strategy_replay report OUT
 """
 
 from __future__ import annotations
