@@ -215,5 +215,7 @@ def test_world_spec_writes_the_mix_only_when_it_is_not_the_default():
     spec = WorldSpec.parse('synth:seed=1,mix=focus')
     assert spec.mix == 'focus' and str(spec).endswith(',mix=focus')
     assert WorldSpec.parse(str(spec)) == spec
+    # `edgevlm synth` records every field as its repr in the bag
+    assert WorldSpec.parse("synth:seed=1,mix='focus'") == spec
     with pytest.raises(ValueError, match='mix'):
         WorldSpec.parse('synth:mix=bad').check()

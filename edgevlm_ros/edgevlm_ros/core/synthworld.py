@@ -384,8 +384,11 @@ class WorldSpec:
             if not sep or key not in cls.__dataclass_fields__:
                 raise ValueError(f'{text!r}: expected key=value with a key of '
                                  f'{", ".join(cls.__dataclass_fields__)}, got {item!r}')
+            value = value.strip()
+            if key == 'mix':  # `edgevlm synth` writes every value as its repr: 'rotation'
+                value = value.strip('\'"')
             try:
-                values[key] = types.get(key, float)(value.strip())
+                values[key] = types.get(key, float)(value)
             except ValueError:
                 raise ValueError(f'{text!r}: {key} must be a number, got {value!r}') from None
         spec = cls(**values)  # type: ignore[arg-type]
