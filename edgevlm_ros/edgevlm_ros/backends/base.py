@@ -109,6 +109,53 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+class BackendSettings:
+    """
+    The two settings every backend shares, checked the same way.
+
+    ``max_new_tokens`` is >= 1; ``focus_layers`` is None (every decoder layer) or indices that
+    must exist when ``_num_layers`` is known.
+
+    A backend sets ``_num_layers`` before assigning ``focus_layers`` (None where it has no layers)
+    and may extend ``_check_focus_layers`` with rules of its own.
+    """
+
+    _num_layers: int | None = None
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Cap on generated tokens per answer (>= 1)."""
+        return self._max_new_tokens
+
+    @max_new_tokens.setter
+    def max_new_tokens(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'max_new_tokens must be an int >= 1, got {value!r}')
+        self._max_new_tokens = value
+
+    @property
+    def focus_layers(self) -> tuple[int, ...] | None:
+        """Decoder layers that get the Visual Focus bias (None = all)."""
+        return self._focus_layers
+
+    @focus_layers.setter
+    def focus_layers(self, layers: Sequence[int] | None) -> None:
+        if layers is not None:
+            layers = tuple(int(i) for i in layers)
+            self._check_focus_layers(layers)
+        self._focus_layers = layers
+
+    def _check_focus_layers(self, layers: tuple[int, ...]) -> None:
+        if self._num_layers is None:
+            if any(i < 0 for i in layers):
+                raise ValueError(f'focus layers must be >= 0, got {list(layers)}')
+            return
+        bad = [i for i in layers if not 0 <= i < self._num_layers]
+        if bad:
+            raise ValueError(f'focus layers {bad} out of range: the model has '
+                             f'{self._num_layers} decoder layers')
+
+
 class EdgeSvlm(Protocol):
     """What the edge node needs of a backend (transformers, ONNX Runtime, OpenVINO, doubles)."""
 

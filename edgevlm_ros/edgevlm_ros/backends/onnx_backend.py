@@ -49,6 +49,7 @@ from PIL import Image
 
 from edgevlm_ros.backends.base import (
     QUANTIZATIONS,
+    BackendSettings,
     PrefixCacheStats,
     SvlmResult,
     check_device,
@@ -249,7 +250,7 @@ def _ort_providers(device: str, providers: Sequence[str]) -> list[Any]:
 # ------------------------------------------------------------------------------------ backend
 
 
-class OnnxSvlm:
+class OnnxSvlm(BackendSettings):
     """A SmolVLM / Idefics3 model on ONNX graphs answering a frame after a text history."""
 
     def __init__(self, spec: str, runtime: str = 'onnxruntime', *, max_new_tokens: int = 24,
@@ -389,36 +390,11 @@ class OnnxSvlm:
 
     # ------------------------------------------------------------------------------ settings
 
-    @property
-    def max_new_tokens(self) -> int:
-        """Cap on generated tokens per answer (>= 1)."""
-        return self._max_new_tokens
-
-    @max_new_tokens.setter
-    def max_new_tokens(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f'max_new_tokens must be an int >= 1, got {value!r}')
-        self._max_new_tokens = value
-
-    @property
-    def focus_layers(self) -> tuple[int, ...] | None:
-        """Decoder layers that get the Visual Focus bias (None = all)."""
-        return self._focus_layers
-
-    @focus_layers.setter
-    def focus_layers(self, layers: Sequence[int] | None) -> None:
-        if layers is None:
-            self._focus_layers = None
-            return
-        layers = tuple(int(i) for i in layers)
-        bad = [i for i in layers if not 0 <= i < self._num_layers]
-        if bad:
-            raise ValueError(f'focus layers {bad} out of range: the model has '
-                             f'{self._num_layers} decoder layers')
+    def _check_focus_layers(self, layers: tuple[int, ...]) -> None:
+        super()._check_focus_layers(layers)
         if not self._bias_gate and len(set(layers)) != self._num_layers:
             raise ValueError('this decoder biases every layer: it has no '
                              f'{onnx_export.BIAS_LAYERS_INPUT} input')
-        self._focus_layers = layers
 
     def clear_cache(self) -> None:
         """Drop the kept keys/values (the next call prefills the whole prompt)."""

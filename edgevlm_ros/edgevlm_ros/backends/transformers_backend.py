@@ -66,6 +66,7 @@ from transformers import AutoModelForImageTextToText, GenerationConfig
 from edgevlm_ros.backends import visual_focus
 from edgevlm_ros.backends.base import (
     QUANTIZATIONS,
+    BackendSettings,
     PrefixCacheStats,
     SvlmResult,
     check_device,
@@ -172,7 +173,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
-class TransformersSvlm:
+class TransformersSvlm(BackendSettings):
     """An image-text-to-text model answering a frame + question with a text-only history."""
 
     def __init__(self, model: str, *, max_new_tokens: int = 24, image_longest_edge: int = 512,
@@ -286,34 +287,6 @@ class TransformersSvlm:
         self.focus_layers = focus_layers
 
     # ------------------------------------------------------------------------------ settings
-
-    @property
-    def max_new_tokens(self) -> int:
-        """Cap on generated tokens per answer (>= 1)."""
-        return self._max_new_tokens
-
-    @max_new_tokens.setter
-    def max_new_tokens(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f'max_new_tokens must be an int >= 1, got {value!r}')
-        self._max_new_tokens = value
-
-    @property
-    def focus_layers(self) -> tuple[int, ...] | None:
-        """Decoder layers that get the Visual Focus bias (None = all)."""
-        return self._focus_layers
-
-    @focus_layers.setter
-    def focus_layers(self, layers: Sequence[int] | None) -> None:
-        if layers is None:
-            self._focus_layers = None
-            return
-        layers = tuple(int(i) for i in layers)
-        bad = [i for i in layers if not 0 <= i < self._num_layers]
-        if bad:
-            raise ValueError(f'focus layers {bad} out of range: the model has '
-                             f'{self._num_layers} decoder layers')
-        self._focus_layers = layers
 
     @property
     def cached_ids(self) -> tuple[int, ...]:

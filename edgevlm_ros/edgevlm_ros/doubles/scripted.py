@@ -42,6 +42,7 @@ import numpy as np
 
 from edgevlm_ros.backends.base import (
     QUANTIZATIONS,
+    BackendSettings,
     PrefixCacheStats,
     check_device,
     check_dtype,
@@ -212,7 +213,7 @@ def _render_prompt(question: str, history: Sequence[tuple[str, str]]) -> str:
     return '\n'.join(lines)
 
 
-class ScriptedSvlm:
+class ScriptedSvlm(BackendSettings):
     """TEST DOUBLE for the edge SVLM: answers from a JSON script, never from the image."""
 
     focus_supported = False  # it cannot bias attention; the edge's 'auto' focus mode crops
@@ -243,30 +244,6 @@ class ScriptedSvlm:
         self._lock = threading.Lock()  # one answer at a time, like one model
         _LOG.warning('TEST DOUBLE %s: answers come from a script, not from a model',
                      self.name)
-
-    @property
-    def max_new_tokens(self) -> int:
-        """Cap on answer words (>= 1)."""
-        return self._max_new_tokens
-
-    @max_new_tokens.setter
-    def max_new_tokens(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f'max_new_tokens must be an int >= 1, got {value!r}')
-        self._max_new_tokens = value
-
-    @property
-    def focus_layers(self) -> tuple[int, ...] | None:
-        """Kept for the interface; nothing is focused."""
-        return self._focus_layers
-
-    @focus_layers.setter
-    def focus_layers(self, layers: Sequence[int] | None) -> None:
-        if layers is not None:
-            layers = tuple(int(i) for i in layers)
-            if any(i < 0 for i in layers):
-                raise ValueError(f'focus layers must be >= 0, got {list(layers)}')
-        self._focus_layers = layers
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text``: whitespace-separated words."""
