@@ -106,7 +106,9 @@ def bench_model(model: str, paths: list[str], opts) -> None:
         except Exception as e:  # noqa: BLE001 - a path that cannot load is reported, not fatal
             print(f'  {name:10s} cannot load: {type(e).__name__}: {e}')
             continue
-        store = ContextStore(max_turns=8, max_tokens=512, count_tokens=svlm.count_tokens)
+        # The node's history caps, evict_block included (edge_svlm history.evict_block default).
+        store = ContextStore(max_turns=8, max_tokens=512, evict_block=4,
+                             count_tokens=svlm.count_tokens)
         for i in range(8):  # the node's history once it has run for a while: 8 own turns
             store.record_edge(i, f'Question {i} about the scene?', 'a red square near the left')
         loaded[name] = dict(svlm=svlm, store=store, load_s=time.monotonic() - t0,
