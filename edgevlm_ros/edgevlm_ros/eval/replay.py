@@ -61,12 +61,17 @@ READY_TIMEOUT_S = 180.0
 WARMUP_TIMEOUT_S = 120.0
 # After the drain, how long to wait (wall s) for every node's last counters.
 FINAL_DIAGNOSTICS_TIMEOUT_S = 10.0
+# After the drain, how much longer (wall s, plus the deadline) requests still in flight may take.
+DRAIN_TIMEOUT_S = 30.0
 RECORDED = {
     'edgevlm/answer': (Answer, 'edgevlm_msgs/msg/Answer'),
     'edgevlm/cloud_response': (CloudResponse, 'edgevlm_msgs/msg/CloudResponse'),
     'edgevlm/context_update': (ContextUpdate, 'edgevlm_msgs/msg/ContextUpdate'),
     'edgevlm/focus_mask': (FocusMask, 'edgevlm_msgs/msg/FocusMask'),
 }
+# Topics whose every message the replay needs: it starts once their writers have matched all
+# their readers.
+LINKS = ('edgevlm/step', *RECORDED)
 # Parameters the replay itself sets (through launch arguments or its own defaults): a --set
 # of one of them would be overridden or misreported, so it is refused with the option to use.
 SET_BY_OPTIONS = {
@@ -196,9 +201,10 @@ class Recorder(Node):
         self.received: dict[str, int] = dict.fromkeys(RECORDED, 0)
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diagnostics_at: dict[str, float] = {}
-        for topic, (cls, msgtype) in RECORDED.items():
+        self._recorded_subs = [
             self.create_subscription(cls, topic, self._recorder(topic, msgtype), RESULTS,
                                      raw=True)
+            for topic, (cls, msgtype) in RECORDED.items()]
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
         self.ask = self.create_client(Ask, 'edgevlm/ask')
 
@@ -268,7 +274,49 @@ class Recorder(Node):
                 missing.append(f'a publisher of {topic}')
         if not self.ask.service_is_ready():
             missing.append('the edgevlm/ask service')
+        return missing or self._links_unmatched()
+
+    def _links_unmatched(self) -> list[str]:
+        """Links the graph lists but whose reader and writer have not matched yet.
+
+        Discovery lists an endpoint before the other side has matched it, and a Step or answer
+        sent in between is lost; so both ends of every link the replay relies on must say so:
+        this node's own endpoints directly, the others' through their /diagnostics.
+        """
+        ns = self.get_namespace().rstrip('/')
+        missing = []
+        for pub, topic in ((self._image_pub, self.image_topic),
+                           (self._question_pub, 'edgevlm/question')):
+            if pub.get_subscription_count() < self.count_subscribers(f'{ns}/{topic}'):
+                missing.append(f'{topic} matched by the camera')
+        for sub in self._recorded_subs:
+            topic = sub.topic_name[len(ns) + 1:]
+            if topic != 'edgevlm/focus_mask' and sub.get_publisher_count() < 1:
+                missing.append(f'{topic} matched by its publisher')
+        # Every writer of the graph has matched every reader of its topic: the camera's Steps
+        # reach the edge, the bridge and fusion, and every result reaches this recorder.
+        for node in NODES:
+            values = self.diagnostics.get(node)
+            if values is None:
+                missing.append(f'/diagnostics of {node}')
+                continue
+            for key, value in values.items():
+                kind, _, topic = key.partition(':')
+                if topic not in LINKS:
+                    continue
+                if kind == 'matched_subscribers' and int(value) < self.count_subscribers(
+                        f'{ns}/{topic}'):
+                    missing.append(f'{topic} of {node} matched by all its subscribers')
+                if kind == 'matched_publishers' and int(value) < self.count_publishers(
+                        f'{ns}/{topic}'):
+                    missing.append(f'{topic} of {node} matched by all its publishers')
         return missing
+
+    def cloud_idle(self, since: float) -> bool:
+        """The bridge reported, after `since`, no request in flight or waiting."""
+        values = self.diagnostics.get('cloud_bridge', {})
+        return (self.diagnostics_at.get('cloud_bridge', 0.0) > since
+                and all(values.get(k) == '0' for k in ('in_flight', 'pending', 'http_tasks')))
 
 
 class _Spinner:
@@ -512,9 +560,12 @@ def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[
         while q_index < len(questions) and (nxt is None or questions[q_index][0] <= nxt):
             node.publish_question(questions[q_index][1])
             q_index += 1
-    # Drain: the graph keeps running (and the clock ticking) so answers in flight arrive.
+    # Drain: the graph keeps running (and the clock ticking) so answers in flight arrive; then
+    # on until the bridge says no request is left, so every Step it took has its response here.
     time.sleep(cfg.drain / speed)
-    alive()
+    drained = time.monotonic()
+    _wait(lambda: node.cloud_idle(drained), DRAIN_TIMEOUT_S + cfg.deadline_s / speed, alive,
+          'the cloud bridge to finish its requests in flight')
     return count, with_truth
 
 
