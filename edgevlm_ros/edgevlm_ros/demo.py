@@ -108,6 +108,8 @@ class DemoMonitor(Node):
             if m.focus_applied:
                 self.with_focus += 1
                 ctx += f' focus<-step {m.focus_source_step} ({m.focus_age_s:.1f} s)'
+        if m.reason:
+            ctx += f' [{m.reason}]'  # edgevlm_arbitrated: why this source
         self.say(f'{src} step {m.step_id:4d} {m.latency_ms:6.0f} ms{ctx} | {printable(m.answer)}'
                  f'{self._judge(m)}')
 

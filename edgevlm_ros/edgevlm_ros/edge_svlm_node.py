@@ -7,6 +7,9 @@ Always the newest Step: a Step that arrives while another one waits is replaced 
 skipped, never queued. The SVLM sees a multi-turn history (one slot per step); with Context
 Replacement the cloud's late answers overwrite the edge's own answers in their slots, and with
 Visual Focus the newest fresh FocusMask biases attention towards the regions the cloud relied on.
+With edgevlm_arbitrated the newest cloud answer stands for the step instead of the SVLM's when
+core.arbitration says it may (fresh, same question, a cloud that does not contradict itself); the
+Answer says why in `reason`.
 The model is loaded once, in the lifecycle configure transition (autostart does configure +
 activate).
 """
@@ -29,6 +32,13 @@ from edgevlm_ros.backends.base import (
     check_device,
     parse_providers,
 )
+from edgevlm_ros.core.arbitration import (
+    ArbitrationParams,
+    CloudConsistency,
+    CloudView,
+    EdgeAnswerLog,
+    arbitrate,
+)
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.regions import Box
@@ -47,6 +57,8 @@ FOCUS_MODES = ('auto', 'attention', 'crop', 'overlay')
 
 # Cloud responses kept for offload/cloud_stale look-ups, newest last (a bound, not a history).
 MAX_CLOUD_RESPONSES = 64
+# edgevlm_arbitrated: the SVLM's own answers kept to compare with late cloud answers (a bound).
+MAX_OWN_ANSWERS = 64
 # offload: how often a step waiting for its cloud answer checks its deadline (wall s).
 OFFLOAD_POLL_S = 0.02
 
@@ -144,6 +156,13 @@ PARAMS = [
               'makes the micro SVLM miscount (docs/evaluation.md)', check=_check_pattern),
     ParamSpec('focus.max_age_s', 5.0, 'masks whose source frame is older are not applied, s',
               min=0.0, max=600.0),
+    ParamSpec('arbitration.max_age_s', ArbitrationParams.max_age_s, 'edgevlm_arbitrated: a cloud '
+              'answer about a frame older than this (camera time) never stands for a step, s',
+              min=0.0, max=600.0),
+    ParamSpec('arbitration.max_self_disagreement', ArbitrationParams.max_self_disagreement,
+              'edgevlm_arbitrated: the cloud is not trusted while it contradicts itself on more '
+              'than this share of consecutive answers to one question (1 = always trusted)',
+              min=0.0, max=1.0),
     ParamSpec('offload.deadline_s', 1.0, 'offload strategy: wait for the cloud up to this long '
               'when its predicted round trip fits, s', min=0.0, max=60.0),
     ParamSpec('debug.publish_prompt', False, 'publish what the SVLM received for every step '
@@ -176,6 +195,8 @@ class EdgeSvlmNode(Node):
         self._focus: FocusMask | None = None
         self._cloud: OrderedDict[int, CloudResponse] = OrderedDict()
         self._rtt_ewma_s: float | None = None
+        self._own = EdgeAnswerLog(MAX_OWN_ANSWERS)
+        self._consistency = CloudConsistency()
         self._subs = []
         self._answer_pub = None
         self._prompt_pub = None
@@ -336,6 +357,8 @@ class EdgeSvlmNode(Node):
                 self._make_store()
                 self._cloud.clear()
                 self._focus = None
+                self._own.clear()
+                self._consistency = CloudConsistency()
             if self._pending is not None:
                 self.counters.inc('steps_skipped')  # the model was busy; the newer step wins
             self._pending = msg
@@ -384,6 +407,8 @@ class EdgeSvlmNode(Node):
                 self._rtt_ewma_s = rtt if self._rtt_ewma_s is None else (
                     0.8 * self._rtt_ewma_s + 0.2 * rtt)
             self._cloud[msg.step_id] = msg
+            if msg.status == CloudResponse.STATUS_OK:
+                self._consistency.add(stamp_to_s(msg.header.stamp), msg.question, msg.answer)
             while len(self._cloud) > MAX_CLOUD_RESPONSES:
                 self._cloud.popitem(last=False)
             self._lock.notify_all()
@@ -413,9 +438,7 @@ class EdgeSvlmNode(Node):
         if strategy == Strategy.CLOUD_ONLY:
             return  # answers come with the cloud responses
         if strategy == Strategy.CLOUD_STALE:
-            with self._lock:
-                newest = next((c for c in reversed(self._cloud.values())
-                               if c.status == CloudResponse.STATUS_OK), None)
+            newest = self._newest_ok_cloud()
             if newest is not None:
                 self._publish(step.header, step.step_id, step.question, newest.answer,
                               Answer.SOURCE_CLOUD, model_ms=0.0,
@@ -425,6 +448,30 @@ class EdgeSvlmNode(Node):
         if strategy == Strategy.OFFLOAD and self._offload(step):
             return
         self._answer_with_edge(step, strategy)
+
+    def _newest_ok_cloud(self) -> CloudResponse | None:
+        """The ok cloud answer that arrived last."""
+        with self._lock:
+            return next((c for c in reversed(self._cloud.values())
+                         if c.status == CloudResponse.STATUS_OK), None)
+
+    def _arbitrate(self, step: Step, edge_answer: str):
+        """edgevlm_arbitrated: the SVLM's answer or the newest cloud answer (core.arbitration)."""
+        cloud = self._newest_ok_cloud()
+        view = None if cloud is None else CloudView(
+            cloud.step_id, stamp_to_s(cloud.header.stamp), cloud.question, cloud.answer)
+        params = ArbitrationParams(
+            max_age_s=self.params['arbitration.max_age_s'],
+            max_self_disagreement=self.params['arbitration.max_self_disagreement'])
+        with self._lock:
+            own = None if cloud is None else self._own.answer_at(cloud.step_id, step.question)
+            self._own.record(step.step_id, step.question, edge_answer)
+            disagreement = self._consistency.estimate
+        decision = arbitrate(step.question, stamp_to_s(step.header.stamp), edge_answer, view,
+                             own, params, disagreement)
+        self.counters.inc(f'arbitration_{decision.source}')
+        self.get_logger().debug(f'step {step.step_id}: {decision.source}: {decision.reason}')
+        return decision
 
     def _offload(self, step: Step) -> bool:
         """Wait for the cloud's answer to this step when its predicted round trip fits."""
@@ -500,13 +547,20 @@ class EdgeSvlmNode(Node):
             if store is not None and self.store is store:
                 store.record_edge(step.step_id, step.question, result.text)
         replaced = [t for t in history if t.from_cloud]
+        newest_cloud = max((t.step_id for t in replaced), default=-1)
+        text, source, reason = result.text, Answer.SOURCE_EDGE, ''
+        if strategy == Strategy.EDGEVLM_ARBITRATED:
+            decision = self._arbitrate(step, result.text)
+            reason = decision.reason
+            if decision.source == 'cloud':
+                text, source, newest_cloud = decision.answer, Answer.SOURCE_CLOUD, \
+                    decision.cloud_step
         self._publish_prompt(step, result, focus_mode)
-        self._publish(step.header, step.step_id, step.question, result.text, Answer.SOURCE_EDGE,
+        self._publish(step.header, step.step_id, step.question, text, source,
                       model_ms=result.model_ms, history_turns=len(history),
-                      replaced_turns=len(replaced),
-                      newest_cloud_step=max((t.step_id for t in replaced), default=-1),
+                      replaced_turns=len(replaced), newest_cloud_step=newest_cloud,
                       focus=(mask, age) if focus_mode != 'none' else None,
-                      stages=getattr(result, 'stages', None))
+                      stages=getattr(result, 'stages', None), reason=reason)
 
     def _publish_prompt(self, step: Step, result, focus_mode: str) -> None:
         self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
@@ -519,10 +573,10 @@ class EdgeSvlmNode(Node):
     def _publish(self, header, step_id: int, question: str, text: str, source: int, *,
                  model_ms: float, history_turns: int = 0, replaced_turns: int = 0,
                  newest_cloud_step: int = -1, focus: tuple[FocusMask, float] | None = None,
-                 stages: dict[str, float] | None = None) -> Answer:
+                 stages: dict[str, float] | None = None, reason: str = '') -> Answer:
         now = self.get_clock().now().nanoseconds * 1e-9
         msg = Answer(header=header, step_id=step_id, question=question, answer=text,
-                     strategy=self.params['strategy'], source=source,
+                     strategy=self.params['strategy'], source=source, reason=reason,
                      latency_ms=float((now - stamp_to_s(header.stamp)) * 1000.0),
                      model_ms=float(model_ms), history_turns=history_turns,
                      replaced_turns=replaced_turns, newest_cloud_step=newest_cloud_step)
@@ -538,7 +592,7 @@ class EdgeSvlmNode(Node):
             self._answer_pub.publish(msg)
         self.counters.inc('answers_published')
         self.latency.add(msg.latency_ms)
-        if source == Answer.SOURCE_EDGE:
+        if model_ms > 0:  # the SVLM ran (its answer may have been arbitrated away)
             self.model_time.add(model_ms)
             for stage, ms in (stages or {}).items():
                 if stage in self.stage_time:

@@ -70,9 +70,10 @@ def test_counters_refuse_unbounded_names():
 # --- strategy --------------------------------------------------------------------------------
 
 def test_strategy_properties():
-    assert {s for s in Strategy if s.uses_replacement} == {Strategy.EDGEVLM,
-                                                            Strategy.REPLACEMENT_ONLY}
-    assert {s for s in Strategy if s.uses_focus} == {Strategy.EDGEVLM, Strategy.FOCUS_ONLY}
+    assert {s for s in Strategy if s.uses_replacement} == {
+        Strategy.EDGEVLM, Strategy.REPLACEMENT_ONLY, Strategy.EDGEVLM_ARBITRATED}
+    assert {s for s in Strategy if s.uses_focus} == {
+        Strategy.EDGEVLM, Strategy.FOCUS_ONLY, Strategy.EDGEVLM_ARBITRATED}
     assert {s for s in Strategy if not s.runs_edge_model} == {Strategy.CLOUD_ONLY,
                                                                Strategy.CLOUD_STALE}
     assert {s for s in Strategy if not s.uses_cloud} == {Strategy.EDGE_ONLY}

@@ -302,6 +302,73 @@ def test_counting_questions_are_answered_without_visual_focus(edge_node):
     assert node.counters.get('focus_skipped_questions') == 1
 
 
+def _cloud_ok(step: Step, answer: str, question: str | None = None):
+    from edgevlm_msgs.msg import CloudResponse
+
+    return CloudResponse(header=step.header, step_id=step.step_id,
+                         question=step.question if question is None else question,
+                         answer=answer, status=CloudResponse.STATUS_OK, round_trip_ms=300.0)
+
+
+def test_arbitrated_answers_from_a_fresh_consistent_cloud_and_says_why(edge_node):
+    from rclpy.parameter import Parameter as NodeParameter
+
+    node = edge_node
+    assert node.set_parameters([NodeParameter('strategy', value='edgevlm_arbitrated')])[0] \
+        .successful
+    published, said = [], []
+    publish, svlm_answer = node._publish, node.svlm.answer
+    node._publish = lambda *a, **kw: published.append(publish(*a, **kw)) or published[-1]
+    node.svlm.answer = lambda *a, **kw: said.append(svlm_answer(*a, **kw)) or said[-1]
+
+    def answer(step: Step) -> Answer:
+        node._on_step(step)
+        node._answer_step(node._pending)
+        return published[-1]
+
+    first = _local_step(node, 1)
+    a = answer(first)
+    assert (a.source, a.reason) == (Answer.SOURCE_EDGE, 'no cloud answer yet')
+    assert a.answer == said[-1].text
+    node._on_cloud_response(_cloud_ok(first, 'A red cup on the left.'))
+
+    # The cloud's answer about a frame a moment old stands for the next step, and says so.
+    a = answer(_local_step(node, 2))
+    assert a.source == Answer.SOURCE_CLOUD and a.answer == 'A red cup on the left.'
+    assert a.newest_cloud_step == 1 and a.reason.startswith('cloud answer of step 1, ')
+    assert a.model_ms > 0 and a.strategy == 'edgevlm_arbitrated'
+    # The SVLM's history holds its own answers: arbitration does not feed the cloud's back.
+    assert [t.answer for t in node.store.history()] == [r.text for r in said]
+
+    a = answer(_local_step(node, 3, 'Is the door open?'))
+    assert a.source == Answer.SOURCE_EDGE and 'another question' in a.reason
+
+    assert node.set_parameters([NodeParameter('arbitration.max_age_s', value=0.0)])[0] \
+        .successful
+    a = answer(_local_step(node, 4))
+    assert a.source == Answer.SOURCE_EDGE and 'old (> 0 s)' in a.reason
+    assert not node.set_parameters([NodeParameter('arbitration.max_age_s', value=-1.0)])[0] \
+        .successful
+
+    # A cloud that keeps contradicting itself about nearly the same frame is not trusted.
+    assert node.set_parameters([NodeParameter('arbitration.max_age_s', value=5.0)])[0] \
+        .successful
+    for i in range(5, 12):
+        step = _local_step(node, i)
+        node._on_step(step)
+        node._pending = None
+        node._on_cloud_response(_cloud_ok(step, 'yes' if i % 2 else 'no'))
+    a = answer(_local_step(node, 12))
+    assert a.source == Answer.SOURCE_EDGE and 'contradicts itself' in a.reason
+    assert node.counters.get('arbitration_cloud') == 1
+    assert node.counters.get('arbitration_edge') == 4
+
+    # A camera restart forgets the old run's cloud and its consistency.
+    restarted = _local_step(node, 0)
+    a = answer(restarted)
+    assert (a.source, a.reason) == (Answer.SOURCE_EDGE, 'no cloud answer yet')
+
+
 # ------------------------------------------------------------------ the backend and its options
 
 class _ReportingSvlm:

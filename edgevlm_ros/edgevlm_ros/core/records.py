@@ -67,6 +67,7 @@ class AnswerRecord:
     focus_applied: bool = False
     focus_source_step: int = 0
     focus_age_s: float = 0.0
+    reason: str = ''  # edgevlm_arbitrated: why this source answered
 
     @property
     def published_ns(self) -> int:

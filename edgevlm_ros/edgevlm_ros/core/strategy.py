@@ -9,7 +9,9 @@ The answering strategies (DESIGN.md §3): one graph, one parameter.
 * offload:          per step, the cloud if its predicted round trip fits the deadline, else edge;
 * edgevlm:          the SVLM with Context Replacement and Visual Focus;
 * replacement_only: the SVLM with Context Replacement only;
-* focus_only:       the SVLM with Visual Focus only.
+* focus_only:       the SVLM with Visual Focus only;
+* edgevlm_arbitrated: edgevlm, then the newest cloud answer stands for the step when it is fresh,
+                    to the same question and the cloud is consistent (core.arbitration).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ class Strategy(StrEnum):
     EDGEVLM = 'edgevlm'
     REPLACEMENT_ONLY = 'replacement_only'
     FOCUS_ONLY = 'focus_only'
+    EDGEVLM_ARBITRATED = 'edgevlm_arbitrated'
 
     @property
     def uses_replacement(self) -> bool:
-        return self in (Strategy.EDGEVLM, Strategy.REPLACEMENT_ONLY)
+        return self in (Strategy.EDGEVLM, Strategy.REPLACEMENT_ONLY, Strategy.EDGEVLM_ARBITRATED)
 
     @property
     def uses_focus(self) -> bool:
-        return self in (Strategy.EDGEVLM, Strategy.FOCUS_ONLY)
+        return self in (Strategy.EDGEVLM, Strategy.FOCUS_ONLY, Strategy.EDGEVLM_ARBITRATED)
 
     @property
     def runs_edge_model(self) -> bool:

@@ -462,7 +462,7 @@ def _answer(msg: Any, log_ns: int, where: str) -> AnswerRecord:
         received_ns=log_ns, model_ms=float(msg.model_ms), history_turns=int(msg.history_turns),
         replaced_turns=int(msg.replaced_turns), newest_cloud_step=int(msg.newest_cloud_step),
         focus_applied=bool(msg.focus_applied), focus_source_step=int(msg.focus_source_step),
-        focus_age_s=float(msg.focus_age_s))
+        focus_age_s=float(msg.focus_age_s), reason=msg.reason)
 
 
 def _cloud(msg: Any, log_ns: int, where: str) -> CloudRecord:

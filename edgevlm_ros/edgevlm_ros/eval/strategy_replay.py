@@ -355,11 +355,12 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
     decisions: list[tuple[int, str, str]] = []
 
     def publish(s: ReplayStep, at_ns: int, text: str, source: str, newest_cloud: int = -1,
-                replaced: int = 0, focus: bool = False) -> None:
+                replaced: int = 0, focus: bool = False, reason: str = '') -> None:
         out.append(AnswerRecord(
             stamp_ns=s.stamp_ns, step_id=s.index, question=s.truth.question, answer=text,
             source=source, latency_ms=(at_ns - s.stamp_ns) / 1e6, received_ns=at_ns,
-            replaced_turns=replaced, newest_cloud_step=newest_cloud, focus_applied=focus))
+            replaced_turns=replaced, newest_cloud_step=newest_cloud, focus_applied=focus,
+            reason=reason))
 
     clouds = [CloudRecord(stamp_ns=s.stamp_ns, step_id=s.index, question=s.truth.question,
                           status=(by_step[s.index].status if uses_cloud and s.index in by_step
@@ -449,7 +450,7 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
             own.record(s.index, s.truth.question, text)
             decisions.append((s.index, d.source, d.reason))
             publish(s, done, d.answer, d.source, d.cloud_step if d.source == 'cloud'
-                    else newest, len(replaced), bool(boxes))
+                    else newest, len(replaced), bool(boxes), d.reason)
             return done
         publish(s, done, text, 'edge', newest, len(replaced), bool(boxes))
         return done
