@@ -20,11 +20,12 @@ A discrete-event replay of the graph for one world and one cloud network, per st
   targets the step's own frame.
 * edge_svlm: one worker; a step arriving while it is busy waits in a one-deep slot (a newer
   step replaces it). An SVLM answer takes `edge_ms` of compute and is published that long after
-  the worker took the step; its history is a core.context.ContextStore (8 turns, 512 tokens)
-  read when the worker takes the step, Visual Focus (attention, alpha 2, counts skipped) from
-  the newest mask by then. cloud_stale answers `stale_ms` after taking the step; offload waits
-  for its own cloud answer while its round-trip average (the node's 0.8/0.2 EWMA) fits the
-  deadline, else falls back to the SVLM; cloud_only publishes each ok answer when it arrives.
+  the worker took the step; its history is a core.context.ContextStore (8 turns, 512 tokens,
+  evicted 4 at a time) read when the worker takes the step, Visual Focus (attention, alpha 2,
+  counts skipped) from the newest mask by then. cloud_stale answers `stale_ms` after taking the
+  step; offload waits for its own cloud answer while its round-trip average (the node's 0.8/0.2
+  EWMA) fits the deadline, else falls back to the SVLM; cloud_only publishes each ok answer when
+  it arrives.
 * edgevlm_arbitrated: the edgevlm pipeline, then core.arbitration decides (when the SVLM's answer
   is ready) whether the newest cloud answer stands for the step; a core.arbitration
   CloudConsistency is fed every ok cloud answer as it arrives.
@@ -98,6 +99,7 @@ class ReplayConfig:
     overhead_ms: float = 15.0    # added to every cloud round trip (HTTP + LVLM)
     history_turns: int = 8
     history_tokens: int = 512
+    history_evict_block: int = 4  # the node's history.evict_block
     replacement_words: int = 24
     focus_alpha: float = 2.0
     focus_max_age_s: float = 5.0
@@ -376,6 +378,7 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
 
     ok_events = [e for e in events if e.status == 'ok'] if uses_cloud else []
     store = ContextStore(max_turns=cfg.history_turns, max_tokens=cfg.history_tokens,
+                         evict_block=cfg.history_evict_block,
                          count_tokens=svlm.svlm.count_tokens)
     own = EdgeAnswerLog(capacity=64)
     consistency = CloudConsistency()
