@@ -321,31 +321,36 @@ def test_arbitrated_answers_from_a_fresh_consistent_cloud_and_says_why(edge_node
     node._publish = lambda *a, **kw: published.append(publish(*a, **kw)) or published[-1]
     node.svlm.answer = lambda *a, **kw: said.append(svlm_answer(*a, **kw)) or said[-1]
 
+    def at(step: Step, t_s: float) -> Step:
+        # Camera stamps set here: how long the model takes on this machine decides nothing.
+        step.header.stamp.sec, step.header.stamp.nanosec = int(t_s), round(t_s % 1 * 1e9)
+        return step
+
     def answer(step: Step) -> Answer:
         node._on_step(step)
         node._answer_step(node._pending)
         return published[-1]
 
-    first = _local_step(node, 1)
+    first = at(_local_step(node, 1), 100.0)
     a = answer(first)
     assert (a.source, a.reason) == (Answer.SOURCE_EDGE, 'no cloud answer yet')
     assert a.answer == said[-1].text
     node._on_cloud_response(_cloud_ok(first, 'A red cup on the left.'))
 
     # The cloud's answer about a frame a moment old stands for the next step, and says so.
-    a = answer(_local_step(node, 2))
+    a = answer(at(_local_step(node, 2), 100.5))
     assert a.source == Answer.SOURCE_CLOUD and a.answer == 'A red cup on the left.'
     assert a.newest_cloud_step == 1 and a.reason.startswith('cloud answer of step 1, ')
     assert a.model_ms > 0 and a.strategy == 'edgevlm_arbitrated'
     # The SVLM's history holds its own answers: arbitration does not feed the cloud's back.
     assert [t.answer for t in node.store.history()] == [r.text for r in said]
 
-    a = answer(_local_step(node, 3, 'Is the door open?'))
+    a = answer(at(_local_step(node, 3, 'Is the door open?'), 101.0))
     assert a.source == Answer.SOURCE_EDGE and 'another question' in a.reason
 
     assert node.set_parameters([NodeParameter('arbitration.max_age_s', value=0.0)])[0] \
         .successful
-    a = answer(_local_step(node, 4))
+    a = answer(at(_local_step(node, 4), 101.5))
     assert a.source == Answer.SOURCE_EDGE and 'old (> 0 s)' in a.reason
     assert not node.set_parameters([NodeParameter('arbitration.max_age_s', value=-1.0)])[0] \
         .successful
@@ -354,17 +359,17 @@ def test_arbitrated_answers_from_a_fresh_consistent_cloud_and_says_why(edge_node
     assert node.set_parameters([NodeParameter('arbitration.max_age_s', value=5.0)])[0] \
         .successful
     for i in range(5, 12):
-        step = _local_step(node, i)
+        step = at(_local_step(node, i), 100.0 + i * 0.5)
         node._on_step(step)
         node._pending = None
         node._on_cloud_response(_cloud_ok(step, 'yes' if i % 2 else 'no'))
-    a = answer(_local_step(node, 12))
+    a = answer(at(_local_step(node, 12), 106.0))
     assert a.source == Answer.SOURCE_EDGE and 'contradicts itself' in a.reason
     assert node.counters.get('arbitration_cloud') == 1
     assert node.counters.get('arbitration_edge') == 4
 
     # A camera restart forgets the old run's cloud and its consistency.
-    restarted = _local_step(node, 0)
+    restarted = at(_local_step(node, 0), 200.0)
     a = answer(restarted)
     assert (a.source, a.reason) == (Answer.SOURCE_EDGE, 'no cloud answer yet')
 
