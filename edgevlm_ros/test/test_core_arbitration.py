@@ -84,9 +84,13 @@ def test_boxes_that_moved_too_far_mean_the_scene_changed_where_it_matters():
     assert arbitrate(Q, 11.0, '1', _cloud(shift=None), '1', params).source == 'cloud'
 
 
-def test_a_clock_that_steps_back_gives_age_zero():
+def test_a_cloud_answer_about_a_newer_frame_than_the_step_has_age_zero():
+    # A slow edge answering step 19 when the cloud has answered step 20 already.
     d = arbitrate(Q, 9.0, '1', _cloud(), '1')
     assert d.source == 'cloud' and d.cloud_age_s == 0.0
+    assert d.reason == 'cloud answer of step 20, 1.0 s newer than this step, same question; ' \
+        'no change test'
+    assert arbitrate(Q, 9.0, '1', _cloud(), '0', CHANGE_TEST).source == 'edge'
 
 
 def test_multiple_choice_answers_compare_by_the_option_they_pick():

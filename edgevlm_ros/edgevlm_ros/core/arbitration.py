@@ -56,7 +56,7 @@ class ArbitrationParams:
     """When a cloud answer may stand for a step; defaults tuned on world seeds 300-309."""
 
     max_age_s: float = 0.75         # older cloud answers never stand for a step
-    trust_age_s: float = 0.0        # younger ones stand without the change test
+    trust_age_s: float = 0.0        # younger ones stand without the change test (0: off)
     # The SVLM's answer must not have changed since the cloud's frame. Off by default: on the
     # tuning worlds it sent right cloud answers to the edge more often than it caught changes.
     require_edge_agreement: bool = False
@@ -128,6 +128,9 @@ def arbitrate(question: str, stamp_s: float, edge_answer: str, cloud: CloudView 
     if not cloud.answer.strip():
         return edge(f'the cloud answer of step {cloud.step_id} is empty', step=cloud.step_id)
     age = max(0.0, float(stamp_s) - float(cloud.stamp_s))
+    # A slow edge can be answering a step older than the cloud's newest answer.
+    old = (f'{age:.1f} s old' if float(stamp_s) >= float(cloud.stamp_s)
+           else f'{float(cloud.stamp_s) - float(stamp_s):.1f} s newer than this step')
     if params.max_self_disagreement is not None and cloud_disagreement is not None \
             and cloud_disagreement > params.max_self_disagreement:
         return edge(f'the cloud contradicts itself on {cloud_disagreement:.0%} of consecutive '
@@ -136,9 +139,9 @@ def arbitrate(question: str, stamp_s: float, edge_answer: str, cloud: CloudView 
     if age > params.max_age_s:
         return edge(f'cloud answer of step {cloud.step_id} is {age:.1f} s old '
                     f'(> {params.max_age_s:g} s)', age, cloud.step_id)
-    if age <= params.trust_age_s:
+    if params.trust_age_s > 0 and age <= params.trust_age_s:
         return Arbitration('cloud', cloud.answer, f'cloud answer of step {cloud.step_id}, '
-                           f'{age:.1f} s old (trusted up to {params.trust_age_s:g} s)',
+                           f'{old} (trusted up to {params.trust_age_s:g} s)',
                            cloud.step_id, age)
     if params.max_box_shift is not None and cloud.box_shift is not None \
             and cloud.box_shift > params.max_box_shift:
@@ -156,7 +159,7 @@ def arbitrate(question: str, stamp_s: float, edge_answer: str, cloud: CloudView 
     else:
         why = 'no change test'
     return Arbitration('cloud', cloud.answer, f'cloud answer of step {cloud.step_id}, '
-                       f'{age:.1f} s old, same question; {why}', cloud.step_id, age)
+                       f'{old}, same question; {why}', cloud.step_id, age)
 
 
 class EdgeAnswerLog:
