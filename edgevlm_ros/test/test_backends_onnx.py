@@ -227,10 +227,37 @@ def test_openvino_int8_answers(tiny_onnx) -> None:
     pytest.importorskip('nncf')
     ov = OnnxSvlm(str(tiny_onnx), runtime='openvino', quantize='int8', max_new_tokens=8,
                   num_threads=2)
-    result = ov.answer(frames(1, seed=8)[0], 'What is ahead?', HISTORY)
-    assert result.text and result.stages['vision'] >= 0
-    # The compressed model is kept beside the graphs: the next load reads it.
+    # int8: the vision encoder on OpenVINO, the embeddings and decoder on ONNX Runtime.
+    assert ov.graph_runtimes == {'vision_encoder': 'openvino', 'embed_tokens': 'onnxruntime',
+                                 'decoder_model_merged': 'onnxruntime'}
+    assert ov.providers == ('OpenVINO CPU', 'CPUExecutionProvider')
+    image = frames(1, seed=8)[0]
+    result = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
+    assert result.text and result.stages['vision'] >= 0 and result.focus_applied
+    again = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
+    assert again.text == result.text and again.cached_tokens > 0
+    # The compressed vision encoder is kept beside the graphs: the next load reads it.
+    assert (tiny_onnx / 'onnx' / 'vision_encoder_ov_int8.xml').is_file()
+
+
+def test_openvino_int8_decoder_on_openvino_when_asked_for_bf16(tiny_onnx, tmp_path) -> None:
+    pytest.importorskip('nncf')
+    bf16 = OnnxSvlm(str(tiny_onnx), runtime='openvino', quantize='int8', dtype='bfloat16',
+                    max_new_tokens=4, num_threads=2)
+    assert set(bf16.graph_runtimes.values()) == {'openvino'}
+    assert bf16.providers == ('OpenVINO CPU',)
     assert (tiny_onnx / 'onnx' / 'decoder_model_merged_ov_int8.xml').is_file()
+    # A folder without ONNX Runtime's int8 decoder: NNCF compresses the fp32 one instead.
+    bare = tmp_path / 'no-ort-int8'
+    shutil.copytree(tiny_onnx, bare)
+    for f in (bare / 'onnx').glob('decoder_model_merged_*'):
+        f.unlink()
+    ov = OnnxSvlm(str(bare), runtime='openvino', quantize='int8', max_new_tokens=4,
+                  num_threads=2)
+    assert ov.graph_runtimes['decoder_model_merged'] == 'openvino'
+    image = frames(1, seed=8)[0]
+    assert ov.answer(image, 'What is ahead?', HISTORY[:1]).completion_tokens >= 1
+    assert (bare / 'onnx' / 'decoder_model_merged_ov_int8.xml').is_file()
 
 
 def test_checkpoint_without_onnx_is_exported_once_into_the_cache(tiny_edge_model,
