@@ -396,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(positional) not in (1, 2):
         print(__doc__.split('usage:')[1].strip(), file=sys.stderr)
         return 2
+    # Installed with pip into a venv (no sourced workspace): the venv is the ament prefix.
+    if not os.environ.get('AMENT_PREFIX_PATH'):
+        os.environ['AMENT_PREFIX_PATH'] = sys.prefix
     path = launch_file_path(*positional) if len(positional) == 2 else Path(positional[0])
     procs, logs, _ = plan(load(path), launch_args)
     for m in logs:

@@ -86,6 +86,19 @@ def test_launch_cli_dry_run_prints_every_process(capsys):
         assert f'[launch] {name}:' in out
 
 
+def test_the_installed_launcher_finds_the_package_from_a_plain_shell(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != 'AMENT_PREFIX_PATH'}
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'edgevlm_launch'),
+                           'edgevlm_ros', 'edgevlm.launch.py', '--dry-run'],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '[launch] edge_svlm:' in done.stdout
+
+
 EDGE_RUNTIME_ARGS = {'edge_backend': 'backend', 'edge_device': 'device', 'edge_dtype': 'dtype',
                      'edge_quantize': 'quantize', 'edge_providers': 'providers'}
 
