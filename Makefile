@@ -3,6 +3,7 @@
 #   make demo [DURATION=60] [ARGS='strategy:=edge_only']   set up if needed, run the embedded default
 #   make test                                            set up if needed, lint, run the whole suite
 #   make eval [EVAL_ARGS='--network fixed:800']          synthetic world bag -> every strategy -> report
+#   make strategy-sweep                                  every strategy, 640 held-out steps per cell
 #   make train-svlm [TRAIN_MINUTES=95]                   train the micro SVLM again (build/train/, ~2.5 h)
 
 PYTHON    ?= python3
@@ -28,7 +29,7 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo test lint unit colcon-check bench soak eval train-svlm clean
+.PHONY: setup demo test lint unit colcon-check bench soak eval strategy-sweep train-svlm clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
@@ -103,6 +104,14 @@ eval: setup
 	$(VENV)/bin/edgevlm eval $(EVAL_BAG) --out $(EVAL_OUT) --edge-model micro \
 		--embedded-model simulated:$(abspath $(EVAL_BAG)),error=0.1 --network jitter:1500,400 \
 		$(EVAL_ARGS)
+
+# Every strategy on 640 held-out steps per cell (issue 14's sweep, docs/evaluation.md "Strategy
+# replay"): the graph's rules replayed without ROS, the micro SVLM answering; about 12 min with
+# the SVLM cache of an earlier run in $(SWEEP_OUT), 25-40 min without.
+SWEEP_OUT ?= $(BUILD)/strategy_replay/sweep
+strategy-sweep: setup
+	$(PY) -m edgevlm_ros.eval.strategy_replay sweep $(SWEEP_OUT) --seeds 400-407 --duration 40 \
+		--mix focus --ablations fixed
 
 # The micro SVLM that ships in edgevlm_ros/weights/micro-svlm was trained by these commands: a base
 # run from random weights (about 95 min on 2 cores; the curriculum and learning rate follow the
