@@ -29,10 +29,10 @@ added to the attention logit of every query at each key position in the layers w
 ``backends/visual_focus.py`` does in torch).
 
 How: the vision tower + connector go through ``torch.onnx.export(dynamo=True)`` (the TorchScript
-exporter makes an invalid graph of SigLIP's position bucketing); the decoder is a plain Llama
-forward written here from the checkpoint's own modules (RMSNorm, rotary embedding, grouped-query
-attention, SiLU MLP), exported by the TorchScript exporter with dynamic batch/sequence/past axes,
-which gives a small graph with one MatMul per projection.
+exporter makes an invalid graph of SigLIP's position bucketing), with eager attention; the
+decoder is a plain Llama forward written here from the checkpoint's own modules (RMSNorm,
+rotary embedding, grouped-query attention, SiLU MLP), exported by the TorchScript exporter with
+dynamic batch/sequence/past axes, which gives a small graph with one MatMul per projection.
 
 int8: dynamic quantization (``onnxruntime.quantization.quantize_dynamic``, per-channel int8
 weights, activations quantized at run time) of the vision encoder and of the decoder's MatMuls.
@@ -58,8 +58,9 @@ import warnings
 
 _LOG = logging.getLogger(__name__)
 
-# 2: grouped-query attention without per-head copies of the keys/values (faster steps).
-EXPORT_VERSION = 2
+# 2: grouped-query attention without per-head copies of the keys/values (faster steps);
+# 3: the vision encoder exported with eager attention (faster on OpenVINO).
+EXPORT_VERSION = 3
 MARKER_FILE = 'edgevlm_onnx.json'
 ONNX_DIR = 'onnx'
 VISION_FILE = 'vision_encoder'
@@ -287,14 +288,23 @@ def _export_vision(model: Any, path: Path, vision_cls: Any) -> None:
     pixels = torch.randn(1, 2, 3, side, side)
     mask = torch.ones(1, 2, side, side, dtype=torch.bool)
     images = torch.export.Dim('images', min=1, max=64)
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(
-            module, (pixels, mask), str(path), dynamo=True, opset_version=OPSET,
-            input_names=['pixel_values', 'pixel_attention_mask'],
-            output_names=['image_features'],
-            dynamic_shapes={'pixel_values': {1: images}, 'pixel_attention_mask': {1: images}},
-            verbose=False, report=False)
+    # Eager attention: the SDPA path exports with NaN guards (IsNaN / Where) around the softmax
+    # that keep OpenVINO from fusing its attention kernel; the eager graph ran the 256M vision
+    # encoder 1.45x faster there, same features (docs/edge-backends.md).
+    config = module.vision.config
+    saved = config._attn_implementation
+    config._attn_implementation = 'eager'
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(
+                module, (pixels, mask), str(path), dynamo=True, opset_version=OPSET,
+                input_names=['pixel_values', 'pixel_attention_mask'],
+                output_names=['image_features'],
+                dynamic_shapes={'pixel_values': {1: images}, 'pixel_attention_mask': {1: images}},
+                verbose=False, report=False)
+    finally:
+        config._attn_implementation = saved
     _single_file(path)
 
 
