@@ -457,16 +457,16 @@ class EdgeSvlmNode(Node):
 
     def _arbitrate(self, step: Step, edge_answer: str):
         """edgevlm_arbitrated: the SVLM's answer or the newest cloud answer (core.arbitration)."""
-        cloud = self._newest_ok_cloud()
+        with self._lock:  # one snapshot of the cloud state (the lock is re-entrant)
+            cloud = self._newest_ok_cloud()
+            own = None if cloud is None else self._own.answer_at(cloud.step_id, step.question)
+            self._own.record(step.step_id, step.question, edge_answer)
+            disagreement = self._consistency.estimate
         view = None if cloud is None else CloudView(
             cloud.step_id, stamp_to_s(cloud.header.stamp), cloud.question, cloud.answer)
         params = ArbitrationParams(
             max_age_s=self.params['arbitration.max_age_s'],
             max_self_disagreement=self.params['arbitration.max_self_disagreement'])
-        with self._lock:
-            own = None if cloud is None else self._own.answer_at(cloud.step_id, step.question)
-            self._own.record(step.step_id, step.question, edge_answer)
-            disagreement = self._consistency.estimate
         decision = arbitrate(step.question, stamp_to_s(step.header.stamp), edge_answer, view,
                              own, params, disagreement)
         self.counters.inc(f'arbitration_{decision.source}')

@@ -341,7 +341,11 @@ class RunResult:
     """One strategy on one world under one network."""
 
     run: RunRecord
-    decisions: list[tuple[int, str, str]] = field(default_factory=list)  # step, source, reason
+
+    @property
+    def decisions(self) -> list[tuple[int, str, str]]:
+        """edgevlm_arbitrated's (step, source, reason) per answer, in order; [] otherwise."""
+        return [(a.step_id, a.source, a.reason) for a in self.run.answers if a.reason]
 
 
 def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
@@ -354,7 +358,6 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
     uses_cloud = strategy != 'edge_only'
     by_step = {e.step: e for e in events}
     out: list[AnswerRecord] = []
-    decisions: list[tuple[int, str, str]] = []
 
     def publish(s: ReplayStep, at_ns: int, text: str, source: str, newest_cloud: int = -1,
                 replaced: int = 0, focus: bool = False, reason: str = '') -> None:
@@ -451,7 +454,6 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
                           own.answer_at(cloud.step, s.truth.question) if cloud else None,
                           cfg.arbitration, consistency.estimate)
             own.record(s.index, s.truth.question, text)
-            decisions.append((s.index, d.source, d.reason))
             publish(s, done, d.answer, d.source, d.cloud_step if d.source == 'cloud'
                     else newest, len(replaced), bool(boxes), d.reason)
             return done
@@ -488,7 +490,7 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
         t = max(free_ns, stamps[j])
         free_ns = take(steps[j], t)
         k = j + 1
-    return RunResult(_record(strategy, network, steps, out, clouds), decisions)
+    return RunResult(_record(strategy, network, steps, out, clouds))
 
 
 def _record(strategy: str, network: str, steps: Sequence[ReplayStep],
