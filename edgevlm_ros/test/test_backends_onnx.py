@@ -236,8 +236,33 @@ def test_openvino_int8_answers(tiny_onnx) -> None:
     assert result.text and result.stages['vision'] >= 0 and result.focus_applied
     again = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
     assert again.text == result.text and again.cached_tokens > 0
-    # The compressed vision encoder is kept beside the graphs: the next load reads it.
-    assert (tiny_onnx / 'onnx' / 'vision_encoder_ov_int8.xml').is_file()
+    # The vision encoder is static int8 (calibrated activations), close to the fp32 graph.
+    assert ov._vision.static_int8
+    fp32 = OnnxSvlm(str(tiny_onnx), runtime='openvino', dtype='float32', num_threads=2)
+    inputs, _ = ov.build_inputs(frames(1, seed=21)[0], 'What is ahead?')
+    a, b = ov._image_features(inputs).ravel(), fp32._image_features(inputs).ravel()
+    assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.98
+
+
+def test_openvino_static_int8_is_calibrated_once(tiny_onnx, tmp_path, monkeypatch) -> None:
+    pytest.importorskip('nncf')
+    from edgevlm_ros.backends import calibration
+
+    folder = tmp_path / 'copy'
+    shutil.copytree(tiny_onnx, folder)
+    for f in (folder / 'onnx').glob('*_ov_*'):
+        f.unlink()
+    first = OnnxSvlm(str(folder), runtime='openvino', quantize='int8', max_new_tokens=4)
+    kept = folder / 'onnx' / f'vision_encoder{onnx_backend.STATIC_IR_SUFFIX}.xml'
+    assert kept.is_file()
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError('calibrated again although the static int8 model is kept')
+
+    monkeypatch.setattr(calibration, 'calibration_frames', no_calibration)
+    again = OnnxSvlm(str(folder), runtime='openvino', quantize='int8', max_new_tokens=4)
+    image = frames(1, seed=9)[0]
+    assert again.answer(image, 'What is ahead?').text == first.answer(image, 'What is ahead?').text
 
 
 def test_openvino_int8_decoder_on_openvino_when_asked_for_bf16(tiny_onnx, tmp_path) -> None:
@@ -334,3 +359,18 @@ def test_heldout_through_onnxruntime_matches_transformers(model_cache) -> None:
     assert len(got['rows']) == len(ref['rows']) == 8 and kinds
     for a, b in zip(got['rows'], ref['rows']):
         assert all(a[k[:-3]] == b[k[:-3]] for k in kinds)
+
+
+def test_calibration_frames_mix_the_world_and_the_pan_outside_evaluation_seeds() -> None:
+    from edgevlm_ros.backends.calibration import CALIBRATION_SEED, calibration_frames
+
+    frames_ = calibration_frames(6)
+    assert len(frames_) == 6 and all(f.shape == (480, 640, 3) for f in frames_)
+    assert all(f.dtype == np.uint8 for f in frames_)
+    assert len({f.tobytes() for f in frames_}) == 6  # no frame twice
+    # Seeds below TRAIN_SEED_BASE are the held-out and evaluation worlds.
+    assert CALIBRATION_SEED >= svlm_data.TRAIN_SEED_BASE
+    other = calibration_frames(6, start=100)
+    assert not {f.tobytes() for f in frames_} & {f.tobytes() for f in other}
+    with pytest.raises(ValueError, match='n must be'):
+        calibration_frames(0)
