@@ -44,7 +44,7 @@ PATHS = {
     'ort': ('ONNX Runtime fp32, no KV reuse', dict(backend='onnxruntime', kv_reuse=False)),
     'ort-reuse': ('ONNX Runtime fp32 + KV reuse', dict(backend='onnxruntime')),
     'ort-int8': ('ONNX Runtime int8 + KV reuse', dict(backend='onnxruntime', quantize='int8')),
-    'ov-int8': ('OpenVINO vision (int8 weights, bf16) + ONNX Runtime int8 decoder + KV reuse',
+    'ov-int8': ('OpenVINO static int8 vision + ONNX Runtime int8 decoder + KV reuse',
                 dict(backend='openvino', quantize='int8')),
 }
 

@@ -8,7 +8,9 @@ through the model's own processor (one 512 px tile). Evaluation frames: other fr
 For each variant prints the time per tile on ONNX Runtime (p50 of --repeats runs, after a
 warm-up), the file size and the cosine similarity of its image features to the fp32 graph's
 (mean and worst over the evaluation frames); also OpenVINO on the fp32 graph with NNCF int8
-weight compression. Run it on an exported folder (``python -m edgevlm_ros.models.onnx_export
+weight compression, and NNCF static int8 (weights and activations, the ``openvino`` backend's
+``quantize='int8'`` vision encoder). Calibration frames are ``backends.calibration``'s.
+Run it on an exported folder (``python -m edgevlm_ros.models.onnx_export
 smolvlm-256m-random DIR --quantize int8``); static graphs are written to --work.
 
 usage: python bench/onnx_quantize.py DIR [--calib 16] [--eval 6] [--repeats 3] [--threads 2]
@@ -22,21 +24,11 @@ import sys
 import tempfile
 import time
 
+from edgevlm_ros.backends.calibration import calibration_frames
 from edgevlm_ros.backends.onnx_backend import _OrtGraph, _OvGraph
-from edgevlm_ros.core.synthworld import generate
-from edgevlm_ros.frame_sources import camera_pan
 from edgevlm_ros.models.compat import load_processor
 import numpy as np
 from PIL import Image
-
-
-def frames(n: int, offset: int) -> list[np.ndarray]:
-    """Frames (n), half synthetic world, half photo pan, starting `offset` frames in."""
-    synth = [s.rgb for s in generate(seed=77 + offset, duration_s=n, fps=1.0)][:n - n // 2]
-    pan = camera_pan(640, 480, 53.0)
-    for _ in range(offset):
-        next(pan)
-    return synth + [next(pan) for _ in range(n // 2)]
 
 
 def pixels(processor, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -68,8 +60,9 @@ def main() -> int:
     fp32 = args.folder / 'onnx' / 'vision_encoder.onnx'
     work = args.work or Path(tempfile.mkdtemp(prefix='onnx_quantize_'))
     work.mkdir(parents=True, exist_ok=True)
-    calib = [pixels(processor, f) for f in frames(args.calib, 0)]
-    evals = [pixels(processor, f) for f in frames(args.eval, 1000)]
+    calib = [pixels(processor, f) for f in calibration_frames(args.calib)]
+    # Other frames than the calibration ones: another world seed, later in the pan.
+    evals = [pixels(processor, f) for f in calibration_frames(args.eval, start=1000)]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -109,6 +102,8 @@ def main() -> int:
         _OvGraph(fp32, args.threads, None, True)) + (float('nan'),)
     results['OpenVINO NNCF int8 weights, f32'] = measure(
         _OvGraph(fp32, args.threads, 'f32', True)) + (float('nan'),)
+    results['OpenVINO NNCF static int8 (openvino int8)'] = measure(
+        _OvGraph(fp32, args.threads, None, True, calibration=lambda: calib)) + (float('nan'),)
     ref = results['fp32'][0]
     print(f'\nvision encoder, one 512 px tile, {args.threads} threads; cosine to fp32 over '
           f'{len(evals)} frames (synthetic world + photo pan)')
