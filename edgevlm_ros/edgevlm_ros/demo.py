@@ -29,8 +29,9 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, GroundTruth
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from edgevlm_ros import launch_runner
 from edgevlm_ros.core.records import Truth
@@ -291,12 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         popens = launch_runner.start(procs, opts.log_dir)
-        rclpy.init(args=sys.argv[:1])  # name:=value are launch arguments, not ROS remappings
+        # name:=value are launch arguments, not ROS remappings. Ctrl-C is ours (the handlers
+        # above): rclpy's own would shut the context down under the loop and lose the summary.
+        rclpy.init(args=sys.argv[:1], signal_handler_options=SignalHandlerOptions.NO)
         monitor = DemoMonitor(resolved.get('namespace', ''), opts.quiet)
         executor = SingleThreadedExecutor()
         executor.add_node(monitor)
         while not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except ExternalShutdownException:
+                break  # the context was shut down from outside: stop as on Ctrl-C
             if opts.duration > 0 and time.monotonic() - t0 >= opts.duration:
                 break
             dead = [(p, q.returncode) for p, q in zip(procs, popens) if q.poll() is not None]

@@ -1,6 +1,11 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The demo's monitor: answers judged against the ground truth of the frame they answer."""
+"""The demo: the monitor judges answers by their frame's truth; Ctrl-C ends it with a summary."""
+
+import json
+import signal
+import subprocess
+import sys
 
 from edgevlm_msgs.msg import Answer
 from edgevlm_ros.core.records import Truth
@@ -70,3 +75,31 @@ def test_summary_shows_the_history_cache_hit_rate_the_edge_reports(monitor):
     row = next(r for r in monitor.summary(1.0, 'edgevlm').splitlines()
                if r.startswith('edge history KV cache'))
     assert row.endswith(monitor.history_cache())
+
+
+def test_ctrl_c_ends_the_demo_with_its_summary(tmp_path) -> None:
+    # README: without DURATION the demo runs until Ctrl-C, then prints the summary. The edge is
+    # the scripted double so that the graph answers at once.
+    script = tmp_path / 'edge.json'
+    script.write_text(json.dumps({'answer': 'left', 'delay_ms': 20}))
+    proc = subprocess.Popen([sys.executable, '-m', 'edgevlm_ros.demo', '--log-dir',
+                             str(tmp_path / 'logs'), f'edge_model:=scripted:{script}'],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        answered = False
+        for line in proc.stdout:  # pytest's timeout ends a graph that never answers
+            if line.startswith(('edge ', 'cloud ', 'CLOUD ')):
+                answered = True
+                break
+        assert answered, 'the demo exited before any answer'
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest[-2000:]
+    assert 'Traceback' not in rest
+    summary = rest[rest.index('== edgevlm_ros demo summary =='):].splitlines()
+    answers = next(r for r in summary if r.startswith('answers '))
+    assert int(answers.split()[1]) >= 1
