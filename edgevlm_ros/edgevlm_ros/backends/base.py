@@ -203,13 +203,36 @@ def _model_type(spec: str) -> str | None:
         return None
 
 
+# Checkpoints with less weight than this run fastest on transformers with KV reuse: the ONNX
+# runtimes' fixed costs per call outweigh what they save. Measured on a 2-core x86 CPU
+# (bench/edge_speed.py): the micro SVLM (11 MB) 46 ms on transformers against 76-91 ms on the
+# ONNX paths; SmolVLM-256M (1 GB) 3.1 s against 1.1 s on OpenVINO int8. Between the two the
+# crossover was not measured.
+SMALL_CHECKPOINT_BYTES = 100 * 1024 * 1024
+
+
+def _checkpoint_bytes(spec: str) -> int | None:
+    """Bytes of the torch weights of checkpoint ``spec`` (None: no checkpoint, e.g. ONNX only)."""
+    from pathlib import Path
+
+    from edgevlm_ros.models.registry import resolve_model
+
+    try:
+        path = Path(resolve_model(spec)).expanduser()
+        files = list(path.glob('*.safetensors')) + list(path.glob('*.bin'))
+        return sum(f.stat().st_size for f in files) if files else None
+    except (OSError, ValueError):
+        return None
+
+
 def choose_backend(spec: str, device: str = 'auto') -> tuple[str, str]:
     """
     (backend, why) that ``backend='auto'`` picks for ``spec`` on this machine.
 
-    SmolVLM / Idefics3 on an x86 CPU: OpenVINO when installed (int8 weights and bf16 vision on
-    this CPU kind measured the fastest edge step, docs/edge-backends.md), else ONNX Runtime;
-    other architectures, CUDA devices, other CPUs or no ONNX runtime: transformers.
+    SmolVLM / Idefics3 on an x86 CPU: OpenVINO when installed (its static int8 vision encoder
+    and ONNX Runtime's int8 decoder measured the fastest edge step on this CPU kind,
+    docs/edge-backends.md), else ONNX Runtime; but transformers for checkpoints under
+    SMALL_CHECKPOINT_BYTES, other architectures, CUDA devices, other CPUs or no ONNX runtime.
     """
     import platform
 
@@ -217,6 +240,10 @@ def choose_backend(spec: str, device: str = 'auto') -> tuple[str, str]:
     model_type = _model_type(spec)
     if model_type not in ONNX_MODEL_TYPES:
         return 'transformers', f'{model_type or "unknown"} architecture: only transformers runs it'
+    size = _checkpoint_bytes(spec)
+    if size is not None and size < SMALL_CHECKPOINT_BYTES:
+        return 'transformers', (f'a small checkpoint ({size / 2**20:.0f} MB of weights): '
+                                'transformers with KV reuse is the fastest for those')
     if device.startswith('cuda'):
         return 'transformers', f'device {device}'
     if device == 'auto' and _installed('torch'):
