@@ -11,6 +11,11 @@ emulated network. What each strategy must then score is known from the bag alone
 
 import json
 from pathlib import Path
+import re
+import signal
+import subprocess
+import sys
+import time
 
 from edgevlm_ros.core.records import Sample
 from edgevlm_ros.core.scoring import is_correct, normalise, score_run
@@ -154,6 +159,35 @@ def test_a_sped_up_replay_runs_on_bag_time(bag, edge_script, tmp_path, model_cac
     ok = [c for c in run.clouds if c.status == 'ok']
     assert ok and all(c.round_trip_ms >= 300.0 for c in ok)
     assert score_run(run, 1.0).accuracy == 1.0
+
+
+def test_ctrl_c_stops_an_evaluation_with_one_line(bag, edge_script, tmp_path):
+    # A user interrupting a long evaluation: the nodes are stopped, the command says
+    # "interrupted" and exits 130, with no traceback (rclpy's own SIGINT handler used to shut
+    # the context down under the replay: a traceback and "publisher's context is invalid").
+    err = tmp_path / 'stderr.txt'
+    with open(err, 'w') as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'edgevlm_ros.eval.cli', 'eval', str(bag), '--out',
+             str(tmp_path / 'out'), '--strategies', 'edge_only', '--network', NETWORK,
+             '--edge-model', f'scripted:{edge_script}', '--embedded-model', f'oracle:{bag}'],
+            stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 120.0
+        playing = re.compile(r'\| *[1-9][0-9]*/[0-9]+ \[')  # the progress bar past frame 0
+        while not playing.search(err.read_text()) and proc.poll() is None:
+            assert time.monotonic() < deadline, err.read_text()[-2000:]
+            time.sleep(0.05)
+        assert proc.poll() is None, 'the evaluation ended before it could be interrupted'
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = err.read_text()
+    assert code == 130, text[-2000:]
+    assert 'Traceback' not in text and text.rstrip().endswith('interrupted')
 
 
 def test_sweep_points_cover_every_latency_and_fluctuation():

@@ -37,6 +37,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
@@ -585,7 +586,9 @@ def run_eval(cfg: ReplayConfig, on_run: Callable[[RunRecord], None] | None = Non
                    desc='replay', dynamic_ncols=True)
     own_context = not rclpy.ok()
     if own_context:
-        rclpy.init()
+        # Ctrl-C stays a KeyboardInterrupt (the command says "interrupted" after the nodes are
+        # stopped); rclpy's SIGINT handler would shut the context down under the spinning thread.
+        rclpy.init(signal_handler_options=SignalHandlerOptions.SIGTERM)
     try:
         for i, strategy in enumerate(cfg.strategies):
             if bar is not None:
