@@ -326,8 +326,12 @@ def test_fault_is_reported_retried_only_if_transient_breaker_opens_once_and_reco
             await asyncio.sleep(0.05)
         assert result.ok, result.error
         assert result.answer and result.boxes
-        # One state change each: open, probe, closed; none per frame.
-        assert [t.new for t in h.transitions] == ['open', 'half_open', 'closed'], h.transitions
+        # Open, one probe per cool-down, closed: state changes come per cool-down, never per
+        # frame. A probe that a loaded machine times out (0.5 s here) opens it once more.
+        seq = [t.new for t in h.transitions]
+        assert seq[-2:] == ['half_open', 'closed'], h.transitions
+        assert seq[:-1] == ['open', 'half_open'] * (len(seq) // 2), h.transitions
+        assert len(seq) <= 5, h.transitions
         assert client.in_flight == 0
 
     h.run(body)
