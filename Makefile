@@ -52,7 +52,7 @@ $(VENV)/.stamp-pkg: $(VENV)/.stamp-msgs $(PKG_FILES)
 
 demo: setup
 	@mkdir -p $(ROS_LOG_DIR)
-	$(PY) -m edgevlm_ros.demo --duration $(DURATION) $(ARGS)
+	$(PY) -m edgevlm_ros.tooling.demo --duration $(DURATION) $(ARGS)
 
 lint: $(VENV)/.stamp-venv
 	$(VENV)/bin/ruff check edgevlm_ros tools bench
@@ -126,7 +126,7 @@ train-svlm: setup
 	$(VENV)/bin/edgevlm train-svlm $(TRAIN_OUT) --init $(TRAIN_BASE) --minutes $(FINETUNE_MINUTES) \
 		--lr 1.5e-4 --warmup 100
 	$(VENV)/bin/edgevlm heldout $(TRAIN_OUT) --images 250
-	$(PY) -c "from edgevlm_ros.models.micro import write_model_card as w; print(w('$(TRAIN_OUT)'))"
+	$(PY) -c "from edgevlm_ros.tooling.training.heldout import write_model_card as w; print(w('$(TRAIN_OUT)'))"
 
 clean:
 	rm -rf $(BUILD) edgevlm_ros/build edgevlm_ros/*.egg-info

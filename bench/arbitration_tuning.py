@@ -18,8 +18,8 @@ import sys
 
 from edgevlm_ros.core.arbitration import ArbitrationParams
 from edgevlm_ros.core.scoring import timeline
-from edgevlm_ros.core.synthworld import WorldSpec
 from edgevlm_ros.eval import strategy_replay as sr
+from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
 from tqdm import tqdm
 

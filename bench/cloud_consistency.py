@@ -15,8 +15,8 @@ import argparse
 import sys
 
 from edgevlm_ros.core.arbitration import CloudConsistency
-from edgevlm_ros.core.synthworld import WorldSpec
 from edgevlm_ros.eval import strategy_replay as sr
+from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
 
 

@@ -26,7 +26,7 @@ import time
 from edgevlm_ros.backends.base import load_svlm
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.core.synthworld import WorldSpec
+from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
 from tqdm import tqdm
 

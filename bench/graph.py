@@ -46,7 +46,7 @@ NODES = ['frame_source', 'camera', 'edge_svlm', 'cloud_bridge', 'context_fusion'
 
 
 def loopback_env(domain: int, log_dir: Path) -> None:
-    """Before rclpy is imported: loopback-only DDS (as demo.py and the tests), our own domain."""
+    """Before rclpy: loopback-only DDS (as tooling/demo.py and the tests), our own domain."""
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
@@ -90,7 +90,7 @@ def prepare_models(edge_model: str) -> None:
 
 def launch(launch_args: dict[str, str], log_dir: Path):
     """Start the graph from the installed edgevlm.launch.py; returns (processes, popens)."""
-    from edgevlm_ros import launch_runner
+    from edgevlm_ros.tooling import launch_runner
 
     procs, _, _ = launch_runner.plan(
         launch_runner.load(launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py')),
@@ -99,7 +99,7 @@ def launch(launch_args: dict[str, str], log_dir: Path):
 
 
 def stop(popens) -> list[int]:
-    from edgevlm_ros import launch_runner
+    from edgevlm_ros.tooling import launch_runner
 
     return launch_runner.stop(popens)
 
@@ -153,8 +153,8 @@ def make_monitor(namespace: str = ''):
     """A node that timestamps everything the graph says on arrival (bounded: cleared per run)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
-    from edgevlm_ros.ros_conversions import stamp_to_s
-    from edgevlm_ros.ros_qos import LATEST_FRAME, RESULTS
+    from edgevlm_ros.ros.conversions import stamp_to_s
+    from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
     from rclpy.node import Node
 
     class Monitor(Node):

@@ -12,7 +12,7 @@ For every step of an evaluation bag (its frames sampled at --step-rate, resized 
 - alone: no history;
 - edge only: after its own previous answers (core.context.ContextStore, 8 turns, as edge_svlm);
 - cloud at L s: the same store, plus Context Replacement as the graph does it: the simulated LVLM
-  (models/simulated, 10 % wrong on purpose) answers one step at a time (one request in flight, the
+  (lvlm/simulated, 10 % wrong on purpose) answers one step at a time (one request in flight, the
   next one at the first step after the reply, as the bridge's adaptive interval does), and its
   answer replaces the step's slot before the first step at or after stamp + L.
 

@@ -22,7 +22,7 @@ import sys
 import time
 
 from edgevlm_ros.backends.base import load_svlm
-from edgevlm_ros.frame_sources import camera_pan
+from edgevlm_ros.sim.frame_sources import camera_pan
 import numpy as np
 
 QUESTION = 'What colour is the square?'

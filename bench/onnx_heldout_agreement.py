@@ -3,10 +3,10 @@
 """
 Held-out accuracy of the micro SVLM through the ONNX paths, and their agreement with torch.
 
-Runs ``models.micro.evaluate_heldout`` (250 frames = 1000 questions, each under the five history
-kinds) through transformers (the reference) and each path given, then prints per path: the
-accuracy per history kind, the share of the greedy answers equal to the transformers ones, and
-the accuracy difference. Writes nothing into the model directory.
+Runs ``tooling.training.heldout.evaluate_heldout`` (250 frames = 1000 questions, each under
+the five history kinds) through transformers (the reference) and each path given, then prints
+per path: the accuracy per history kind, the share of the greedy answers equal to the
+transformers ones, and the accuracy difference. Writes nothing into the model directory.
 
 usage: python bench/onnx_heldout_agreement.py [--model micro] [--images 250] [--threads 2]
        [--paths ort,ort-int8,ov-int8] [--out results.json]
@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from edgevlm_ros.models.micro import HISTORY_KINDS, HISTORY_NAMES, evaluate_heldout
+from edgevlm_ros.tooling.training.heldout import HISTORY_KINDS, HISTORY_NAMES, evaluate_heldout
 
 PATHS = {
     'transformers': ('transformers fp32', dict(backend='transformers')),

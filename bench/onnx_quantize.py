@@ -3,7 +3,7 @@
 """
 int8 for the ONNX vision encoder: static (calibrated) QDQ against dynamic quantization.
 
-Calibration frames: the synthetic world (core/synthworld.py) and the photo pan (builtin:pan),
+Calibration frames: the synthetic world (sim/synthworld.py) and the photo pan (builtin:pan),
 through the model's own processor (one 512 px tile). Evaluation frames: other frames of both.
 For each variant prints the time per tile on ONNX Runtime (p50 of --repeats runs, after a
 warm-up), the file size and the cosine similarity of its image features to the fp32 graph's

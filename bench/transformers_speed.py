@@ -37,8 +37,8 @@ from edgevlm_ros.backends.base import STAGES
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.core.synthworld import WorldSpec
 from edgevlm_ros.models.registry import resolve_model
+from edgevlm_ros.sim.synthworld import WorldSpec
 import torch
 
 QUESTIONS = ['What colour is the square?', 'Is the path ahead clear?',

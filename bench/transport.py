@@ -53,7 +53,7 @@ def _env(domain: int) -> None:
 
 def _topic_types(mode: str):
     from edgevlm_msgs.msg import Step
-    from edgevlm_ros.ros_qos import LATEST_FRAME, STEP_PUBLISHER
+    from edgevlm_ros.ros.qos import LATEST_FRAME, STEP_PUBLISHER
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage, Image
 
@@ -69,7 +69,7 @@ class Publisher:
     """Builds and publishes frame i of the pan; records how long building took."""
 
     def __init__(self, node, mode: str) -> None:
-        from edgevlm_ros.frame_sources import open_source
+        from edgevlm_ros.sim.frame_sources import open_source
 
         msg_type, topic, pub_qos, _ = _topic_types(mode)
         self.mode, self.node = mode, node
@@ -81,7 +81,7 @@ class Publisher:
     def publish(self, i: int) -> None:
         from edgevlm_msgs.msg import Step
         from edgevlm_ros.core.images import encode_jpeg
-        from edgevlm_ros.ros_conversions import rgb_to_image
+        from edgevlm_ros.ros.conversions import rgb_to_image
         from sensor_msgs.msg import CompressedImage
         from std_msgs.msg import Header
 
@@ -116,7 +116,7 @@ class Subscriber:
         node.create_subscription(msg_type, topic, self._on_msg, sub_qos)
 
     def _on_msg(self, msg) -> None:
-        from edgevlm_ros.ros_conversions import compressed_to_rgb, image_to_rgb, stamp_to_s
+        from edgevlm_ros.ros.conversions import compressed_to_rgb, image_to_rgb, stamp_to_s
 
         now = time.time()
         i = int(msg.header.frame_id)

@@ -24,11 +24,11 @@ import sys
 import cv2
 from edgevlm_ros.backends import visual_focus
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
-from edgevlm_ros.core import svlm_data
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.scoring import normalise
-from edgevlm_ros.core.synthworld import SynthWorld
 from edgevlm_ros.core.zoom import focus_view
+from edgevlm_ros.sim import svlm_data
+from edgevlm_ros.sim.synthworld import SynthWorld
 import numpy as np
 import torch
 from tqdm import tqdm

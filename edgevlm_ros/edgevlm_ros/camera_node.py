@@ -19,11 +19,11 @@ from std_msgs.msg import String
 from edgevlm_ros.core.images import ImageDecodeError, resize_max_side
 from edgevlm_ros.core.sampling import StepSampler
 from edgevlm_ros.core.stats import Counters
-from edgevlm_ros.ros_conversions import compressed_to_rgb, image_to_rgb, rgb_to_image, stamp_to_s
-from edgevlm_ros.ros_diagnostics import StatusReporter
-from edgevlm_ros.ros_entry import run_node
-from edgevlm_ros.ros_params import ParamSet, ParamSpec
-from edgevlm_ros.ros_qos import LATEST_FRAME, QUESTION, STEP_PUBLISHER
+from edgevlm_ros.ros.conversions import compressed_to_rgb, image_to_rgb, rgb_to_image, stamp_to_s
+from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.entry import run_node
+from edgevlm_ros.ros.params import ParamSet, ParamSpec
+from edgevlm_ros.ros.qos import LATEST_FRAME, QUESTION, STEP_PUBLISHER
 
 
 def _non_empty(value: str) -> str | None:

@@ -26,8 +26,8 @@ from rclpy.task import Future
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from edgevlm_ros.ros_conversions import rgb_to_image
-from edgevlm_ros.ros_qos import QUESTION, RESULTS
+from edgevlm_ros.ros.conversions import rgb_to_image
+from edgevlm_ros.ros.qos import QUESTION, RESULTS
 
 # Answers kept for answers(): a bound, not a log.
 RECENT_ANSWERS = 100

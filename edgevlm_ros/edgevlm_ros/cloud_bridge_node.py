@@ -43,11 +43,11 @@ from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.selection import CloudSelector, Decision
 from edgevlm_ros.core.stats import Counters, LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
-from edgevlm_ros.ros_conversions import box_to_region, image_to_rgb
-from edgevlm_ros.ros_diagnostics import StatusReporter
-from edgevlm_ros.ros_entry import run_node
-from edgevlm_ros.ros_params import ParamSet, ParamSpec
-from edgevlm_ros.ros_qos import LATEST_FRAME, RESULTS
+from edgevlm_ros.ros.conversions import box_to_region, image_to_rgb
+from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.entry import run_node
+from edgevlm_ros.ros.params import ParamSet, ParamSpec
+from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
 
 STATUS = {'ok': CloudResponse.STATUS_OK, 'timeout': CloudResponse.STATUS_TIMEOUT,
           'http_error': CloudResponse.STATUS_HTTP_ERROR,

@@ -19,17 +19,17 @@ from edgevlm_ros.core.focus import BoxPropagator, FrameRing
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.stats import Counters
-from edgevlm_ros.ros_conversions import (
+from edgevlm_ros.ros.conversions import (
     box_to_region,
     image_to_rgb,
     region_to_box,
     s_to_stamp,
     stamp_to_s,
 )
-from edgevlm_ros.ros_diagnostics import StatusReporter
-from edgevlm_ros.ros_entry import run_node
-from edgevlm_ros.ros_params import ParamSet, ParamSpec
-from edgevlm_ros.ros_qos import EVERY_FRAME, RESULTS
+from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.entry import run_node
+from edgevlm_ros.ros.params import ParamSet, ParamSpec
+from edgevlm_ros.ros.qos import EVERY_FRAME, RESULTS
 
 # Most cloud boxes carried at once (8 boxes cost about 2 ms per frame, see bench/fusion.py).
 MAX_TRACKED_BOXES = 16

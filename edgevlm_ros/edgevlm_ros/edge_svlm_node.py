@@ -45,11 +45,11 @@ from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.stats import Counters, LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.core.zoom import focus_view
-from edgevlm_ros.ros_conversions import image_to_rgb, region_to_box, stamp_to_s
-from edgevlm_ros.ros_diagnostics import StatusReporter
-from edgevlm_ros.ros_entry import run_node
-from edgevlm_ros.ros_params import ParamSet, ParamSpec
-from edgevlm_ros.ros_qos import LATEST_FRAME, RESULTS
+from edgevlm_ros.ros.conversions import image_to_rgb, region_to_box, stamp_to_s
+from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.entry import run_node
+from edgevlm_ros.ros.params import ParamSet, ParamSpec
+from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
 
 # How Visual Focus reaches the SVLM: an attention bias, or a different image for models whose
 # attention is out of reach (ONNX, HTTP) or for an ablation.

@@ -23,11 +23,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from edgevlm_ros.core.images import encode_jpeg
-from edgevlm_ros.frame_sources import SynthSource, open_source
-from edgevlm_ros.ros_conversions import stamp_to_ns, truth_to_msg
-from edgevlm_ros.ros_entry import run_node
-from edgevlm_ros.ros_params import ParamSet, ParamSpec
-from edgevlm_ros.ros_qos import LATCHED, RESULTS
+from edgevlm_ros.ros.conversions import stamp_to_ns, truth_to_msg
+from edgevlm_ros.ros.entry import run_node
+from edgevlm_ros.ros.params import ParamSet, ParamSpec
+from edgevlm_ros.ros.qos import LATCHED, RESULTS
+from edgevlm_ros.sim.frame_sources import SynthSource, open_source
 
 ENCODE = {'rgb8': None, 'bgr8': cv2.COLOR_RGB2BGR, 'mono8': cv2.COLOR_RGB2GRAY}
 

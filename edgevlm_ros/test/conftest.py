@@ -118,14 +118,14 @@ class Graph:
         self.popens = []
 
     def launch(self, file_name: str = 'edgevlm.launch.py', **launch_args: str) -> None:
-        from edgevlm_ros import launch_runner
+        from edgevlm_ros.tooling import launch_runner
 
         desc = launch_runner.load(launch_runner.launch_file_path('edgevlm_ros', file_name))
         procs, _, _ = launch_runner.plan(desc, launch_args)
         self.start(procs)
 
     def start(self, procs) -> None:
-        from edgevlm_ros import launch_runner
+        from edgevlm_ros.tooling import launch_runner
 
         self.procs += procs
         self.popens += launch_runner.start(procs, self.log_dir)
@@ -133,7 +133,7 @@ class Graph:
     def node(self, executable: str, name: str, params: dict | None = None,
              remap: dict | None = None) -> None:
         """Start one node process the way a launch file would."""
-        from edgevlm_ros import launch_runner
+        from edgevlm_ros.tooling import launch_runner
 
         node = launch_runner.Node(package='edgevlm_ros', executable=executable, name=name,
                                   parameters=[params or {}],
@@ -146,7 +146,7 @@ class Graph:
         return next(p for proc, p in zip(self.procs, self.popens) if proc.name == name)
 
     def stop(self, name: str) -> int:
-        from edgevlm_ros import launch_runner
+        from edgevlm_ros.tooling import launch_runner
 
         return launch_runner.stop([self.popen(name)])[0]
 
@@ -155,7 +155,7 @@ class Graph:
         return path.read_text(errors='replace') if path.exists() else ''
 
     def close(self) -> list[int]:
-        from edgevlm_ros import launch_runner
+        from edgevlm_ros.tooling import launch_runner
 
         return launch_runner.stop(self.popens)
 

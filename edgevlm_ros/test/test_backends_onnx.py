@@ -11,9 +11,9 @@ from edgevlm_ros.backends import onnx_backend
 from edgevlm_ros.backends.base import STAGES, choose_backend, load_svlm
 from edgevlm_ros.backends.onnx_backend import OnnxSvlm
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
-from edgevlm_ros.core import svlm_data
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import onnx_export
+from edgevlm_ros.sim import svlm_data
 import numpy as np
 import pytest
 
@@ -360,7 +360,7 @@ def test_auto_backend_choice(tiny_edge_model, tiny_onnx, tmp_path) -> None:
 
 
 def test_heldout_through_onnxruntime_matches_transformers(model_cache) -> None:
-    from edgevlm_ros.models.micro import evaluate_heldout
+    from edgevlm_ros.tooling.training.heldout import evaluate_heldout
 
     ref = evaluate_heldout('micro', images=2, write=False, log=lambda s: None)
     got = evaluate_heldout('micro', images=2, write=False, log=lambda s: None,
@@ -376,7 +376,7 @@ def test_heldout_through_openvino_static_int8_keeps_the_answers(model_cache) -> 
     # The static int8 vision encoder is the furthest from fp32 of the fast paths: on the whole
     # held-out set (5000 answers) 98.7 % of its greedy answers equal transformers fp32's.
     pytest.importorskip('nncf')
-    from edgevlm_ros.models.micro import evaluate_heldout
+    from edgevlm_ros.tooling.training.heldout import evaluate_heldout
 
     ref = evaluate_heldout('micro', images=5, write=False, log=lambda s: None)
     got = evaluate_heldout('micro', images=5, write=False, log=lambda s: None,

@@ -5,7 +5,7 @@
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Step
 from edgevlm_ros.core.images import encode_jpeg
-from edgevlm_ros.ros_qos import LATCHED, RESULTS
+from edgevlm_ros.ros.qos import LATCHED, RESULTS
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

@@ -4,8 +4,8 @@
 
 from edgevlm_msgs.msg import Step
 from edgevlm_ros.client import EdgeVlmClient
-from edgevlm_ros.ros_conversions import rgb_to_image
-from edgevlm_ros.ros_qos import RESULTS, STEP_PUBLISHER
+from edgevlm_ros.ros.conversions import rgb_to_image
+from edgevlm_ros.ros.qos import RESULTS, STEP_PUBLISHER
 import numpy as np
 import pytest
 

@@ -34,8 +34,8 @@ from edgevlm_ros.cloud.resilience import (
 from edgevlm_ros.cloud_bridge_node import SPECS as BRIDGE_SPECS
 from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.stats import Counters
-from edgevlm_ros.ros_conversions import rgb_to_image
-from edgevlm_ros.ros_qos import RESULTS
+from edgevlm_ros.ros.conversions import rgb_to_image
+from edgevlm_ros.ros.qos import RESULTS
 from fault_server import FaultServer, free_port, self_signed_cert, server_tls_context
 import numpy as np
 import pytest
@@ -815,7 +815,7 @@ def test_a_bad_bridge_configuration_stops_it_with_one_clear_line(graph, params, 
 @pytest.mark.ros
 def test_https_bridge_fails_clearly_without_the_private_ca_and_works_with_it(graph, probe,
                                                                              certificate):
-    from edgevlm_ros import launch_runner
+    from edgevlm_ros.tooling import launch_runner
 
     cert, key = certificate
     robots = {'untrusted': {}, 'trusted': {'ca_file': str(cert)}}

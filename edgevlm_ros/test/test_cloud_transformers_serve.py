@@ -20,7 +20,7 @@ import sys
 import time
 
 from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
-import edgevlm_ros.launch_runner as launch_runner
+import edgevlm_ros.tooling.launch_runner as launch_runner
 from fault_server import free_port
 import httpx
 import numpy as np
@@ -124,8 +124,8 @@ def test_a_model_the_server_does_not_serve_is_a_clean_http_error(served):
 @pytest.mark.ros
 def test_two_robot_namespaces_share_one_transformers_serve_endpoint(served, graph, probe):
     from edgevlm_msgs.msg import CloudResponse, Step
-    from edgevlm_ros.ros_conversions import rgb_to_image
-    from edgevlm_ros.ros_qos import RESULTS, STEP_PUBLISHER
+    from edgevlm_ros.ros.conversions import rgb_to_image
+    from edgevlm_ros.ros.qos import RESULTS, STEP_PUBLISHER
     from std_msgs.msg import Header
 
     robots = {'robot1': 1000, 'robot2': 2000}  # namespace -> first step id

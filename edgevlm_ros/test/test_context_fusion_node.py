@@ -6,8 +6,8 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import CloudResponse, ContextUpdate, FocusMask, Region, Step
-from edgevlm_ros.ros_conversions import rgb_to_image, s_to_stamp
-from edgevlm_ros.ros_qos import RESULTS
+from edgevlm_ros.ros.conversions import rgb_to_image, s_to_stamp
+from edgevlm_ros.ros.qos import RESULTS
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

@@ -7,8 +7,8 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Answer, ContextUpdate, FocusMask, Prompt, Region, Step
 from edgevlm_msgs.srv import Ask
-from edgevlm_ros.ros_conversions import rgb_to_image
-from edgevlm_ros.ros_qos import RESULTS, STEP_PUBLISHER
+from edgevlm_ros.ros.conversions import rgb_to_image
+from edgevlm_ros.ros.qos import RESULTS, STEP_PUBLISHER
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import numpy as np

@@ -10,9 +10,9 @@ import sys
 import cv2
 from edgevlm_ros.core.records import Sample
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.core.synthworld import generate
 from edgevlm_ros.eval import bags
 from edgevlm_ros.eval.convert import DatasetError, load_dataset
+from edgevlm_ros.sim.synthworld import generate
 import numpy as np
 import pytest
 

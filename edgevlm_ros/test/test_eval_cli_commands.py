@@ -14,8 +14,9 @@ import pytest
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """micro.evaluate_heldout and onnx_export.export replaced by recorders."""
-    from edgevlm_ros.models import micro, onnx_export
+    """heldout.evaluate_heldout and onnx_export.export replaced by recorders."""
+    from edgevlm_ros.models import onnx_export
+    from edgevlm_ros.tooling.training import heldout
 
     calls = []
 
@@ -28,7 +29,7 @@ def recorded(monkeypatch):
                                         'progress': progress}))
         return Path(out)
 
-    monkeypatch.setattr(micro, 'evaluate_heldout', evaluate_heldout)
+    monkeypatch.setattr(heldout, 'evaluate_heldout', evaluate_heldout)
     monkeypatch.setattr(onnx_export, 'export', export)
     return calls
 

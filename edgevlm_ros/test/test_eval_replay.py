@@ -3,7 +3,7 @@
 """
 The replay evaluation end to end: a bag through the real graph, scored and reported.
 
-Random-weight models answer noise, so these runs use the TEST DOUBLES of models/scripted.py: an
+Random-weight models answer noise, so these runs use the TEST DOUBLES of doubles/scripted.py: an
 edge that always says "two" (and, with echo_cloud, repeats the cloud answer Context Replacement
 put into its history) and an oracle cloud that answers each frame's ground truth, late by the
 emulated network. What each strategy must then score is known from the bag alone.
@@ -235,8 +235,7 @@ def test_set_edge_runtime_parameters_reach_the_edge_node_through_launch_argument
     # The launch file sets backend, device, ... from launch arguments, which win over the
     # params file: a --set of one of them must travel as that launch argument.
     from edgevlm_ros.eval.replay import launch_arguments
-
-    from edgevlm_ros import launch_runner
+    from edgevlm_ros.tooling import launch_runner
 
     args = cli.build_parser().parse_args([
         'eval', str(tmp_path / 'bag'), '--set', 'edge_svlm.backend=onnxruntime',

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from edgevlm_ros.core.arbitration import ArbitrationParams
 from edgevlm_ros.core.context import word_count
 from edgevlm_ros.core.scoring import is_correct, timeline
-from edgevlm_ros.core.synthworld import WorldSpec
 from edgevlm_ros.eval import strategy_replay as sr
+from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
 import pytest
 

@@ -5,8 +5,8 @@
 from edgevlm_msgs.msg import GroundTruth, Step
 from edgevlm_ros.core.records import Truth
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.ros_conversions import msg_to_truth, stamp_to_ns, truth_to_msg
-from edgevlm_ros.ros_qos import RESULTS
+from edgevlm_ros.ros.conversions import msg_to_truth, stamp_to_ns, truth_to_msg
+from edgevlm_ros.ros.qos import RESULTS
 import pytest
 
 # A new question every second (every 5 frames at 5 fps): a frame interval of 200 ms leaves the

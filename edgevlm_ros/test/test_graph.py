@@ -6,8 +6,8 @@ import socket
 import sys
 
 from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
-from edgevlm_ros.ros_conversions import stamp_to_s
-from edgevlm_ros.ros_qos import RESULTS
+from edgevlm_ros.ros.conversions import stamp_to_s
+from edgevlm_ros.ros.qos import RESULTS
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -74,7 +74,7 @@ def test_edge_keeps_answering_when_the_cloud_server_dies(graph, probe):
     answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
     cloud = probe.listen(CloudResponse, 'edgevlm/cloud_response', RESULTS)
     port = _free_port()
-    from edgevlm_ros import launch_runner
+    from edgevlm_ros.tooling import launch_runner
 
     graph.start([launch_runner.Process(
         'lvlm_server',

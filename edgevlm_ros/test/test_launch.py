@@ -4,9 +4,8 @@
 
 from pathlib import Path
 
+from edgevlm_ros.tooling import launch_runner
 import pytest
-
-from edgevlm_ros import launch_runner
 
 LAUNCH_DIR = Path(__file__).resolve().parents[1] / 'launch'
 

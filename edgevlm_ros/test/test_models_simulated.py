@@ -6,20 +6,20 @@ import asyncio
 import logging
 from pathlib import Path
 
-from edgevlm_ros.core.synthworld import (
-    NONE_ANSWER,
-    NOT_VISIBLE,
-    PALETTE,
-    WHERE_CHOICES,
-    FrameState,
-    WorldSpec,
-)
 from edgevlm_ros.lvlm.simulated import (
     COUNT_SPACE,
     SimulatedLvlm,
     describe,
     parse_question,
     parse_spec,
+)
+from edgevlm_ros.sim.synthworld import (
+    NONE_ANSWER,
+    NOT_VISIBLE,
+    PALETTE,
+    WHERE_CHOICES,
+    FrameState,
+    WorldSpec,
 )
 import numpy as np
 import pytest

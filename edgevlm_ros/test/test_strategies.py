@@ -3,7 +3,7 @@
 """Each strategy of DESIGN §3 on the same graph: where its answers come from and what they use."""
 
 from edgevlm_msgs.msg import Answer, CloudResponse
-from edgevlm_ros.ros_qos import RESULTS
+from edgevlm_ros.ros.qos import RESULTS
 import pytest
 
 pytestmark = pytest.mark.ros

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgevlm_ros.core.svlm_data import TRAIN_SEED_BASE
-from edgevlm_ros.core.synthworld import generate
-from edgevlm_ros.frame_sources import camera_pan
+from edgevlm_ros.sim.frame_sources import camera_pan
+from edgevlm_ros.sim.svlm_data import TRAIN_SEED_BASE
+from edgevlm_ros.sim.synthworld import generate
 
 CALIBRATION_SEED = TRAIN_SEED_BASE + 7_777
 CALIBRATION_FRAMES = 16

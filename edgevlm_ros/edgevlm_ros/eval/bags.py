@@ -29,7 +29,7 @@ EPOCH_NS + round(t_s * 1e9), t_s being the dataset time of its frame; header.fra
 
 Metadata: metadata.yaml's ``custom_data`` (string -> string, rosbag2 metadata v6+) may say where
 the frames came from; `edgevlm synth` writes WORLD_SPEC_KEY = the exact
-``core.synthworld.WorldSpec`` text of the world it rendered, so the simulated LVLM can answer
+``sim.synthworld.WorldSpec`` text of the world it rendered, so the simulated LVLM can answer
 from that world. Bags without it (older ones, converted datasets) read as before.
 
 Record bag: whatever the replay's RecordWriter was handed (GroundTruth, Answer, CloudResponse,

@@ -134,8 +134,8 @@ def _config(args: argparse.Namespace, out: Path, network: str):
 def cmd_synth(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from edgevlm_ros.core import synthworld
     from edgevlm_ros.eval import bags
+    from edgevlm_ros.sim import synthworld
 
     spec = synthworld.WorldSpec(seed=args.seed, duration=args.duration, fps=args.fps,
                                 pace=args.pace, episode=args.episode,
@@ -323,28 +323,28 @@ def _headline(out: Path) -> str:
 
 
 def cmd_train_svlm(args: argparse.Namespace) -> int:
-    from edgevlm_ros.models import micro
+    from edgevlm_ros.tooling.training import trainer
 
-    config = micro.TrainConfig(steps=args.steps, images_per_step=args.images,
-                               questions_per_image=args.questions, lr=args.lr,
-                               eval_every=args.eval_every, threads=args.threads, seed=args.seed,
-                               minutes=args.minutes, warmup=args.warmup,
-                               init=args.init)
-    out = micro.train(args.out, config)
+    config = trainer.TrainConfig(steps=args.steps, images_per_step=args.images,
+                                 questions_per_image=args.questions, lr=args.lr,
+                                 eval_every=args.eval_every, threads=args.threads, seed=args.seed,
+                                 minutes=args.minutes, warmup=args.warmup,
+                                 init=args.init)
+    out = trainer.train(args.out, config)
     print(f'micro SVLM written to {out} (curve: {out / "curve.png"})')
     return 0
 
 
 def cmd_heldout(args: argparse.Namespace) -> int:
-    from edgevlm_ros.models import micro
+    from edgevlm_ros.tooling.training import heldout
 
     # Only the options given: the default run (transformers, no keywords) is the one that
     # writes heldout.json next to the model (make train-svlm's model card reads it).
     options = {k: v for k, v in (('device', args.device), ('dtype', args.dtype),
                                  ('quantize', args.quantize), ('providers', args.providers))
                if v != HELDOUT_DEFAULTS[k]}
-    result = micro.evaluate_heldout(args.model, images=args.images, threads=args.threads,
-                                    backend=args.backend, write=not args.no_write, **options)
+    result = heldout.evaluate_heldout(args.model, images=args.images, threads=args.threads,
+                                      backend=args.backend, write=not args.no_write, **options)
     print(json.dumps(result['summary'], indent=1))
     return 0
 

@@ -43,13 +43,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 import yaml
 
-from edgevlm_ros import launch_runner
 from edgevlm_ros.core.records import RunRecord
 from edgevlm_ros.core.stats import LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.eval import bags
-from edgevlm_ros.ros_conversions import rgb_to_image, truth_to_msg
-from edgevlm_ros.ros_qos import QUESTION, RESULTS
+from edgevlm_ros.ros.conversions import rgb_to_image, truth_to_msg
+from edgevlm_ros.ros.qos import QUESTION, RESULTS
+from edgevlm_ros.tooling import launch_runner
 
 # The graph's node names (diagnostics keys in RunRecord.counters).
 NODES = ('camera', 'edge_svlm', 'cloud_bridge', 'context_fusion')

@@ -76,7 +76,7 @@ from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.sampling import StepSampler
 from edgevlm_ros.core.scoring import timeline
 from edgevlm_ros.core.selection import CloudSelector
-from edgevlm_ros.core.synthworld import WorldSpec
+from edgevlm_ros.sim.synthworld import WorldSpec
 
 ARBITRATED = 'edgevlm_arbitrated'
 BASELINES = ('edge_only', 'cloud_only', 'cloud_stale', 'offload')

@@ -79,7 +79,17 @@ import numpy as np
 from edgevlm_ros.core.context import truncate_to_tokens, word_count
 from edgevlm_ros.core.records import Truth
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.core.synthworld import (
+from edgevlm_ros.doubles.scripted import (
+    DEFAULT_MAX_DISTANCE,
+    DEFAULT_MAX_FRAMES,
+    UNKNOWN_ANSWER,
+    FrameIndex,
+    OracleMatch,
+    ScriptedResult,
+    ThumbnailIndex,
+    check_request,
+)
+from edgevlm_ros.sim.synthworld import (
     NONE_ANSWER,
     NOT_VISIBLE,
     PALETTE,
@@ -91,16 +101,6 @@ from edgevlm_ros.core.synthworld import (
     Question,
     SynthWorld,
     WorldSpec,
-)
-from edgevlm_ros.doubles.scripted import (
-    DEFAULT_MAX_DISTANCE,
-    DEFAULT_MAX_FRAMES,
-    UNKNOWN_ANSWER,
-    FrameIndex,
-    OracleMatch,
-    ScriptedResult,
-    ThumbnailIndex,
-    check_request,
 )
 
 _LOG = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgevlm_ros.core.images import decode_compressed, raw_to_rgb
 from edgevlm_ros.core.records import Sample, Truth
-from edgevlm_ros.core.synthworld import WorldSpec
+from edgevlm_ros.sim.synthworld import WorldSpec
 
 # Real photos shipped inside the scikit-image wheel, in pan order.
 PAN_PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png')

@@ -9,7 +9,7 @@ import sys
 
 from edgevlm_msgs.msg import Answer
 from edgevlm_ros.core.records import Truth
-from edgevlm_ros.ros_conversions import ns_to_stamp, truth_to_msg
+from edgevlm_ros.ros.conversions import ns_to_stamp, truth_to_msg
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -20,7 +20,7 @@ CHOICES = ('left', 'centre', 'right', 'not visible')
 
 @pytest.fixture
 def monitor(ros_context):
-    from edgevlm_ros.demo import DemoMonitor
+    from edgevlm_ros.tooling.demo import DemoMonitor
 
     node = DemoMonitor('', quiet=True, context=ros_context)
     try:
@@ -82,7 +82,7 @@ def test_ctrl_c_ends_the_demo_with_its_summary(tmp_path) -> None:
     # the scripted double so that the graph answers at once.
     script = tmp_path / 'edge.json'
     script.write_text(json.dumps({'answer': 'left', 'delay_ms': 20}))
-    proc = subprocess.Popen([sys.executable, '-m', 'edgevlm_ros.demo', '--log-dir',
+    proc = subprocess.Popen([sys.executable, '-m', 'edgevlm_ros.tooling.demo', '--log-dir',
                              str(tmp_path / 'logs'), f'edge_model:=scripted:{script}'],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

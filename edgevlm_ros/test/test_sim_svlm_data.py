@@ -2,8 +2,8 @@
 # Licensed under the Apache License, Version 2.0
 """Training data of the micro SVLM: truths from the world, histories about earlier frames."""
 
-from edgevlm_ros.core import svlm_data
-from edgevlm_ros.core.synthworld import PALETTE, SHAPES, Layout, Question, SynthWorld
+from edgevlm_ros.sim import svlm_data
+from edgevlm_ros.sim.synthworld import PALETTE, SHAPES, Layout, Question, SynthWorld
 import numpy as np
 import pytest
 

@@ -30,7 +30,7 @@ import math
 import cv2
 import numpy as np
 
-from edgevlm_ros.core.synthworld import (
+from edgevlm_ros.sim.synthworld import (
     DEFAULT_LAYOUT,
     LOCATIONS,
     NONE_ANSWER,

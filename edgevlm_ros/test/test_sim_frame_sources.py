@@ -5,8 +5,8 @@
 import itertools
 
 import cv2
-from edgevlm_ros.core.synthworld import WorldSpec
-from edgevlm_ros.frame_sources import SynthSource, camera_pan, open_source
+from edgevlm_ros.sim.frame_sources import SynthSource, camera_pan, open_source
+from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
 import pytest
 

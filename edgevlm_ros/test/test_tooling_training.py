@@ -1,30 +1,31 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The micro SVLM: trains on what the edge node sends, saves a checkpoint the edge node loads."""
+"""Training the micro SVLM: on what the edge node sends, into a checkpoint the edge node loads."""
 
 import json
 from pathlib import Path
 
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
-from edgevlm_ros.core import svlm_data
-from edgevlm_ros.models import micro, registry
+from edgevlm_ros.models import registry
+from edgevlm_ros.sim import svlm_data
+from edgevlm_ros.tooling.training import heldout, spec, trainer
 import numpy as np
 import pytest
 import torch
 
 # Narrow widths keep the suite fast; the geometry (192 px, patch 16, shuffle 2) is the real one.
-SMALL = micro.MicroSpec(vision_hidden=32, vision_layers=1, vision_heads=2, vision_intermediate=64,
-                        text_hidden=32, text_layers=1, text_heads=2, text_kv_heads=1,
-                        text_intermediate=64)
+SMALL = spec.MicroSpec(vision_hidden=32, vision_layers=1, vision_heads=2, vision_intermediate=64,
+                       text_hidden=32, text_layers=1, text_heads=2, text_kv_heads=1,
+                       text_intermediate=64)
 WORLD = svlm_data.CURRICULUM[-1]
 
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp('micro')
-    config = micro.TrainConfig(steps=3, images_per_step=2, questions_per_image=2, warmup=1,
-                               eval_every=3, eval_images=2, threads=1)
-    return micro.train(out, config, SMALL, log=lambda _: None, progress=False)
+    config = spec.TrainConfig(steps=3, images_per_step=2, questions_per_image=2, warmup=1,
+                              eval_every=3, eval_images=2, threads=1)
+    return trainer.train(out, config, SMALL, log=lambda _: None, progress=False)
 
 
 def _examples(n: int = 2) -> list[svlm_data.Example]:
@@ -36,7 +37,7 @@ def _examples(n: int = 2) -> list[svlm_data.Example]:
 
 def test_training_inputs_are_exactly_what_the_edge_node_builds(trained: Path) -> None:
     svlm = TransformersSvlm(str(trained), image_longest_edge=512)
-    batcher = micro.Batcher(svlm.processor)
+    batcher = trainer.Batcher(svlm.processor)
     ex = _examples(1)[0]
     batch = batcher([ex])
     assert any(any(t.history_sources) for t in ex.turns)
@@ -55,11 +56,11 @@ def test_training_inputs_are_exactly_what_the_edge_node_builds(trained: Path) ->
 
 
 def test_shared_image_features_give_the_models_own_logits() -> None:
-    model, processor = micro.build_untrained(SMALL)
+    model, processor = spec.build_untrained(SMALL)
     model.eval()
-    batch = micro.Batcher(processor)(_examples(2))
+    batch = trainer.Batcher(processor)(_examples(2))
     with torch.inference_mode():
-        _, _, logits = micro.forward(model, batch)
+        _, _, logits = trainer.forward(model, batch)
         for row in range(batch['input_ids'].shape[0]):
             image = batch['owner'][row]
             own = model(input_ids=batch['input_ids'][row:row + 1],
@@ -71,10 +72,10 @@ def test_shared_image_features_give_the_models_own_logits() -> None:
 
 
 def test_a_training_step_reaches_the_vision_tower_and_the_aux_head() -> None:
-    model, processor = micro.build_untrained(SMALL)
+    model, processor = spec.build_untrained(SMALL)
     head = torch.nn.Linear(SMALL.text_hidden, len(svlm_data.AUX_CLASSES))
-    batch = micro.Batcher(processor)(_examples(2))
-    loss, aux, _ = micro.forward(model, batch, head)
+    batch = trainer.Batcher(processor)(_examples(2))
+    loss, aux, _ = trainer.forward(model, batch, head)
     (loss + aux).backward()
     vision = model.model.vision_model.embeddings.patch_embedding.weight.grad
     assert vision is not None and vision.abs().sum() > 0
@@ -97,8 +98,8 @@ def test_training_writes_a_loadable_checkpoint_curve_and_record(trained: Path) -
 
 
 def test_heldout_evaluation_scores_every_history_condition(trained: Path) -> None:
-    result = micro.evaluate_heldout(str(trained), images=2, threads=1, write=True,
-                                    log=lambda _: None)
+    result = heldout.evaluate_heldout(str(trained), images=2, threads=1, write=True,
+                                      log=lambda _: None)
     summary = result['summary']
     assert summary['questions'] == 8 and summary['seeds'] == [0, 1]
     for name in ('alone', 'right_history', 'wrong_history', 'own_wrong_history',
@@ -107,15 +108,15 @@ def test_heldout_evaluation_scores_every_history_condition(trained: Path) -> Non
     assert json.loads((trained / 'heldout.json').read_text())['summary'] == summary
     row = result['rows'][0]
     assert {*svlm_data.HISTORY_KINDS, 'none_ok', 'late-cloud_ok', 'truth'} <= set(row)
-    card = micro.write_model_card(trained).read_text()
+    card = heldout.write_model_card(trained).read_text()
     assert '| wrong own history |' in card and 'Base run' not in card
 
 
 def test_fine_tune_starts_from_a_trained_model_and_keeps_its_record(
         trained: Path, tmp_path: Path) -> None:
-    config = micro.TrainConfig(steps=1, images_per_step=1, questions_per_image=2, warmup=1,
-                               eval_every=1, eval_images=1, threads=1, init=str(trained))
-    out = micro.train(tmp_path / 'fine', config, log=lambda _: None, progress=False)
+    config = spec.TrainConfig(steps=1, images_per_step=1, questions_per_image=2, warmup=1,
+                              eval_every=1, eval_images=1, threads=1, init=str(trained))
+    out = trainer.train(tmp_path / 'fine', config, log=lambda _: None, progress=False)
     info = json.loads((out / 'train.json').read_text())
     base = json.loads((trained / 'train.json').read_text())
     assert info['base'] == base
@@ -127,7 +128,7 @@ def test_fine_tune_starts_from_a_trained_model_and_keeps_its_record(
                                 [True, False])
     assert 'Assistant (cloud): 2<end_of_utterance>' in prompt
     assert 'Assistant: 1<end_of_utterance>' in prompt
-    card = micro.write_model_card(out).read_text()
+    card = heldout.write_model_card(out).read_text()
     assert 'Base run' in card and 'Fine-tune' in card
 
 
@@ -138,12 +139,12 @@ def _shipped_scores(frames: int = 24) -> dict[str, float]:
 
     svlm = TransformersSvlm('micro', max_new_tokens=6)
     rng, wrong_rng = np.random.default_rng(31), np.random.default_rng(32)
-    right: dict[str, list[bool]] = {kind: [] for kind in micro.HISTORY_KINDS}
+    right: dict[str, list[bool]] = {kind: [] for kind in heldout.HISTORY_KINDS}
     for i in range(frames):  # held-out seeds: never trained on (training uses 10,000 and up)
         ex = svlm_data.make_example(rng, 900 + i, WORLD, history_turns=4,
                                     plan=svlm_data.ALL_CLOUD)
         for turn in ex.turns:
-            for kind in micro.HISTORY_KINDS:
+            for kind in heldout.HISTORY_KINDS:
                 t = turn.with_history(kind, wrong_rng)
                 text = svlm.answer(ex.rgb, t.question, t.history,
                                    history_sources=t.history_sources).text

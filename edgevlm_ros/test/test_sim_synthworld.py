@@ -4,7 +4,7 @@
 
 import operator
 
-from edgevlm_ros.core.synthworld import (
+from edgevlm_ros.sim.synthworld import (
     NOT_VISIBLE,
     PALETTE,
     VISIBLE_SHARE,

@@ -33,12 +33,12 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from edgevlm_ros import launch_runner
 from edgevlm_ros.core.records import Truth
 from edgevlm_ros.core.scoring import is_correct
 from edgevlm_ros.core.stats import LatencyWindow
-from edgevlm_ros.ros_conversions import msg_to_truth, stamp_to_ns
-from edgevlm_ros.ros_qos import RESULTS
+from edgevlm_ros.ros.conversions import msg_to_truth, stamp_to_ns
+from edgevlm_ros.ros.qos import RESULTS
+from edgevlm_ros.tooling import launch_runner
 
 # The demo's defaults; any launch argument can be overridden on the command line (name:=value).
 # The synthetic world (a question every 10 s, calm pace: answers hold ~3 s), the trained micro
