@@ -4,24 +4,25 @@
 edge_svlm_node: answers every Step it can take with the edge SVLM.
 
 Always the newest Step: a Step that arrives while another one waits is replaced and counted as
-skipped, never queued. The SVLM sees a multi-turn history (one slot per step); with Context
-Replacement the cloud's late answers overwrite the edge's own answers in their slots, and with
-Visual Focus the newest fresh FocusMask biases attention towards the regions the cloud relied on.
-With edgevlm_arbitrated the newest cloud answer stands for the step instead of the SVLM's when
-core.arbitration says it may (fresh, same question, a cloud that does not contradict itself); the
-Answer says why in `reason`.
+skipped, never queued. How a step is answered (strategy, history with Context Replacement,
+Visual Focus, offload's wait, edgevlm_arbitrated's choice and its reason) is core.edge_step, the
+same code the evaluation replays; this node carries messages to it and its answers out.
+
 The model is loaded once, in the lifecycle configure transition (autostart does configure +
-activate).
+activate), and runs only on the model worker thread (core.model_worker): steps through its
+newest-step slot, one-off Asks as requests with a future. The Ask service waits for that future
+on its own executor thread (ros.service_desk), so the node's executor (subscriptions,
+parameters, diagnostics) never waits for the model. A single-threaded executor on purpose: rclpy's
+MultiThreadedExecutor busy-polls its futures (py-spy: ~60 % of the process), starving the model
+thread of the GIL (docs/design-decisions.md).
 """
 
-from collections import OrderedDict
 import re
 import threading
 import time
 
 from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Prompt, Step
 from edgevlm_msgs.srv import Ask
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
 
 from edgevlm_ros.backends.base import (
@@ -32,35 +33,27 @@ from edgevlm_ros.backends.base import (
     check_device,
     parse_providers,
 )
-from edgevlm_ros.core.arbitration import (
-    ArbitrationParams,
-    CloudConsistency,
-    CloudView,
-    EdgeAnswerLog,
-    arbitrate,
-)
-from edgevlm_ros.core.context import ContextStore
+from edgevlm_ros.core import edge_step as es
+from edgevlm_ros.core.arbitration import ArbitrationParams
+from edgevlm_ros.core.edge_step import DEFAULT_SKIP_FOCUS, FOCUS_MODES
 from edgevlm_ros.core.images import ImageDecodeError
-from edgevlm_ros.core.regions import Box
+from edgevlm_ros.core.model_worker import ModelWorker, WorkerBusy
 from edgevlm_ros.core.stats import Counters, LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
-from edgevlm_ros.core.zoom import focus_view
 from edgevlm_ros.ros.conversions import image_to_rgb, region_to_box, stamp_to_s
 from edgevlm_ros.ros.diagnostics import StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
+from edgevlm_ros.ros.service_desk import ServiceDesk
 
-# How Visual Focus reaches the SVLM: an attention bias, or a different image for models whose
-# attention is out of reach (ONNX, HTTP) or for an ablation.
-FOCUS_MODES = ('auto', 'attention', 'crop', 'overlay')
-
-# Cloud responses kept for offload/cloud_stale look-ups, newest last (a bound, not a history).
-MAX_CLOUD_RESPONSES = 64
-# edgevlm_arbitrated: the SVLM's own answers kept to compare with late cloud answers (a bound).
-MAX_OWN_ANSWERS = 64
-# offload: how often a step waiting for its cloud answer checks its deadline (wall s).
+# offload: how often a step waiting for its cloud answer checks its deadline (wall s); capped
+# because in a sped-up replay (use_sim_time) ROS seconds pass faster than wall seconds.
 OFFLOAD_POLL_S = 0.02
+# How long an Ask waits for the model worker before it gives up (s): a real-size model answers
+# within seconds; this bounds a caller behind a stuck model.
+ASK_TIMEOUT_S = 120.0
+SOURCES = {'edge': Answer.SOURCE_EDGE, 'cloud': Answer.SOURCE_CLOUD}
 
 
 def parse_layers(text: str) -> list[int] | None:
@@ -151,7 +144,7 @@ PARAMS = [
               'model allows it, else crop)', choices=FOCUS_MODES),
     ParamSpec('focus.crop_margin', 0.25, 'crop/auto mode: context kept around the focus boxes, '
               'as a fraction of their size', min=0.0, max=4.0),
-    ParamSpec('focus.skip_questions', r'^\s*how many\b', 'Visual Focus: questions matching '
+    ParamSpec('focus.skip_questions', DEFAULT_SKIP_FOCUS, 'Visual Focus: questions matching '
               'this regular expression (case-insensitive, searched; empty = none) are answered '
               'without it. Default: counting questions, because focusing the counted objects '
               'makes the micro SVLM miscount (docs/evaluation.md)', check=_check_pattern),
@@ -176,35 +169,28 @@ PARAMS = [
 class EdgeSvlmNode(Node):
     """Answers every Step it can take with the edge SVLM, using cloud context when it is fresh."""
 
-    def __init__(self) -> None:
-        super().__init__('edge_svlm')
+    def __init__(self, **kwargs) -> None:
+        super().__init__('edge_svlm', **kwargs)
         # Set first: destroy_node runs (at context shutdown) even when a bad parameter makes
         # __init__ fail.
-        self._lock = threading.Condition()
-        self._running = False
-        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()          # guards cfg and state
+        self._cloud_arrived = threading.Condition(self._lock)
+        self.worker: ModelWorker | None = None
+        self._desk: ServiceDesk | None = None
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
+        self.cfg = self._edge_config()
         self.latency = LatencyWindow(1000)
         self.model_time = LatencyWindow(1000)
         self.stage_time = {stage: LatencyWindow(1000) for stage in STAGES}
         self._runtime = self.params['backend']  # what 'auto' became, once loaded
         self.svlm = None
-        self.store: ContextStore | None = None
-        self._pending: Step | None = None
+        self.state: es.EdgeState | None = None
         self._newest_step: Step | None = None
-        self._focus: FocusMask | None = None
-        self._cloud: OrderedDict[int, CloudResponse] = OrderedDict()
-        self._rtt_ewma_s: float | None = None
-        self._own = EdgeAnswerLog(MAX_OWN_ANSWERS)
-        self._consistency = CloudConsistency()
         self._subs = []
         self._answer_pub = None
         self._prompt_pub = None
-        self._ask_srv = None
         self._status = None
-        self._io_group = MutuallyExclusiveCallbackGroup()
-        self._ask_group = ReentrantCallbackGroup()
         if self.params['autostart']:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -218,23 +204,22 @@ class EdgeSvlmNode(Node):
         self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from edgevlm_ros.backends.base import load_svlm
+        from edgevlm_ros.backends import base
 
         t0 = time.monotonic()
         try:
             options = self._backend_options()
             if options['backend'] == 'auto':
-                from edgevlm_ros.backends.base import choose_backend
-
-                options['backend'], why = choose_backend(self.params['model'],
-                                                         options['device'])
+                options['backend'], why = base.choose_backend(self.params['model'],
+                                                              options['device'])
                 self.get_logger().info(f"backend auto: {options['backend']} ({why})")
             self._runtime = options['backend']
-            self.svlm = load_svlm(self.params['model'], **options)
+            self.svlm = base.load_svlm(self.params['model'], **options)
         except Exception as e:  # noqa: BLE001 - any load failure must fail the transition cleanly
             self.get_logger().error(f"cannot load edge model {self.params['model']!r}: {e}")
             return TransitionCallbackReturn.FAILURE
-        self._make_store()
+        with self._lock:
+            self.state = es.EdgeState(self.cfg, self.svlm.count_tokens)
         self._answer_pub = self.create_lifecycle_publisher(Answer, 'edgevlm/answer', RESULTS)
         self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
@@ -253,24 +238,32 @@ class EdgeSvlmNode(Node):
                     dtype=p['dtype'], quantize=p['quantize'],
                     providers=providers_option(p['providers']), kv_reuse=p['kv_reuse'])
 
+    def _edge_config(self) -> es.EdgeConfig:
+        p = self.params
+        return es.EdgeConfig(
+            strategy=Strategy.parse(p['strategy']), history_turns=p['history.max_turns'],
+            history_tokens=p['history.max_tokens'],
+            history_evict_block=p['history.evict_block'], focus_alpha=p['focus.alpha'],
+            focus_mode=p['focus.mode'], focus_crop_margin=p['focus.crop_margin'],
+            focus_skip_questions=p['focus.skip_questions'],
+            focus_max_age_s=p['focus.max_age_s'], offload_deadline_s=p['offload.deadline_s'],
+            arbitration=ArbitrationParams(
+                max_age_s=p['arbitration.max_age_s'],
+                max_self_disagreement=p['arbitration.max_self_disagreement']))
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subs = [
-            self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME,
-                                     callback_group=self._io_group),
+            self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME),
             self.create_subscription(ContextUpdate, 'edgevlm/context_update',
-                                     self._on_context_update, RESULTS,
-                                     callback_group=self._io_group),
+                                     self._on_context_update, RESULTS),
             self.create_subscription(FocusMask, 'edgevlm/focus_mask', self._on_focus_mask,
-                                     RESULTS, callback_group=self._io_group),
+                                     RESULTS),
             self.create_subscription(CloudResponse, 'edgevlm/cloud_response',
-                                     self._on_cloud_response, RESULTS,
-                                     callback_group=self._io_group),
+                                     self._on_cloud_response, RESULTS),
         ]
-        self._ask_srv = self.create_service(Ask, 'edgevlm/ask', self._on_ask,
-                                            callback_group=self._ask_group)
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name='edge_svlm_worker', daemon=True)
-        self._worker.start()
+        self.worker = ModelWorker(self._answer_step, self._step_failed, name='edge_svlm_model')
+        self.worker.start()
+        self._desk = ServiceDesk(self, Ask, 'edgevlm/ask', self._on_ask, 'ask')
         self.get_logger().info('active: answering edgevlm/step on edgevlm/answer')
         return super().on_activate(state)
 
@@ -279,9 +272,6 @@ class EdgeSvlmNode(Node):
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs = []
-        if self._ask_srv is not None:
-            self.destroy_service(self._ask_srv)
-            self._ask_srv = None
         self.get_logger().info('inactive: not answering')
         return super().on_deactivate(state)
 
@@ -305,7 +295,8 @@ class EdgeSvlmNode(Node):
             self._status.destroy()
             self._status = None
         self.svlm = None
-        self.store = None
+        with self._lock:
+            self.state = None
 
     def destroy_node(self) -> None:
         self._stop_worker()
@@ -313,76 +304,53 @@ class EdgeSvlmNode(Node):
 
     def _stop_worker(self) -> None:
         with self._lock:
-            self._running = False
-            self._lock.notify_all()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=30.0)
-        self._worker = None
+            self._cloud_arrived.notify_all()  # an offload wait ends now
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self._desk is not None:
+            self._desk.close()
+            self._desk = None
 
     # ------------------------------------------------------------------ parameters
-    def _make_store(self) -> None:
-        count = self.svlm.count_tokens if self.svlm is not None else None
-        kwargs = {'count_tokens': count} if count is not None else {}
-        self.store = ContextStore(max_turns=self.params['history.max_turns'],
-                                  max_tokens=self.params['history.max_tokens'],
-                                  evict_block=self.params['history.evict_block'], **kwargs)
-
     def _on_params(self, changed: dict) -> None:
-        if self.svlm is None:
-            return
-        if changed.keys() & {'history.max_turns', 'history.max_tokens', 'history.evict_block'}:
-            with self._lock:
-                self._make_store()
-            self.get_logger().info('history caps changed: history restarted empty')
-        if 'focus.layers' in changed:
+        with self._lock:
+            self.cfg = self._edge_config()
+            if self.state is not None and changed.keys() & {
+                    'history.max_turns', 'history.max_tokens', 'history.evict_block'}:
+                self.state.new_history(self.cfg)
+                self.get_logger().info('history caps changed: history restarted empty')
+        if self.svlm is not None and 'focus.layers' in changed:
             self.svlm.focus_layers = parse_layers(changed['focus.layers'])
-        if 'max_new_tokens' in changed:
+        if self.svlm is not None and 'max_new_tokens' in changed:
             self.svlm.max_new_tokens = changed['max_new_tokens']
         if 'strategy' in changed:
             self.get_logger().info(f"strategy is now {changed['strategy']}")
-
-    @property
-    def strategy(self) -> Strategy:
-        return Strategy.parse(self.params['strategy'])
 
     # ------------------------------------------------------------------ inputs
     def _on_step(self, msg: Step) -> None:
         self.counters.inc('steps_received')
         with self._lock:
-            newest = self._newest_step
-            if newest is not None and msg.step_id <= newest.step_id:
+            if self.state is not None and self.state.on_step(msg.step_id, self.cfg):
                 # Step ids went back: the camera restarted; old history, masks and answers are
                 # about another run.
                 self.counters.inc('step_id_resets')
                 self.get_logger().info(f'step ids restarted at {msg.step_id}; context cleared')
-                self._make_store()
-                self._cloud.clear()
-                self._focus = None
-                self._own.clear()
-                self._consistency = CloudConsistency()
-            if self._pending is not None:
-                self.counters.inc('steps_skipped')  # the model was busy; the newer step wins
-            self._pending = msg
             self._newest_step = msg
-            self._lock.notify_all()
-
-    def _from_before_a_restart(self, step_id: int) -> bool:
-        # Cloud context is about a step the edge has received; a newer id than the newest step
-        # is from before the camera restarted (caller holds the lock).
-        return self._newest_step is not None and step_id > self._newest_step.step_id
+        if self.worker is not None and self.worker.offer(msg):
+            self.counters.inc('steps_skipped')  # the model was busy; the newer step wins
 
     def _on_context_update(self, msg: ContextUpdate) -> None:
         self.counters.inc('context_updates_received')
-        if not self.strategy.uses_replacement or self.store is None:
-            return
         with self._lock:
-            if self._from_before_a_restart(msg.step_id):
-                self.counters.inc('context_updates_from_before_restart')
+            if self.state is None:
                 return
-            applied = self.store.apply_cloud(msg.step_id, msg.question, msg.text)
-        if applied:
+            outcome = self.state.on_context(msg.step_id, msg.question, msg.text, self.cfg)
+        if outcome == 'applied':
             self.counters.inc('context_replacements')
-        else:
+        elif outcome == 'from_before_restart':
+            self.counters.inc('context_updates_from_before_restart')
+        elif outcome == 'dropped':
             self.counters.inc('context_updates_dropped')
             self.get_logger().info(
                 f'cloud answer for step {msg.step_id} arrived after its history slot was '
@@ -390,204 +358,111 @@ class EdgeSvlmNode(Node):
 
     def _on_focus_mask(self, msg: FocusMask) -> None:
         self.counters.inc('focus_masks_received')
+        mask = es.MaskNote(msg.source_step_id, msg.target_step_id,
+                           tuple(region_to_box(r) for r in msg.regions),
+                           stamp_to_s(msg.header.stamp) - msg.age_s)
         with self._lock:
-            if self._from_before_a_restart(msg.source_step_id):
-                # It would outrank every mask of the new run and steer nothing.
-                self.counters.inc('focus_masks_from_before_restart')
-                return
-            old = self._focus
-            if old is None or (msg.source_step_id, msg.target_step_id) >= (
-                    old.source_step_id, old.target_step_id):
-                self._focus = msg
+            outcome = self.state.on_mask(mask) if self.state is not None else 'kept'
+        if outcome == 'from_before_restart':
+            self.counters.inc('focus_masks_from_before_restart')
 
     def _on_cloud_response(self, msg: CloudResponse) -> None:
+        self.counters.inc('cloud_responses_received')
+        ok = msg.status == CloudResponse.STATUS_OK
+        note = es.CloudNote(msg.step_id, stamp_to_s(msg.header.stamp), msg.question,
+                            msg.answer, ok, None if msg.status == CloudResponse.STATUS_DROPPED
+                            else msg.round_trip_ms / 1000.0)
         with self._lock:
-            if msg.status != CloudResponse.STATUS_DROPPED:
-                # Failures count too: a slow, failing cloud must stop looking like a fit.
-                rtt = msg.round_trip_ms / 1000.0
-                self._rtt_ewma_s = rtt if self._rtt_ewma_s is None else (
-                    0.8 * self._rtt_ewma_s + 0.2 * rtt)
-            self._cloud[msg.step_id] = msg
-            if msg.status == CloudResponse.STATUS_OK:
-                self._consistency.add(stamp_to_s(msg.header.stamp), msg.question, msg.answer)
-            while len(self._cloud) > MAX_CLOUD_RESPONSES:
-                self._cloud.popitem(last=False)
-            self._lock.notify_all()
-        if self.strategy == Strategy.CLOUD_ONLY and msg.status == CloudResponse.STATUS_OK:
-            self._publish(msg.header, msg.step_id, msg.question, msg.answer,
-                          Answer.SOURCE_CLOUD, model_ms=0.0)
+            if self.state is None:
+                return
+            self.state.on_cloud(note)
+            self._cloud_arrived.notify_all()
+            arrival = es.answer_on_arrival(note, self.cfg)
+        if arrival is not None:
+            self._publish(msg.header, msg.step_id, msg.question, arrival, model_ms=0.0)
 
-    # ------------------------------------------------------------------ answering
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while self._running and self._pending is None:
-                    self._lock.wait()
-                if not self._running:
-                    return
-                step, self._pending = self._pending, None
-            try:
-                self._answer_step(step)
-            except Exception as e:  # noqa: BLE001 - one bad step must not stop the node
-                if not self.context.ok():
-                    return  # shutting down (Ctrl-C): the answer has nowhere to go
-                self.counters.inc('answer_errors')
-                self.get_logger().error(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
+    # ------------------------------------------------------------------ answering (model thread)
+    def _step_failed(self, step: Step, error: Exception) -> None:
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C): the answer has nowhere to go
+        self.counters.inc('answer_errors')
+        self.get_logger().error(f'step {step.step_id}: {error}', throttle_duration_sec=5.0)
 
     def _answer_step(self, step: Step) -> None:
-        strategy = self.strategy
-        if strategy == Strategy.CLOUD_ONLY:
-            return  # answers come with the cloud responses
-        if strategy == Strategy.CLOUD_STALE:
-            newest = self._newest_ok_cloud()
-            if newest is not None:
-                self._publish(step.header, step.step_id, step.question, newest.answer,
-                              Answer.SOURCE_CLOUD, model_ms=0.0,
-                              newest_cloud_step=newest.step_id)
+        view = es.StepView(step.step_id, stamp_to_s(step.header.stamp), step.question)
+        with self._lock:
+            cfg, state, svlm = self.cfg, self.state, self.svlm
+            if state is None or svlm is None:
                 return
-            # Nothing from the cloud yet: the edge answers rather than leave the robot without one.
-        if strategy == Strategy.OFFLOAD and self._offload(step):
-            return
-        self._answer_with_edge(step, strategy)
+            plan = es.plan(view, state, cfg, svlm.focus_supported)
+            if isinstance(plan, es.WaitForCloud):
+                self._wait_for_cloud(view, plan.until_s)
+                plan = es.after_wait(view, state, cfg, svlm.focus_supported)
+        if isinstance(plan, es.FromCloud):
+            self._publish(step.header, step.step_id, step.question, es.from_cloud(plan.note),
+                          model_ms=0.0)
+        elif isinstance(plan, es.RunEdge):
+            self._run_edge(step, view, plan, cfg, state, svlm)
 
-    def _newest_ok_cloud(self) -> CloudResponse | None:
-        """The ok cloud answer that arrived last."""
-        with self._lock:
-            return next((c for c in reversed(self._cloud.values())
-                         if c.status == CloudResponse.STATUS_OK), None)
+    def _wait_for_cloud(self, view: es.StepView, until_s: float) -> None:
+        """offload: wait (lock held) until the step's cloud answer lands or the deadline."""
+        while self.worker is not None and self.worker.running \
+                and not es.cloud_landed(view, self.state):
+            remaining = until_s - self.get_clock().now().nanoseconds * 1e-9
+            if remaining <= 0:
+                return
+            self._cloud_arrived.wait(timeout=min(remaining, OFFLOAD_POLL_S))
 
-    def _arbitrate(self, step: Step, edge_answer: str):
-        """edgevlm_arbitrated: the SVLM's answer or the newest cloud answer (core.arbitration)."""
-        with self._lock:  # one snapshot of the cloud state (the lock is re-entrant)
-            cloud = self._newest_ok_cloud()
-            own = None if cloud is None else self._own.answer_at(cloud.step_id, step.question)
-            self._own.record(step.step_id, step.question, edge_answer)
-            disagreement = self._consistency.estimate
-        view = None if cloud is None else CloudView(
-            cloud.step_id, stamp_to_s(cloud.header.stamp), cloud.question, cloud.answer)
-        params = ArbitrationParams(
-            max_age_s=self.params['arbitration.max_age_s'],
-            max_self_disagreement=self.params['arbitration.max_self_disagreement'])
-        decision = arbitrate(step.question, stamp_to_s(step.header.stamp), edge_answer, view,
-                             own, params, disagreement)
-        self.counters.inc(f'arbitration_{decision.source}')
-        self.get_logger().debug(f'step {step.step_id}: {decision.source}: {decision.reason}')
-        return decision
-
-    def _offload(self, step: Step) -> bool:
-        """Wait for the cloud's answer to this step when its predicted round trip fits."""
-        deadline = self.params['offload.deadline_s']
-        with self._lock:
-            if self._rtt_ewma_s is None or self._rtt_ewma_s > deadline:
-                return False
-            end = stamp_to_s(step.header.stamp) + deadline
-            while self._running and step.step_id not in self._cloud:
-                remaining = end - self.get_clock().now().nanoseconds * 1e-9
-                if remaining <= 0:
-                    break
-                # Capped: in a sped-up replay (use_sim_time) ROS seconds pass faster than wall
-                # seconds, so the deadline is checked again on the ROS clock.
-                self._lock.wait(timeout=min(remaining, OFFLOAD_POLL_S))
-            got = self._cloud.get(step.step_id)
-        if got is None or got.status != CloudResponse.STATUS_OK:
-            self.counters.inc('offload_fallbacks')  # not sent, failed, or later than the deadline
-            return False
-        self._publish(step.header, step.step_id, step.question, got.answer, Answer.SOURCE_CLOUD,
-                      model_ms=0.0, newest_cloud_step=got.step_id)
-        return True
-
-    def _skips_focus(self, question: str) -> bool:
-        pattern = self.params['focus.skip_questions']
-        return bool(pattern) and re.search(pattern, question, re.IGNORECASE) is not None
-
-    def _fresh_focus(self, step: Step) -> tuple[list[Box], FocusMask | None, float]:
-        with self._lock:
-            mask = self._focus
-        if mask is None or mask.source_step_id > step.step_id:
-            return [], None, 0.0
-        source_stamp = stamp_to_s(mask.header.stamp) - mask.age_s
-        age = stamp_to_s(step.header.stamp) - source_stamp
-        if age > self.params['focus.max_age_s']:
-            self.counters.inc('focus_masks_too_old')
-            return [], None, age
-        return [region_to_box(r) for r in mask.regions], mask, age
-
-    def _answer_with_edge(self, step: Step, strategy: Strategy) -> None:
+    def _run_edge(self, step: Step, view: es.StepView, run: es.RunEdge, cfg: es.EdgeConfig,
+                  state: es.EdgeState, svlm) -> None:
         try:
             rgb = image_to_rgb(step.image)
         except ImageDecodeError as e:
             self.counters.inc('bad_image')
             self.get_logger().warning(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
             return
+        for flag, counter in ((run.focus_skipped, 'focus_skipped_questions'),
+                              (run.focus_too_old, 'focus_masks_too_old'),
+                              (run.offload_fallback, 'offload_fallbacks')):
+            if flag:
+                self.counters.inc(counter)
+        shown, boxes, viewed = es.edge_view(rgb, run, cfg)
+        result = svlm.answer(shown, step.question, [(t.question, t.answer) for t in run.history],
+                             focus=boxes, focus_alpha=cfg.focus_alpha,
+                             history_sources=[t.from_cloud for t in run.history])
+        mode = run.view if viewed else ('attention' if result.focus_applied else 'none')
         with self._lock:
-            store = self.store
-            history = store.history() if store is not None else []
-        boxes, mask, age = ([], None, 0.0)
-        if strategy.uses_focus:
-            if self._skips_focus(step.question):
-                self.counters.inc('focus_skipped_questions')
-            else:
-                boxes, mask, age = self._fresh_focus(step)
-        mode = self.params['focus.mode']
-        if mode == 'auto':
-            mode = 'attention' if self.svlm.focus_supported else 'crop'
-        shown, viewed = rgb, False
-        if boxes and mode in ('crop', 'overlay'):
-            shown, crop = focus_view(rgb, boxes, mode, **(
-                {'margin': self.params['focus.crop_margin']} if mode == 'crop' else {}))
-            viewed = crop.zoomed or mode == 'overlay'  # a crop of the whole frame changes nothing
-            boxes = []
-        result = self.svlm.answer(shown, step.question,
-                                  [(t.question, t.answer) for t in history],
-                                  focus=boxes, focus_alpha=self.params['focus.alpha'],
-                                  history_sources=[t.from_cloud for t in history])
-        focus_mode = mode if viewed else ('attention' if result.focus_applied else 'none')
-        with self._lock:
-            # Only into the history it was asked with: after a restart (or new caps) this
-            # step's id would sit in the new history as its newest turn.
-            if store is not None and self.store is store:
-                store.record_edge(step.step_id, step.question, result.text)
-        replaced = [t for t in history if t.from_cloud]
-        newest_cloud = max((t.step_id for t in replaced), default=-1)
-        text, source, reason = result.text, Answer.SOURCE_EDGE, ''
-        if strategy == Strategy.EDGEVLM_ARBITRATED:
-            decision = self._arbitrate(step, result.text)
-            reason = decision.reason
-            if decision.source == 'cloud':
-                text, source, newest_cloud = decision.answer, Answer.SOURCE_CLOUD, \
-                    decision.cloud_step
-        self._publish_prompt(step, result, focus_mode)
-        self._publish(step.header, step.step_id, step.question, text, source,
-                      model_ms=result.model_ms, history_turns=len(history),
-                      replaced_turns=len(replaced), newest_cloud_step=newest_cloud,
-                      focus=(mask, age) if focus_mode != 'none' else None,
-                      stages=getattr(result, 'stages', None), reason=reason)
-
-    def _publish_prompt(self, step: Step, result, focus_mode: str) -> None:
+            es.record_edge(view, run, result.text, state)
+            answer = es.finish(view, run, result.text, mode, state, cfg)
+        if answer.arbitration:
+            self.counters.inc(f'arbitration_{answer.arbitration}')
+            self.get_logger().debug(f'step {step.step_id}: {answer.arbitration}: '
+                                    f'{answer.reason}')
         self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
         if self.params['debug.publish_prompt'] and self._prompt_pub is not None:
             self._prompt_pub.publish(Prompt(
                 header=step.header, step_id=step.step_id, prompt=result.prompt,
                 prompt_tokens=result.prompt_tokens, focused_tokens=result.focused_tokens,
-                focus_mode=focus_mode))
+                focus_mode=mode))
+        self._publish(step.header, step.step_id, step.question, answer,
+                      model_ms=result.model_ms, stages=getattr(result, 'stages', None))
 
-    def _publish(self, header, step_id: int, question: str, text: str, source: int, *,
-                 model_ms: float, history_turns: int = 0, replaced_turns: int = 0,
-                 newest_cloud_step: int = -1, focus: tuple[FocusMask, float] | None = None,
-                 stages: dict[str, float] | None = None, reason: str = '') -> Answer:
+    def _publish(self, header, step_id: int, question: str, answer: es.StepAnswer, *,
+                 model_ms: float, stages: dict[str, float] | None = None) -> Answer:
         now = self.get_clock().now().nanoseconds * 1e-9
-        msg = Answer(header=header, step_id=step_id, question=question, answer=text,
-                     strategy=self.params['strategy'], source=source, reason=reason,
+        msg = Answer(header=header, step_id=step_id, question=question, answer=answer.text,
+                     strategy=self.params['strategy'], source=SOURCES[answer.source],
+                     reason=answer.reason,
                      latency_ms=float((now - stamp_to_s(header.stamp)) * 1000.0),
-                     model_ms=float(model_ms), history_turns=history_turns,
-                     replaced_turns=replaced_turns, newest_cloud_step=newest_cloud_step)
-        if focus is not None:
-            mask, age = focus
-            msg.focus_applied = True
-            msg.focus_source_step = mask.source_step_id
-            msg.focus_age_s = float(age)
+                     model_ms=float(model_ms), history_turns=answer.history_turns,
+                     replaced_turns=answer.replaced_turns,
+                     newest_cloud_step=answer.newest_cloud_step,
+                     focus_applied=answer.focus_applied,
+                     focus_source_step=answer.focus_source_step,
+                     focus_age_s=float(answer.focus_age_s))
+        if answer.focus_applied:
             self.counters.inc('answers_with_focus')
-        if replaced_turns:
+        if answer.replaced_turns:
             self.counters.inc('answers_with_replaced_history')
         if self._answer_pub is not None:
             self._answer_pub.publish(msg)
@@ -604,9 +479,10 @@ class EdgeSvlmNode(Node):
 
     def _gauges(self) -> dict[str, object]:
         lat = self.latency.summary()
+        state = self.state
         gauges = {'latency_p50_ms': f"{lat['p50']:.1f}", 'latency_p95_ms': f"{lat['p95']:.1f}",
                   'model_p50_ms': f'{self.model_time.percentile(50):.1f}',
-                  'history_turns': len(self.store) if self.store is not None else 0,
+                  'history_turns': len(state.store) if state is not None else 0,
                   'strategy': self.params['strategy'], 'backend': self._runtime,
                   'parameter_rejections': self.params.rejected}
         for stage, window in self.stage_time.items():
@@ -622,51 +498,44 @@ class EdgeSvlmNode(Node):
 
     # ------------------------------------------------------------------ one-off questions
     def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
-        if not request.question.strip():
-            response.success, response.message = False, 'question is empty'
+        def reject(message: str) -> Ask.Response:
             self.counters.inc('ask_rejected')
+            response.success, response.message = False, message
             return response
-        if self.svlm is None:
-            response.success, response.message = False, 'edge model is not loaded'
-            return response
+
+        question = request.question.strip()
+        if not question:
+            return reject('question is empty')
         if request.image.width == 0:
             with self._lock:
                 step = self._newest_step
             if step is None:
-                response.success, response.message = False, 'no frame received yet'
-                return response
+                return reject('no frame received yet')
             header, image = step.header, step.image
         else:
             header, image = request.image.header, request.image
         try:
             rgb = image_to_rgb(image)
         except ImageDecodeError as e:
-            self.counters.inc('ask_rejected')
-            response.success, response.message = False, str(e)
-            return response
-        svlm = self.svlm
-        if svlm is None:
-            response.success, response.message = False, 'edge model is not loaded'
-            return response
-        t0 = self.get_clock().now().nanoseconds * 1e-9
+            return reject(str(e))
+        svlm, worker = self.svlm, self.worker
+        if svlm is None or worker is None:
+            return reject('edge model is not loaded')
+        t0 = time.monotonic()
         try:
-            result = svlm.answer(rgb, request.question.strip())
+            result = worker.submit(lambda: svlm.answer(rgb, question)).result(ASK_TIMEOUT_S)
+        except WorkerBusy as e:
+            return reject(f'edge model busy: {e}')
         except Exception as e:  # noqa: BLE001 - a bad request must not take the node down
-            self.counters.inc('ask_rejected')
-            response.success, response.message = False, f'edge model failed: {e}'
-            return response
+            return reject(f'edge model failed: {e}')
         response.answer = Answer(
-            header=header, question=request.question.strip(), answer=result.text,
-            strategy='ask', source=Answer.SOURCE_EDGE, model_ms=float(result.model_ms),
-            latency_ms=float((self.get_clock().now().nanoseconds * 1e-9 - t0) * 1000.0),
-            newest_cloud_step=-1)
+            header=header, question=question, answer=result.text, strategy='ask',
+            source=Answer.SOURCE_EDGE, model_ms=float(result.model_ms),
+            latency_ms=float((time.monotonic() - t0) * 1000.0), newest_cloud_step=-1)
         response.success, response.message = True, ''
         self.counters.inc('ask_answered')
         return response
 
 
 def main(args=None) -> int:
-    # Single-threaded: the model runs in the node's own worker thread, and rclpy's
-    # MultiThreadedExecutor busy-polls its futures (py-spy: ~60 % of the process), starving that
-    # worker of the GIL so that depth-1 Steps were overwritten (up to half lost in replays).
     return run_node(EdgeSvlmNode, 'edge_svlm', args)
