@@ -875,15 +875,15 @@ def test_a_cloud_failing_every_other_request_is_one_state_change_not_one_per_fra
         node._report(Step(step_id=step_id, question='q?'), result)
 
     report(ok)
-    assert node._state == 'ok'
+    assert node._health.state == 'ok'
     for _ in range(10):  # under the breaker's threshold: never two failures in a row
         report(bad)
         report(ok)
-    assert node._state == 'failing'
+    assert node._health.state == 'failing'
     assert node.counters.get('state_changes') == 2  # unknown -> ok -> failing
     for _ in range(3):
         report(ok)
-    assert node._state == 'ok' and node.counters.get('state_changes') == 3
+    assert node._health.state == 'ok' and node.counters.get('state_changes') == 3
 
 
 def test_boxes_the_bridge_could_not_use_are_counted(bridge):
