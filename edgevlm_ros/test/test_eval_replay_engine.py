@@ -13,6 +13,7 @@ the text of an answer depends only on what the step put in front of the model.
 
 import json
 import threading
+import time
 
 from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Region, Step
 import pytest
@@ -47,7 +48,7 @@ def script(tmp_path_factory):
 
 
 def _replay(world, strategy: str, script: str, focus_mode: str):
-    from edgevlm_ros.backends.base import load_svlm
+    from edgevlm_ros.backends.registry import load_svlm
     from edgevlm_ros.core.arbitration import ArbitrationParams
     from edgevlm_ros.eval import replay_engine as eng
 
@@ -122,14 +123,29 @@ class _Driver:
 
         self.pubs['clock'].publish(Clock(clock=Time(sec=t_ns // 10**9,
                                                     nanosec=t_ns % 10**9)))
-        assert self.probe.until(
-            lambda: self.node.get_clock().now().nanoseconds >= t_ns, 10), 'clock not received'
+        assert _until(self.probe, lambda: self.node.get_clock().now().nanoseconds >= t_ns), (
+            'clock not received')
 
-    def send(self, kind: str, msg, counter: str) -> None:
+    def send(self, kind: str, msg, counter: str, t_ns: int) -> None:
         before = self.node.counters.get(counter)
         self.pubs[kind].publish(msg)
-        assert self.probe.until(lambda: self.node.counters.get(counter) > before, 10), (
+        assert _until(self.probe, lambda: self.node.counters.get(counter) > before), (
             f'the node did not receive the {kind}')
+        self.tick(t_ns)
+
+
+def _until(probe, predicate, timeout_s: float = 10.0) -> bool:
+    """
+    Spin the probe in short turns until predicate() holds.
+
+    The node runs in its own thread: a counter it bumps wakes no probe callback.
+    """
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        probe.executor.spin_once(timeout_sec=0.001)
+    return True
 
 
 def _box(b) -> tuple:
@@ -143,20 +159,42 @@ def _stamp(t_s: float):
     return Time(sec=ns // 10**9, nanosec=ns % 10**9)
 
 
+def _instants(trace) -> list[int]:
+    """A number per trace item: inputs of one instant (no take or answer between) share it."""
+    out, n, last = [], 0, None
+    for item in trace:
+        if item[0] in ('take', 'answer') or item[1] != last:
+            n += 1
+        last = item[1] if item[0] not in ('take', 'answer') else None
+        out.append(n)
+    return out
+
+
 def _drive(driver: _Driver, world, trace) -> dict[int, tuple[Answer, dict | None]]:
     """Feed the trace to the node; return its answer (and model call) per step."""
     from edgevlm_ros.ros.conversions import rgb_to_image
 
     got: dict[int, tuple[Answer, dict | None]] = {}
+    # The replay delivers every input that lands at t before its worker takes a step at t
+    # (fusion is instantaneous there: a step's mask targets the step's own frame). The node
+    # takes a step the moment it arrives, so among inputs of one instant the step goes last.
+    instants = _instants(trace)
+    trace = [item for _n, _last, item in sorted(
+        ((n, item[0] == 'step', item) for n, item in zip(instants, trace)),
+        key=lambda x: x[:2])]
     for item in trace:
         kind, t_ns = item[0], item[1]
-        driver.tick(t_ns)
+        # The clock moves after an input is in (the replay delivers what lands at t before it
+        # decides at t: a step at an offload deadline is in the slot when the wait ends) and
+        # before an answer is awaited (an offload wait ends on the clock).
+        if kind == 'answer' or kind == 'take':
+            driver.tick(t_ns)
         if kind == 'step':
             s = world.steps[item[2]]
             msg = Step(step_id=s.index, question=s.truth.question)
             msg.header.stamp = _stamp(s.stamp_ns * 1e-9)
             msg.image = rgb_to_image(s.rgb, msg.header)
-            driver.send('step', msg, 'steps_received')
+            driver.send('step', msg, 'steps_received', t_ns)
         elif kind == 'cloud':
             c = item[2]
             msg = CloudResponse(step_id=c.step_id, question=c.question, answer=c.answer,
@@ -164,11 +202,11 @@ def _drive(driver: _Driver, world, trace) -> dict[int, tuple[Answer, dict | None
                                 else CloudResponse.STATUS_DROPPED,
                                 round_trip_ms=float((c.rtt_s or 0.0) * 1000.0))
             msg.header.stamp = _stamp(c.stamp_s)
-            driver.send('cloud', msg, 'cloud_responses_received')
+            driver.send('cloud', msg, 'cloud_responses_received', t_ns)
         elif kind == 'context':
             step_id, question, text = item[2]
             driver.send('context', ContextUpdate(step_id=step_id, question=question,
-                                                 text=text), 'context_updates_received')
+                                                 text=text), 'context_updates_received', t_ns)
         elif kind == 'mask':
             m = item[2]
             target_s = world.steps[m.target_step].stamp_ns * 1e-9
@@ -178,11 +216,11 @@ def _drive(driver: _Driver, world, trace) -> dict[int, tuple[Answer, dict | None
                                        y_min=b.y_min, x_max=b.x_max, y_max=b.y_max)
                                 for b in m.boxes])
             msg.header.stamp = _stamp(target_s)
-            driver.send('mask', msg, 'focus_masks_received')
+            driver.send('mask', msg, 'focus_masks_received', t_ns)
         elif kind == 'answer':
             step_id = item[2]
-            assert driver.probe.until(lambda: any(a.step_id == step_id
-                                                  for a in driver.answers), 10), (
+            assert _until(driver.probe, lambda sid=step_id: any(a.step_id == sid
+                                                                for a in driver.answers)), (
                 f'the node did not answer step {step_id}')
             answer = next(a for a in driver.answers if a.step_id == step_id)
             call = driver.calls.pop(0) if item[4] is not None else None
