@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 
-from edgevlm_ros.backends.base import load_svlm
+from edgevlm_ros.backends.registry import load_svlm
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.sim.synthworld import WorldSpec

@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 
-from edgevlm_ros.backends.base import load_svlm
+from edgevlm_ros.backends.registry import load_svlm
 from edgevlm_ros.sim.frame_sources import camera_pan
 import numpy as np
 

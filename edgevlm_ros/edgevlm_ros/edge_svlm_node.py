@@ -204,7 +204,7 @@ class EdgeSvlmNode(Node):
         self.trigger_activate()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from edgevlm_ros.backends import base
+        from edgevlm_ros.backends import base, registry
 
         t0 = time.monotonic()
         try:
@@ -214,7 +214,7 @@ class EdgeSvlmNode(Node):
                                                               options['device'])
                 self.get_logger().info(f"backend auto: {options['backend']} ({why})")
             self._runtime = options['backend']
-            self.svlm = base.load_svlm(self.params['model'], **options)
+            self.svlm = registry.load_svlm(self.params['model'], **options)
         except Exception as e:  # noqa: BLE001 - any load failure must fail the transition cleanly
             self.get_logger().error(f"cannot load edge model {self.params['model']!r}: {e}")
             return TransitionCallbackReturn.FAILURE

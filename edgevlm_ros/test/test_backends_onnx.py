@@ -8,8 +8,9 @@ from pathlib import Path
 import shutil
 
 from edgevlm_ros.backends import onnx_backend
-from edgevlm_ros.backends.base import STAGES, choose_backend, load_svlm
+from edgevlm_ros.backends.base import STAGES, choose_backend
 from edgevlm_ros.backends.onnx_backend import OnnxSvlm
+from edgevlm_ros.backends.registry import load_svlm
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import onnx_export

@@ -1,12 +1,12 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The scripted test doubles: the scripted edge SVLM, the oracle cloud behind the LVLM server."""
+"""The test doubles (doubles/scripted.py): the scripted edge SVLM and the oracle cloud LVLM."""
 
 import asyncio
 import json
 from pathlib import Path
 
-from edgevlm_ros.doubles.scripted import ScriptedSvlm, question_matches
+from edgevlm_ros.doubles.scripted import ScriptedSvlm
 import numpy as np
 import pytest
 
@@ -122,18 +122,8 @@ def test_unreadable_scripts_are_refused(tmp_path: Path) -> None:
         ScriptedSvlm('scripted:')
 
 
-def test_load_svlm_dispatches_scripted_specs(tmp_path: Path) -> None:
-    from edgevlm_ros.backends.base import load_svlm
-    svlm = load_svlm('scripted:' + script(tmp_path, {'answer': 'a'}), max_new_tokens=5,
-                     image_longest_edge=512, do_image_splitting=False, num_threads=0,
-                     focus_layers=None)
-    assert isinstance(svlm, ScriptedSvlm) and svlm.max_new_tokens == 5
-    with pytest.raises(FileNotFoundError):
-        load_svlm(str(tmp_path / 'no-such-model-dir'))
-
-
 def test_scripted_svlm_takes_every_backend_keyword_and_counts_calls(tmp_path: Path) -> None:
-    from edgevlm_ros.backends.base import load_svlm
+    from edgevlm_ros.backends.registry import load_svlm
     spec = 'scripted:' + script(tmp_path, {'answer': 'a b'})
     # The double runs on no device: a CUDA name is accepted whether or not CUDA is there.
     svlm = load_svlm(spec, backend='onnxruntime', device='cuda:1', dtype='bfloat16',
@@ -151,14 +141,6 @@ def test_scripted_svlm_takes_every_backend_keyword_and_counts_calls(tmp_path: Pa
                        (dict(quantize='int4'), 'quantize'), (dict(kv_reuse=None), 'kv_reuse')):
         with pytest.raises(ValueError, match=match):
             ScriptedSvlm(spec, **bad)
-
-
-def test_question_matching_rule() -> None:
-    assert question_matches('Is it red?', 'is  it RED?')
-    assert question_matches('The image is 4x4 pixels.\nIs it red?', 'Is it red?')
-    assert not question_matches('Is it reddish red?', 'red?')
-    assert not question_matches('Is it red?', '')
-    assert question_matches('Context.\n\nWhich?\n(a) red  (b) blue', 'which?\n(a) red (b) blue')
 
 
 def test_scripted_cloud_served_over_http(tmp_path: Path) -> None:
@@ -183,35 +165,6 @@ def texture(seed: int, h: int = 240, w: int = 320) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def jpeg_copy(rgb: np.ndarray, quality: int = 85, max_side: int = 10_000) -> np.ndarray:
-    from edgevlm_ros.core.images import decode_compressed, encode_jpeg, resize_max_side
-    return decode_compressed(encode_jpeg(resize_max_side(rgb, max_side), quality))
-
-
-def test_frame_index_recognises_compressed_resized_frames() -> None:
-    from edgevlm_ros.core.records import Truth
-    from edgevlm_ros.doubles.scripted import FrameIndex
-    frames = [(1000 + i, texture(i)) for i in range(6)]
-    truths = [Truth(1000 + i, 'ep', 'q1', 'What is it?', f'answer {i}') for i in range(5)]
-    index = FrameIndex(frames, truths)  # the last frame has no truth
-    for stamp, rgb in frames[:5]:
-        found, truth = index.match(jpeg_copy(rgb, 50, 160), 'What is it?')
-        assert found.reason == 'matched' and found.stamp_ns == stamp
-        assert truth.answer == f'answer {stamp - 1000}'
-        assert found.distance < 1.0 < 100.0 < found.nearest_other
-    found, truth = index.match(jpeg_copy(frames[5][1]), 'What is it?')
-    assert (found.reason, truth) == ('unknown_question', None)  # a frame, but no truth there
-    found, truth = index.match(frames[0][1], 'Is it blue?')
-    assert (found.reason, found.stamp_ns, truth) == ('unknown_question', 1000, None)
-    found, truth = index.match(texture(99), 'What is it?')
-    assert (found.reason, truth) == ('unknown_image', None)
-    assert found.distance > index.max_distance
-    with pytest.raises(ValueError, match='more than 3 frames'):
-        FrameIndex(frames, truths, max_frames=3)
-    with pytest.raises(ValueError, match='no camera frames'):
-        FrameIndex([], truths)
 
 
 @pytest.fixture(scope='module')

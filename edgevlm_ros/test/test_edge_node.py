@@ -408,7 +408,7 @@ class _ReportingSvlm:
 
 def _node_with(monkeypatch, *params: str):
     """The edge node in this process with load_svlm recorded; configured, not active."""
-    from edgevlm_ros.backends import base
+    from edgevlm_ros.backends import registry
     from edgevlm_ros.edge_svlm_node import EdgeSvlmNode
     import rclpy
 
@@ -418,7 +418,7 @@ def _node_with(monkeypatch, *params: str):
         made.append((spec, kwargs))
         return _ReportingSvlm(**kwargs)
 
-    monkeypatch.setattr(base, 'load_svlm', load_svlm)
+    monkeypatch.setattr(registry, 'load_svlm', load_svlm)
     args = ['--ros-args', '-p', 'autostart:=false', '-p', 'model:=/models/edge']
     for p in params:
         args += ['-p', p]

@@ -25,7 +25,7 @@ def _token_hit_rate(svlm, evict_block: int, steps: int = 24) -> float:
 
 
 def test_block_eviction_lets_the_kv_cache_serve_the_history(tiny_edge_model):
-    from edgevlm_ros.backends.base import load_svlm
+    from edgevlm_ros.backends.registry import load_svlm
 
     svlm = load_svlm(str(tiny_edge_model), max_new_tokens=4, device='cpu', num_threads=1)
     sliding, blocks = _token_hit_rate(svlm, 1), _token_hit_rate(svlm, 4)

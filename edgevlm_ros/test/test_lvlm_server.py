@@ -11,8 +11,9 @@ import socket
 import subprocess
 import sys
 
+from edgevlm_ros.backends.registry import load_lvlm
 from edgevlm_ros.core.images import encode_jpeg
-from edgevlm_ros.lvlm.server import LvlmServer, load_model, parse_args
+from edgevlm_ros.lvlm.server import LvlmServer, parse_args
 from edgevlm_ros.models import tiny
 import httpx
 import numpy as np
@@ -185,11 +186,11 @@ def test_invalid_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match='dtype must be one of'):
         LvlmServer(dtype='fp16')
     with pytest.raises(ValueError, match='device must be one of'):
-        load_model('tiny', 4, device='tpu')
+        load_lvlm('tiny', max_new_tokens=4, device='tpu')
 
 
 def test_device_and_dtype_reach_the_model(model_dir: Path) -> None:
-    svlm = load_model(str(model_dir), 4, device='cpu', dtype='bfloat16')
+    svlm = load_lvlm(str(model_dir), max_new_tokens=4, device='cpu', dtype='bfloat16')
     assert svlm.device.type == 'cpu' and svlm.model.dtype == torch.bfloat16
     with LvlmServer(str(model_dir), served_name=SERVED, max_new_tokens=2, device='auto',
                     dtype='bfloat16') as srv:

@@ -16,21 +16,20 @@ optional Visual Focus boxes, greedily and capped at ``max_new_tokens``. Every ba
 * says whether Visual Focus reached the model (``focus_applied``) and which ways it can
   (``focus_supported``: an attention bias; otherwise the node crops).
 
+This is the interface: it imports no backend, no test double and no LVLM (they import it).
+Backends are made from a model spec by the one model table, ``backends.registry.load_svlm``.
 No torch and no onnxruntime here: the option parsing below is used by nodes before any model
-runtime is imported, and ``load_svlm`` imports the runtime a spec asks for only when it is made.
+runtime is imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-import logging
 import re
 from typing import Any, Protocol
 
 from edgevlm_ros.core.regions import Box
-
-_LOG = logging.getLogger(__name__)
 
 # Runtimes a model can run on. 'auto' picks per model and machine (see ``choose_backend``).
 BACKENDS = ('auto', 'transformers', 'onnxruntime', 'openvino')
@@ -258,29 +257,3 @@ def choose_backend(spec: str, device: str = 'auto') -> tuple[str, str]:
     if _installed('onnxruntime') and _installed('onnx'):
         return 'onnxruntime', f'{model_type} on an x86 CPU, ONNX Runtime installed'
     return 'transformers', 'neither openvino nor onnxruntime is installed'
-
-
-def load_svlm(spec: str, *, backend: str = 'transformers', **kwargs: Any) -> EdgeSvlm:
-    """
-    Make the edge SVLM named by ``spec`` on ``backend``.
-
-    'scripted:<json>' is the scripted TEST DOUBLE whatever the backend. ``kwargs`` are the
-    backend's keywords (``TransformersSvlm``'s: max_new_tokens, image_longest_edge,
-    do_image_splitting, num_threads, focus_layers, device, dtype, quantize; the ONNX backends add
-    providers); the test double accepts the same ones. ``backend='auto'`` picks one with
-    ``choose_backend`` and logs which and why.
-    """
-    from edgevlm_ros.doubles.scripted import SCRIPTED_PREFIX, ScriptedSvlm
-
-    if backend not in BACKENDS:
-        raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
-    if isinstance(spec, str) and spec.startswith(SCRIPTED_PREFIX):
-        return ScriptedSvlm(spec, **kwargs)
-    if backend == 'auto':
-        backend, why = choose_backend(spec, kwargs.get('device', 'auto'))
-        _LOG.info('edge SVLM %s: backend auto -> %s (%s)', spec, backend, why)
-    if backend in ('onnxruntime', 'openvino'):
-        from edgevlm_ros.backends.onnx_backend import OnnxSvlm
-        return OnnxSvlm(spec, runtime=backend, **kwargs)
-    from edgevlm_ros.backends.transformers_backend import TransformersSvlm
-    return TransformersSvlm(spec, **kwargs)

@@ -728,7 +728,7 @@ def _floats(text: str) -> list[float]:
 def load_model(spec: str, threads: int = 1):
     import torch
 
-    from edgevlm_ros.backends.base import load_svlm
+    from edgevlm_ros.backends.registry import load_svlm
     torch.set_num_threads(threads)
     return load_svlm(spec, max_new_tokens=8, num_threads=threads)
 

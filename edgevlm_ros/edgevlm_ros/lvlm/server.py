@@ -20,11 +20,12 @@ Grounding: a random-weight tiny model cannot ground anything, so with ``groundin
 the stand-in grounds with a classical saliency detector (``core.saliency.salient_boxes``) and
 reports those boxes as the objects its answer relies on. ``grounding='none'`` returns no objects.
 
-Test doubles (``models.scripted``): ``model='oracle:<eval bag>'`` serves the oracle, which
+The model is made from ``model`` by the model table (``backends.registry.load_lvlm``).
+Test doubles (``doubles.scripted``): ``model='oracle:<eval bag>'`` serves the oracle, which
 answers the ground truth of the bag frame it is shown and reports that frame's ground-truth boxes
 as its objects (instead of saliency boxes; ``grounding='none'`` still returns none);
 ``model='scripted:<json>'`` answers from an answer script (grounded as ``grounding`` says).
-The simulated LVLM (``models.simulated``, ``model='simulated:synth:<world keys>'`` or
+The simulated LVLM (``lvlm.simulated``, ``model='simulated:synth:<world keys>'`` or
 ``'simulated:<eval bag>'``) answers from the synthetic world's ground truth, wrong at a set rate,
 and reports the true boxes of the objects its answer is about, as the oracle does.
 
@@ -53,6 +54,7 @@ import uuid
 import numpy as np
 
 from edgevlm_ros.backends.base import DEVICES_HELP, DTYPES, check_device, check_dtype
+from edgevlm_ros.backends.registry import load_lvlm
 from edgevlm_ros.core.images import ImageDecodeError, decode_compressed
 from edgevlm_ros.core.saliency import salient_boxes
 
@@ -302,8 +304,9 @@ class LvlmServer:
         if self._httpd is not None:
             return self.url
         if self._svlm is None:
-            self._svlm = load_model(self.model, self.max_new_tokens, self.num_threads,
-                                    device=self.device, dtype=self.dtype)
+            self._svlm = load_lvlm(self.model, max_new_tokens=self.max_new_tokens,
+                                   num_threads=self.num_threads, device=self.device,
+                                   dtype=self.dtype)
         httpd = _HttpServer((self.host, self._port), _Handler)
         httpd.app = self
         self._httpd = httpd
@@ -393,37 +396,6 @@ class LvlmServer:
                       'completion_tokens': result.completion_tokens,
                       'total_tokens': result.prompt_tokens + result.completion_tokens},
         }
-
-
-def load_model(spec: str, max_new_tokens: int, num_threads: int = 0, *, device: str = 'auto',
-               dtype: str = 'auto') -> Any:
-    """
-    The backend for ``spec``: test double, LVLM simulation, or a model.
-
-    'oracle:<bag>' / 'scripted:<json>' are test doubles, 'simulated:...' the LVLM simulation
-    (``models.simulated``), anything else a model.
-
-    ``num_threads`` > 0 sets torch's CPU threads (for the whole process) for a model;
-    ``device`` and ``dtype`` place it (``TransformersSvlm``: a CUDA device that is not there is
-    an OSError). Test doubles and the simulation check them for form and ignore them.
-    """
-    for reason in (check_device(device), check_dtype(dtype)):
-        if reason:
-            raise ValueError(reason)
-    from edgevlm_ros.doubles import scripted
-
-    if spec.startswith(scripted.ORACLE_PREFIX):
-        return scripted.OracleLvlm(spec, max_new_tokens=max_new_tokens)
-    if spec.startswith(scripted.SCRIPTED_PREFIX):
-        return scripted.ScriptedSvlm(spec, max_new_tokens=max_new_tokens)
-    if spec.startswith('simulated:'):
-        from edgevlm_ros.lvlm.simulated import SimulatedLvlm
-        return SimulatedLvlm(spec, max_new_tokens=max_new_tokens)
-    from edgevlm_ros.backends.transformers_backend import (
-        TransformersSvlm,  # torch loads here, not at import
-    )
-    return TransformersSvlm(spec, max_new_tokens=max_new_tokens, num_threads=num_threads,
-                            device=device, dtype=dtype)
 
 
 def _checked(check: Any) -> Any:

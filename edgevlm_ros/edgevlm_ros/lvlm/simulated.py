@@ -26,9 +26,9 @@ WorldSpec (``eval.bags.WORLD_SPEC_KEY`` in metadata.yaml's custom_data): the sim
 answers from that world. Any other bag (older synth bags, converted datasets) is answered from
 its per-frame ground truth, for the question asked at that frame only, as the oracle does.
 
-Recognising the frame: nearest 32x24 grey thumbnail of all frames (``scripted.ThumbnailIndex``,
-JPEG and resizing do not confuse it); farther than ``max_distance`` from every frame = 'unknown',
-no boxes (counted as ``unknown_image``).
+Recognising the frame: nearest 32x24 grey thumbnail of all frames (``lvlm.frame_match``, the
+rule the oracle test double uses too; JPEG and resizing do not confuse it); farther than
+``max_distance`` from every frame = 'unknown', no boxes (counted as ``unknown_image``).
 
 Answering (world): the request's question (its last line; a client may put context before it)
 is read as one of the world's questions, exactly ``synthworld.Question.text`` up to case,
@@ -79,13 +79,13 @@ import numpy as np
 from edgevlm_ros.core.context import truncate_to_tokens, word_count
 from edgevlm_ros.core.records import Truth
 from edgevlm_ros.core.regions import Box
-from edgevlm_ros.doubles.scripted import (
+from edgevlm_ros.lvlm.frame_match import (
     DEFAULT_MAX_DISTANCE,
     DEFAULT_MAX_FRAMES,
     UNKNOWN_ANSWER,
     FrameIndex,
-    OracleMatch,
-    ScriptedResult,
+    FrameMatch,
+    GroundedResult,
     ThumbnailIndex,
     check_request,
 )
@@ -396,7 +396,7 @@ class SimulatedLvlm:
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None
-               ) -> ScriptedResult:
+               ) -> GroundedResult:
         """The (usually right) answer about the frame ``image`` is, or 'unknown'."""
         limit = check_request(image, question, self.max_new_tokens, max_new_tokens)
         t0 = time.perf_counter()
@@ -410,7 +410,7 @@ class SimulatedLvlm:
                          '%r', self.name, found.reason, found.stamp_ns, found.distance,
                          self.index.max_distance, UNKNOWN_ANSWER)
         text = truncate_to_tokens(text, limit)
-        return ScriptedResult(text=text, model_ms=(time.perf_counter() - t0) * 1000.0,
+        return GroundedResult(text=text, model_ms=(time.perf_counter() - t0) * 1000.0,
                               prompt_tokens=word_count(question), focus_applied=False,
                               focused_tokens=0, prompt=question,
                               completion_tokens=word_count(text), boxes=boxes, match=found)
@@ -432,7 +432,7 @@ class SimulatedLvlm:
         return options[int(self._rng.integers(len(options)))]
 
     def _from_world(self, image: np.ndarray, question: str
-                    ) -> tuple[OracleMatch, str, tuple[Box, ...]]:
+                    ) -> tuple[FrameMatch, str, tuple[Box, ...]]:
         found = self.index.nearest(image)
         self._count(found.reason)
         if found.reason != 'matched':
@@ -451,7 +451,7 @@ class SimulatedLvlm:
         return found, truth, tuple(o.box for o in q.relevant(state) if o.box is not None)
 
     def _from_truth(self, image: np.ndarray, question: str
-                    ) -> tuple[OracleMatch, str, tuple[Box, ...]]:
+                    ) -> tuple[FrameMatch, str, tuple[Box, ...]]:
         found, truth = self.index.match(image, question)
         self._count(found.reason)
         if truth is None:

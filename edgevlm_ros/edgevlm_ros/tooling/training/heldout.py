@@ -51,14 +51,14 @@ def evaluate_heldout(model: str, images: int = 250, threads: int = 2, history_tu
     template, greedy decoding, cloud turns marked) and count when their normalised text equals
     the truth. Writes heldout.json next to a model directory.
 
-    ``backend`` and ``backend_kwargs`` go to ``backends.base.load_svlm`` (e.g.
+    ``backend`` and ``backend_kwargs`` go to ``backends.registry.load_svlm`` (e.g.
     ``backend='onnxruntime', quantize='int8'``), so the score can be taken through every edge
     path; only the default path (transformers, no keywords) writes heldout.json, which the
     model card reads. The summary names the backend and its keywords.
     """
     from tqdm import tqdm
 
-    from edgevlm_ros.backends.base import load_svlm
+    from edgevlm_ros.backends.registry import load_svlm
     from edgevlm_ros.core.scoring import normalise
 
     if backend == 'transformers':
