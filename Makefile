@@ -110,7 +110,7 @@ eval: setup
 # the SVLM cache of an earlier run in $(SWEEP_OUT), 25-40 min without.
 SWEEP_OUT ?= $(BUILD)/strategy_replay/sweep
 strategy-sweep: setup
-	$(PY) -m edgevlm_ros.eval.strategy_replay sweep $(SWEEP_OUT) --seeds 400-407 --duration 40 \
+	$(VENV)/bin/edgevlm strategy-sweep $(SWEEP_OUT) --seeds 400-407 --duration 40 \
 		--mix focus --ablations fixed
 
 # The micro SVLM that ships in edgevlm_ros/weights/micro-svlm was trained by these commands: a base

@@ -18,6 +18,8 @@ import sys
 
 from edgevlm_ros.core.arbitration import ArbitrationParams
 from edgevlm_ros.core.scoring import timeline
+from edgevlm_ros.eval import cells as sweep_cells
+from edgevlm_ros.eval import replay_engine as eng
 from edgevlm_ros.eval import strategy_replay as sr
 from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
@@ -34,34 +36,35 @@ def main() -> int:
     ap.add_argument('--extra-latencies', default='0.5,2')
     ap.add_argument('--cache', default='build/strategy_replay/tuning_cache.jsonl')
     args = ap.parse_args()
-    cfg0 = sr.ReplayConfig()
-    worlds = [sr.make_world(WorldSpec(seed=s, duration=args.duration, pace=0.4,
+    cfg0 = eng.EngineConfig()
+    worlds = [eng.make_world(WorldSpec(seed=s, duration=args.duration, pace=0.4,
                                       question_every=8.0, mix='focus'))
-              for s in sr._seeds(args.seeds)]
-    svlm = sr.SvlmCache(sr.load_model('micro', 1), args.cache)
+              for s in sr.seeds_of(args.seeds)]
+    svlm = eng.SvlmCache(sr.load_model('micro', 1), args.cache)
     grid = [ArbitrationParams(max_age_s=m, require_edge_agreement=a, max_self_disagreement=g)
             for m, a, g in itertools.product((0.75, 1.0, 1.5, 2.0), (False, True),
                                              (None, 0.35, 0.45))]
-    cells = [(lat, f, 0.1) for f in sr._floats(args.fluctuations)
-             for lat in sr._floats(args.latencies)]
-    cells += [(lat, 0.0, e) for e in sr._floats(args.extra_errors)
-              for lat in sr._floats(args.extra_latencies)]
+    cells = [(lat, f, 0.1) for f in sr._floats_of(args.fluctuations)
+             for lat in sr._floats_of(args.latencies)]
+    cells += [(lat, 0.0, e) for e in sr._floats_of(args.extra_errors)
+              for lat in sr._floats_of(args.extra_latencies)]
     acc: dict[str, dict[str, list[int]]] = {}
     for lat, f, err in tqdm(cells, file=sys.stderr):
-        net = sr.network_spec(lat, f)
-        name = sr.cell_name(lat, f, err)
+        net = sweep_cells.network_spec(lat, f)
+        name = sweep_cells.cell_name(lat, f, err)
         per = acc.setdefault(name, {})
         for w_i, w in enumerate(worlds):
-            answers = sr.cloud_answers(w, err)
-            events = sr.cloud_timeline(w.steps, net, w_i, cfg0.overhead_ms)
-            masks = sr.focus_masks(w.steps, events, answers, cfg0)
-            runs = [(s, cfg0) for s in (*sr.BASELINES, 'edgevlm')]  # arb variants reuse edgevlm's
+            answers = eng.cloud_answers(w, err)
+            events = eng.cloud_timeline(w.steps, net, w_i, cfg0.overhead_ms)
+            masks = eng.focus_masks(w.steps, events, answers, cfg0)
+            # arb variants reuse edgevlm's
+            runs = [(s, cfg0) for s in (*sweep_cells.BASELINES, 'edgevlm')]
             runs += [(f'arb m{p.max_age_s:g} a{int(p.require_edge_agreement)} '
                       f'g{p.max_self_disagreement}',
-                      sr.ReplayConfig(arbitration=p)) for p in grid]
+                      eng.EngineConfig(arbitration=p)) for p in grid]
             for label, cfg in runs:
-                strategy = sr.ARBITRATED if label.startswith('arb') else label
-                res = sr.replay_strategy(strategy, w, events, answers, masks, svlm, cfg, net)
+                strategy = sweep_cells.ARBITRATED if label.startswith('arb') else label
+                res = eng.replay_strategy(strategy, w, events, answers, masks, svlm, cfg, net)
                 per.setdefault(label, []).extend(
                     int(r.correct) for r in timeline(res.run, cfg.deadline_s)
                     if r.correct is not None)
@@ -71,7 +74,8 @@ def main() -> int:
     print(f'{"variant":26s} ' + ' '.join(f'{c:>10s}' for c in acc) + '  worst-margin  mean')
     for label in labels:
         row = [100 * np.mean(acc[c][label]) for c in acc]
-        margins = [100 * (np.mean(acc[c][label]) - max(np.mean(acc[c][b]) for b in sr.BASELINES))
+        margins = [100 * (np.mean(acc[c][label])
+                          - max(np.mean(acc[c][b]) for b in sweep_cells.BASELINES))
                    for c in acc]
         print(f'{label:26s} ' + ' '.join(f'{x:10.1f}' for x in row)
               + f'  {min(margins):+11.1f}  {np.mean(row):5.1f}')

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from edgevlm_ros.core.arbitration import CloudConsistency
+from edgevlm_ros.eval import replay_engine as eng
 from edgevlm_ros.eval import strategy_replay as sr
 from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
@@ -25,8 +26,8 @@ def main() -> int:
     ap.add_argument('--seeds', default='300-309')
     ap.add_argument('--networks', default='fixed:200,fixed:500,jitter:500,250,jitter:1000,500')
     args = ap.parse_args()
-    worlds = [sr.make_world(WorldSpec(seed=s, duration=40, pace=0.4, question_every=8.0,
-                                      mix='focus')) for s in sr._seeds(args.seeds)]
+    worlds = [eng.make_world(WorldSpec(seed=s, duration=40, pace=0.4, question_every=8.0,
+                                      mix='focus')) for s in sr.seeds_of(args.seeds)]
     parts = args.networks.split(',')
     networks = []
     for p in parts:  # 'jitter:500,250' holds a comma itself
@@ -39,9 +40,9 @@ def main() -> int:
         for net in networks:
             estimates = []
             for i, w in enumerate(worlds):
-                answers = sr.cloud_answers(w, error)
+                answers = eng.cloud_answers(w, error)
                 gate = CloudConsistency()
-                for e in sr.cloud_timeline(w.steps, net, i):
+                for e in eng.cloud_timeline(w.steps, net, i):
                     if e.status == 'ok':
                         s = w.steps[e.step]
                         gate.add(s.stamp_ns * 1e-9, s.truth.question, answers[e.step][0])

@@ -17,7 +17,6 @@ MultiThreadedExecutor busy-polls its futures (py-spy: ~60 % of the process), sta
 thread of the GIL (docs/design-decisions.md).
 """
 
-import re
 import threading
 import time
 
@@ -31,16 +30,19 @@ from edgevlm_ros.backends.base import (
     QUANTIZATIONS,
     STAGES,
     check_device,
-    parse_providers,
+    check_layers,
+    check_providers,
+    parse_layers,
+    providers_option,
 )
 from edgevlm_ros.core import edge_step as es
 from edgevlm_ros.core.arbitration import ArbitrationParams
 from edgevlm_ros.core.edge_step import DEFAULT_SKIP_FOCUS, FOCUS_MODES
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.model_worker import ModelWorker, WorkerBusy
-from edgevlm_ros.core.stats import Counters, LatencyWindow
+from edgevlm_ros.core.stats import Counters, StepTimes
 from edgevlm_ros.core.strategy import Strategy
-from edgevlm_ros.ros.conversions import image_to_rgb, region_to_box, stamp_to_s
+from edgevlm_ros.ros.conversions import answer_to_msg, image_to_rgb, region_to_box, stamp_to_s
 from edgevlm_ros.ros.diagnostics import StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
@@ -53,47 +55,6 @@ OFFLOAD_POLL_S = 0.02
 # How long an Ask waits for the model worker before it gives up (s): a real-size model answers
 # within seconds; this bounds a caller behind a stuck model.
 ASK_TIMEOUT_S = 120.0
-SOURCES = {'edge': Answer.SOURCE_EDGE, 'cloud': Answer.SOURCE_CLOUD}
-
-
-def parse_layers(text: str) -> list[int] | None:
-    """'all' -> None (every decoder layer); '0,2,5' -> [0, 2, 5]."""
-    text = text.strip().lower()
-    if text in ('', 'all'):
-        return None
-    layers = [int(x) for x in text.split(',') if x.strip()]
-    if any(x < 0 for x in layers):
-        raise ValueError('layer indices must be >= 0')
-    return layers
-
-
-def _check_layers(text: str) -> str | None:
-    try:
-        parse_layers(text)
-    except ValueError as e:
-        return f'focus.layers must be "all" or comma-separated layer indices: {e}'
-    return None
-
-
-def providers_option(text: str) -> tuple[str, ...]:
-    """The providers parameter as the backend keyword: 'auto' or '' -> () (runtime default)."""
-    return () if text.strip().lower() in ('', 'auto') else parse_providers(text)
-
-
-def _check_providers(text: str) -> str | None:
-    bad = [p for p in providers_option(text) if not p.endswith('ExecutionProvider')]
-    if bad:
-        return ('providers must be auto or ONNX Runtime execution provider names '
-                f"(CUDAExecutionProvider, CPUExecutionProvider, ...), got {', '.join(bad)}")
-    return None
-
-
-def _check_pattern(text: str) -> str | None:
-    try:
-        re.compile(text)
-    except re.error as e:
-        return f'focus.skip_questions must be a regular expression: {e}'
-    return None
 
 
 PARAMS = [
@@ -115,7 +76,7 @@ PARAMS = [
     ParamSpec('providers', 'auto', 'ONNX Runtime execution providers in order of preference, '
               'comma-separated (e.g. "CUDAExecutionProvider,CPUExecutionProvider"); auto = the '
               "runtime's default for the device; ignored by the transformers backend",
-              check=_check_providers, read_only=True),
+              check=check_providers, read_only=True),
     ParamSpec('kv_reuse', True, 'keep the KV cache of the unchanged prompt prefix (the history) '
               'between steps, so a step pays only for what changed', read_only=True),
     ParamSpec('strategy', Strategy.EDGEVLM.value, 'how answers are produced',
@@ -137,7 +98,7 @@ PARAMS = [
     ParamSpec('focus.alpha', 2.0, 'Visual Focus: logit bias on focused image tokens', min=0.0,
               max=20.0),
     ParamSpec('focus.layers', 'all', 'decoder layers that get the bias: "all" or "0,1,..."',
-              check=_check_layers),
+              check=check_layers),
     ParamSpec('focus.mode', 'auto', 'how Visual Focus steers the SVLM: attention (logit bias '
               'on focused image tokens), crop (the SVLM sees the focus region zoomed in, with '
               'context), overlay (boxes outlined, the rest dimmed), auto (attention when the '
@@ -147,7 +108,7 @@ PARAMS = [
     ParamSpec('focus.skip_questions', DEFAULT_SKIP_FOCUS, 'Visual Focus: questions matching '
               'this regular expression (case-insensitive, searched; empty = none) are answered '
               'without it. Default: counting questions, because focusing the counted objects '
-              'makes the micro SVLM miscount (docs/evaluation.md)', check=_check_pattern),
+              'makes the micro SVLM miscount (docs/evaluation.md)', check=es.check_skip_pattern),
     ParamSpec('focus.max_age_s', 5.0, 'masks whose source frame is older are not applied, s',
               min=0.0, max=600.0),
     ParamSpec('arbitration.max_age_s', ArbitrationParams.max_age_s, 'edgevlm_arbitrated: a cloud '
@@ -180,9 +141,7 @@ class EdgeSvlmNode(Node):
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
         self.cfg = self._edge_config()
-        self.latency = LatencyWindow(1000)
-        self.model_time = LatencyWindow(1000)
-        self.stage_time = {stage: LatencyWindow(1000) for stage in STAGES}
+        self.times = StepTimes(STAGES)
         self._runtime = self.params['backend']  # what 'auto' became, once loaded
         self.svlm = None
         self.state: es.EdgeState | None = None
@@ -449,45 +408,27 @@ class EdgeSvlmNode(Node):
 
     def _publish(self, header, step_id: int, question: str, answer: es.StepAnswer, *,
                  model_ms: float, stages: dict[str, float] | None = None) -> Answer:
-        now = self.get_clock().now().nanoseconds * 1e-9
-        msg = Answer(header=header, step_id=step_id, question=question, answer=answer.text,
-                     strategy=self.params['strategy'], source=SOURCES[answer.source],
-                     reason=answer.reason,
-                     latency_ms=float((now - stamp_to_s(header.stamp)) * 1000.0),
-                     model_ms=float(model_ms), history_turns=answer.history_turns,
-                     replaced_turns=answer.replaced_turns,
-                     newest_cloud_step=answer.newest_cloud_step,
-                     focus_applied=answer.focus_applied,
-                     focus_source_step=answer.focus_source_step,
-                     focus_age_s=float(answer.focus_age_s))
-        if answer.focus_applied:
-            self.counters.inc('answers_with_focus')
-        if answer.replaced_turns:
-            self.counters.inc('answers_with_replaced_history')
+        latency_ms = (self.get_clock().now().nanoseconds * 1e-9 - stamp_to_s(header.stamp)) * 1e3
+        msg = answer_to_msg(header, step_id, question, answer, self.params['strategy'],
+                            latency_ms, model_ms)
         if self._answer_pub is not None:
             self._answer_pub.publish(msg)
-        self.counters.inc('answers_published')
-        self.latency.add(msg.latency_ms)
-        if model_ms > 0:  # the SVLM ran (its answer may have been arbitrated away)
-            self.model_time.add(model_ms)
-            for stage, ms in (stages or {}).items():
-                if stage in self.stage_time:
-                    self.stage_time[stage].add(ms)
+        for counted, name in ((True, 'answers_published'),
+                              (answer.focus_applied, 'answers_with_focus'),
+                              (answer.replaced_turns > 0, 'answers_with_replaced_history')):
+            if counted:
+                self.counters.inc(name)
+        self.times.add(latency_ms, model_ms, stages)
         if self.counters.get('answers_published') == 1:
-            self.get_logger().info(f'first answer: step {step_id} in {msg.latency_ms:.0f} ms')
+            self.get_logger().info(f'first answer: step {step_id} in {latency_ms:.0f} ms')
         return msg
 
     def _gauges(self) -> dict[str, object]:
-        lat = self.latency.summary()
         state = self.state
-        gauges = {'latency_p50_ms': f"{lat['p50']:.1f}", 'latency_p95_ms': f"{lat['p95']:.1f}",
-                  'model_p50_ms': f'{self.model_time.percentile(50):.1f}',
+        gauges = {**self.times.gauges(),
                   'history_turns': len(state.store) if state is not None else 0,
                   'strategy': self.params['strategy'], 'backend': self._runtime,
                   'parameter_rejections': self.params.rejected}
-        for stage, window in self.stage_time.items():
-            if window.count:
-                gauges[f'{stage}_p50_ms'] = f'{window.percentile(50):.1f}'
         # The history KV cache: how much of each prompt the previous step's keys/values served.
         stats = getattr(self.svlm, 'cache_stats', None)
         if stats is not None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from edgevlm_ros.core.arbitration import ArbitrationParams
 from edgevlm_ros.core.context import word_count
 from edgevlm_ros.core.scoring import is_correct, timeline
+from edgevlm_ros.eval import cells as sweep_cells
+from edgevlm_ros.eval import replay_engine as eng
 from edgevlm_ros.eval import strategy_replay as sr
 from edgevlm_ros.sim.synthworld import WorldSpec
 import numpy as np
@@ -38,16 +40,16 @@ class EchoSvlm:
 
 @pytest.fixture(scope='module')
 def world():
-    return sr.make_world(SPEC)
+    return eng.make_world(SPEC)
 
 
 def _run(world, strategy, network='fixed:200', error=0.0, cfg=None, svlm=None):
-    cfg = cfg or sr.ReplayConfig()
-    answers = sr.cloud_answers(world, error)
-    events = sr.cloud_timeline(world.steps, network, 0, cfg.overhead_ms)
-    masks = sr.focus_masks(world.steps, events, answers, cfg)
-    cache = sr.SvlmCache(svlm or EchoSvlm())
-    return sr.replay_strategy(strategy, world, events, answers, masks, cache, cfg, network)
+    cfg = cfg or eng.EngineConfig()
+    answers = eng.cloud_answers(world, error)
+    events = eng.cloud_timeline(world.steps, network, 0, cfg.overhead_ms)
+    masks = eng.focus_masks(world.steps, events, answers, cfg)
+    cache = eng.SvlmCache(svlm or EchoSvlm())
+    return eng.replay_strategy(strategy, world, events, answers, masks, cache, cfg, network)
 
 
 def test_steps_are_the_camera_steps_of_the_world(world):
@@ -59,7 +61,7 @@ def test_steps_are_the_camera_steps_of_the_world(world):
 
 def test_every_step_gets_one_cloud_response_and_one_request_flies_at_a_time(world):
     for network, sent_every in (('fixed:200', 1), ('fixed:1000', 3)):
-        events = sr.cloud_timeline(world.steps, network, 0, overhead_ms=15.0)
+        events = eng.cloud_timeline(world.steps, network, 0, overhead_ms=15.0)
         assert sorted(e.step for e in events) == list(range(len(world.steps)))
         ok = sorted((e for e in events if e.status == 'ok'), key=lambda e: e.step)
         if sent_every == 1:
@@ -78,9 +80,9 @@ def test_every_step_gets_one_cloud_response_and_one_request_flies_at_a_time(worl
 
 
 def test_jitter_draws_differ_but_repeat_for_the_same_seed(world):
-    a = sr.cloud_timeline(world.steps, 'jitter:1000,500', 0)
-    b = sr.cloud_timeline(world.steps, 'jitter:1000,500', 0)
-    c = sr.cloud_timeline(world.steps, 'jitter:1000,500', 1)
+    a = eng.cloud_timeline(world.steps, 'jitter:1000,500', 0)
+    b = eng.cloud_timeline(world.steps, 'jitter:1000,500', 0)
+    c = eng.cloud_timeline(world.steps, 'jitter:1000,500', 1)
     assert a == b and a != c
 
 
@@ -96,10 +98,10 @@ def test_cloud_only_publishes_each_answer_when_it_lands(world):
 
 
 def test_edge_answers_land_after_the_model_time_and_a_busy_worker_skips_steps(world):
-    res = _run(world, 'edge_only', cfg=sr.ReplayConfig(edge_ms=80.0))
+    res = _run(world, 'edge_only', cfg=eng.EngineConfig(edge_ms=80.0))
     assert [a.step_id for a in res.run.answers] == list(range(len(world.steps)))
     assert all(a.latency_ms == pytest.approx(80.0) for a in res.run.answers)
-    slow = _run(world, 'edge_only', cfg=sr.ReplayConfig(edge_ms=1200.0))
+    slow = _run(world, 'edge_only', cfg=eng.EngineConfig(edge_ms=1200.0))
     ids = [a.step_id for a in slow.run.answers]
     # taken at 0, free at 1.2 s -> the newest arrived step 2, free at 2.4 -> 4, 3.6 -> 7
     assert ids[:4] == [0, 2, 4, 7]
@@ -118,9 +120,9 @@ def test_replacement_puts_cloud_turns_into_the_history(world):
 
 
 def test_focus_masks_carry_cloud_boxes_to_newer_steps(world):
-    answers = sr.cloud_answers(world, 0.0)
-    events = sr.cloud_timeline(world.steps, 'fixed:200', 0)
-    masks = sr.focus_masks(world.steps, events, answers, sr.ReplayConfig())
+    answers = eng.cloud_answers(world, 0.0)
+    events = eng.cloud_timeline(world.steps, 'fixed:200', 0)
+    masks = eng.focus_masks(world.steps, events, answers, eng.EngineConfig())
     with_boxes = [m for m in masks if m.boxes]
     assert with_boxes
     assert all(m.target >= m.source for m in masks)
@@ -150,21 +152,21 @@ def test_offload_waits_for_its_own_cloud_answer_when_it_fits(world):
 
 
 def test_arbitrated_uses_fresh_cloud_answers_and_says_why(world):
-    cfg = sr.ReplayConfig(arbitration=ArbitrationParams(max_age_s=2.0,
+    cfg = eng.EngineConfig(arbitration=ArbitrationParams(max_age_s=2.0,
                                                          require_edge_agreement=False))
-    res = _run(world, sr.ARBITRATED, 'fixed:200', cfg=cfg)
+    res = _run(world, sweep_cells.ARBITRATED, 'fixed:200', cfg=cfg)
     assert len(res.decisions) == len(world.steps)
     assert res.decisions[0][1] == 'edge' and 'no cloud answer' in res.decisions[0][2]
     assert sum(src == 'cloud' for _, src, _ in res.decisions) >= len(world.steps) - 4
-    old = _run(world, sr.ARBITRATED, 'fixed:4000', cfg=cfg)
+    old = _run(world, sweep_cells.ARBITRATED, 'fixed:4000', cfg=cfg)
     assert all(src == 'edge' for _, src, _ in old.decisions)
     # at edge latency either way
     assert max(a.latency_ms for a in res.run.answers) == pytest.approx(80.0)
 
 
 def test_scores_are_core_scoring_of_the_replayed_answers(world):
-    cells = sr.run_cell([world], 'fixed:200', 0.0, ['edge_only', 'cloud_stale'],
-                        sr.SvlmCache(EchoSvlm()), sr.ReplayConfig())
+    cells = sweep_cells.run_cell([world], 'fixed:200', 0.0, ['edge_only', 'cloud_stale'],
+                        eng.SvlmCache(EchoSvlm()), eng.EngineConfig())
     res = _run(world, 'cloud_stale', 'fixed:200')
     rows = [r for r in timeline(res.run, 1.0) if r.correct is not None]
     assert cells['cloud_stale'].correct == [int(r.correct) for r in rows]
@@ -175,18 +177,18 @@ def test_block_bootstrap_interval_contains_the_mean_and_shrinks_with_more_blocks
     rng = np.random.default_rng(0)
     small = list(rng.integers(0, 2, 60))
     big = list(rng.integers(0, 2, 6000))
-    lo, hi = sr.bootstrap_ci(small, [str(i // 10) for i in range(60)])
+    lo, hi = sweep_cells.bootstrap_ci(small, [str(i // 10) for i in range(60)])
     assert lo <= np.mean(small) <= hi
-    blo, bhi = sr.bootstrap_ci(big, [str(i // 10) for i in range(6000)])
+    blo, bhi = sweep_cells.bootstrap_ci(big, [str(i // 10) for i in range(6000)])
     assert bhi - blo < hi - lo
-    assert sr.bootstrap_ci([1] * 20, ['a'] * 10 + ['b'] * 10) == (1.0, 1.0)
+    assert sweep_cells.bootstrap_ci([1] * 20, ['a'] * 10 + ['b'] * 10) == (1.0, 1.0)
 
 
 def test_cell_names_and_network_specs():
-    assert sr.network_spec(0.2, 0) == 'fixed:200'
-    assert sr.network_spec(2, 0.5) == 'jitter:2000,1000'
-    assert sr.cell_name(2, 0.5, 0.1) == '2 s f0.5'
-    assert sr.cell_name(0.5, 0, 0.3) == '0.5 s e30%'
+    assert sweep_cells.network_spec(0.2, 0) == 'fixed:200'
+    assert sweep_cells.network_spec(2, 0.5) == 'jitter:2000,1000'
+    assert sweep_cells.cell_name(2, 0.5, 0.1) == '2 s f0.5'
+    assert sweep_cells.cell_name(0.5, 0, 0.3) == '0.5 s e30%'
 
 
 def test_the_cli_writes_results_a_table_and_a_plot(tmp_path, monkeypatch, world):
@@ -194,7 +196,8 @@ def test_the_cli_writes_results_a_table_and_a_plot(tmp_path, monkeypatch, world)
     out = tmp_path / 'run'
     assert sr.main(['sweep', str(out), '--seeds', '3', '--duration', '6', '--latencies',
                     '0.2,2', '--fluctuations', '0', '--extra-errors', '',
-                    '--strategies', 'edge_only,cloud_stale,offload,cloud_only,' + sr.ARBITRATED,
+                    '--strategies',
+                    'edge_only,cloud_stale,offload,cloud_only,' + sweep_cells.ARBITRATED,
                     '--mix', 'rotation']) == 0
     assert (out / 'results.json').exists()
     assert (out / 'accuracy_vs_latency.png').stat().st_size > 1000

@@ -63,6 +63,40 @@ def parse_providers(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(p.strip() for p in items if p.strip())
 
 
+def providers_option(text: str) -> tuple[str, ...]:
+    """A providers parameter as the backend keyword: 'auto' or '' -> () (runtime default)."""
+    return () if text.strip().lower() in ('', 'auto') else parse_providers(text)
+
+
+def check_providers(text: str) -> str | None:
+    """A reason when a providers parameter names something other than execution providers."""
+    bad = [p for p in providers_option(text) if not p.endswith('ExecutionProvider')]
+    if bad:
+        return ('providers must be auto or ONNX Runtime execution provider names '
+                f"(CUDAExecutionProvider, CPUExecutionProvider, ...), got {', '.join(bad)}")
+    return None
+
+
+def parse_layers(text: str) -> list[int] | None:
+    """Visual Focus decoder layers: 'all' -> None (every layer); '0,2,5' -> [0, 2, 5]."""
+    text = text.strip().lower()
+    if text in ('', 'all'):
+        return None
+    layers = [int(x) for x in text.split(',') if x.strip()]
+    if any(x < 0 for x in layers):
+        raise ValueError('layer indices must be >= 0')
+    return layers
+
+
+def check_layers(text: str) -> str | None:
+    """A reason when a focus.layers parameter is not "all" or layer indices."""
+    try:
+        parse_layers(text)
+    except ValueError as e:
+        return f'focus.layers must be "all" or comma-separated layer indices: {e}'
+    return None
+
+
 @dataclass
 class SvlmResult:
     """One SVLM answer and what it cost."""

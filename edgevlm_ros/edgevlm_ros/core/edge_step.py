@@ -76,6 +76,15 @@ MAX_OWN_ANSWERS = 64
 RTT_EWMA_NEW = 0.2
 
 
+def check_skip_pattern(text: str) -> str | None:
+    """A reason when focus.skip_questions is not a regular expression."""
+    try:
+        re.compile(text)
+    except re.error as e:
+        return f'focus.skip_questions must be a regular expression: {e}'
+    return None
+
+
 @dataclass(frozen=True)
 class EdgeConfig:
     """What the edge step follows, from the node's parameters (rebuilt when they change)."""

@@ -1,7 +1,7 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-Latency windows and event counters for node statistics.
+Latency windows and event counters for node statistics; interval estimates for evaluations.
 
 Rule: memory is bounded. A LatencyWindow keeps only the newest `capacity` samples (percentiles
 describe that window) while `count` is the total ever added; Counters hold at most `max_names`
@@ -11,9 +11,11 @@ names. Both are thread-safe, since nodes update them from several callback threa
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 import math
 import threading
+
+import numpy as np
 
 
 def percentile(values: Iterable[float], p: float) -> float:
@@ -93,6 +95,37 @@ class LatencyWindow:
             self._samples.clear()
 
 
+class StepTimes:
+    """
+    An answering node's timings: answer latency, model time and model time per stage.
+
+    `add` one answer; `gauges` gives the p50s (ms, as text) a diagnostics status shows. The
+    model time counts only answers where the model ran (its answer may have been replaced).
+    """
+
+    def __init__(self, stages: Iterable[str], capacity: int = 1000) -> None:
+        self.latency = LatencyWindow(capacity)
+        self.model = LatencyWindow(capacity)
+        self.stages = {stage: LatencyWindow(capacity) for stage in stages}
+
+    def add(self, latency_ms: float, model_ms: float,
+            stages: Mapping[str, float] | None = None) -> None:
+        self.latency.add(latency_ms)
+        if model_ms > 0:
+            self.model.add(model_ms)
+            for stage, ms in (stages or {}).items():
+                if stage in self.stages:
+                    self.stages[stage].add(ms)
+
+    def gauges(self) -> dict[str, str]:
+        lat = self.latency.summary()
+        out = {'latency_p50_ms': f"{lat['p50']:.1f}", 'latency_p95_ms': f"{lat['p95']:.1f}",
+               'model_p50_ms': f'{self.model.percentile(50):.1f}'}
+        out.update({f'{stage}_p50_ms': f'{w.percentile(50):.1f}'
+                    for stage, w in self.stages.items() if w.count})
+        return out
+
+
 class Counters(Mapping[str, int]):
     """Named, non-negative event counters (a read-only mapping plus inc)."""
 
@@ -142,3 +175,20 @@ class Counters(Mapping[str, int]):
 
     def __repr__(self) -> str:
         return f'Counters({self.as_dict()!r})'
+
+
+def bootstrap_ci(correct: Sequence[int], blocks: Sequence[str], reps: int = 1000,
+                 seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the accuracy, resampling question windows (blocks of steps) whole."""
+    if not correct:
+        return math.nan, math.nan
+    names = sorted(set(blocks))
+    index = {b: i for i, b in enumerate(names)}
+    ids = np.array([index[b] for b in blocks])
+    sums = np.bincount(ids, weights=np.asarray(correct, float), minlength=len(names))
+    counts = np.bincount(ids, minlength=len(names)).astype(float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(names), size=(reps, len(names)))
+    acc = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    lo, hi = np.percentile(acc, [2.5, 97.5])
+    return float(lo), float(hi)

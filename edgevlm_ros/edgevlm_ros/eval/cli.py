@@ -8,6 +8,9 @@ edgevlm: evaluation data, rosbag replay evaluation, latency sweeps and reports.
   edgevlm eval BAG [--strategies all --network jitter:1500,400 --speed 1 --deadline 1]
   edgevlm sweep BAG [--latencies 0.2,0.5,1,2,4,9 --fluctuations 0,0.5]
   edgevlm report RUN_DIR [--deadline 1]               score recorded runs again, rewrite the report
+  edgevlm strategy-sweep OUT [--seeds 400-407 --latencies 0.2,0.5,1,2,4,9 --fluctuations 0,0.5]
+                                                      every strategy replayed without ROS
+  edgevlm strategy-report OUT                         its tables and plot again
   edgevlm train-svlm OUT [--steps 3000]               train the micro SVLM on the synthetic world
   edgevlm heldout MODEL [--images 250 --backend transformers --quantize none --device auto]
                                                       its accuracy on held-out synthetic scenes
@@ -475,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='int8: dynamic int8 weights')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_export_onnx)
+    from edgevlm_ros.eval import strategy_replay
+    strategy_replay.add_parsers(sub)
     return parser
 
 

@@ -3,11 +3,12 @@
 """Translations between ROS messages and the ROS-free core's types (no logic lives here)."""
 
 from builtin_interfaces.msg import Time
-from edgevlm_msgs.msg import GroundTruth, Region
+from edgevlm_msgs.msg import Answer, GroundTruth, Region
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from edgevlm_ros.core.edge_step import StepAnswer
 from edgevlm_ros.core.images import decode_compressed, raw_to_rgb
 from edgevlm_ros.core.records import Truth
 from edgevlm_ros.core.regions import Box
@@ -73,3 +74,17 @@ def msg_to_truth(msg: GroundTruth) -> Truth:
                  question_id=msg.question_id, question=msg.question, answer=msg.answer,
                  accepted=tuple(msg.accepted), choices=tuple(msg.choices),
                  boxes=tuple(region_to_box(r) for r in msg.regions))
+
+
+def answer_to_msg(header: Header, step_id: int, question: str, answer: StepAnswer,
+                  strategy: str, latency_ms: float, model_ms: float) -> Answer:
+    """The Answer message of one step (core.edge_step.StepAnswer plus what the node timed)."""
+    return Answer(header=header, step_id=step_id, question=question, answer=answer.text,
+                  strategy=strategy, reason=answer.reason,
+                  source=Answer.SOURCE_CLOUD if answer.source == 'cloud' else Answer.SOURCE_EDGE,
+                  latency_ms=float(latency_ms), model_ms=float(model_ms),
+                  history_turns=answer.history_turns, replaced_turns=answer.replaced_turns,
+                  newest_cloud_step=answer.newest_cloud_step,
+                  focus_applied=answer.focus_applied,
+                  focus_source_step=answer.focus_source_step,
+                  focus_age_s=float(answer.focus_age_s))
