@@ -17,7 +17,6 @@ MultiThreadedExecutor busy-polls its futures (py-spy: ~60 % of the process), sta
 thread of the GIL (docs/design-decisions.md).
 """
 
-import threading
 import time
 
 from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Prompt, Step
@@ -37,6 +36,7 @@ from edgevlm_ros.backends.base import (
 )
 from edgevlm_ros.core import edge_step as es
 from edgevlm_ros.core.arbitration import ArbitrationParams
+from edgevlm_ros.core.edge_runner import EdgeRunner
 from edgevlm_ros.core.edge_step import DEFAULT_SKIP_FOCUS, FOCUS_MODES
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.model_worker import ModelWorker, WorkerBusy
@@ -49,9 +49,6 @@ from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
 from edgevlm_ros.ros.service_desk import ServiceDesk
 
-# offload: how often a step waiting for its cloud answer checks its deadline (wall s); capped
-# because in a sped-up replay (use_sim_time) ROS seconds pass faster than wall seconds.
-OFFLOAD_POLL_S = 0.02
 # How long an Ask waits for the model worker before it gives up (s): a real-size model answers
 # within seconds; this bounds a caller behind a stuck model.
 ASK_TIMEOUT_S = 120.0
@@ -134,17 +131,15 @@ class EdgeSvlmNode(Node):
         super().__init__('edge_svlm', **kwargs)
         # Set first: destroy_node runs (at context shutdown) even when a bad parameter makes
         # __init__ fail.
-        self._lock = threading.Lock()          # guards cfg and state
-        self._cloud_arrived = threading.Condition(self._lock)
         self.worker: ModelWorker | None = None
         self._desk: ServiceDesk | None = None
         self.counters = Counters()
+        self.runner = EdgeRunner(es.EdgeConfig(), self.counters)
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
-        self.cfg = self._edge_config()
+        self.runner.reconfigure(self._edge_config(), history_caps_changed=False)
         self.times = StepTimes(STAGES)
         self._runtime = self.params['backend']  # what 'auto' became, once loaded
         self.svlm = None
-        self.state: es.EdgeState | None = None
         self._newest_step: Step | None = None
         self._subs = []
         self._answer_pub = None
@@ -177,8 +172,7 @@ class EdgeSvlmNode(Node):
         except Exception as e:  # noqa: BLE001 - any load failure must fail the transition cleanly
             self.get_logger().error(f"cannot load edge model {self.params['model']!r}: {e}")
             return TransitionCallbackReturn.FAILURE
-        with self._lock:
-            self.state = es.EdgeState(self.cfg, self.svlm.count_tokens)
+        self.runner.configure(self.svlm.count_tokens)
         self._answer_pub = self.create_lifecycle_publisher(Answer, 'edgevlm/answer', RESULTS)
         self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
@@ -254,16 +248,14 @@ class EdgeSvlmNode(Node):
             self._status.destroy()
             self._status = None
         self.svlm = None
-        with self._lock:
-            self.state = None
+        self.runner.release()
 
     def destroy_node(self) -> None:
         self._stop_worker()
         super().destroy_node()
 
     def _stop_worker(self) -> None:
-        with self._lock:
-            self._cloud_arrived.notify_all()  # an offload wait ends now
+        self.runner.stop_waiting()
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
@@ -273,12 +265,9 @@ class EdgeSvlmNode(Node):
 
     # ------------------------------------------------------------------ parameters
     def _on_params(self, changed: dict) -> None:
-        with self._lock:
-            self.cfg = self._edge_config()
-            if self.state is not None and changed.keys() & {
-                    'history.max_turns', 'history.max_tokens', 'history.evict_block'}:
-                self.state.new_history(self.cfg)
-                self.get_logger().info('history caps changed: history restarted empty')
+        if self.runner.reconfigure(self._edge_config(), bool(changed.keys() & {
+                'history.max_turns', 'history.max_tokens', 'history.evict_block'})):
+            self.get_logger().info('history caps changed: history restarted empty')
         if self.svlm is not None and 'focus.layers' in changed:
             self.svlm.focus_layers = parse_layers(changed['focus.layers'])
         if self.svlm is not None and 'max_new_tokens' in changed:
@@ -289,55 +278,30 @@ class EdgeSvlmNode(Node):
     # ------------------------------------------------------------------ inputs
     def _on_step(self, msg: Step) -> None:
         self.counters.inc('steps_received')
-        with self._lock:
-            if self.state is not None and self.state.on_step(msg.step_id, self.cfg):
-                # Step ids went back: the camera restarted; old history, masks and answers are
-                # about another run.
-                self.counters.inc('step_id_resets')
-                self.get_logger().info(f'step ids restarted at {msg.step_id}; context cleared')
-            self._newest_step = msg
+        if self.runner.on_step(msg.step_id):
+            # Old history, masks and answers are about another run.
+            self.get_logger().info(f'step ids restarted at {msg.step_id}; context cleared')
+        self._newest_step = msg
         if self.worker is not None and self.worker.offer(msg):
             self.counters.inc('steps_skipped')  # the model was busy; the newer step wins
 
     def _on_context_update(self, msg: ContextUpdate) -> None:
-        self.counters.inc('context_updates_received')
-        with self._lock:
-            if self.state is None:
-                return
-            outcome = self.state.on_context(msg.step_id, msg.question, msg.text, self.cfg)
-        if outcome == 'applied':
-            self.counters.inc('context_replacements')
-        elif outcome == 'from_before_restart':
-            self.counters.inc('context_updates_from_before_restart')
-        elif outcome == 'dropped':
-            self.counters.inc('context_updates_dropped')
+        if self.runner.on_context(msg.step_id, msg.question, msg.text) == 'dropped':
             self.get_logger().info(
                 f'cloud answer for step {msg.step_id} arrived after its history slot was '
                 'evicted; dropped', throttle_duration_sec=10.0)
 
     def _on_focus_mask(self, msg: FocusMask) -> None:
-        self.counters.inc('focus_masks_received')
-        mask = es.MaskNote(msg.source_step_id, msg.target_step_id,
-                           tuple(region_to_box(r) for r in msg.regions),
-                           stamp_to_s(msg.header.stamp) - msg.age_s)
-        with self._lock:
-            outcome = self.state.on_mask(mask) if self.state is not None else 'kept'
-        if outcome == 'from_before_restart':
-            self.counters.inc('focus_masks_from_before_restart')
+        self.runner.on_mask(es.MaskNote(msg.source_step_id, msg.target_step_id,
+                                        tuple(region_to_box(r) for r in msg.regions),
+                                        stamp_to_s(msg.header.stamp) - msg.age_s))
 
     def _on_cloud_response(self, msg: CloudResponse) -> None:
-        self.counters.inc('cloud_responses_received')
-        ok = msg.status == CloudResponse.STATUS_OK
-        note = es.CloudNote(msg.step_id, stamp_to_s(msg.header.stamp), msg.question,
-                            msg.answer, ok, None if msg.status == CloudResponse.STATUS_DROPPED
-                            else msg.round_trip_ms / 1000.0)
-        with self._lock:
-            if self.state is None:
-                return
-            self.state.on_cloud(note)
-            self._cloud_arrived.notify_all()
-            arrival = es.answer_on_arrival(note, self.cfg)
-        if arrival is not None:
+        arrival = self.runner.on_cloud(es.CloudNote(
+            msg.step_id, stamp_to_s(msg.header.stamp), msg.question, msg.answer,
+            msg.status == CloudResponse.STATUS_OK,
+            None if msg.status == CloudResponse.STATUS_DROPPED else msg.round_trip_ms / 1e3))
+        if arrival is not None:  # cloud_only
             self._publish(msg.header, msg.step_id, msg.question, arrival, model_ms=0.0)
 
     # ------------------------------------------------------------------ answering (model thread)
@@ -348,63 +312,31 @@ class EdgeSvlmNode(Node):
         self.get_logger().error(f'step {step.step_id}: {error}', throttle_duration_sec=5.0)
 
     def _answer_step(self, step: Step) -> None:
+        svlm = self.svlm
+        if svlm is None:
+            return
         view = es.StepView(step.step_id, stamp_to_s(step.header.stamp), step.question)
-        with self._lock:
-            cfg, state, svlm = self.cfg, self.state, self.svlm
-            if state is None or svlm is None:
-                return
-            plan = es.plan(view, state, cfg, svlm.focus_supported)
-            if isinstance(plan, es.WaitForCloud):
-                self._wait_for_cloud(view, plan.until_s)
-                plan = es.after_wait(view, state, cfg, svlm.focus_supported)
-        if isinstance(plan, es.FromCloud):
-            self._publish(step.header, step.step_id, step.question, es.from_cloud(plan.note),
-                          model_ms=0.0)
-        elif isinstance(plan, es.RunEdge):
-            self._run_edge(step, view, plan, cfg, state, svlm)
-
-    def _wait_for_cloud(self, view: es.StepView, until_s: float) -> None:
-        """offload: wait (lock held) until the step's cloud answer lands or the deadline."""
-        while self.worker is not None and self.worker.running \
-                and not es.cloud_landed(view, self.state):
-            remaining = until_s - self.get_clock().now().nanoseconds * 1e-9
-            if remaining <= 0:
-                return
-            self._cloud_arrived.wait(timeout=min(remaining, OFFLOAD_POLL_S))
-
-    def _run_edge(self, step: Step, view: es.StepView, run: es.RunEdge, cfg: es.EdgeConfig,
-                  state: es.EdgeState, svlm) -> None:
         try:
-            rgb = image_to_rgb(step.image)
+            done = self.runner.answer(view, lambda: image_to_rgb(step.image), svlm,
+                                      lambda: self.get_clock().now().nanoseconds * 1e-9)
         except ImageDecodeError as e:
             self.counters.inc('bad_image')
             self.get_logger().warning(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
             return
-        for flag, counter in ((run.focus_skipped, 'focus_skipped_questions'),
-                              (run.focus_too_old, 'focus_masks_too_old'),
-                              (run.offload_fallback, 'offload_fallbacks')):
-            if flag:
-                self.counters.inc(counter)
-        shown, boxes, viewed = es.edge_view(rgb, run, cfg)
-        result = svlm.answer(shown, step.question, [(t.question, t.answer) for t in run.history],
-                             focus=boxes, focus_alpha=cfg.focus_alpha,
-                             history_sources=[t.from_cloud for t in run.history])
-        mode = run.view if viewed else ('attention' if result.focus_applied else 'none')
-        with self._lock:
-            es.record_edge(view, run, result.text, state)
-            answer = es.finish(view, run, result.text, mode, state, cfg)
-        if answer.arbitration:
-            self.counters.inc(f'arbitration_{answer.arbitration}')
-            self.get_logger().debug(f'step {step.step_id}: {answer.arbitration}: '
-                                    f'{answer.reason}')
-        self.get_logger().debug(f'step {step.step_id} prompt:\n{result.prompt}')
-        if self.params['debug.publish_prompt'] and self._prompt_pub is not None:
-            self._prompt_pub.publish(Prompt(
-                header=step.header, step_id=step.step_id, prompt=result.prompt,
-                prompt_tokens=result.prompt_tokens, focused_tokens=result.focused_tokens,
-                focus_mode=mode))
-        self._publish(step.header, step.step_id, step.question, answer,
-                      model_ms=result.model_ms, stages=getattr(result, 'stages', None))
+        if done is None:
+            return
+        result = done.result
+        if result is not None:
+            self.get_logger().debug(f'step {step.step_id}: {done.answer.arbitration or "edge"}'
+                                    f' {done.answer.reason}; prompt:\n{result.prompt}')
+            if self.params['debug.publish_prompt'] and self._prompt_pub is not None:
+                self._prompt_pub.publish(Prompt(
+                    header=step.header, step_id=step.step_id, prompt=result.prompt,
+                    prompt_tokens=result.prompt_tokens, focused_tokens=result.focused_tokens,
+                    focus_mode=done.answer.focus_mode))
+        self._publish(step.header, step.step_id, step.question, done.answer,
+                      model_ms=result.model_ms if result is not None else 0.0,
+                      stages=getattr(result, 'stages', None))
 
     def _publish(self, header, step_id: int, question: str, answer: es.StepAnswer, *,
                  model_ms: float, stages: dict[str, float] | None = None) -> Answer:
@@ -424,9 +356,7 @@ class EdgeSvlmNode(Node):
         return msg
 
     def _gauges(self) -> dict[str, object]:
-        state = self.state
-        gauges = {**self.times.gauges(),
-                  'history_turns': len(state.store) if state is not None else 0,
+        gauges = {**self.times.gauges(), 'history_turns': self.runner.history_turns,
                   'strategy': self.params['strategy'], 'backend': self._runtime,
                   'parameter_rejections': self.params.rejected}
         # The history KV cache: how much of each prompt the previous step's keys/values served.
@@ -448,8 +378,7 @@ class EdgeSvlmNode(Node):
         if not question:
             return reject('question is empty')
         if request.image.width == 0:
-            with self._lock:
-                step = self._newest_step
+            step = self._newest_step
             if step is None:
                 return reject('no frame received yet')
             header, image = step.header, step.image

@@ -232,22 +232,22 @@ def test_context_from_before_a_camera_restart_stays_out_of_the_new_run(edge_node
     node.svlm.answer = answer
     assert node.counters.get('step_id_resets') == 1
     # The answer to step 100 belongs to the old history, not to the new run's newest slot.
-    assert node.state.store.history() == []
+    assert node.runner.state.store.history() == []
 
     # Cloud context still in flight for the old run arrives now: it changes nothing.
     node._on_context_update(ContextUpdate(step_id=100, question='What is ahead?',
                                           text='The old room.'))
-    assert node.state.store.history() == []
+    assert node.runner.state.store.history() == []
     assert node.counters.get('context_updates_from_before_restart') == 1
     region = Region(label='cup', score=0.9, x_min=0.1, y_min=0.2, x_max=0.3, y_max=0.5)
     node._on_focus_mask(FocusMask(source_step_id=100, target_step_id=101, regions=[region]))
     new_mask = FocusMask(source_step_id=0, target_step_id=0, regions=[region])
     new_mask.header.stamp = node.get_clock().now().to_msg()
     node._on_focus_mask(new_mask)
-    assert node.state.focus.source_step == 0  # an old-run mask does not outrank the new run's
+    assert node.runner.state.focus.source_step == 0  # an old-run mask does not outrank the new run's
 
     node._answer_step(node._newest_step)
-    assert [t.step_id for t in node.state.store.history()] == [0]
+    assert [t.step_id for t in node.runner.state.store.history()] == [0]
     assert node.counters.get('answers_with_focus') == 1
 
 
@@ -343,7 +343,7 @@ def test_arbitrated_answers_from_a_fresh_consistent_cloud_and_says_why(edge_node
     assert a.newest_cloud_step == 1 and a.reason.startswith('cloud answer of step 1, ')
     assert a.model_ms > 0 and a.strategy == 'edgevlm_arbitrated'
     # The SVLM's history holds its own answers: arbitration does not feed the cloud's back.
-    assert [t.answer for t in node.state.store.history()] == [r.text for r in said]
+    assert [t.answer for t in node.runner.state.store.history()] == [r.text for r in said]
 
     a = answer(at(_local_step(node, 3, 'Is the door open?'), 101.0))
     assert a.source == Answer.SOURCE_EDGE and 'another question' in a.reason
@@ -494,7 +494,7 @@ def test_diagnostics_show_the_history_cache_hit_rate_and_stage_times(monkeypatch
     node, _ = _node_with(monkeypatch, 'history.max_turns:=4', 'history.evict_block:=2')
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.state.store.evict_block == 2
+        assert node.runner.state.store.evict_block == 2
         gauges = node._gauges()
         assert gauges['history_cache_calls'] == 0 and 'vision_p50_ms' not in gauges
         for step_id in range(1, 4):  # histories of 0, 1 and 2 turns
