@@ -3,6 +3,11 @@
 """
 The edge SVLM on ONNX graphs: ONNX Runtime or OpenVINO, for SmolVLM / Idefics3 checkpoints.
 
+Why one module of 669 lines: it is one backend whose two runtimes (ONNX Runtime, OpenVINO) run
+the same graphs behind ``OnnxSvlm``: graph loading, the int8 and calibration choice per graph,
+the decode loop and KV reuse share one set of sessions under one lock, and must agree with the
+layout models/onnx_export.py writes.
+
 ``OnnxSvlm(spec, runtime='onnxruntime'|'openvino', **keywords)`` answers like
 ``TransformersSvlm`` (same processor, chat template with ``history_sources``, text-only history,
 greedy decoding capped at ``max_new_tokens``, Visual Focus as an attention bias) from three

@@ -3,6 +3,11 @@
 """
 The edge SVLM: a transformers image-text-to-text model answering a frame after a text history.
 
+Why one module of 521 lines: it is one backend, ``TransformersSvlm``: loading, device and
+precision, prompts, the greedy loop and the history KV reuse with each architecture's positions
+are one model's state under one lock; split, the KV cache would be read and written from two
+modules.
+
 Rules this backend enforces:
 
 * The model loads once, in the constructor (eval mode), through ``compat.load_processor``

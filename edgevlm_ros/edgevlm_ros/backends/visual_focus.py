@@ -3,6 +3,11 @@
 """
 Visual Focus: an additive attention-logit bias on the image tokens inside the cloud's boxes.
 
+Why one module of 495 lines: the attention function that adds the bias and the per-architecture
+token geometry that places it are two halves of one rule: ``focus_bias`` must give, position for
+position, the keys the attention function biases, and test_models_architectures.py checks both
+per architecture together.
+
 The rule: while a bias is applied, every attention of the chosen decoder layers adds
 ``bias[b][k]`` to the logit of key position ``k`` (for every query and head). ``focus_bias`` sets
 ``bias = alpha * coverage / max(coverage)`` on image tokens, where coverage is the fraction of the

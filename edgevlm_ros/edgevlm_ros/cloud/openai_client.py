@@ -3,6 +3,10 @@
 """
 The cloud bridge's HTTP client: a frame + question to an OpenAI-compatible chat completion.
 
+Why one module of 701 lines: it is one client whose rules (below: never raising, retries,
+breaker, in-flight slots, deadlines, the structured-output fallback, key redaction) all act
+inside one ``ask``; the retry policy and the breaker it calls already live in cloud.resilience.
+
 Works with vLLM, SGLang, Ollama, llama.cpp server, OpenAI, ``transformers serve`` and the
 project's own ``lvlm_server``. The frame goes as a base64 JPEG data URL (``jpeg_quality``), no
 larger than ``max_image_side``; the prompt asks for JSON ``{"answer": ..., "objects": [{"label",

@@ -3,6 +3,10 @@
 """
 Context Replacement: the SVLM's multi-turn history, one slot per step id.
 
+Why one module of 535 lines: it is the history store and the answer compression the store
+applies to a slot over the budget. ``compress_answer`` is also what context_fusion and the
+replay engine use, so an LVLM answer is shortened by one rule wherever it is shortened.
+
 Rules this module enforces (DESIGN.md §1, item 1):
 
 * Slots are keyed by step id and kept in step order. A slot holds (question, answer) and whether

@@ -3,6 +3,11 @@
 """
 The edge step: how edge_svlm answers one Step, as data and pure functions (DESIGN.md §1, §3).
 
+Why one module of 419 lines: it is the one edge step that edge_svlm_node and eval.replay_engine
+share: one sequence of rules (numbered below) over one state, as dataclasses and short pure
+functions. Split, a rule would sit apart from the state it reads, and the node and the engine
+would import two halves that must change together.
+
 edge_svlm_node and the evaluation's replay (eval.replay_engine) both answer steps through this
 module, so a rule changed here changes both. The node reads clocks and carries messages; the
 replay passes event times. What crosses steps lives in `EdgeState`; what the parameters say lives

@@ -3,6 +3,10 @@
 """
 Visual Focus geometry: carry LVLM boxes from the frame they were drawn on to the newest frame.
 
+Why one module of 600 lines: it is one tracker: ``BoxTracker`` and its optical-flow helpers are
+most of it, and ``FrameRing`` and ``BoxPropagator`` are the small interface that
+context_fusion_node and the replay engine call around it.
+
 Rules (DESIGN.md §1, item 2):
 
 * Frames are kept as small grey images in a ring keyed by step id (at most `capacity`).

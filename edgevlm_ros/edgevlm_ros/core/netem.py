@@ -3,6 +3,10 @@
 """
 Emulated network between the edge and the cloud, for the live graph and for replays alike.
 
+Why one module of 534 lines: it is one spec format and the profile it builds: the grammar (base,
+bandwidth, outages, traces) and ``NetworkProfile``'s sampling read the same fields, so the
+format and its meaning change together.
+
 A profile is one spec string (a ROS parameter): a base delay model, then optional modifiers in any
 order. Keywords and trace names are case-insensitive; trace paths are not.
 

@@ -3,6 +3,10 @@
 """
 Boxes in normalised frame coordinates and a robust parser for LVLM grounding replies.
 
+Why one module of 635 lines: it is one parser with its many cases: whatever an LVLM writes
+(JSON, broken JSON, prose, native grounding tokens, seven box formats, the Qwen2.5-VL resize)
+ends as a ``Box`` under the one rule stated below.
+
 Rule: every box that leaves this module is normalised to 0..1 of the frame it was drawn on
 (x to the right, y down), ordered (min <= max), clipped to the frame and of non-zero area.
 The parser never raises on model text: whatever the LVLM wrote, the caller gets an answer

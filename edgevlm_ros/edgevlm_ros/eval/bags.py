@@ -3,6 +3,10 @@
 """
 Evaluation bags (the input of a replay) and record bags (what a replay heard), via rosbags only.
 
+Why one module of 558 lines: it holds two bag formats (eval bags and record bags), each with its
+writer and its reader; what a writer puts in and its reader takes out must agree field by field,
+and the table below documents both.
+
 No rclpy here: scoring and reports read bags on machines without ROS. Message bytes recorded from
 rclpy (``serialize_message``) and written by rosbags are the same CDR; compare decoded values,
 never bytes (Fast CDR leaves alignment padding uninitialised).

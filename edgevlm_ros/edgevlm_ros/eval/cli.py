@@ -3,6 +3,10 @@
 """
 edgevlm: evaluation data, rosbag replay evaluation, latency sweeps and reports.
 
+Why one module of 503 lines: it is one command line: the ``edgevlm`` parser with every
+subcommand's options and the thin ``cmd_*`` functions that call the modules doing the work, so
+every command is found in one place.
+
   edgevlm synth OUT_BAG [--seed 0 --duration 60]     a synthetic robot-camera world as a bag
   edgevlm convert SRC OUT_BAG                         a folder or JSONL dataset as a bag
   edgevlm eval BAG [--strategies all --network jitter:1500,400 --speed 1 --deadline 1]

@@ -3,6 +3,10 @@
 """
 Datasets you can write by hand or script, read as evaluation Samples (then written as an eval bag).
 
+Why one module of 407 lines: it is one dataset format and its parser: the format is specified in
+this docstring and the parser checks every key of it with a ``file:line`` error. The
+specification and its checks change together.
+
 A dataset is one UTF-8 JSONL file (one JSON object per line; blank lines are skipped), or a
 folder holding exactly one ``*.jsonl`` file at its top level. Relative paths in it are relative
 to the folder of the JSONL file. Times ``t`` are seconds (JSON numbers >= 0) from the start of

@@ -3,6 +3,11 @@
 """
 Rosbag replay through the live graph, once per strategy, recording everything it answers.
 
+Why one module of 610 lines: it is one replay run: the config, the launched graph, the Recorder
+node that plays and records, the simulated clock and the player share one run's timing and
+directory; split, a run's order (launch, warm up, play, drain, stop) would be spread over
+modules.
+
 For each strategy the replay starts the graph from edgevlm.launch.py (the same launch file and
 parameters a robot uses; a parameter file written into the run directory records every
 override), waits until every node is up and the edge model has answered one warm-up question,

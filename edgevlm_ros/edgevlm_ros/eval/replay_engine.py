@@ -3,6 +3,11 @@
 """
 The graph without ROS: a discrete-event replay of one strategy on one world and one network.
 
+Why one module of 498 lines: it stands in for the rest of the graph around core.edge_step
+(steps, cloud, fusion, the edge worker) on one event timeline; ``replay_strategy`` is that
+timeline and the helpers make the events it orders. Cells and statistics (eval/cells.py) and the
+sweep's tables (eval/sweep_report.py) already live apart.
+
 The edge step itself is core.edge_step, the code edge_svlm_node runs; this module supplies what
 the rest of the graph would, at the times it would:
 

@@ -3,6 +3,10 @@
 """
 The evaluation report: a Markdown summary, scores.json and PNG plots, from scored runs.
 
+Why one module of 590 lines: it is one report: ``write_report`` writes the Markdown that names
+the PNG files the plot functions draw (the timeline plot alone is about 130 lines of matplotlib)
+and is their only caller. The strategy sweep's report is eval/sweep_report.py.
+
 No ROS. Plots use matplotlib's Agg canvas through ``matplotlib.figure.Figure`` (no pyplot, so no
 global backend state and no display). Every figure has a fixed size at 100 dpi, so a PNG stays
 at a few hundred KB whatever the run length; the episode timeline shows at most

@@ -3,6 +3,10 @@
 """
 A small OpenAI-compatible LVLM server around any local transformers VLM (stdlib only).
 
+Why one module of 477 lines: it is one small stdlib HTTP server: request parsing, the handler
+with its OpenAI-style errors, start and stop, and its command line are one protocol. The model
+itself comes from backends.registry.
+
 It is the embedded cloud stand-in (default model: the tiny offline 'tiny-cloud') and a way to
 self-host any local image-text-to-text checkpoint (on the device and in the precision that
 ``device`` / ``dtype``, ``--device`` / ``--dtype`` on the command line, choose; see

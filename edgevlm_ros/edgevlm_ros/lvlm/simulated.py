@@ -3,6 +3,11 @@
 """
 SIMULATED cloud LVLM for the synthetic world: a large model that is usually right.
 
+Why one module of 468 lines: it is one simulation, specified in this docstring: its spec string,
+the question patterns it reads back from sim.synthworld's question texts and the error model
+over their answer spaces. Patterns, answer spaces and wrong boxes must agree with each other and
+with the world, so they are kept together.
+
 It is a simulation, not a model. It recognises which frame of a known synthetic world (or of an
 evaluation bag) a request image is, reads the answer off that frame's ground truth, and is wrong
 on purpose at a configurable rate. Its name starts with ``simulated-lvlm:`` and it logs one INFO

@@ -3,6 +3,10 @@
 """
 Export a SmolVLM / Idefics3 checkpoint to ONNX, in the layout of the published ONNX folders.
 
+Why one module of 512 lines: the export and backends.onnx_backend must agree on file names,
+tensor names and shapes (the layout below); the wrapper modules (``_modules``) and the three
+graph exports write that layout in one place.
+
 ``export(model, out)`` writes::
 
     OUT/config.json, generation_config.json, processor/tokenizer/chat-template files (copied)

@@ -3,6 +3,10 @@
 """
 Random-weight VLMs of real edge architectures, built offline, deterministic and cached.
 
+Why one module of 509 lines: it is one builder for five architectures: each kind's config,
+tokenizer, processor and chat template must agree for the model to load like a real checkpoint,
+and the ``TinySpec`` table keeps every kind in one place.
+
 No machine of this project reaches a model hub, so tests, benchmarks and the embedded default use
 models built here from a config with random weights. Their *geometry* is the real one of each
 architecture (how an image becomes image tokens, the special tokens, the chat template) while

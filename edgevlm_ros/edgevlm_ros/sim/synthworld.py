@@ -3,6 +3,10 @@
 """
 A seeded synthetic robot-camera world: frames with exactly known answers that change over time.
 
+Why one module of 722 lines: it is one world: the renderer, the visibility rule and the
+questions' answers all read one episode's layout per frame, and a truth is exact only because
+they are written against the same ``Episode``.
+
 What a frame shows: a textured, low-saturation background (blocks and lines, so sparse optical
 flow has corners to track) seen by a camera that drifts slowly; 4 or 5 flat-coloured objects
 (circle, square, triangle in clearly distinct colours, see PALETTE) that move left and right in
