@@ -15,10 +15,14 @@ import still makes the dependency) or under ``if TYPE_CHECKING``. The rules:
 3. Nothing outside ``tooling/`` imports ``edgevlm_ros.tooling`` (it never runs on the robot),
    but for the imports listed in TOOLING_IMPORTS_TODAY, which are to go.
 4. No import circle among the package's modules.
+
+One test also imports every ``core`` module in a fresh interpreter: rule 2 must hold at run
+time too (no library core uses pulls in rclpy or torch).
 """
 
 import ast
 from pathlib import Path
+import subprocess
 import sys
 
 import pytest
@@ -111,6 +115,21 @@ def test_core_imports_only_core_the_standard_library_numpy_and_opencv() -> None:
     core = [m for m in MODULES if _under(m, f'{PKG}.core')]
     assert len(core) > 5
     assert _violations(core, allowed) == []
+
+
+def test_core_imports_neither_rclpy_nor_torch_at_run_time() -> None:
+    code = (
+        'import importlib, pkgutil, sys\n'
+        'import edgevlm_ros.core as core\n'
+        'names = [m.name for m in pkgutil.iter_modules(core.__path__)]\n'
+        "assert len(names) >= 10, names\n"
+        "for name in names: importlib.import_module('edgevlm_ros.core.' + name)\n"
+        "assert 'rclpy' not in sys.modules, 'rclpy imported'\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, '-c', code], cwd=SRC.parent, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 # Imports of tooling from outside it that exist today, each to be removed (not to be added to):

@@ -1,6 +1,6 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The transformers edge SVLM: history, focus, validation, device/dtype/int8, its greedy loop."""
+"""backends.transformers_backend: history, focus, validation, device, dtype, int8, greedy loop."""
 
 from pathlib import Path
 import threading

@@ -1,6 +1,6 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""Visual Focus: image-token geometry, the attention-logit bias, its scope and its effect."""
+"""backends.visual_focus: image-token geometry, the attention-logit bias, its scope and effect."""
 
 import threading
 from types import SimpleNamespace

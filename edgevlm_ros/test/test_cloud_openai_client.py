@@ -1,6 +1,6 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The cloud HTTP client: request shape, parsing, and a status (never an exception) per fault."""
+"""cloud.openai_client: request shape, parsing, and a status (never an exception) per fault."""
 
 import asyncio
 import base64

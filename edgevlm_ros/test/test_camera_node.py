@@ -1,6 +1,6 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""Bad input: one clear log line and a counter; the node keeps serving and loses nothing else."""
+"""camera_node on bad input: one clear log line and a counter; it keeps serving, loses nothing."""
 
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Step
