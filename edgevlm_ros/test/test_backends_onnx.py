@@ -1,6 +1,11 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The ONNX edge backends: export, torch parity, KV reuse, Visual Focus bias, layouts, errors."""
+"""
+The ONNX edge backends: export, torch parity, KV reuse, Visual Focus bias, layouts, errors.
+
+Tests models/onnx_export.py and backends/onnx_backend.py (with backends/calibration.py)
+together: the export writes the layout the backend loads, and most tests need both.
+"""
 
 import json
 import logging

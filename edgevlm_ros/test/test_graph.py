@@ -1,6 +1,11 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""The whole graph, launched from the package's launch file as real processes on a test domain."""
+"""
+The whole graph, launched from the package's launch file as real processes on a test domain.
+
+Named for the graph, not a module: what is tested is the nodes together (steps, cloud answers,
+context and focus reaching the edge), as the launch file starts them.
+"""
 
 import socket
 import sys

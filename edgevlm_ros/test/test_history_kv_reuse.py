@@ -1,6 +1,11 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""Block eviction keeps the history's prompt prefix, so the backend's KV cache serves it."""
+"""
+Block eviction keeps the history's prompt prefix, so the backend's KV cache serves it.
+
+Named for the behaviour, not a module: it needs core.context's block eviction and a backend's
+prefix KV cache together.
+"""
 
 from edgevlm_ros.core.context import ContextStore
 import numpy as np

@@ -3,6 +3,9 @@
 """
 Every supported edge architecture against its real processor and model.
 
+Named for the architectures, not a module: each test runs models/tiny.py's model through
+models/compat.py, backends/transformers_backend.py and backends/visual_focus.py.
+
 Visual Focus maps each image token to an image region. These tests check that map against the
 pixels each token really sees: the frame is a coordinate ramp (red = x, green = y), and a probe
 finds which pixel_values entries feed which image token through the model's own path (patch

@@ -1,6 +1,11 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""Each strategy of DESIGN §3 on the same graph: where its answers come from and what they use."""
+"""
+Each strategy of DESIGN §3 on the same graph: where its answers come from and what they use.
+
+Named for the strategies, not a module: each runs through the whole launched graph (the rules
+are core.edge_step's, unit-tested in test_core_edge_step.py).
+"""
 
 from edgevlm_msgs.msg import Answer, CloudResponse
 from edgevlm_ros.ros.qos import RESULTS
