@@ -24,7 +24,7 @@ YAML parameter files unquoted, where ``;`` would end a shell command)::
     simulated:synth                         (the default world, = simulated:synth:)
     simulated:<eval bag dir>[,error=0.1][,error_seed=0]
 
-World keys are ``core.synthworld.WorldSpec``'s (``seed``, ``duration``, ``fps``, ``pace``,
+World keys are ``sim.synthworld.WorldSpec``'s (``seed``, ``duration``, ``fps``, ``pace``,
 ``episode``, ``question_every``, ``width``, ``height``); ``seed`` is the world's seed,
 ``error_seed`` the seed of the error draws. A bag written by ``edgevlm synth`` records its
 WorldSpec (``eval.bags.WORLD_SPEC_KEY`` in metadata.yaml's custom_data): the simulation then
