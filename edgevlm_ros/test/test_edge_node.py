@@ -244,7 +244,8 @@ def test_context_from_before_a_camera_restart_stays_out_of_the_new_run(edge_node
     new_mask = FocusMask(source_step_id=0, target_step_id=0, regions=[region])
     new_mask.header.stamp = node.get_clock().now().to_msg()
     node._on_focus_mask(new_mask)
-    assert node.runner.state.focus.source_step == 0  # an old-run mask does not outrank the new run's
+    # An old-run mask does not outrank the new run's.
+    assert node.runner.state.focus.source_step == 0
 
     node._answer_step(node._newest_step)
     assert [t.step_id for t in node.runner.state.store.history()] == [0]

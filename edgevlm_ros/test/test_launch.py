@@ -44,7 +44,7 @@ def test_launch_arguments_reach_node_parameters_after_the_params_file():
 def test_invalid_strategy_and_unknown_arguments_are_refused():
     with pytest.raises(ValueError, match='strategy'):
         _plan(params_file='/tmp/p.yaml', strategy='magic')
-    with pytest.raises(KeyError, match='stratgy'):
+    with pytest.raises(launch_runner.LaunchArgumentError, match='stratgy'):
         _plan(params_file='/tmp/p.yaml', stratgy='edge_only')
 
 

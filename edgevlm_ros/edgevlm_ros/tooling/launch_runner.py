@@ -5,19 +5,25 @@ Run a standard ROS 2 Python launch file where `launch`/`launch_ros` are not inst
 
 The launch files in this package are ordinary `generate_launch_description()` files for `ros2
 launch`. On machines without the launch packages (ROS from PyPI wheels), this module stands in for
-the small part of the launch API those files use, plans the processes they describe and starts
-them. The stand-in is only installed when `import launch, launch_ros` fails, so a real ROS install
-is never shadowed. Anything outside the subset raises NotImplementedError instead of being ignored.
+the small part of the launch API those files use, plans the processes they describe and runs them.
+The stand-in is private to the launch files this module loads: their `import launch...` statements
+are answered with the stand-in's modules, and nothing is put into sys.modules, so on a machine with
+a sourced ROS install the real packages stay untouched and `make demo`, `edgevlm eval` and the
+benches still run. Anything outside the subset raises NotImplementedError instead of being ignored.
 
 Subset: launch.LaunchDescription; launch.actions.{DeclareLaunchArgument, SetEnvironmentVariable,
-LogInfo, ExecuteProcess}; launch.substitutions.{LaunchConfiguration, TextSubstitution,
-EnvironmentVariable, PathJoinSubstitution}; launch.conditions.{IfCondition, UnlessCondition};
-launch_ros.actions.Node; launch_ros.substitutions.FindPackageShare.
+LogInfo, ExecuteProcess, OpaqueFunction}; launch.substitutions.{LaunchConfiguration,
+TextSubstitution, EnvironmentVariable, PathJoinSubstitution}; launch.conditions.{IfCondition,
+UnlessCondition}; launch_ros.actions.Node; launch_ros.substitutions.FindPackageShare.
 
-usage: edgevlm_launch PACKAGE FILE.launch.py [name:=value ...] [--dry-run]
-       edgevlm_launch path/to/FILE.launch.py [name:=value ...] [--dry-run]
+Processes run under `Supervisor`, which keeps launch's respawn rules (its docstring numbers them).
+
+usage: edgevlm_launch PACKAGE FILE.launch.py [name:=value ...] [--dry-run] [--debug]
+       edgevlm_launch path/to/FILE.launch.py [name:=value ...] [--dry-run] [--debug]
 """
 
+import builtins
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import importlib.util
 import json
@@ -27,7 +33,9 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 import types
 from typing import Any
 
@@ -153,7 +161,31 @@ class LogInfo(Action):
         self.msg = msg
 
 
-class ExecuteProcess(Action):
+class _Respawnable(Action):
+    """
+    launch's ExecuteLocal respawn knobs, with its types.
+
+    `respawn` a bool or substitutions, `respawn_delay` a float or None, `respawn_max_retries` an
+    int (negative: no limit).
+    """
+
+    def __init__(self, *, respawn: Any = False, respawn_delay: float | None = None,
+                 respawn_max_retries: int = -1, **kw) -> None:
+        super().__init__(**kw)
+        # launch compares these with numbers when a process exits; a substitution there would
+        # only fail at the first death under `ros2 launch`. Read launch arguments into numbers
+        # in an OpaqueFunction instead.
+        if respawn_delay is not None and not isinstance(respawn_delay, (int, float)):
+            raise TypeError(f'respawn_delay must be a number of seconds (launch takes no '
+                            f'substitution there), got {respawn_delay!r}')
+        if isinstance(respawn_max_retries, bool) or not isinstance(respawn_max_retries, int):
+            raise TypeError(f'respawn_max_retries must be an int (launch takes no substitution '
+                            f'there), got {respawn_max_retries!r}')
+        self.respawn, self.respawn_delay = respawn, respawn_delay
+        self.respawn_max_retries = respawn_max_retries
+
+
+class ExecuteProcess(_Respawnable):
     def __init__(self, *, cmd: list, name: str | None = None, output: str = 'log',
                  additional_env: dict | None = None, **kw) -> None:
         super().__init__(**kw)
@@ -161,7 +193,7 @@ class ExecuteProcess(Action):
         self.additional_env = additional_env or {}
 
 
-class Node(Action):
+class Node(_Respawnable):
     def __init__(self, *, executable: Any, package: Any = None, name: Any = None,
                  namespace: Any = None, parameters: list | None = None,
                  remappings: list | None = None, arguments: list | None = None,
@@ -175,11 +207,20 @@ class Node(Action):
         self.additional_env = additional_env or {}
 
 
+class OpaqueFunction(Action):
+    """function(context, *args, **kwargs) returns more actions, as in launch."""
+
+    def __init__(self, *, function: Callable, args: list | None = None,
+                 kwargs: dict | None = None, **kw) -> None:
+        super().__init__(**kw)
+        self.function, self.args, self.kwargs = function, list(args or []), dict(kwargs or {})
+
+
 SHIM_MODULES = {
     'launch': {'LaunchDescription': LaunchDescription, 'Substitution': Substitution},
     'launch.actions': {'DeclareLaunchArgument': DeclareLaunchArgument, 'LogInfo': LogInfo,
                        'SetEnvironmentVariable': SetEnvironmentVariable,
-                       'ExecuteProcess': ExecuteProcess},
+                       'ExecuteProcess': ExecuteProcess, 'OpaqueFunction': OpaqueFunction},
     'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration,
                              'TextSubstitution': TextSubstitution,
                              'EnvironmentVariable': EnvironmentVariable,
@@ -189,35 +230,46 @@ SHIM_MODULES = {
     'launch_ros.actions': {'Node': Node},
     'launch_ros.substitutions': {'FindPackageShare': FindPackageShare},
 }
+_SHIM_ROOTS = ('launch', 'launch_ros')
+_shim: dict[str, types.ModuleType] = {}
 
 
-def install_shim() -> bool:
-    """Put the stand-in modules in sys.modules unless the real launch packages import."""
-    if getattr(sys.modules.get('launch'), '__edgevlm_shim__', False):
-        return True
-    try:
-        import launch  # noqa: F401
-        import launch_ros  # noqa: F401
-        return False
-    except ImportError:
-        pass
-    for name, attrs in SHIM_MODULES.items():
-        mod = types.ModuleType(name)
-        mod.__dict__.update(attrs)
-        mod.__edgevlm_shim__ = True
-        sys.modules[name] = mod
-        if '.' in name:
-            parent, child = name.rsplit('.', 1)
-            setattr(sys.modules[parent], child, mod)
-    return True
+def shim_modules() -> dict[str, types.ModuleType]:
+    """The stand-in modules by name (made once; never put into sys.modules)."""
+    if not _shim:
+        for name, attrs in SHIM_MODULES.items():
+            mod = types.ModuleType(name)
+            mod.__dict__.update(attrs)
+            mod.__edgevlm_shim__ = True
+            _shim[name] = mod
+            if '.' in name:
+                parent, child = name.rsplit('.', 1)
+                setattr(_shim[parent], child, mod)
+    return _shim
+
+
+def _launch_file_import(name: str, globals=None, locals=None, fromlist=(), level: int = 0):
+    """`import` inside a launch file: launch and launch_ros are the stand-in, the rest is not."""
+    root = name.partition('.')[0]
+    if level == 0 and root in _SHIM_ROOTS:
+        mods = shim_modules()
+        if name not in mods:
+            raise ModuleNotFoundError(f'launch_runner does not stand in for {name} (it has '
+                                      f"{', '.join(mods)})", name=name)
+        return mods[name] if fromlist else mods[root]
+    return builtins.__import__(name, globals, locals, fromlist, level)
 
 
 def load(path: str | Path) -> LaunchDescription:
-    """Import a launch file and return its LaunchDescription."""
-    if not install_shim():
-        raise RuntimeError('the real launch packages are installed: use `ros2 launch`')
+    """
+    Import a launch file against the stand-in and return its LaunchDescription.
+
+    Only this file's imports see the stand-in (its module gets its own `__import__`), so the real
+    launch packages, when a ROS install provides them, are neither shadowed nor needed.
+    """
     spec = importlib.util.spec_from_file_location(f'_launch_{Path(path).stem}', str(path))
     mod = importlib.util.module_from_spec(spec)
+    mod.__builtins__ = {**builtins.__dict__, '__import__': _launch_file_import}
     spec.loader.exec_module(mod)
     return mod.generate_launch_description()
 
@@ -229,14 +281,21 @@ class _Context:
     env: dict[str, str]
 
 
+class LaunchArgumentError(ValueError):
+    """A launch argument that is unknown, missing or not one of its choices (one line)."""
+
+
 @dataclass
 class Process:
-    """One process a launch description asks for."""
+    """One process a launch description asks for, with launch's respawn knobs."""
 
     name: str
     cmd: list[str]
     env: dict[str, str] = field(repr=False)
     output: str = 'log'
+    respawn: bool = False
+    respawn_delay: float | None = None
+    respawn_max_retries: int = -1
 
 
 def _executable(package: str, executable: str) -> list[str]:
@@ -284,30 +343,51 @@ def _node_command(node: Node, ctx: _Context) -> list[str]:
     return cmd + (['--ros-args', *ros] if ros else [])
 
 
+def _bool(value: Any, what: str, ctx: _Context) -> bool:
+    """A bool or substitutions that resolve to true/false (or 1/0), as launch coerces them."""
+    if isinstance(value, bool):
+        return value
+    text = str(resolve(value, ctx)).strip()
+    if text.lower() not in ('true', 'false', '1', '0'):
+        raise ValueError(f'{what} must be true or false, got {text!r}')
+    return text.lower() in ('true', '1')
+
+
+def _check_argument(action: DeclareLaunchArgument, ctx: _Context) -> None:
+    if action.name not in ctx.args:
+        if action.default_value is None:
+            raise LaunchArgumentError(f'Required launch argument "{action.name}" (description: '
+                                      f'"{action.description}") was not provided.')
+        ctx.args[action.name] = str(resolve(action.default_value, ctx))
+    if action.choices and ctx.args[action.name] not in action.choices:
+        # launch's own wording, with the choices listed plainly
+        raise LaunchArgumentError(
+            f'Argument "{action.name}" provided value "{ctx.args[action.name]}" is not valid. '
+            f"Valid options are: {', '.join(action.choices)}")
+
+
 def plan(description: LaunchDescription, launch_args: dict[str, str] | None = None,
          env: dict[str, str] | None = None) -> tuple[list[Process], list[str], dict[str, str]]:
     """Resolve a description into processes, LogInfo messages and the final launch arguments."""
     ctx = _Context(dict(launch_args or {}), dict(os.environ if env is None else env))
-    declared = {a.name: a for a in description.entities if isinstance(a, DeclareLaunchArgument)}
-    unknown = set(ctx.args) - set(declared)
+    declared = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
+    unknown = set(ctx.args) - declared
     if unknown:
-        raise KeyError(f"unknown launch arguments: {', '.join(sorted(unknown))} "
-                       f"(declared: {', '.join(sorted(declared))})")
+        raise LaunchArgumentError(f"unknown launch arguments: {', '.join(sorted(unknown))} "
+                                  f"(declared: {', '.join(sorted(declared))})")
     procs: list[Process] = []
     logs: list[str] = []
-    for action in description.entities:
+    todo = list(description.entities)
+    while todo:
+        action = todo.pop(0)
         if isinstance(action, DeclareLaunchArgument):
-            if action.name not in ctx.args:
-                if action.default_value is None:
-                    raise KeyError(f'launch argument {action.name!r} is required')
-                ctx.args[action.name] = str(resolve(action.default_value, ctx))
-            if action.choices and ctx.args[action.name] not in action.choices:
-                raise ValueError(f'launch argument {action.name}={ctx.args[action.name]!r} '
-                                 f"is not one of {', '.join(action.choices)}")
+            _check_argument(action, ctx)
             continue
         if not action.enabled(ctx):
             continue
-        if isinstance(action, SetEnvironmentVariable):
+        if isinstance(action, OpaqueFunction):
+            todo[:0] = list(action.function(ctx, *action.args, **action.kwargs) or [])
+        elif isinstance(action, SetEnvironmentVariable):
             ctx.env[resolve(action.name, ctx)] = resolve(action.value, ctx)
         elif isinstance(action, LogInfo):
             logs.append(str(resolve(action.msg, ctx)))
@@ -320,29 +400,42 @@ def plan(description: LaunchDescription, launch_args: dict[str, str] | None = No
             else:
                 cmd = [str(resolve(c, ctx)) for c in action.cmd]
                 label = action.name or os.path.basename(cmd[0])
-            procs.append(Process(label, cmd, penv, action.output))
+            procs.append(Process(label, cmd, penv, action.output,
+                                 _bool(action.respawn, f'respawn of {label}', ctx),
+                                 action.respawn_delay, action.respawn_max_retries))
         else:
             raise NotImplementedError(
                 f'launch_runner does not support {type(action).__name__}')
     return procs, logs, ctx.args
 
 
+def _spawn(p: Process, log_dir: Path | None, note: str = '') -> subprocess.Popen:
+    """
+    Start one process in its own session; with log_dir its output goes to <name>.log.
+
+    A respawn (a note) appends to the file after a note line, so every life is in one file.
+    """
+    out = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(log_dir / f'{p.name}.log', 'ab' if note else 'wb')  # noqa: SIM115 - the child's
+        if note:
+            out.write(f'\n---- {note} ----\n'.encode())
+            out.flush()
+    try:
+        return subprocess.Popen(p.cmd, env=p.env, start_new_session=True, stdout=out,
+                                stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out is not None:
+            out.close()
+
+
 def start(procs: list[Process], log_dir: Path | None = None) -> list[subprocess.Popen]:
-    """Start every process in its own session; with log_dir, each one's output goes to a file."""
+    """Start every process once (no respawn: see Supervisor); with log_dir, output to files."""
     popens = []
     try:
         for p in procs:
-            out = None
-            if log_dir is not None:
-                log_dir.mkdir(parents=True, exist_ok=True)
-                out = open(log_dir / f'{p.name}.log', 'wb')  # noqa: SIM115 - the child's
-            try:
-                popens.append(subprocess.Popen(p.cmd, env=p.env, start_new_session=True,
-                                               stdout=out,
-                                               stderr=subprocess.STDOUT if out else None))
-            finally:
-                if out is not None:
-                    out.close()
+            popens.append(_spawn(p, log_dir))
     except BaseException:
         # The ones already running are in their own sessions: nobody else would stop them.
         stop(popens)
@@ -369,6 +462,170 @@ def stop(popens: list[subprocess.Popen], timeout_s: float = 10.0) -> list[int]:
     return [p.returncode for p in popens]
 
 
+# A node that cannot start on its configuration exits with this code (ros/entry.py).
+BAD_CONFIGURATION = 2
+
+
+def exit_text(code: int) -> str:
+    """'exited 1', 'killed by SIGKILL', 'exited 2 (bad configuration)'."""
+    if code < 0:
+        try:
+            return f'killed by {signal.Signals(-code).name}'
+        except ValueError:
+            return f'killed by signal {-code}'
+    if code == BAD_CONFIGURATION:
+        return f'exited {code} (bad configuration)'
+    return f'exited {code}'
+
+
+def config_error(log: Path) -> str:
+    """The error a node logged before it exited on its configuration ('' if none is found)."""
+    if not log.exists():
+        return ''
+    for line in reversed(log.read_text(errors='replace').splitlines()[-40:]):
+        if ('[ERROR]' in line or '[FATAL]' in line) and not line.endswith('(see above)'):
+            return line.split(']: ', 1)[-1].strip()
+    return ''
+
+
+@dataclass
+class Ended:
+    """A process that ended for good: it will not be respawned."""
+
+    name: str
+    code: int
+    why: str  # 'respawn is off', 'all 5 retries used'
+    detail: str = ''  # the configuration error it logged, for exit code 2
+
+    def __str__(self) -> str:
+        text = f'{self.name} {exit_text(self.code)}'
+        return text + (f': {self.detail}' if self.detail else '') + f'; {self.why}'
+
+
+class Supervisor:
+    """
+    Runs a launch description's processes with the respawn rules of launch's ExecuteLocal.
+
+    1. A process with respawn is started again after any exit (a crash, a signal, exit code 0)
+       while launch is not shutting down, after respawn_delay seconds; a shutdown during that
+       delay cancels the respawn.
+    2. respawn_max_retries bounds the respawns of a process over the whole launch (negative: no
+       limit). The count is never reset: a process that ran for hours and then died uses one.
+    3. A process that exits without respawn, or with its retries used, ended for good; the
+       others keep running. Launch is over when nothing runs and no respawn is pending, or on
+       shutdown (Ctrl-C, SIGTERM), which SIGINTs every process and respawns none.
+    4. One line per death (the node, its exit code or signal, the retry it gets or why it gets
+       none) and one per restart (its retry number). Exit code 2 is a node refusing its
+       configuration: the line says so, with the error the node logged when output goes to a
+       log file. It is respawned like any exit, as launch does, so respawn_max_retries is
+       what ends that loop.
+
+    Not thread-safe: one thread calls poll() (about every 0.1 s) and shutdown().
+    """
+
+    def __init__(self, procs: list[Process], log_dir: Path | None = None,
+                 say: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.procs, self.log_dir, self.say, self.clock = procs, log_dir, say, clock
+        self.popens: list[subprocess.Popen | None] = [None] * len(procs)
+        self.retries = [0] * len(procs)      # respawns granted (launch's __respawn_retries)
+        self.restarts = [0] * len(procs)     # respawns that happened
+        self.pending: dict[int, float] = {}  # process index -> when it is started again
+        self.ended: list[Ended] = []
+        self.shutting_down = False
+
+    def start(self) -> None:
+        try:
+            for i, p in enumerate(self.procs):
+                self.popens[i] = _spawn(p, self.log_dir)
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def running(self) -> bool:
+        """Something is still running or waiting to be respawned."""
+        return bool(self.pending) or any(q is not None for q in self.popens)
+
+    def restart_counts(self) -> dict[str, int]:
+        return {p.name: n for p, n in zip(self.procs, self.restarts)}
+
+    def pid(self, name: str) -> int | None:
+        q = next(q for p, q in zip(self.procs, self.popens) if p.name == name)
+        return None if q is None else q.pid
+
+    def poll(self) -> None:
+        """Notice exits, grant or refuse respawns, start the respawns that are due."""
+        for i, q in enumerate(self.popens):
+            if q is not None and q.poll() is not None:
+                self.popens[i] = None
+                if not self.shutting_down:
+                    self._exited(i, q)
+        now = self.clock()
+        for i, due in list(self.pending.items()):
+            if now >= due and not self.shutting_down:
+                del self.pending[i]
+                self._respawn(i)
+
+    def _limit(self, i: int) -> str:
+        m = self.procs[i].respawn_max_retries
+        n = self.retries[i]
+        return f'retry {n} of {m}' if m >= 0 else f'retry {n}, no limit'
+
+    def _exited(self, i: int, q: subprocess.Popen) -> None:
+        p, code = self.procs[i], q.returncode
+        detail = ''
+        if code == BAD_CONFIGURATION and self.log_dir is not None:
+            detail = config_error(self.log_dir / f'{p.name}.log')
+        what = f'{p.name} {exit_text(code)} [pid {q.pid}]' + (f': {detail}' if detail else '')
+        m = p.respawn_max_retries
+        if p.respawn and (m < 0 or self.retries[i] < m):
+            self.retries[i] += 1
+            delay = p.respawn_delay if p.respawn_delay and p.respawn_delay > 0 else 0.0
+            self.pending[i] = self.clock() + delay
+            self.say(f'[launch] {what}; respawning in {delay:g} s ({self._limit(i)})')
+            return
+        why = 'respawn is off' if not p.respawn else f'all {m} retries used'
+        self.ended.append(Ended(p.name, code, why, detail))
+        self.say(f'[launch] {what}; not respawned: {why}')
+
+    def _respawn(self, i: int) -> None:
+        p = self.procs[i]
+        try:
+            q = _spawn(p, self.log_dir, f'[launch] respawn ({self._limit(i)})')
+        except OSError as e:
+            self.ended.append(Ended(p.name, 127, f'respawn failed: {e}'))
+            self.say(f'[launch] {p.name} could not be respawned: {e}')
+            return
+        self.popens[i] = q
+        self.restarts[i] += 1
+        self.say(f'[launch] {p.name} restarted [pid {q.pid}] ({self._limit(i)})')
+
+    def shutdown(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """SIGINT everything still running, no more respawns; exit codes of those stopped."""
+        self.shutting_down = True
+        self.pending.clear()
+        alive = [(p, q) for p, q in zip(self.procs, self.popens) if q is not None]
+        codes = stop([q for _, q in alive], timeout_s)
+        self.popens = [None] * len(self.procs)
+        return {p.name: c for (p, _), c in zip(alive, codes)}
+
+
+class LaunchError(Exception):
+    """The launch file could not be loaded or planned: one line says why."""
+
+
+def prepare(path: str | Path, launch_args: dict[str, str], debug: bool = False
+            ) -> tuple[list[Process], list[str], dict[str, str]]:
+    """Load + plan; any failure becomes one LaunchError line, as `ros2 launch` reports it."""
+    try:
+        return plan(load(path), launch_args)
+    except Exception as e:  # noqa: BLE001 - ros2 launch too reports any exception as one line
+        if debug:
+            traceback.print_exc()
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        raise LaunchError(msg or type(e).__name__) from e
+
+
 def local_ros_environment() -> None:
     """Discovery and transport stay on loopback unless the caller configured otherwise."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -389,8 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if '--ros-args' in argv:
         argv = argv[:argv.index('--ros-args')]
-    dry = '--dry-run' in argv
-    argv = [a for a in argv if a != '--dry-run']
+    dry, debug = '--dry-run' in argv, '--debug' in argv
+    argv = [a for a in argv if a not in ('--dry-run', '--debug')]
     launch_args = dict(a.split(':=', 1) for a in argv if ':=' in a)
     positional = [a for a in argv if ':=' not in a]
     if len(positional) not in (1, 2):
@@ -399,21 +656,34 @@ def main(argv: list[str] | None = None) -> int:
     # Installed with pip into a venv (no sourced workspace): the venv is the ament prefix.
     if not os.environ.get('AMENT_PREFIX_PATH'):
         os.environ['AMENT_PREFIX_PATH'] = sys.prefix
-    path = launch_file_path(*positional) if len(positional) == 2 else Path(positional[0])
-    procs, logs, _ = plan(load(path), launch_args)
+    try:
+        path = launch_file_path(*positional) if len(positional) == 2 else Path(positional[0])
+        procs, logs, _ = prepare(path, launch_args, debug)
+    except (LaunchError, LookupError, OSError) as e:
+        print(f'[ERROR] [launch]: {e}', file=sys.stderr, flush=True)
+        return 1
     for m in logs:
         print(f'[INFO] [launch.user]: {m}', flush=True)
     for p in procs:
         print(f'[launch] {p.name}: {shlex.join(p.cmd)}', flush=True)
     if dry:
         return 0
-    popens = start(procs)
+    stopping = threading.Event()
+    handlers = {s: signal.signal(s, lambda *_: stopping.set())
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    sup = Supervisor(procs, say=lambda line: print(line, flush=True))
     try:
-        while all(p.poll() is None for p in popens):
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
+        sup.start()
+        while sup.running() and not stopping.wait(0.1):
+            sup.poll()
     finally:
-        codes = stop(popens)
-    print('[launch] exit codes: ' + ', '.join(f'{p.name}={c}' for p, c in zip(procs, codes)))
-    return 0 if all(c == 0 for c in codes) else 1
+        codes = sup.shutdown()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    if stopping.is_set():
+        print('[launch] shut down: ' + ', '.join(f'{n}={c}' for n, c in codes.items()), flush=True)
+    failed = [e for e in sup.ended if e.code != 0]
+    for e in failed:
+        print(f'[launch] ended for good: {e}', flush=True)
+    bad = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT)}
+    return 1 if failed or bad else 0
