@@ -2,7 +2,10 @@
 # Licensed under the Apache License, Version 2.0
 """The package's launch files, executed against launch_runner's stand-in for the launch API."""
 
+import os
 from pathlib import Path
+import subprocess
+import sys
 
 from edgevlm_ros.tooling import launch_runner
 import pytest
@@ -21,9 +24,51 @@ def _ros_args(proc) -> list[str]:
 
 
 def test_default_graph_is_the_four_nodes_without_a_frame_source():
-    procs, resolved = _plan(params_file='/tmp/p.yaml')
+    procs, resolved = _plan(params_file='/tmp/p.yaml', edge_model='/models/m')
     assert list(procs) == ['camera', 'edge_svlm', 'cloud_bridge', 'context_fusion']
-    assert resolved['strategy'] == 'edgevlm' and resolved['cloud_url'] == 'embedded'
+    assert resolved['cloud_url'] == 'embedded'
+
+
+def test_defaults_are_the_demos_strategy_and_the_micro_svlm_on_the_frame_source():
+    from edgevlm_ros.tooling.demo import DEMO_ARGS
+
+    procs, resolved = _plan(params_file='/tmp/p.yaml', use_frame_source='true')
+    assert resolved['strategy'] == DEMO_ARGS['strategy'] == 'edgevlm_arbitrated'
+    edge = _ros_args(procs['edge_svlm'])
+    assert f"model:={DEMO_ARGS['edge_model']}" in edge and 'strategy:=edgevlm_arbitrated' in edge
+
+
+def test_a_robot_camera_without_edge_model_stops_with_one_line_naming_it(tmp_path):
+    # The shipped models know only the synthetic world: on a robot camera the first launch says
+    # what to set instead of answering noise.
+    done = _launcher(tmp_path, 'edgevlm_ros', 'edgevlm.launch.py',
+                     'camera_topic:=/camera/color/image_raw')
+    assert done.returncode == 1 and done.stdout == ''
+    assert done.stderr.startswith('[ERROR] [launch]: edge_model is not set: give edge_model:=')
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_bad_choice_stops_with_one_line_and_nothing_started(tmp_path):
+    done = _launcher(tmp_path, 'edgevlm_ros', 'edgevlm.launch.py', 'use_frame_source:=true',
+                     'strategy:=bogus')
+    assert done.returncode == 1 and done.stdout == ''  # no process planned, none started
+    assert done.stderr.splitlines() == [
+        '[ERROR] [launch]: Argument "strategy" provided value "bogus" is not valid. Valid '
+        'options are: edge_only, cloud_only, cloud_stale, offload, edgevlm, replacement_only, '
+        'focus_only, edgevlm_arbitrated']
+
+
+def test_every_node_gets_the_respawn_arguments():
+    procs, _ = _plan(params_file='/tmp/p.yaml', use_frame_source='true')
+    assert len(procs) == 5
+    for p in procs.values():
+        assert (p.respawn, p.respawn_delay, p.respawn_max_retries) == (True, 1.0, 5), p.name
+    procs, _ = _plan(params_file='/tmp/p.yaml', use_frame_source='true', respawn='false',
+                     respawn_delay='0.25', respawn_max_retries='-1')
+    for p in procs.values():
+        assert (p.respawn, p.respawn_delay, p.respawn_max_retries) == (False, 0.25, -1), p.name
+    with pytest.raises(ValueError, match='respawn_max_retries:=2.5 is not an integer'):
+        _plan(params_file='/tmp/p.yaml', use_frame_source='true', respawn_max_retries='2.5')
 
 
 def test_launch_arguments_reach_node_parameters_after_the_params_file():
@@ -85,15 +130,16 @@ def test_launch_cli_dry_run_prints_every_process(capsys):
         assert f'[launch] {name}:' in out
 
 
-def test_the_installed_launcher_finds_the_package_from_a_plain_shell(tmp_path):
-    import os
-    import subprocess
-    import sys
-
+def _launcher(cwd, *args):
+    """The installed edgevlm_launch from a plain shell (no AMENT_PREFIX_PATH), --dry-run."""
     env = {k: v for k, v in os.environ.items() if k != 'AMENT_PREFIX_PATH'}
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'edgevlm_launch'),
-                           'edgevlm_ros', 'edgevlm.launch.py', '--dry-run'],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), 'edgevlm_launch'),
+                           *args, '--dry-run'],
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_the_installed_launcher_finds_the_package_from_a_plain_shell(tmp_path):
+    done = _launcher(tmp_path, 'edgevlm_ros', 'edgevlm.launch.py', 'use_frame_source:=true')
     assert done.returncode == 0, done.stderr
     assert '[launch] edge_svlm:' in done.stdout
 
@@ -107,13 +153,14 @@ def test_edge_runtime_arguments_default_to_the_yaml_and_reach_the_edge_node():
 
     config = yaml.safe_load((LAUNCH_DIR.parent / 'config' / 'edgevlm.yaml').read_text())
     edge_yaml = config['/**/edge_svlm']['ros__parameters']
-    procs, resolved = _plan(params_file='/tmp/p.yaml')
+    procs, resolved = _plan(params_file='/tmp/p.yaml', edge_model='/models/m')
     edge = _ros_args(procs['edge_svlm'])
     for arg, param in EDGE_RUNTIME_ARGS.items():
         # The launch argument always wins over the params file: its default must be the yaml's.
         assert resolved[arg] == str(edge_yaml[param]), arg
         assert f'{param}:={edge_yaml[param]}' in edge
-    procs, _ = _plan(params_file='/tmp/p.yaml', edge_backend='onnxruntime', edge_device='cuda:0',
+    procs, _ = _plan(params_file='/tmp/p.yaml', edge_model='/models/m', edge_backend='onnxruntime',
+                     edge_device='cuda:0',
                      edge_dtype='float16', edge_quantize='int8',
                      edge_providers='CUDAExecutionProvider,CPUExecutionProvider')
     edge = _ros_args(procs['edge_svlm'])
