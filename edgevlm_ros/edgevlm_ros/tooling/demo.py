@@ -9,8 +9,13 @@ cloud behind an emulated network (DEMO_ARGS; every launch argument can be overri
 `source:=builtin:pan edge_model:=tiny embedded_model:=tiny-cloud` for the random-weight models),
 prints every answer as it arrives, and on exit (after --duration seconds, or on Ctrl-C) prints a
 summary: steps, answers, per-step latency, the edge's history KV cache hit rate, context
-replacements and focus masks applied, cloud round trips. The edge runtime is a launch argument
-too (`edge_backend:=onnxruntime edge_quantize:=int8`, `edge_device:=cuda`).
+replacements and focus masks applied, cloud round trips, node restarts. The edge runtime is a
+launch argument too (`edge_backend:=onnxruntime edge_quantize:=int8`, `edge_device:=cuda`).
+
+The nodes run under launch_runner.Supervisor with the launch file's respawn arguments: a node that
+dies is started again (a line says so) and the demo goes on; the summary counts the restarts per
+node. A node that ends for good (respawn:=false, or respawn_max_retries used up) ends the demo
+with exit code 1 and says which node, how it exited and why it was not respawned.
 
 With the synthetic world as the camera (`source:=synth:seed=0,pace=0.3,question_every=10`: its
 questions change as the world plays, and every frame's true answer is published), each answer is
@@ -211,7 +216,8 @@ class DemoMonitor(Node):
             return 'not used by this strategy'
         return f'{cloud or 0} / {edge or 0} (the reason is on each answer line)'
 
-    def summary(self, wall_s: float, strategy: str) -> str:
+    def summary(self, wall_s: float, strategy: str, restarts: dict[str, int] | None = None
+                ) -> str:
         lat, mod, rt = self.latency.summary(), self.model_ms.summary(), self.round_trip.summary()
         rows = [
             ('run time', f'{wall_s:.1f} s, strategy {strategy}'),
@@ -228,12 +234,19 @@ class DemoMonitor(Node):
             ('cloud round trips ok / failed', f'{self.cloud_ok} / {self.cloud_failed} '
                                               f'({self.not_sent} steps not sent)'),
             ('cloud round trip p50 / p95', f"{rt['p50']:.0f} / {rt['p95']:.0f} ms"),
+            ('restarts', restart_text(restarts or {})),
         ]
         if self.accuracy():
             rows.append(('accuracy vs ground truth', self.accuracy()))
         width = max(len(k) for k, _ in rows)
         return '\n'.join(['== edgevlm_ros demo summary =='] +
                          [f'{k:<{width}}  {v}' for k, v in rows])
+
+
+def restart_text(restarts: dict[str, int]) -> str:
+    """The summary's restarts row: 'none', or 'edge_svlm 1, camera 2' (nodes that restarted)."""
+    counted = [f'{name} {n}' for name, n in restarts.items() if n]
+    return ', '.join(counted) if counted else 'none'
 
 
 def _prepare_models(args: dict[str, str]) -> None:
@@ -278,20 +291,23 @@ def main(argv: list[str] | None = None) -> int:
         largs[k] = v
     launch_runner.local_ros_environment()  # the demo is local
 
+    try:
+        procs, _, resolved = launch_runner.prepare(
+            launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py'), largs)
+    except launch_runner.LaunchError as e:
+        print(f'edgevlm_demo: {e}', file=sys.stderr, flush=True)
+        return 1
     _prepare_models(largs)
-    procs, _, resolved = launch_runner.plan(
-        launch_runner.load(launch_runner.launch_file_path('edgevlm_ros', 'edgevlm.launch.py')),
-        largs)
     print(f"starting {', '.join(p.name for p in procs)} (logs in {opts.log_dir}/)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    popens: list = []
+    nodes = launch_runner.Supervisor(procs, opts.log_dir, say=lambda line: print(line, flush=True))
     monitor = executor = None
-    failed = None
+    codes: dict[str, int] = {}
     t0 = time.monotonic()
     try:
-        popens = launch_runner.start(procs, opts.log_dir)
+        nodes.start()
         # name:=value are launch arguments, not ROS remappings. Ctrl-C is ours (the handlers
         # above): rclpy's own would shut the context down under the loop and lose the summary.
         rclpy.init(args=sys.argv[:1], signal_handler_options=SignalHandlerOptions.NO)
@@ -305,27 +321,28 @@ def main(argv: list[str] | None = None) -> int:
                 break  # the context was shut down from outside: stop as on Ctrl-C
             if opts.duration > 0 and time.monotonic() - t0 >= opts.duration:
                 break
-            dead = [(p, q.returncode) for p, q in zip(procs, popens) if q.poll() is not None]
-            if dead:
-                failed = dead
-                break
+            nodes.poll()  # deaths and respawns, one line each
+            if nodes.ended:
+                break  # a node is gone for good: the demo cannot go on as the graph it shows
     finally:
         wall = time.monotonic() - t0
-        codes = launch_runner.stop(popens)  # always: the nodes run in their own sessions
+        codes = nodes.shutdown()  # always: the nodes run in their own sessions
         if executor is not None:
             executor.shutdown()
         if monitor is not None:
             monitor.destroy_node()
         rclpy.try_shutdown()
-    print(monitor.summary(wall, resolved['strategy']), flush=True)
-    if failed:
-        for p, code in failed:
-            log = opts.log_dir / f'{p.name}.log'
+    print(monitor.summary(wall, resolved['strategy'], nodes.restart_counts()), flush=True)
+    if nodes.ended:
+        for ended in nodes.ended:
+            log = opts.log_dir / f'{ended.name}.log'
             tail = log.read_text(errors='replace').splitlines()[-15:] if log.exists() else []
-            print(f'\n{p.name} exited early with code {code}; last lines of {log}:', flush=True)
+            print(f'\n{ended}; last lines of {log}:', flush=True)
             print('\n'.join(tail), flush=True)
+        print(f"\nnode ended for good: {', '.join(str(e) for e in nodes.ended)}",
+              file=sys.stderr, flush=True)
         return 1
-    bad = {p.name: c for p, c in zip(procs, codes) if c not in (0, -signal.SIGINT)}
+    bad = {name: c for name, c in codes.items() if c not in (0, -signal.SIGINT)}
     if bad:
         print(f'nodes exited with errors: {bad}', file=sys.stderr)
         return 1
