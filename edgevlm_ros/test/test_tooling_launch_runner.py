@@ -31,9 +31,10 @@ def supervise(tmp_path):
     """Make a Supervisor over some processes; it is always shut down at the end."""
     made = []
 
-    def make(*procs: L.Process) -> tuple[L.Supervisor, Lines]:
+    def make(*procs: L.Process, watchdog: L.Watchdog | None = None
+             ) -> tuple[L.Supervisor, Lines]:
         lines = Lines()
-        sup = L.Supervisor(list(procs), tmp_path / 'logs', say=lines)
+        sup = L.Supervisor(list(procs), tmp_path / 'logs', say=lines, watchdog=watchdog)
         made.append(sup)
         sup.start()
         return sup, lines
@@ -249,3 +250,58 @@ def test_respawn_knobs_take_launch_types():
     assert p.respawn is False
     with pytest.raises(ValueError, match='respawn of x must be true or false'):
         L.plan(desc, {'keep': 'maybe'})
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_watchdog_tells_a_stalled_node_from_a_loading_or_starting_one():
+    clock = _Clock()
+    w = L.Watchdog(watchdog_s=5.0, startup_s=60.0, clock=clock)
+    w.started('/edge_svlm')
+    clock.t += 30.0
+    assert w.stalled('/edge_svlm') is None  # importing torch, no node yet: not before 60 s
+    w.beat('/edge_svlm', 'loading')
+    clock.t += 4.0
+    assert w.stalled('/edge_svlm') is None
+    w.beat('/edge_svlm', 'loading')  # a long model load keeps beating: never stalled
+    clock.t += 4.9
+    assert w.stalled('/edge_svlm') is None
+    clock.t += 0.2
+    assert 'no heartbeat for 5.1 s' in w.stalled('/edge_svlm')
+    w.beat('/edge_svlm', 'stalled')
+    assert 'says stalled' in w.stalled('/edge_svlm')
+    w.started('/edge_svlm')  # a new life: the old one's beats are forgotten
+    assert w.stalled('/edge_svlm') is None
+    clock.t += 61.0
+    assert 'no heartbeat 61 s after its start' in w.stalled('/edge_svlm')
+    w.beat('/camera', 'active')  # a node this supervisor did not start: not watched
+    assert w.stalled('/camera') is None
+
+
+def test_a_stalled_node_is_killed_once_and_respawned_and_its_siblings_are_not(supervise):
+    clock = _Clock()
+    w = L.Watchdog(watchdog_s=5.0, clock=clock)
+    env = dict(os.environ)
+    stuck = L.Process('edge_svlm', SLEEPER, env, respawn=True, respawn_delay=0.0,
+                      respawn_max_retries=3, node='/edge_svlm')
+    fine = L.Process('camera', SLEEPER, env, respawn=True, respawn_delay=0.0,
+                     respawn_max_retries=3, node='/camera')
+    sup, lines = supervise(stuck, fine, watchdog=w)
+    first, sibling = sup.pid('edge_svlm'), sup.pid('camera')
+    os.kill(first, signal.SIGSTOP)  # hangs: no exit for launch to notice
+    w.beat('/edge_svlm', 'active')
+    w.beat('/camera', 'active')
+    clock.t += 6.0
+    w.beat('/camera', 'active')
+    assert poll_until(sup, lambda: sup.pid('edge_svlm') not in (None, first), 10)
+    assert len(lines.about('edge_svlm', 'stalled: no heartbeat for 6.0 s')) == 1
+    assert len(lines.about('edge_svlm', 'restarted')) == 1
+    assert sup.stall_counts() == {'edge_svlm': 1, 'camera': 0}
+    assert sup.restart_counts() == {'edge_svlm': 1, 'camera': 0}
+    assert sup.pid('camera') == sibling

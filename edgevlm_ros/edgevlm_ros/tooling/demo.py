@@ -81,6 +81,7 @@ class DemoMonitor(Node):
         self.cloud_ok = self.cloud_failed = self.not_sent = self.updates = self.masks = 0
         self.first_answer_s: float | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
+        self.watchdog: launch_runner.Watchdog | None = None
         self.truths: OrderedDict[int, Truth] = OrderedDict()  # frame stamp -> truth, bounded
         self.truth_now: Truth | None = None
         # Answers judged against the truth of their frame: source -> [correct, judged].
@@ -184,6 +185,8 @@ class DemoMonitor(Node):
     def _on_diag(self, m: DiagnosticArray) -> None:
         for s in m.status:
             self.diagnostics[s.name] = {kv.key: kv.value for kv in s.values}
+            if self.watchdog is not None:
+                self.watchdog.beat(s.name, self.diagnostics[s.name].get('state', ''))
 
     def counter(self, node_suffix: str, key: str) -> int:
         for name, values in self.diagnostics.items():
@@ -216,8 +219,8 @@ class DemoMonitor(Node):
             return 'not used by this strategy'
         return f'{cloud or 0} / {edge or 0} (the reason is on each answer line)'
 
-    def summary(self, wall_s: float, strategy: str, restarts: dict[str, int] | None = None
-                ) -> str:
+    def summary(self, wall_s: float, strategy: str, restarts: dict[str, int] | None = None,
+                stalls: dict[str, int] | None = None) -> str:
         lat, mod, rt = self.latency.summary(), self.model_ms.summary(), self.round_trip.summary()
         rows = [
             ('run time', f'{wall_s:.1f} s, strategy {strategy}'),
@@ -234,7 +237,7 @@ class DemoMonitor(Node):
             ('cloud round trips ok / failed', f'{self.cloud_ok} / {self.cloud_failed} '
                                               f'({self.not_sent} steps not sent)'),
             ('cloud round trip p50 / p95', f"{rt['p50']:.0f} / {rt['p95']:.0f} ms"),
-            ('restarts', restart_text(restarts or {})),
+            ('restarts', restart_text(restarts or {}, stalls or {})),
         ]
         if self.accuracy():
             rows.append(('accuracy vs ground truth', self.accuracy()))
@@ -243,9 +246,11 @@ class DemoMonitor(Node):
                          [f'{k:<{width}}  {v}' for k, v in rows])
 
 
-def restart_text(restarts: dict[str, int]) -> str:
-    """The summary's restarts row: 'none', or 'edge_svlm 1, camera 2' (nodes that restarted)."""
-    counted = [f'{name} {n}' for name, n in restarts.items() if n]
+def restart_text(restarts: dict[str, int], stalls: dict[str, int] | None = None) -> str:
+    """The summary's restarts row: 'none', or 'edge_svlm 2 (1 stalled), camera 1'."""
+    stalls = stalls or {}
+    counted = [f'{name} {n}' + (f' ({stalls[name]} stalled)' if stalls.get(name) else '')
+               for name, n in restarts.items() if n]
     return ', '.join(counted) if counted else 'none'
 
 
@@ -280,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--log-dir', type=Path, default=Path('build/demo_logs'),
                         help='where node output goes')
     parser.add_argument('--quiet', action='store_true', help='print the summary only')
+    parser.add_argument('--watchdog', type=float, default=launch_runner.WATCHDOG_S,
+                        help='seconds without a heartbeat after which a node is killed and '
+                             'respawned; 0 = off')
     parser.add_argument('launch_args', nargs='*', metavar='name:=value',
                         help='launch arguments of edgevlm.launch.py')
     opts = parser.parse_args(argv)
@@ -302,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    nodes = launch_runner.Supervisor(procs, opts.log_dir, say=lambda line: print(line, flush=True))
+    watchdog = launch_runner.Watchdog(opts.watchdog) if opts.watchdog > 0 else None
+    nodes = launch_runner.Supervisor(procs, opts.log_dir, say=lambda line: print(line, flush=True),
+                                     watchdog=watchdog)
     monitor = executor = None
     codes: dict[str, int] = {}
     t0 = time.monotonic()
@@ -312,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         # above): rclpy's own would shut the context down under the loop and lose the summary.
         rclpy.init(args=sys.argv[:1], signal_handler_options=SignalHandlerOptions.NO)
         monitor = DemoMonitor(resolved.get('namespace', ''), opts.quiet)
+        monitor.watchdog = watchdog  # the monitor hears /diagnostics: it feeds the heartbeats
         executor = SingleThreadedExecutor()
         executor.add_node(monitor)
         while not stop.is_set():
@@ -332,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         if monitor is not None:
             monitor.destroy_node()
         rclpy.try_shutdown()
-    print(monitor.summary(wall, resolved['strategy'], nodes.restart_counts()), flush=True)
+    print(monitor.summary(wall, resolved['strategy'], nodes.restart_counts(),
+                          nodes.stall_counts()), flush=True)
     if nodes.ended:
         for ended in nodes.ended:
             log = opts.log_dir / f'{ended.name}.log'

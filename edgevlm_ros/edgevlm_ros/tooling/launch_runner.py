@@ -19,7 +19,11 @@ UnlessCondition}; launch_ros.actions.Node; launch_ros.substitutions.FindPackageS
 Processes run under `Supervisor`, which keeps launch's respawn rules (its docstring numbers them).
 
 usage: edgevlm_launch PACKAGE FILE.launch.py [name:=value ...] [--dry-run] [--debug]
+                      [--watchdog=SECONDS]
        edgevlm_launch path/to/FILE.launch.py [name:=value ...] [--dry-run] [--debug]
+                      [--watchdog=SECONDS]
+--watchdog=SECONDS: a node without a heartbeat on /diagnostics for that long is killed (and
+respawned); 0 turns the watchdog off (default 5).
 """
 
 import builtins
@@ -38,6 +42,10 @@ import time
 import traceback
 import types
 from typing import Any
+
+# A node without a heartbeat for this long is killed and respawned: five missed beats of the
+# 1 s diagnostics period, so a loaded machine's late beat is not a stall.
+WATCHDOG_S = 5.0
 
 
 # ---------------------------------------------------------------- substitutions
@@ -296,6 +304,7 @@ class Process:
     respawn: bool = False
     respawn_delay: float | None = None
     respawn_max_retries: int = -1
+    node: str = ''  # fully qualified node name ('/ns/name'), for the heartbeat watchdog
 
 
 def _executable(package: str, executable: str) -> list[str]:
@@ -394,15 +403,18 @@ def plan(description: LaunchDescription, launch_args: dict[str, str] | None = No
         elif isinstance(action, (Node, ExecuteProcess)):
             penv = dict(ctx.env)
             penv.update({k: str(resolve(v, ctx)) for k, v in action.additional_env.items()})
+            fq = ''
             if isinstance(action, Node):
                 cmd = _node_command(action, ctx)
                 label = resolve(action.name, ctx) or resolve(action.executable, ctx)
+                ns = (resolve(action.namespace, ctx) if action.namespace else '').strip('/')
+                fq = f'/{ns}/{label}' if ns else f'/{label}'
             else:
                 cmd = [str(resolve(c, ctx)) for c in action.cmd]
                 label = action.name or os.path.basename(cmd[0])
             procs.append(Process(label, cmd, penv, action.output,
                                  _bool(action.respawn, f'respawn of {label}', ctx),
-                                 action.respawn_delay, action.respawn_max_retries))
+                                 action.respawn_delay, action.respawn_max_retries, fq))
         else:
             raise NotImplementedError(
                 f'launch_runner does not support {type(action).__name__}')
@@ -502,6 +514,104 @@ class Ended:
         return text + (f': {self.detail}' if self.detail else '') + f'; {self.why}'
 
 
+class Watchdog:
+    """
+    Heartbeats of the nodes by fully qualified name, and which of them stalled.
+
+    Every node publishes its DiagnosticStatus on /diagnostics about once a second from a thread
+    of its own (ros.diagnostics), so neither its executor nor its model can hold the heartbeat
+    back; a node busy loading a model reports state `loading` and keeps beating. A node stalled
+    when, in its current life (since it was last started):
+
+    1. it has beaten before and has not for `watchdog_s` (a deadlock of the whole process, a
+       SIGSTOP, a driver stuck in a system call);
+    2. its heartbeat says `stalled` (its executor has not turned for a while: ros.diagnostics);
+    3. it has never beaten `startup_s` after it was started (stuck before its node existed).
+
+    `beat` may be called from any thread (the listener's); `stalled` from the supervisor's.
+    """
+
+    def __init__(self, watchdog_s: float = 5.0, startup_s: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not watchdog_s > 0 or not startup_s > 0:
+            raise ValueError(f'watchdog_s and startup_s must be > 0, got {watchdog_s}, '
+                             f'{startup_s}')
+        self.watchdog_s, self.startup_s, self.clock = watchdog_s, startup_s, clock
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+        self._beat: dict[str, tuple[float, str]] = {}   # node -> (when, state)
+
+    def started(self, node: str) -> None:
+        """A new life of `node` begins: what its last life said no longer counts."""
+        with self._lock:
+            self._started[node] = self.clock()
+            self._beat.pop(node, None)
+
+    def beat(self, node: str, state: str = '') -> None:
+        with self._lock:
+            if node in self._started:
+                self._beat[node] = (self.clock(), state)
+
+    def stalled(self, node: str) -> str | None:
+        """Why `node` counts as stalled now (one line), or None."""
+        now = self.clock()
+        with self._lock:
+            started = self._started.get(node)
+            beat = self._beat.get(node)
+        if started is None:
+            return None
+        if beat is None:
+            quiet = now - started
+            return (f'no heartbeat {quiet:.0f} s after its start (> {self.startup_s:g} s)'
+                    if quiet > self.startup_s else None)
+        if now - beat[0] > self.watchdog_s:
+            return f'no heartbeat for {now - beat[0]:.1f} s (> {self.watchdog_s:g} s)'
+        if beat[1] == 'stalled':
+            return 'its heartbeat says stalled (its executor stopped turning)'
+        return None
+
+
+class HeartbeatListener:
+    """Feeds a Watchdog from /diagnostics: its own ROS context, node and spinning thread."""
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        self._ctx = rclpy.Context()
+        rclpy.init(context=self._ctx, signal_handler_options=SignalHandlerOptions.NO)
+        self._node = rclpy.create_node('launch_watchdog', context=self._ctx,
+                                       start_parameter_services=False)
+        self._node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics,
+                                       50)
+        self._watchdog = watchdog
+        self._executor = SingleThreadedExecutor(context=self._ctx)
+        self._executor.add_node(self._node)
+        self._thread = threading.Thread(target=self._spin, name='launch_watchdog', daemon=True)
+        self._thread.start()
+
+    def on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            state = next((kv.value for kv in status.values if kv.key == 'state'), '')
+            self._watchdog.beat(status.name, state)
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except Exception:  # noqa: BLE001 - the context went down under it (shutdown)
+            pass
+
+    def close(self) -> None:
+        import rclpy
+
+        self._executor.shutdown(timeout_sec=2.0)
+        self._node.destroy_node()
+        rclpy.try_shutdown(context=self._ctx)
+        self._thread.join(timeout=2.0)
+
+
 class Supervisor:
     """
     Runs a launch description's processes with the respawn rules of launch's ExecuteLocal.
@@ -519,14 +629,19 @@ class Supervisor:
        configuration: the line says so, with the error the node logged when output goes to a
        log file. It is respawned like any exit, as launch does, so respawn_max_retries is
        what ends that loop.
+    5. With a `Watchdog`, a node that stalled (its rules) gets one line and SIGKILL; rule 1
+       then respawns it like any death. (Not a launch rule: launch notices only exits.)
 
     Not thread-safe: one thread calls poll() (about every 0.1 s) and shutdown().
     """
 
     def __init__(self, procs: list[Process], log_dir: Path | None = None,
                  say: Callable[[str], None] = print,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 watchdog: Watchdog | None = None) -> None:
         self.procs, self.log_dir, self.say, self.clock = procs, log_dir, say, clock
+        self.watchdog = watchdog
+        self.stalls = [0] * len(procs)       # kills by the watchdog
         self.popens: list[subprocess.Popen | None] = [None] * len(procs)
         self.retries = [0] * len(procs)      # respawns granted (launch's __respawn_retries)
         self.restarts = [0] * len(procs)     # respawns that happened
@@ -537,6 +652,7 @@ class Supervisor:
     def start(self) -> None:
         try:
             for i, p in enumerate(self.procs):
+                self._life_begins(i)
                 self.popens[i] = _spawn(p, self.log_dir)
         except BaseException:
             self.shutdown()
@@ -545,6 +661,13 @@ class Supervisor:
     def running(self) -> bool:
         """Something is still running or waiting to be respawned."""
         return bool(self.pending) or any(q is not None for q in self.popens)
+
+    def _life_begins(self, i: int) -> None:
+        if self.watchdog is not None and self.procs[i].node:
+            self.watchdog.started(self.procs[i].node)
+
+    def stall_counts(self) -> dict[str, int]:
+        return {p.name: n for p, n in zip(self.procs, self.stalls)}
 
     def restart_counts(self) -> dict[str, int]:
         return {p.name: n for p, n in zip(self.procs, self.restarts)}
@@ -560,6 +683,14 @@ class Supervisor:
                 self.popens[i] = None
                 if not self.shutting_down:
                     self._exited(i, q)
+        if self.watchdog is not None and not self.shutting_down:
+            for i, (p, q) in enumerate(zip(self.procs, self.popens)):
+                why = self.watchdog.stalled(p.node) if q is not None and p.node else None
+                if why is not None:
+                    self.stalls[i] += 1
+                    self.say(f'[launch] {p.name} stalled: {why} [pid {q.pid}]; killing it')
+                    self._life_begins(i)  # one kill per stall, not one per poll
+                    q.kill()
         now = self.clock()
         for i, due in list(self.pending.items()):
             if now >= due and not self.shutting_down:
@@ -591,6 +722,7 @@ class Supervisor:
     def _respawn(self, i: int) -> None:
         p = self.procs[i]
         try:
+            self._life_begins(i)
             q = _spawn(p, self.log_dir, f'[launch] respawn ({self._limit(i)})')
         except OSError as e:
             self.ended.append(Ended(p.name, 127, f'respawn failed: {e}'))
@@ -647,7 +779,11 @@ def main(argv: list[str] | None = None) -> int:
     if '--ros-args' in argv:
         argv = argv[:argv.index('--ros-args')]
     dry, debug = '--dry-run' in argv, '--debug' in argv
-    argv = [a for a in argv if a not in ('--dry-run', '--debug')]
+    watchdog_s = WATCHDOG_S
+    for a in [a for a in argv if a.startswith('--watchdog=')]:
+        watchdog_s = float(a.split('=', 1)[1])
+    argv = [a for a in argv if a not in ('--dry-run', '--debug')
+            and not a.startswith('--watchdog=')]
     launch_args = dict(a.split(':=', 1) for a in argv if ':=' in a)
     positional = [a for a in argv if ':=' not in a]
     if len(positional) not in (1, 2):
@@ -671,13 +807,20 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     handlers = {s: signal.signal(s, lambda *_: stopping.set())
                 for s in (signal.SIGINT, signal.SIGTERM)}
-    sup = Supervisor(procs, say=lambda line: print(line, flush=True))
+    watchdog = Watchdog(watchdog_s) if watchdog_s > 0 else None
+    sup = Supervisor(procs, say=lambda line: print(line, flush=True), watchdog=watchdog)
+    listener = None
     try:
+        if watchdog is not None:
+            local_ros_environment()
+            listener = HeartbeatListener(watchdog)
         sup.start()
         while sup.running() and not stopping.wait(0.1):
             sup.poll()
     finally:
         codes = sup.shutdown()
+        if listener is not None:
+            listener.close()
         for s, h in handlers.items():
             signal.signal(s, h)
     if stopping.is_set():
