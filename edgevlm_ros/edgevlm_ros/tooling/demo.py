@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                              'respawned; 0 = off')
     parser.add_argument('launch_args', nargs='*', metavar='name:=value',
                         help='launch arguments of edgevlm.launch.py')
-    opts = parser.parse_args(argv)
+    opts = parser.parse_intermixed_args(argv)  # options may come between name:=value
     largs = dict(DEMO_ARGS)
     for a in opts.launch_args:
         if ':=' not in a:
