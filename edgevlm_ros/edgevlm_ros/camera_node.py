@@ -20,7 +20,7 @@ from edgevlm_ros.core.images import ImageDecodeError, resize_max_side
 from edgevlm_ros.core.sampling import StepSampler
 from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.ros.conversions import compressed_to_rgb, image_to_rgb, rgb_to_image, stamp_to_s
-from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.diagnostics import ACTIVE, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATEST_FRAME, QUESTION, STEP_PUBLISHER
@@ -63,6 +63,7 @@ class CameraNode(Node):
         self.add_post_set_parameters_callback(self._on_params)
         self._status = StatusReporter(self, self.counters, gauges=lambda: {
             'next_step_id': self._next_step_id, 'question': self._question})
+        self._status.set_state(ACTIVE)
         self.get_logger().info(
             f"camera: {self.params['input_transport']} frames -> steps at "
             f"{self.params['step_rate_hz']:g} Hz, max side {self.params['max_side']} px")

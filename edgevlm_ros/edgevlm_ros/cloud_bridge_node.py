@@ -10,7 +10,8 @@ maximum age); how a failing server is survived is ``cloud.resilience`` (retries 
 backoff, circuit breaker); the HTTP exchange is ``cloud.openai_client``, run on the asyncio loop
 of ``cloud.loop_thread``; the parameters' rules are ``cloud.bridge_config`` and the cloud state
 the log reports is ``cloud.health``. This node only wires them to topics, parameters, logs and
-/diagnostics counters.
+/diagnostics counters. Its /diagnostics state is 'loading' while the embedded stand-in loads its
+model, then 'active', and 'degraded' while the cloud is not answering (failing, open, probing).
 
 Logs: one line per cloud state change (ok, failing, open, probing), never one per frame.
 With base_url "embedded" the bridge starts the project's own LVLM server on 127.0.0.1 in this
@@ -54,7 +55,7 @@ from edgevlm_ros.core.selection import CloudSelector, Decision
 from edgevlm_ros.core.stats import Counters, LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.ros.conversions import box_to_region, image_to_rgb
-from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
@@ -147,6 +148,8 @@ PARAMS = [
               'robots started alike do not retry in step)', min=0, max=2**31 - 1, read_only=True),
 ]
 SPECS = {s.name: s for s in PARAMS}
+# Cloud health states (cloud.health) in which the bridge reports itself 'degraded'.
+CLOUD_DOWN = frozenset({'failing', 'open', 'probing'})
 
 
 @dataclass
@@ -183,6 +186,11 @@ class CloudBridgeNode(Node):
         self._breaker = CircuitBreaker(*c.breaker_limits(), on_transition=self._on_breaker,
                                        clock=self._now)
         api_key, key_source = resolve_api_key(c.api_key_env, c.api_key_file)
+        # The heartbeat before the embedded stand-in loads its model (it may build it first);
+        # its gauges once everything they read exists.
+        self._status = StatusReporter(self, self.counters)
+        if c.embedded:
+            self._status.set_state(LOADING, f'embedded LVLM {c.embedded_model}')
         base_url = self._start_embedded() if c.embedded else c.base_url
         try:
             self._client = OpenAiVlmClient(
@@ -199,7 +207,8 @@ class CloudBridgeNode(Node):
         self._pub = self.create_publisher(CloudResponse, 'edgevlm/cloud_response', RESULTS)
         self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME)
         self._expiry = self.create_timer(EXPIRY_PERIOD_S, self._expire)
-        self._status = StatusReporter(self, self.counters, gauges=self._gauges)
+        self._status.gauges = self._gauges
+        self._status.set_state(ACTIVE)
         self.get_logger().info(
             f'cloud: {base_url} model {c.model}, API key: {key_source}, network '
             f'{self._profile.describe()}, at most {c.max_in_flight} in flight, steps older '
@@ -366,6 +375,10 @@ class CloudBridgeNode(Node):
         if change is None:
             return
         self.counters.inc('state_changes')
+        if change.new in CLOUD_DOWN:
+            self._status.set_state(DEGRADED, f'cloud {change.new}')
+        else:
+            self._status.set_state(ACTIVE)
         # rclpy ties a severity to each call site: one call per severity.
         if change.is_warning:
             self.get_logger().warning(str(change))

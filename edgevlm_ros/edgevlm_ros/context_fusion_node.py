@@ -26,7 +26,7 @@ from edgevlm_ros.ros.conversions import (
     s_to_stamp,
     stamp_to_s,
 )
-from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.diagnostics import ACTIVE, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import EVERY_FRAME, RESULTS
@@ -83,9 +83,11 @@ class ContextFusionNode(Node):
         self.create_subscription(Step, 'edgevlm/step', self._on_step, EVERY_FRAME)
         self.create_subscription(CloudResponse, 'edgevlm/cloud_response', self._on_cloud,
                                  RESULTS)
+        # Gauges run on the heartbeat thread: read _tracked once, the executor may clear it.
         self._status = StatusReporter(self, self.counters, gauges=lambda: {
             'frames_kept': len(self._ring),
-            'tracking_source_step': self._tracked.source_step_id if self._tracked else -1})
+            'tracking_source_step': t.source_step_id if (t := self._tracked) else -1})
+        self._status.set_state(ACTIVE)
         self.get_logger().info(
             f"context fusion: replacement {'on' if self.params['replacement.enabled'] else 'off'}"
             f", focus {'on' if self.params['focus.enabled'] else 'off'}, keeping "

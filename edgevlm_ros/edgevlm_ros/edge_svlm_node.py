@@ -43,7 +43,7 @@ from edgevlm_ros.core.model_worker import ModelWorker, WorkerBusy
 from edgevlm_ros.core.stats import Counters, StepTimes
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.ros.conversions import answer_to_msg, image_to_rgb, region_to_box, stamp_to_s
-from edgevlm_ros.ros.diagnostics import StatusReporter
+from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, STARTING, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
@@ -133,6 +133,7 @@ class EdgeSvlmNode(Node):
         # __init__ fail.
         self.worker: ModelWorker | None = None
         self._desk: ServiceDesk | None = None
+        self._status: StatusReporter | None = None
         self.counters = Counters()
         self.runner = EdgeRunner(es.EdgeConfig(), self.counters)
         self.params = ParamSet(self, PARAMS, on_change=self._on_params)
@@ -144,7 +145,9 @@ class EdgeSvlmNode(Node):
         self._subs = []
         self._answer_pub = None
         self._prompt_pub = None
-        self._status = None
+        # The heartbeat from construction on: it goes on through the model load (state
+        # 'loading'), which blocks this node's executor for as long as the load takes.
+        self._status = StatusReporter(self, self.counters, gauges=self._gauges)
         if self.params['autostart']:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -161,6 +164,7 @@ class EdgeSvlmNode(Node):
         from edgevlm_ros.backends import base, registry
 
         t0 = time.monotonic()
+        self._status.set_state(LOADING, f"loading {self.params['model']}")
         try:
             options = self._backend_options()
             if options['backend'] == 'auto':
@@ -171,11 +175,12 @@ class EdgeSvlmNode(Node):
             self.svlm = registry.load_svlm(self.params['model'], **options)
         except Exception as e:  # noqa: BLE001 - any load failure must fail the transition cleanly
             self.get_logger().error(f"cannot load edge model {self.params['model']!r}: {e}")
+            self._status.set_state(STARTING, 'unconfigured: the model load failed')
             return TransitionCallbackReturn.FAILURE
         self.runner.configure(self.svlm.count_tokens)
         self._answer_pub = self.create_lifecycle_publisher(Answer, 'edgevlm/answer', RESULTS)
         self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
-        self._status = StatusReporter(self, self.counters, gauges=self._gauges)
+        self._status.set_state(STARTING, 'inactive')
         self.get_logger().info(
             f"loaded edge model {self.svlm.name} on {self._runtime} in "
             f"{time.monotonic() - t0:.1f} s; strategy {self.params['strategy']}")
@@ -218,6 +223,7 @@ class EdgeSvlmNode(Node):
         self.worker.start()
         self._desk = ServiceDesk(self, Ask, 'edgevlm/ask', self._on_ask, 'ask')
         self.get_logger().info('active: answering edgevlm/step on edgevlm/answer')
+        self._status.set_state(ACTIVE)
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -226,10 +232,12 @@ class EdgeSvlmNode(Node):
             self.destroy_subscription(s)
         self._subs = []
         self.get_logger().info('inactive: not answering')
+        self._status.set_state(STARTING, 'inactive')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self._status.set_state(STARTING, 'unconfigured')
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -244,14 +252,13 @@ class EdgeSvlmNode(Node):
         if self._prompt_pub is not None:
             self.destroy_lifecycle_publisher(self._prompt_pub)
             self._prompt_pub = None
-        if self._status is not None:
-            self._status.destroy()
-            self._status = None
         self.svlm = None
         self.runner.release()
 
     def destroy_node(self) -> None:
         self._stop_worker()
+        if self._status is not None:
+            self._status.destroy()
         super().destroy_node()
 
     def _stop_worker(self) -> None:
@@ -309,6 +316,7 @@ class EdgeSvlmNode(Node):
         if not self.context.ok():
             return  # shutting down (Ctrl-C): the answer has nowhere to go
         self.counters.inc('answer_errors')
+        self._status.set_state(DEGRADED, f'step {step.step_id} failed: {error}')
         self.get_logger().error(f'step {step.step_id}: {error}', throttle_duration_sec=5.0)
 
     def _answer_step(self, step: Step) -> None:
@@ -323,6 +331,7 @@ class EdgeSvlmNode(Node):
             self.counters.inc('bad_image')
             self.get_logger().warning(f'step {step.step_id}: {e}', throttle_duration_sec=5.0)
             return
+        self._status.set_state(ACTIVE)  # a step went through: no longer degraded
         if done is None:
             return
         result = done.result

@@ -23,7 +23,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from edgevlm_ros.core.images import encode_jpeg
+from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.ros.conversions import stamp_to_ns, truth_to_msg
+from edgevlm_ros.ros.diagnostics import ACTIVE, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATCHED, RESULTS
@@ -83,6 +85,9 @@ class FrameSourceNode(Node):
                                                     RESULTS)
         self._count = 0
         self._timer = self.create_timer(1.0 / p['rate_hz'], self._tick)
+        self._status = StatusReporter(self, Counters(),
+                                      gauges=lambda: {'frames_published': self._count})
+        self._status.set_state(ACTIVE)
         self.get_logger().info(f"publishing {p['source']} at {p['rate_hz']:g} Hz "
                                f"({p['transport']}, {p['encoding']})")
         if self._synth is not None:
@@ -111,6 +116,7 @@ class FrameSourceNode(Node):
         rgb = next(self._frames, None)
         if rgb is None:
             self.get_logger().info(f'source finished after {self._count} frames')
+            self._status.set_state(ACTIVE, f'source finished after {self._count} frames')
             self._timer.cancel()
             return
         header = Header(frame_id=self.params['frame_id'],

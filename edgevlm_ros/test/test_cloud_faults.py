@@ -734,7 +734,10 @@ def test_edge_keeps_its_rate_while_the_cloud_hangs_and_the_bridge_recovers(graph
         assert healthy >= 3 and hanging >= 0.6 * healthy, (healthy, hanging)
         assert any(c.status == CloudResponse.STATUS_DROPPED and 'circuit open' in c.error
                    for c in cloud[n:])
+        # The bridge's own state (ros/diagnostics): degraded while the cloud does not answer.
+        assert probe.until(lambda: _latest_diagnostics(probe).get('state') == 'degraded', 10)
         during = _latest_diagnostics(probe)
+        assert during['cloud_state'] in ('failing', 'open', 'probing'), during
         assert int(during['in_flight']) <= 1 and int(during['pending']) <= 1
         assert int(during['http_tasks']) <= 1
 
@@ -744,6 +747,7 @@ def test_edge_keeps_its_rate_while_the_cloud_hangs_and_the_bridge_recovers(graph
                            60), graph.log('cloud_bridge')
         # (A request sent while the server hung may still time out after the first success.)
         assert probe.until(lambda: _latest_diagnostics(probe).get('cloud_state') == 'ok', 30)
+        assert probe.until(lambda: _latest_diagnostics(probe).get('state') == 'active', 10)
         diag = _latest_diagnostics(probe)
         logged = _state_changes_logged(graph)
     # One log line per state change, far fewer than the steps it handled.
