@@ -6,9 +6,15 @@ camera_node: any camera topic in, Steps out.
 Decodes each frame once (raw in any supported encoding, or JPEG/PNG), samples at the step rate by
 the camera's own stamps, resizes to the working resolution, stamps a step id that increases by one
 per Step, pairs it with the current question and publishes edgevlm/step.
+
+Step ids start at the node's start time in milliseconds since the epoch, not at 0: a camera node
+that is restarted (respawn) goes on with larger ids, so the edge sees no camera restart and keeps
+its history and KV cache, and late cloud answers of the old ids still find their slots. (Ids grow
+by one per Step, at most a few per second: they cannot catch up with the clock's milliseconds.)
 """
 
 from collections.abc import Callable
+import time
 
 from edgevlm_msgs.msg import Step
 import numpy as np
@@ -51,7 +57,8 @@ class CameraNode(Node):
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS)
         self._question = self.params['question']
-        self._next_step_id = 0
+        self._first_step_id = time.time_ns() // 1_000_000
+        self._next_step_id = self._first_step_id
         self._sampler = StepSampler(self.params['step_rate_hz'])
         self._step_pub = self.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
         if self.params['input_transport'] == 'raw':
@@ -122,7 +129,7 @@ class CameraNode(Node):
         step = Step(header=header, step_id=self._next_step_id, question=self._question,
                     image=rgb_to_image(rgb, header))
         self._step_pub.publish(step)
-        if self._next_step_id == 0:
+        if self._next_step_id == self._first_step_id:
             self.get_logger().info(f'first step published ({rgb.shape[1]}x{rgb.shape[0]})')
         self._next_step_id += 1
         self.counters.inc('steps_published')

@@ -14,6 +14,7 @@ by nature (launch runner, demo, every node), hence the name.
 import os
 import signal
 
+from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Answer, Step
 import pytest
 from test_tooling_demo import Demo, _summary_row
@@ -52,6 +53,7 @@ def test_every_node_killed_or_stalled_comes_back_and_no_later_step_is_lost(tmp_p
     from edgevlm_ros.ros.qos import EVERY_FRAME, RESULTS
 
     steps = probe.listen(Step, 'edgevlm/step', EVERY_FRAME)
+    probe.listen(DiagnosticArray, '/diagnostics', 50)
     answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
     demo = Demo(tmp_path, '--watchdog=3', 'respawn_delay:=0.5')
 
@@ -87,6 +89,9 @@ def test_every_node_killed_or_stalled_comes_back_and_no_later_step_is_lost(tmp_p
             assert probe.until(lambda w=whole: answers_after(w + 2.0), 30)
             probe.until(lambda: False, 0.5)  # the last steps' answers are on their way
             _steps_answered_once(steps, answers, whole, now_s() - 1.0)
+            if name == 'camera':
+                # Its ids went on from where they were: the edge kept its history.
+                assert probe.diagnostics('edge_svlm').get('step_id_resets', '0') == '0'
         demo.proc.send_signal(signal.SIGINT)
         out = demo.finish()
     finally:
