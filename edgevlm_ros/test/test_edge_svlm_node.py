@@ -88,6 +88,27 @@ def test_ask_answers_a_one_off_question_about_a_given_image_or_the_newest_frame(
     assert not res.success and 'empty' in res.message
 
 
+def test_an_ask_runs_on_the_model_worker_and_the_node_keeps_serving_meanwhile(graph, probe,
+                                                                            tmp_path):
+    from rcl_interfaces.srv import GetParameters
+
+    script = tmp_path / 'slow.json'
+    script.write_text('{"answer": "yes", "delay_ms": 3000}')
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': f'scripted:{script}'})
+    ask = probe.node.create_client(Ask, '/edgevlm/ask')
+    params = probe.node.create_client(GetParameters, '/edge_svlm/get_parameters')
+    assert probe.until(lambda: ask.service_is_ready() and params.service_is_ready(), 30)
+    req = Ask.Request(question='Is the path clear?')
+    req.image = rgb_to_image(np.full((60, 80, 3), 90, np.uint8), _step(probe, 0).header)
+    asked = ask.call_async(req)
+    got = params.call_async(GetParameters.Request(names=['strategy']))
+    # The executor answers a parameter request while the model still works on the Ask.
+    assert probe.until(got.done, 30)
+    assert not asked.done() and got.result().values[0].string_value == 'edgevlm'
+    assert probe.until(asked.done, 30)
+    assert asked.result().success and asked.result().answer.answer == 'yes'
+
+
 def test_steps_arriving_while_the_model_is_busy_are_skipped_not_queued(graph, probe):
     answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
     probe.listen(DiagnosticArray, '/diagnostics', 10)
