@@ -29,7 +29,7 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo test lint unit colcon-check bench soak eval strategy-sweep train-svlm clean
+.PHONY: setup demo test lint unit colcon-check bench soak overload eval strategy-sweep train-svlm clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
@@ -87,6 +87,14 @@ bench: setup
 soak: setup
 	@mkdir -p $(ROS_LOG_DIR)
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# A 640x480 camera at 10 and 30 Hz, raw and JPEG, 2 min a cell (micro SVLM, then the real-size
+# model on OpenVINO int8), and the highest camera rate with at most 5 % of steps lost (15-60 Hz,
+# 30 s each): step rate, frames dropped before decoding, answer rate, CPU share and RSS per node
+# (~25 min). OVERLOAD_ARGS go to overload.py (e.g. '--no-real --duration 60').
+overload: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) bench/overload.py $(OVERLOAD_ARGS)
 
 # The evaluation on the embedded default: a 60 s synthetic world (seed 0, a calm pace: answers hold
 # ~3 s) replayed through the graph once per strategy, the trained micro SVLM on the edge, the
