@@ -96,6 +96,11 @@ overload: setup
 	@mkdir -p $(ROS_LOG_DIR)
 	$(PY) bench/overload.py $(OVERLOAD_ARGS)
 
+# N robots (namespaces robot1..robotN, each its own world and graph) sharing ONE simulated-LVLM lvlm_server: per-robot answer rate, cloud round trip, 429/5xx, retries, accuracy, fairness, CPU and load (N=1,2,4,8 for the sizes side by side; FLEET_ARGS go to fleet.py, e.g. '--service-ms 250 --duration 30').
+fleet: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) bench/fleet.py --robots $(or $(N),4) $(FLEET_ARGS)
+
 # The evaluation on the embedded default: a 60 s synthetic world (seed 0, a calm pace: answers hold
 # ~3 s) replayed through the graph once per strategy, the trained micro SVLM on the edge, the
 # simulated LVLM (ground truth, 10 % wrong on purpose) as the cloud behind a 1.5 s network;

@@ -244,3 +244,43 @@ def test_console_entry_serves_until_terminated(model_dir: Path) -> None:
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_service_time_serialises_model_calls_and_bounds_the_queue() -> None:
+    """
+    Concurrent requests: one model call at a time, each holding the model service_ms.
+
+    More than max_pending at once get the 503 ('overloaded'); the command line sets both.
+    """
+    import threading
+    import time
+
+    fast = 'simulated:synth:duration=1,fps=2,width=128,height=96,error=0'  # ~1 ms a call
+    opts = parse_args(['--max-pending', '3', '--service-ms', '150'])
+    assert (opts.max_pending, opts.service_ms) == (3, 150.0)
+    assert (parse_args([]).max_pending, parse_args([]).service_ms) == (8, 0.0)
+    with pytest.raises(ValueError, match='service_ms'):
+        LvlmServer(fast, service_ms=-1)
+    body = chat_body(data_url(scene()))
+    with LvlmServer(fast, served_name=SERVED, max_pending=3, service_ms=300) as srv:
+        results: list[tuple[int, float]] = []
+        lock = threading.Lock()
+
+        def ask() -> None:
+            t0 = time.monotonic()
+            r = httpx.post(f'{srv.url}/chat/completions', json=body, timeout=30.0)
+            with lock:
+                results.append((r.status_code, time.monotonic() - t0))
+
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=ask) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - t0
+    ok = sorted(s for code, s in results if code == 200)
+    busy = [code for code, _ in results if code != 200]
+    assert busy and set(busy) == {503} and len(ok) >= 3
+    assert ok[0] >= 0.29                          # every call holds the model 300 ms
+    assert ok[-1] >= 0.29 * len(ok) and wall >= 0.29 * len(ok)  # ... one after the other

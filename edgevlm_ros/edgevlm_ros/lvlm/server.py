@@ -3,7 +3,7 @@
 """
 A small OpenAI-compatible LVLM server around any local transformers VLM (stdlib only).
 
-Why one module of 477 lines: it is one small stdlib HTTP server: request parsing, the handler
+Why one module of 500 lines: it is one small stdlib HTTP server: request parsing, the handler
 with its OpenAI-style errors, start and stop, and its command line are one protocol. The model
 itself comes from backends.registry.
 
@@ -36,8 +36,14 @@ and reports the true boxes of the objects its answer is about, as the oracle doe
 Rules: errors are OpenAI-style JSON ``{"error": {"message", "type", "code"}}``: 404 for an
 unknown path or a wrong ``model`` name, 400 for a malformed request or image, 413 for a body over
 the size limit, 503 when more than ``max_pending`` requests wait for the model, 500 if the model
-fails. Model calls are serialised. The server binds 127.0.0.1 unless told otherwise, and logs one
-DEBUG line per request through ``logging``.
+fails. Requests are read, decoded and answered on a thread each; model calls are serialised (one
+at a time, as one model without batching). The server binds 127.0.0.1 unless told otherwise, and
+logs one DEBUG line per request through ``logging``.
+
+Capacity (``service_ms``, ``--service-ms``; 0 = off): every model call holds the model at least
+that long, so a model that answers in a millisecond (the simulated LVLM) stands for a real LVLM's
+compute: the server answers at most 1000 / service_ms requests a second, later ones queue, and
+more than ``max_pending`` (``--max-pending``) at once get the 503. Nothing else changes.
 """
 
 from __future__ import annotations
@@ -249,7 +255,7 @@ class LvlmServer:
                  served_name: str = 'edgevlm-local-lvlm', grounding: str = 'saliency',
                  max_new_tokens: int = 32, *, max_boxes: int = 3, max_pending: int = 8,
                  max_body_bytes: int = MAX_BODY_BYTES, num_threads: int = 0,
-                 device: str = 'auto', dtype: str = 'auto') -> None:
+                 device: str = 'auto', dtype: str = 'auto', service_ms: float = 0.0) -> None:
         if grounding not in GROUNDING_MODES:
             raise ValueError(f'grounding must be one of {GROUNDING_MODES}, got {grounding!r}')
         if not isinstance(port, int) or not 0 <= port <= 65535:
@@ -260,6 +266,10 @@ class LvlmServer:
                             ('max_pending', max_pending), ('max_body_bytes', max_body_bytes)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive int, got {value!r}')
+        if isinstance(service_ms, bool) or not isinstance(service_ms, (int, float)) \
+                or not 0.0 <= service_ms <= 600_000.0:
+            raise ValueError(f'service_ms must be a number in 0..600000, got {service_ms!r}')
+        self.service_s = service_ms / 1000.0  # least time one model call holds the model
         self.model = model
         self.host = host
         self.served_name = served_name
@@ -277,6 +287,7 @@ class LvlmServer:
         self.num_threads = num_threads  # torch CPU threads of the process (0 = torch default)
         self._port = port
         self._pending = threading.BoundedSemaphore(max_pending)
+        self._model_lock = threading.Lock()  # one model call at a time
         # Model calls running now: stop() waits for them, since a process that exits while a
         # handler thread is inside torch aborts ("terminate called without an active exception").
         self._calls = 0
@@ -361,7 +372,12 @@ class LvlmServer:
         with self._calls_done:
             self._calls += 1
         try:
-            result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
+            with self._model_lock:
+                t_model = time.perf_counter()
+                result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
+                left = self.service_s - (time.perf_counter() - t_model)
+                if left > 0:
+                    time.sleep(left)
         except ValueError as e:
             raise ApiError(400, str(e), 'invalid_request') from e
         except Exception as e:  # noqa: BLE001 - a model fault becomes a 500, not a dead thread
@@ -435,6 +451,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument('--dtype', type=_checked(check_dtype), default='auto',
                         help=f'model precision: {", ".join(DTYPES)} (default auto: float16 on '
                         'CUDA, float32 on the CPU)')
+    parser.add_argument('--max-pending', type=int, default=8,
+                        help='requests in or waiting for the model at once; more get a 503')
+    parser.add_argument('--service-ms', type=float, default=0.0,
+                        help='least time each model call holds the model (one at a time): '
+                        'gives a fast model (simulated:...) the capacity of a real LVLM, '
+                        '1000/service_ms requests a second; 0 = off')
     parser.add_argument('--log-level', default='INFO',
                         choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
     return parser
@@ -460,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         server = LvlmServer(opts.model, host=opts.host, port=opts.port,
                             served_name=opts.served_name, grounding=opts.grounding,
                             max_new_tokens=opts.max_new_tokens, device=opts.device,
-                            dtype=opts.dtype)
+                            dtype=opts.dtype, max_pending=opts.max_pending,
+                            service_ms=opts.service_ms)
         server.start()
     except (OSError, ValueError) as e:
         _LOG.error('cannot start: %s', e)
