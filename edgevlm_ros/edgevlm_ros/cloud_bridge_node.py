@@ -5,26 +5,22 @@
 Every Step gets exactly one CloudResponse: the cloud's answer (or its failure: TIMEOUT,
 HTTP_ERROR, PARSE_ERROR) when the step was sent, or DROPPED with the reason when it was not, so
 nobody waits for an answer that will never come. Which steps go out and when is
-``core.selection.CloudSelector`` (in-flight limit, adaptive minimum interval, scene change,
-maximum age); how a failing server is survived is ``cloud.resilience`` (retries with jittered
-backoff, circuit breaker); the HTTP exchange is ``cloud.openai_client``, run on the asyncio loop
-of ``cloud.loop_thread``; the parameters' rules are ``cloud.bridge_config`` and the cloud state
-the log reports is ``cloud.health``. This node only wires them to topics, parameters, logs and
-/diagnostics counters. Its /diagnostics state is 'loading' while the embedded stand-in loads its
-model, then 'active', and 'degraded' while the cloud is not answering (failing, open, probing).
+``cloud.dispatch`` (``core.selection.CloudSelector``: in-flight limit, adaptive minimum interval,
+scene change, maximum age; gated by the circuit breaker); how a failing server is survived is
+``cloud.resilience`` (retries with jittered backoff, circuit breaker); the HTTP exchange is
+``cloud.openai_client``, run on the asyncio loop of ``cloud.loop_thread`` on the clock of
+``cloud.clock``; what a result publishes and counts is ``cloud.outcomes``; the parameters' rules
+are ``cloud.bridge_config`` and the cloud state the log reports is ``cloud.health``. This node
+only wires them to topics, parameters, logs and /diagnostics counters. Its /diagnostics state is
+'loading' while the embedded stand-in loads its model, then 'active', and 'degraded' while the
+cloud is not answering (failing, open, probing).
 
 Logs: one line per cloud state change (ok, failing, open, probing), never one per frame.
 With base_url "embedded" the bridge starts the project's own LVLM server on 127.0.0.1 in this
 process and talks real HTTP to it: the embedded default needs nothing from outside.
 """
 
-import asyncio
-from dataclasses import dataclass
-import threading
-import time
-
 from edgevlm_msgs.msg import CloudResponse, Step
-import numpy as np
 from rclpy.node import Node
 
 from edgevlm_ros.backends.base import DTYPES, check_device
@@ -39,7 +35,9 @@ from edgevlm_ros.cloud.bridge_config import (
     check_url,
     transport_warnings,
 )
-from edgevlm_ros.cloud.health import CloudHealth, HealthChange
+from edgevlm_ros.cloud.clock import BridgeClock
+from edgevlm_ros.cloud.dispatch import CloudDispatch, Job, Orders
+from edgevlm_ros.cloud.health import HealthChange
 from edgevlm_ros.cloud.loop_thread import LoopThread
 from edgevlm_ros.cloud.openai_client import (
     MAX_RESPONSE_BYTES,
@@ -48,11 +46,12 @@ from edgevlm_ros.cloud.openai_client import (
     OpenAiVlmClient,
     resolve_api_key,
 )
+from edgevlm_ros.cloud.outcomes import CLOUD_DOWN, bridge_error, outcome
 from edgevlm_ros.cloud.resilience import CircuitBreaker, Transition
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.netem import NetworkProfile
-from edgevlm_ros.core.selection import CloudSelector, Decision
-from edgevlm_ros.core.stats import Counters, LatencyWindow
+from edgevlm_ros.core.selection import CloudSelector
+from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.ros.conversions import box_to_region, image_to_rgb
 from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, StatusReporter
@@ -66,8 +65,6 @@ STATUS = {'ok': CloudResponse.STATUS_OK, 'timeout': CloudResponse.STATUS_TIMEOUT
           'dropped': CloudResponse.STATUS_DROPPED}
 # How often a step waiting for a free slot is checked against max_age_s.
 EXPIRY_PERIOD_S = 0.1
-# With use_sim_time, emulated network delays wait for the ROS clock, checked this often (wall s).
-SIM_SLEEP_POLL_S = 0.005
 
 PARAMS = [
     ParamSpec('base_url', EMBEDDED, 'OpenAI-compatible API root, e.g. http://gpu-box:8000/v1 '
@@ -148,17 +145,6 @@ PARAMS = [
               'robots started alike do not retry in step)', min=0, max=2**31 - 1, read_only=True),
 ]
 SPECS = {s.name: s for s in PARAMS}
-# Cloud health states (cloud.health) in which the bridge reports itself 'degraded'.
-CLOUD_DOWN = frozenset({'failing', 'open', 'probing'})
-
-
-@dataclass
-class _Job:
-    """One step on its way to the cloud."""
-
-    step: Step
-    rgb: np.ndarray
-    offered_s: float  # the bridge's clock when it arrived; max_age_s counts from here
 
 
 class CloudBridgeNode(Node):
@@ -173,18 +159,14 @@ class CloudBridgeNode(Node):
         self.params = ParamSet(self, PARAMS, on_change=self._on_params,
                                check_together=check_together)
         self._config = c = self._read_config()
-        self.round_trip = LatencyWindow(1000)
-        # The selector and the cloud health: the executor offers steps, the HTTP thread frees
-        # slots and reports outcomes, the breaker reports its transitions from either.
-        self._lock = threading.Lock()
-        self._health = CloudHealth()
         # Selection, round trips and emulated delays run on one clock: monotonic time, or the
         # ROS clock when a replay drives simulated time (/clock) at a speed-up.
-        self._sim_time = bool(self.get_parameter('use_sim_time').value)
+        # (Not self._clock: rclpy's Node keeps its own clock there.)
+        sim_time = self.get_parameter('use_sim_time').value
+        self._time = BridgeClock(self._ros_now if sim_time else None)
         self._profile = NetworkProfile.parse(c.network_profile, c.seed)
-        self._selector = CloudSelector(**c.selection())
-        self._breaker = CircuitBreaker(*c.breaker_limits(), on_transition=self._on_breaker,
-                                       clock=self._now)
+        self._dispatch = CloudDispatch(CloudSelector(**c.selection()), CircuitBreaker(
+            *c.breaker_limits(), on_transition=self._on_breaker, clock=self._time.now))
         api_key, key_source = resolve_api_key(c.api_key_env, c.api_key_file)
         # The heartbeat before the embedded stand-in loads its model (it may build it first);
         # its gauges once everything they read exists.
@@ -195,9 +177,8 @@ class CloudBridgeNode(Node):
         try:
             self._client = OpenAiVlmClient(
                 base_url, c.model, api_key=api_key, **c.client_options(),
-                retry=c.retry_policy(), breaker=self._breaker, network=self._profile,
-                on_notice=self._on_notice, clock=self._now,
-                sleep=self._sim_sleep if self._sim_time else asyncio.sleep)
+                retry=c.retry_policy(), breaker=self._dispatch.breaker, network=self._profile,
+                on_notice=self._on_notice, clock=self._time.now, sleep=self._time.sleep)
         except ValueError:
             self._stop_embedded()
             raise
@@ -239,27 +220,14 @@ class CloudBridgeNode(Node):
             self._profile = NetworkProfile.parse(c.network_profile, c.seed)
             self._client.network = self._profile
             self.get_logger().info(f'network profile is now {self._profile.describe()}')
+        self._dispatch.configure(c, changed)  # the selector and the breaker
         if SELECTION_PARAMS & changed.keys():
-            with self._lock:
-                self._selector.configure(**c.selection())
             self._client.max_in_flight = c.max_in_flight
         if any(k.startswith('retry.') for k in changed):
             self._client.retry = c.retry_policy()
-        if any(k.startswith('breaker.') for k in changed):
-            self._breaker.configure(*c.breaker_limits())
 
-    # ------------------------------------------------------------------ time
-
-    def _now(self) -> float:
-        if self._sim_time:
-            return self.get_clock().now().nanoseconds * 1e-9
-        return time.monotonic()
-
-    async def _sim_sleep(self, seconds: float) -> None:
-        """Wait `seconds` of ROS (simulated) time; the HTTP timeout bounds it in wall time."""
-        end = self._now() + seconds
-        while (left := end - self._now()) > 0:
-            await asyncio.sleep(min(SIM_SLEEP_POLL_S, left))
+    def _ros_now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     # ------------------------------------------------------------------ steps
 
@@ -272,34 +240,23 @@ class CloudBridgeNode(Node):
             self.get_logger().warning(f'step {msg.step_id}: {e}', throttle_duration_sec=5.0)
             return
         if not self._config.uses_cloud:
-            self._publish_dropped(msg, 'strategy')
+            self._publish_dropped(msg, 'strategy', self._dispatch.drop_error('strategy'))
             return
-        now = self._now()
-        with self._lock:  # the selector thumbnails the frame only if the step may go
-            decision = self._selector.offer(now, _Job(msg, rgb, now), rgb,
-                                            gate=self._breaker.ready())
-        self._apply(decision)
+        self._apply(self._dispatch.offer(self._time.now(), msg, rgb))
 
     def _expire(self) -> None:
-        with self._lock:
-            decision = self._selector.expire(self._now())
-        self._apply(decision)
+        self._apply(self._dispatch.expire(self._time.now()))
 
-    def _apply(self, decision: Decision) -> None:
-        for job, reason in decision.dropped:
-            self._publish_dropped(job.step, reason)
-        for job in decision.send:
+    def _apply(self, orders: Orders) -> None:
+        for job, reason, error in orders.dropped:
+            self._publish_dropped(job.step, reason, error)
+        for job in orders.send:
             self.counters.inc('requests_sent')
             self._http.submit(self._ask(job)).add_done_callback(self._request_done)
 
-    def _publish_dropped(self, step: Step, reason: str, error: str = '') -> None:
+    def _publish_dropped(self, step: Step, reason: str, error: str) -> None:
         # Said out loud, so that whoever waits for this step's cloud answer stops waiting.
         self.counters.inc(f'dropped_{reason}')
-        if not error:
-            error = f'not sent: {reason}'
-            if reason == 'circuit_open':
-                error = (f'not sent: circuit open, next probe in '
-                         f'{self._breaker.next_probe_in():.1f} s')
         self._pub.publish(CloudResponse(
             header=step.header, step_id=step.step_id, question=step.question,
             model=self._config.model, status=CloudResponse.STATUS_DROPPED, error=error))
@@ -310,65 +267,42 @@ class CloudBridgeNode(Node):
             self.get_logger().error(f'cloud request failed inside the bridge: '
                                     f'{future.exception()!r}', throttle_duration_sec=10.0)
 
-    async def _ask(self, job: _Job) -> None:
-        deadline = job.offered_s + self._selector.max_age_s
+    async def _ask(self, job: Job) -> None:
         result = None
         try:
-            result = await self._client.ask(job.rgb, job.step.question, deadline=deadline)
+            result = await self._client.ask(job.rgb, job.step.question,
+                                            deadline=self._dispatch.deadline_s(job))
         except Exception as e:  # noqa: BLE001 - the client reports faults; this is a last guard
             self.counters.inc('bridge_errors')
-            result = CloudResult(status='http_error', model=self._config.model,
-                                 error=f'bridge error: {type(e).__name__}: {e}')
+            result = bridge_error(e, self._config.model)
         finally:
-            rtt_s = result.round_trip_ms / 1000.0 if result is not None and result.ok else None
-            with self._lock:
-                decision = self._selector.finished(self._now(), rtt_s,
-                                                   gate=self._breaker.ready())
+            orders = self._dispatch.finished(self._time.now(), result)
         try:
             self._report(job.step, result)
         finally:
-            self._apply(decision)  # the step that waited for this slot goes (or is dropped)
+            self._apply(orders)  # the step that waited for this slot goes (or is dropped)
 
     def _report(self, step: Step, result: CloudResult) -> None:
-        if result.status == 'dropped':
-            self._publish_dropped(step, result.fault or 'client', result.error)
+        out = outcome(result)
+        if out.drop_reason:
+            self._publish_dropped(step, out.drop_reason,
+                                  self._dispatch.drop_error(out.drop_reason, out.error))
             return
         self._pub.publish(CloudResponse(
             header=step.header, step_id=step.step_id, question=step.question,
             answer=result.answer, regions=[box_to_region(b) for b in result.boxes],
             round_trip_ms=float(result.round_trip_ms),
             model=result.model or self._config.model,
-            status=STATUS.get(result.status, CloudResponse.STATUS_HTTP_ERROR),
-            error=result.error))
-        self.counters.inc(f'responses_{result.status}')
-        self.counters.inc('attempts', result.attempts)
-        self.counters.inc('retries', max(0, result.attempts - 1))
-        self.counters.inc('bytes_sent', result.request_bytes)
-        self.counters.inc('bytes_received', result.response_bytes)
-        if result.ok:
-            self.round_trip.add(result.round_trip_ms)
-            if not result.structured:
-                self.counters.inc('replies_unstructured')
-            # Boxes the model wrote but that could not be used: a sign of a wrong box_format.
-            self.counters.inc('boxes_found', result.boxes_found)
-            for reason, n in result.drop_reasons.items():
-                self.counters.inc(f'boxes_dropped_{reason}', n)
-            if result.unparsed_boxes:
-                self.counters.inc('replies_unparsed_boxes')
-        else:
-            self.counters.inc(f'failures_{result.fault or "other"}')
-        with self._lock:
-            change = self._health.observe(result, step.step_id, self._breaker.state,
-                                          self._breaker.failure_threshold)
-        self._log_change(change)
+            status=STATUS.get(out.status, CloudResponse.STATUS_HTTP_ERROR), error=out.error))
+        for name, n in out.counts:
+            self.counters.inc(name, n)
+        self._log_change(self._dispatch.report(result, step.step_id))
 
     # ------------------------------------------------------------------ cloud state
 
     def _on_breaker(self, t: Transition) -> None:
         self.counters.inc(f'breaker_{t.new}')
-        with self._lock:
-            change = self._health.observe_breaker(t, self._breaker.last_error)
-        self._log_change(change)
+        self._log_change(self._dispatch.on_breaker(t))
 
     def _log_change(self, change: HealthChange | None) -> None:
         """Log and count one line per cloud state change, never one per frame."""
@@ -390,19 +324,8 @@ class CloudBridgeNode(Node):
         self.get_logger().warning(text)
 
     def _gauges(self) -> dict[str, object]:
-        rt = self.round_trip.summary()
-        with self._lock:
-            in_flight, pending = self._selector.in_flight, self._selector.pending
-            interval = self._selector.interval_s
-            ewma = self._selector.rtt_ewma_s
-            cloud_state = self._health.state
-        return {'cloud_state': cloud_state, 'breaker_state': self._breaker.state,
-                'next_probe_in_s': f'{self._breaker.next_probe_in():.2f}',
-                'in_flight': in_flight, 'pending': pending, 'http_tasks': self._http.pending,
-                'interval_s': f'{interval:.3f}',
-                'rtt_ewma_ms': 'nan' if ewma is None else f'{ewma * 1000:.1f}',
+        return {**self._dispatch.gauges(), 'http_tasks': self._http.pending,
                 'structured_output': self._client.structured_output,
-                'round_trip_p50_ms': f"{rt['p50']:.1f}", 'round_trip_p95_ms': f"{rt['p95']:.1f}",
                 'parameter_rejections': self.params.rejected}
 
     # ------------------------------------------------------------------ shutdown

@@ -639,7 +639,7 @@ def test_retry_and_breaker_limits_that_contradict_each_other_are_refused_at_run_
     assert (node._client.retry.base_s, node._client.retry.max_s) == (5.0, 10.0)
     assert node.set_parameters([Parameter('breaker.max_cooldown_s', value=300.0)])[0].successful
     assert node.set_parameters([Parameter('breaker.cooldown_s', value=100.0)])[0].successful
-    assert node._breaker.cooldown_s == 100.0
+    assert node._dispatch.breaker.cooldown_s == 100.0
 
 
 def test_bridges_with_the_same_parameters_do_not_retry_in_step(bridge):
@@ -879,15 +879,15 @@ def test_a_cloud_failing_every_other_request_is_one_state_change_not_one_per_fra
         node._report(Step(step_id=step_id, question='q?'), result)
 
     report(ok)
-    assert node._health.state == 'ok'
+    assert node._dispatch.cloud_state == 'ok'
     for _ in range(10):  # under the breaker's threshold: never two failures in a row
         report(bad)
         report(ok)
-    assert node._health.state == 'failing'
+    assert node._dispatch.cloud_state == 'failing'
     assert node.counters.get('state_changes') == 2  # unknown -> ok -> failing
     for _ in range(3):
         report(ok)
-    assert node._health.state == 'ok' and node.counters.get('state_changes') == 3
+    assert node._dispatch.cloud_state == 'ok' and node.counters.get('state_changes') == 3
 
 
 def test_boxes_the_bridge_could_not_use_are_counted(bridge):
