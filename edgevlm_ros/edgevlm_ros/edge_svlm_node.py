@@ -3,6 +3,10 @@
 """
 edge_svlm_node: answers every Step it can take with the edge SVLM.
 
+Why one module of 420 lines: 70 of them are the parameter table and its descriptions; the class
+is the lifecycle (each transition also sets the heartbeat's state), message conversion and
+publishing, with no step rules (core.edge_step, core.edge_runner).
+
 Always the newest Step: a Step that arrives while another one waits is replaced and counted as
 skipped, never queued. How a step is answered (strategy, history with Context Replacement,
 Visual Focus, offload's wait, edgevlm_arbitrated's choice and its reason) is core.edge_step, the
