@@ -29,7 +29,7 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo test lint unit colcon-check bench soak overload eval strategy-sweep train-svlm clean
+.PHONY: setup demo test lint unit colcon-check bench soak overload fleet chaos eval strategy-sweep train-svlm clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
@@ -100,6 +100,14 @@ overload: setup
 fleet: setup
 	@mkdir -p $(ROS_LOG_DIR)
 	$(PY) bench/fleet.py --robots $(or $(N),4) $(FLEET_ARGS)
+
+# What each node's death or stall costs the running demo graph: SIGKILL of every node in turn and
+# a SIGSTOP of the edge; per fault the time to the next answer, steps lost, the edge's model load.
+# CHAOS_ARGS go to chaos.py (e.g. '--edge-model smolvlm-256m-random --edge-args
+# edge_backend:=openvino edge_quantize:=int8').
+chaos: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
 # The evaluation on the embedded default: a 60 s synthetic world (seed 0, a calm pace: answers hold
 # ~3 s) replayed through the graph once per strategy, the trained micro SVLM on the edge, the
