@@ -263,24 +263,29 @@ class _Clock:
 def test_the_watchdog_tells_a_stalled_node_from_a_loading_or_starting_one():
     clock = _Clock()
     w = L.Watchdog(watchdog_s=5.0, startup_s=60.0, clock=clock)
-    w.started('/edge_svlm')
+    w.started('/edge_svlm', 100)
     clock.t += 30.0
     assert w.stalled('/edge_svlm') is None  # importing torch, no node yet: not before 60 s
-    w.beat('/edge_svlm', 'loading')
+    w.beat('/edge_svlm', 'loading', 100)
     clock.t += 4.0
     assert w.stalled('/edge_svlm') is None
-    w.beat('/edge_svlm', 'loading')  # a long model load keeps beating: never stalled
+    w.beat('/edge_svlm', 'loading', 100)  # a long model load keeps beating: never stalled
     clock.t += 4.9
     assert w.stalled('/edge_svlm') is None
     clock.t += 0.2
     assert 'no heartbeat for 5.1 s' in w.stalled('/edge_svlm')
-    w.beat('/edge_svlm', 'stalled')
+    w.beat('/edge_svlm', 'stalled', 100)
     assert 'says stalled' in w.stalled('/edge_svlm')
-    w.started('/edge_svlm')  # a new life: the old one's beats are forgotten
-    assert w.stalled('/edge_svlm') is None
-    clock.t += 61.0
+    w.started('/edge_svlm', 200)  # a new life: the old one's beats are forgotten
+    w.beat('/edge_svlm', 'active', 100)  # a late beat of the killed process does not count
+    clock.t += 30.0
+    assert w.stalled('/edge_svlm') is None  # still starting: not "no heartbeat for 30 s"
+    clock.t += 31.0
     assert 'no heartbeat 61 s after its start' in w.stalled('/edge_svlm')
-    w.beat('/camera', 'active')  # a node this supervisor did not start: not watched
+    w.beat('/camera', 'active', 300)  # a node this supervisor did not start: not watched
+    assert w.stalled('/camera') is None
+    w.started('/camera', None)  # killed, not started again yet: nothing to judge
+    clock.t += 100.0
     assert w.stalled('/camera') is None
 
 
@@ -295,10 +300,10 @@ def test_a_stalled_node_is_killed_once_and_respawned_and_its_siblings_are_not(su
     sup, lines = supervise(stuck, fine, watchdog=w)
     first, sibling = sup.pid('edge_svlm'), sup.pid('camera')
     os.kill(first, signal.SIGSTOP)  # hangs: no exit for launch to notice
-    w.beat('/edge_svlm', 'active')
-    w.beat('/camera', 'active')
+    w.beat('/edge_svlm', 'active', first)
+    w.beat('/camera', 'active', sibling)
     clock.t += 6.0
-    w.beat('/camera', 'active')
+    w.beat('/camera', 'active', sibling)
     assert poll_until(sup, lambda: sup.pid('edge_svlm') not in (None, first), 10)
     assert len(lines.about('edge_svlm', 'stalled: no heartbeat for 6.0 s')) == 1
     assert len(lines.about('edge_svlm', 'restarted')) == 1

@@ -27,6 +27,7 @@ check) when a link really carries data.
 """
 
 from collections.abc import Callable
+import os
 import threading
 import time
 
@@ -133,7 +134,9 @@ class StatusReporter:
             except Exception as e:  # noqa: BLE001 - a broken gauge must not stop the heartbeat
                 values['gauges_error'] = repr(e)
         values.update(matched_endpoints(self._node))
-        values.update(state=state, state_detail=detail, executor_age_s=f'{age:.2f}')
+        # pid: a supervisor tells this life's heartbeats from a late one of a process it killed.
+        values.update(state=state, state_detail=detail, executor_age_s=f'{age:.2f}',
+                      pid=str(os.getpid()))
         status = DiagnosticStatus(
             level=LEVELS[state], name=self._node.get_fully_qualified_name(),
             message=state, hardware_id='edgevlm_ros',

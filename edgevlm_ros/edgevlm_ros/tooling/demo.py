@@ -186,7 +186,7 @@ class DemoMonitor(Node):
         for s in m.status:
             self.diagnostics[s.name] = {kv.key: kv.value for kv in s.values}
             if self.watchdog is not None:
-                self.watchdog.beat(s.name, self.diagnostics[s.name].get('state', ''))
+                launch_runner.beat(self.watchdog, s.name, self.diagnostics[s.name])
 
     def counter(self, node_suffix: str, key: str) -> int:
         for name, values in self.diagnostics.items():

@@ -519,9 +519,10 @@ class Watchdog:
     Heartbeats of the nodes by fully qualified name, and which of them stalled.
 
     Every node publishes its DiagnosticStatus on /diagnostics about once a second from a thread
-    of its own (ros.diagnostics), so neither its executor nor its model can hold the heartbeat
-    back; a node busy loading a model reports state `loading` and keeps beating. A node stalled
-    when, in its current life (since it was last started):
+    of its own (ros.diagnostics), with its pid, so neither its executor nor its model can hold the
+    heartbeat back; a node busy loading a model reports state `loading` and keeps beating. Only
+    the heartbeats of the node's current process count (by pid): a late one of a process that was
+    killed says nothing about its successor. A node stalled when, in its current life:
 
     1. it has beaten before and has not for `watchdog_s` (a deadlock of the whole process, a
        SIGSTOP, a driver stuck in a system call);
@@ -538,30 +539,32 @@ class Watchdog:
                              f'{startup_s}')
         self.watchdog_s, self.startup_s, self.clock = watchdog_s, startup_s, clock
         self._lock = threading.Lock()
-        self._started: dict[str, float] = {}
-        self._beat: dict[str, tuple[float, str]] = {}   # node -> (when, state)
+        self._life: dict[str, tuple[float, int | None]] = {}   # node -> (started, pid)
+        self._beat: dict[str, tuple[float, str]] = {}          # node -> (when, state)
 
-    def started(self, node: str) -> None:
-        """A new life of `node` begins: what its last life said no longer counts."""
+    def started(self, node: str, pid: int | None) -> None:
+        """A new life of `node` (process `pid`; None: none yet) begins: the old one's beats end."""
         with self._lock:
-            self._started[node] = self.clock()
+            self._life[node] = (self.clock(), pid)
             self._beat.pop(node, None)
 
-    def beat(self, node: str, state: str = '') -> None:
+    def beat(self, node: str, state: str = '', pid: int | None = None) -> None:
+        """A heartbeat; one that names another process than the node's current one is ignored."""
         with self._lock:
-            if node in self._started:
+            life = self._life.get(node)
+            if life is not None and life[1] is not None and (pid is None or pid == life[1]):
                 self._beat[node] = (self.clock(), state)
 
     def stalled(self, node: str) -> str | None:
         """Why `node` counts as stalled now (one line), or None."""
         now = self.clock()
         with self._lock:
-            started = self._started.get(node)
+            life = self._life.get(node)
             beat = self._beat.get(node)
-        if started is None:
+        if life is None or life[1] is None:
             return None
         if beat is None:
-            quiet = now - started
+            quiet = now - life[0]
             return (f'no heartbeat {quiet:.0f} s after its start (> {self.startup_s:g} s)'
                     if quiet > self.startup_s else None)
         if now - beat[0] > self.watchdog_s:
@@ -569,6 +572,12 @@ class Watchdog:
         if beat[1] == 'stalled':
             return 'its heartbeat says stalled (its executor stopped turning)'
         return None
+
+
+def beat(watchdog: Watchdog, node: str, values: dict[str, str]) -> None:
+    """Feed one DiagnosticStatus (its name and key/values) to the watchdog."""
+    pid = values.get('pid', '')
+    watchdog.beat(node, values.get('state', ''), int(pid) if pid.isdigit() else None)
 
 
 class HeartbeatListener:
@@ -594,8 +603,7 @@ class HeartbeatListener:
 
     def on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            state = next((kv.value for kv in status.values if kv.key == 'state'), '')
-            self._watchdog.beat(status.name, state)
+            beat(self._watchdog, status.name, {kv.key: kv.value for kv in status.values})
 
     def _spin(self) -> None:
         try:
@@ -652,8 +660,8 @@ class Supervisor:
     def start(self) -> None:
         try:
             for i, p in enumerate(self.procs):
-                self._life_begins(i)
                 self.popens[i] = _spawn(p, self.log_dir)
+                self._life_begins(i)
         except BaseException:
             self.shutdown()
             raise
@@ -663,8 +671,10 @@ class Supervisor:
         return bool(self.pending) or any(q is not None for q in self.popens)
 
     def _life_begins(self, i: int) -> None:
+        """Tell the watchdog process i's current process (None: none, after a kill)."""
         if self.watchdog is not None and self.procs[i].node:
-            self.watchdog.started(self.procs[i].node)
+            q = self.popens[i]
+            self.watchdog.started(self.procs[i].node, None if q is None else q.pid)
 
     def stall_counts(self) -> dict[str, int]:
         return {p.name: n for p, n in zip(self.procs, self.stalls)}
@@ -689,8 +699,8 @@ class Supervisor:
                 if why is not None:
                     self.stalls[i] += 1
                     self.say(f'[launch] {p.name} stalled: {why} [pid {q.pid}]; killing it')
-                    self._life_begins(i)  # one kill per stall, not one per poll
                     q.kill()
+                    self.watchdog.started(p.node, None)  # one kill per stall, not one per poll
         now = self.clock()
         for i, due in list(self.pending.items()):
             if now >= due and not self.shutting_down:
@@ -722,13 +732,13 @@ class Supervisor:
     def _respawn(self, i: int) -> None:
         p = self.procs[i]
         try:
-            self._life_begins(i)
             q = _spawn(p, self.log_dir, f'[launch] respawn ({self._limit(i)})')
         except OSError as e:
             self.ended.append(Ended(p.name, 127, f'respawn failed: {e}'))
             self.say(f'[launch] {p.name} could not be respawned: {e}')
             return
         self.popens[i] = q
+        self._life_begins(i)
         self.restarts[i] += 1
         self.say(f'[launch] {p.name} restarted [pid {q.pid}] ({self._limit(i)})')
 
