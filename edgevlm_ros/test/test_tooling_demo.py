@@ -160,7 +160,7 @@ class Demo:
 
 
 def _answer_line(line: str) -> bool:
-    return line.startswith(('edge ', 'cloud ', 'CLOUD '))
+    return line.startswith(('edge ', 'cloud '))  # answers; 'CLOUD ' lines are cloud responses
 
 
 def _summary_row(out: str, key: str) -> str:
