@@ -35,6 +35,8 @@ import sys
 import threading
 import time
 
+from edgevlm_ros.tooling import launch_runner
+
 FAULTS = (('frame_source', 'frame_source_node', signal.SIGKILL),
           ('camera', 'camera_node', signal.SIGKILL),
           ('edge_svlm', 'edge_svlm_node', signal.SIGKILL),
@@ -66,17 +68,7 @@ class Demo:
                 return
 
     def child(self, executable: str) -> int:
-        for d in Path('/proc').iterdir():
-            if not d.name.isdigit():
-                continue
-            try:
-                ppid = int((d / 'stat').read_text().rsplit(') ', 1)[1].split()[1])
-                cmd = (d / 'cmdline').read_bytes().decode(errors='replace')
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == self.proc.pid and executable in cmd:
-                return int(d.name)
-        raise LookupError(f'no {executable} under the demo')
+        return launch_runner.child_pid(self.proc.pid, executable)
 
     def stop(self) -> str:
         if self.proc.poll() is None:

@@ -20,6 +20,7 @@ import time
 from edgevlm_msgs.msg import Answer
 from edgevlm_ros.core.records import Truth
 from edgevlm_ros.ros.conversions import ns_to_stamp, truth_to_msg
+from edgevlm_ros.tooling import launch_runner
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -132,17 +133,7 @@ class Demo:
 
     def child(self, executable: str) -> int:
         """The pid of the demo's node process running executable."""
-        for d in Path('/proc').iterdir():
-            if not d.name.isdigit():
-                continue
-            try:
-                ppid = int((d / 'stat').read_text().rsplit(') ', 1)[1].split()[1])
-                cmd = (d / 'cmdline').read_bytes().decode(errors='replace')
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == self.proc.pid and executable in cmd:
-                return int(d.name)
-        raise LookupError(f'no {executable} under the demo')
+        return launch_runner.child_pid(self.proc.pid, executable)
 
     def close(self) -> None:
         """

@@ -490,6 +490,24 @@ def exit_text(code: int) -> str:
     return f'exited {code}'
 
 
+def child_pid(parent: int, executable: str) -> int:
+    """The pid of `parent`'s child process whose command line names `executable` (from /proc).
+
+    How a test or a bench finds one node of a running `edgevlm_demo` / `edgevlm_launch` to kill.
+    """
+    for d in Path('/proc').iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / 'stat').read_text().rsplit(') ', 1)[1].split()[1])
+            cmd = (d / 'cmdline').read_bytes().decode(errors='replace')
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and executable in cmd:
+            return int(d.name)
+    raise LookupError(f'no {executable} under process {parent}')
+
+
 def config_error(log: Path) -> str:
     """The error a node logged before it exited on its configuration ('' if none is found)."""
     if not log.exists():
