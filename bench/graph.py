@@ -163,7 +163,10 @@ def make_monitor(namespace: str = ''):
             self.recording = False
             self.reset()
             self.first_answer_s: float | None = None
-            self.newest_step_id = -1  # every step, recording or not (the soak counts with it)
+            # Every step, recording or not (the soak counts with them). Step ids start at the
+            # camera's start time in ms: the count is newest - first + 1.
+            self.first_step_id: int | None = None
+            self.newest_step_id = -1
             self.diagnostics: dict[str, dict[str, str]] = {}
             self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME)
             self.create_subscription(Answer, 'edgevlm/answer', self._on_answer, RESULTS)
@@ -185,7 +188,15 @@ def make_monitor(namespace: str = ''):
             self.mask_rx: dict[int, float] = {}     # source step id -> first mask's arrival
             self.masks = 0
 
+        @property
+        def steps_seen(self) -> int:
+            if self.first_step_id is None:
+                return 0
+            return self.newest_step_id - self.first_step_id + 1
+
         def _on_step(self, m) -> None:
+            if self.first_step_id is None:
+                self.first_step_id = m.step_id
             self.newest_step_id = max(self.newest_step_id, m.step_id)
             if self.recording:
                 self.step_ms[m.step_id] = (time.time() - stamp_to_s(m.header.stamp)) * 1000.0

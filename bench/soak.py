@@ -62,6 +62,8 @@ def main() -> int:
     ap.add_argument('--step-rate', type=float, default=10.0, help='camera step_rate_hz')
     ap.add_argument('--frame-rate', type=float, default=30.0, help='frame_source rate_hz')
     ap.add_argument('--edge-model', default='tiny')
+    ap.add_argument('--edge-args', nargs='*', default=[],
+                    help="more launch arguments, e.g. 'edge_backend:=openvino edge_quantize:=int8'")
     ap.add_argument('--network-profile', default='none')
     ap.add_argument('--domain', type=int, default=DEFAULT_DOMAIN,
                     help='ROS_DOMAIN_ID (tests use 1..90)')
@@ -80,6 +82,7 @@ def main() -> int:
     largs = {'use_frame_source': 'true', 'source': 'builtin:pan', 'cloud_url': 'embedded',
              'edge_model': opts.edge_model, 'network_profile': opts.network_profile,
              'params_file': graph.params_file(overrides, opts.log_dir)}
+    largs.update(a.split(':=', 1) for a in opts.edge_args)
     max_s = opts.max_minutes * 60 or 3 * opts.steps / opts.step_rate + 300
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -113,9 +116,9 @@ def main() -> int:
 
         def tick() -> bool:
             nonlocal next_at
-            if monitor.newest_step_id + 1 < next_at:
+            if monitor.steps_seen < next_at:
                 return time.monotonic() - t_run > max_s
-            steps = monitor.newest_step_id + 1
+            steps = monitor.steps_seen
             rss = stats.sample()
             counts = {c: _os_counts(p) for c, p in stats.procs.items()}
             rows.append((steps, rss, counts))
@@ -132,7 +135,7 @@ def main() -> int:
         wall = time.monotonic() - t_run
         graph.spin_for(executor, 1.2, popens, procs)  # one more diagnostics round
         if died is None and (not rows or rows[-1][0] < opts.steps):
-            died = f'stopped after {max_s / 60:.0f} min at step {monitor.newest_step_id + 1}'
+            died = f'stopped after {max_s / 60:.0f} min at step {monitor.steps_seen}'
         if rows:
             verdict(opts, monitor, rows, cols, wall)
     finally:
