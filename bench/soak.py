@@ -63,7 +63,8 @@ def main() -> int:
     ap.add_argument('--frame-rate', type=float, default=30.0, help='frame_source rate_hz')
     ap.add_argument('--edge-model', default='tiny')
     ap.add_argument('--edge-args', nargs='*', default=[],
-                    help="more launch arguments, e.g. 'edge_backend:=openvino edge_quantize:=int8'")
+                    help='more launch arguments, e.g. edge_backend:=openvino '
+                         'edge_quantize:=int8')
     ap.add_argument('--network-profile', default='none')
     ap.add_argument('--domain', type=int, default=DEFAULT_DOMAIN,
                     help='ROS_DOMAIN_ID (tests use 1..90)')
