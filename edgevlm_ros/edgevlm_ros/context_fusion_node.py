@@ -179,7 +179,8 @@ class ContextFusionNode(Node):
             return
         self._tracked = None
         mask = FocusMask(source_step_id=msg.step_id, target_step_id=msg.step_id, regions=[],
-                         age_s=float(max(0.0, now - source_stamp)), confidence=0.0)
+                         age_s=float(max(0.0, now - source_stamp)), confidence=0.0,
+                         quality=0.0)
         mask.header.stamp = msg.header.stamp
         if self._newest_header is not None:
             mask.header.frame_id = self._newest_header.frame_id
@@ -205,6 +206,8 @@ class ContextFusionNode(Node):
             result = self._propagator.propagate(tr.boxes, frames)
             if result is None or not result.tracked:
                 self.counters.inc('tracks_lost')
+                if result is not None and result.cut:
+                    self.counters.inc('scene_cuts')  # the view changed to another scene
                 self._tracked = None
                 return
             # Carry the motion-only boxes; margins are applied once below, from the total age,
@@ -220,7 +223,8 @@ class ContextFusionNode(Node):
             return
         mask = FocusMask(source_step_id=tr.source_step_id, target_step_id=step_id,
                          regions=[box_to_region(b) for b in grown], age_s=float(age),
-                         confidence=self._propagator.confidence(age, min(tr.qualities)))
+                         confidence=self._propagator.confidence(age, min(tr.qualities)),
+                         quality=float(min(tr.qualities)))
         mask.header.stamp = s_to_stamp(target.stamp_s)
         if self._newest_header is not None:
             mask.header.frame_id = self._newest_header.frame_id

@@ -40,6 +40,7 @@ from edgevlm_ros.backends.base import (
 )
 from edgevlm_ros.core import edge_step as es
 from edgevlm_ros.core.arbitration import ArbitrationParams
+from edgevlm_ros.core.carry import CarryParams
 from edgevlm_ros.core.edge_runner import EdgeRunner
 from edgevlm_ros.core.edge_step import DEFAULT_SKIP_FOCUS, FOCUS_MODES
 from edgevlm_ros.core.images import ImageDecodeError
@@ -119,6 +120,12 @@ PARAMS = [
               'edgevlm_arbitrated: the cloud is not trusted while it contradicts itself on more '
               'than this share of consecutive answers to one question (1 = always trusted)',
               min=0.0, max=1.0),
+    ParamSpec('carry.max_carry_s', CarryParams.max_carry_s, 'edgevlm_carried: a cloud answer '
+              'about a frame older than this (camera time) is never weighed, s', min=0.0,
+              max=600.0),
+    ParamSpec('carry.min_track_quality', CarryParams.min_track_quality, 'edgevlm_carried: a '
+              'cloud answer is carried only while its tracked boxes are at least this good '
+              '(FocusMask.quality)', min=0.0, max=1.0),
     ParamSpec('offload.deadline_s', 1.0, 'offload strategy: wait for the cloud up to this long '
               'when its predicted round trip fits, s', min=0.0, max=60.0),
     ParamSpec('debug.publish_prompt', False, 'publish what the SVLM received for every step '
@@ -211,7 +218,9 @@ class EdgeSvlmNode(Node):
             focus_max_age_s=p['focus.max_age_s'], offload_deadline_s=p['offload.deadline_s'],
             arbitration=ArbitrationParams(
                 max_age_s=p['arbitration.max_age_s'],
-                max_self_disagreement=p['arbitration.max_self_disagreement']))
+                max_self_disagreement=p['arbitration.max_self_disagreement']),
+            carry=CarryParams(max_carry_s=p['carry.max_carry_s'],
+                              min_track_quality=p['carry.min_track_quality']))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subs = [
@@ -305,13 +314,15 @@ class EdgeSvlmNode(Node):
     def _on_focus_mask(self, msg: FocusMask) -> None:
         self.runner.on_mask(es.MaskNote(msg.source_step_id, msg.target_step_id,
                                         tuple(region_to_box(r) for r in msg.regions),
-                                        stamp_to_s(msg.header.stamp) - msg.age_s))
+                                        stamp_to_s(msg.header.stamp) - msg.age_s,
+                                        quality=msg.quality))
 
     def _on_cloud_response(self, msg: CloudResponse) -> None:
         arrival = self.runner.on_cloud(es.CloudNote(
             msg.step_id, stamp_to_s(msg.header.stamp), msg.question, msg.answer,
             msg.status == CloudResponse.STATUS_OK,
-            None if msg.status == CloudResponse.STATUS_DROPPED else msg.round_trip_ms / 1e3))
+            None if msg.status == CloudResponse.STATUS_DROPPED else msg.round_trip_ms / 1e3,
+            len(msg.regions)))
         if arrival is not None:  # cloud_only
             self._publish(msg.header, msg.step_id, msg.question, arrival, model_ms=0.0)
 

@@ -8,9 +8,13 @@ import pytest
 
 def test_strategy_properties():
     assert {s for s in Strategy if s.uses_replacement} == {
-        Strategy.EDGEVLM, Strategy.REPLACEMENT_ONLY, Strategy.EDGEVLM_ARBITRATED}
+        Strategy.EDGEVLM, Strategy.REPLACEMENT_ONLY, Strategy.EDGEVLM_ARBITRATED,
+        Strategy.EDGEVLM_CARRIED}
     assert {s for s in Strategy if s.uses_focus} == {
-        Strategy.EDGEVLM, Strategy.FOCUS_ONLY, Strategy.EDGEVLM_ARBITRATED}
+        Strategy.EDGEVLM, Strategy.FOCUS_ONLY, Strategy.EDGEVLM_ARBITRATED,
+        Strategy.EDGEVLM_CARRIED}
+    assert {s for s in Strategy if s.weighs_cloud} == {
+        Strategy.EDGEVLM_ARBITRATED, Strategy.EDGEVLM_CARRIED}
     assert {s for s in Strategy if not s.runs_edge_model} == {Strategy.CLOUD_ONLY,
                                                                Strategy.CLOUD_STALE}
     assert {s for s in Strategy if not s.uses_cloud} == {Strategy.EDGE_ONLY}

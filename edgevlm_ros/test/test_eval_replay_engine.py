@@ -24,7 +24,7 @@ pytestmark = pytest.mark.ros
 # the cloud, some fall back to the edge after their deadline.
 NETWORK = 'jitter:650,250'
 STRATEGIES = ('edge_only', 'cloud_only', 'cloud_stale', 'offload', 'edgevlm',
-              'replacement_only', 'focus_only', 'edgevlm_arbitrated')
+              'replacement_only', 'focus_only', 'edgevlm_arbitrated', 'edgevlm_carried')
 
 
 @pytest.fixture(scope='module')
@@ -200,7 +200,8 @@ def _drive(driver: _Driver, world, trace) -> dict[int, tuple[Answer, dict | None
             msg = CloudResponse(step_id=c.step_id, question=c.question, answer=c.answer,
                                 status=CloudResponse.STATUS_OK if c.ok
                                 else CloudResponse.STATUS_DROPPED,
-                                round_trip_ms=float((c.rtt_s or 0.0) * 1000.0))
+                                round_trip_ms=float((c.rtt_s or 0.0) * 1000.0),
+                                regions=[Region() for _ in range(c.regions)])
             msg.header.stamp = _stamp(c.stamp_s)
             driver.send('cloud', msg, 'cloud_responses_received', t_ns)
         elif kind == 'context':
@@ -211,7 +212,8 @@ def _drive(driver: _Driver, world, trace) -> dict[int, tuple[Answer, dict | None
             m = item[2]
             target_s = world.steps[m.target_step].stamp_ns * 1e-9
             msg = FocusMask(source_step_id=m.source_step, target_step_id=m.target_step,
-                            age_s=float(target_s - m.source_stamp_s), regions=[
+                            age_s=float(target_s - m.source_stamp_s), quality=m.quality,
+                            regions=[
                                 Region(label=b.label, score=float(b.score), x_min=b.x_min,
                                        y_min=b.y_min, x_max=b.x_max, y_max=b.y_max)
                                 for b in m.boxes])
@@ -275,9 +277,11 @@ def test_the_node_and_the_replay_decide_every_step_alike(ros_context, probe, wor
             kinds.update({'offload_fallback'} if run is not None and run.offload_fallback
                          else set())
             kinds.update({f'{strategy}_{want.source}'})
+            kinds.update({'carried'} if ', carried: ' in want.reason else set())
             checked[strategy] += 1
     assert all(checked.values()), checked
     # The trace exercised the rules that differ between strategies, not just the easy path.
     assert {'skip', focus_mode, 'replaced', 'arbitrated_cloud', 'arbitrated_edge',
-            'offload_fallback', 'offload_cloud', 'cloud_stale_cloud'} <= kinds, kinds
+            'offload_fallback', 'offload_cloud', 'cloud_stale_cloud', 'edgevlm_carried_cloud',
+            'edgevlm_carried_edge', 'carried'} <= kinds, kinds
 

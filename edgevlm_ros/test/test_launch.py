@@ -55,7 +55,7 @@ def test_a_bad_choice_stops_with_one_line_and_nothing_started(tmp_path):
     assert done.stderr.splitlines() == [
         '[ERROR] [launch]: Argument "strategy" provided value "bogus" is not valid. Valid '
         'options are: edge_only, cloud_only, cloud_stale, offload, edgevlm, replacement_only, '
-        'focus_only, edgevlm_arbitrated']
+        'focus_only, edgevlm_arbitrated, edgevlm_carried']
 
 
 def test_every_node_gets_the_respawn_arguments():

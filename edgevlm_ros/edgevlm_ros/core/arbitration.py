@@ -105,6 +105,17 @@ def same_answer(a: str, b: str, question: str = '') -> bool:
     return normalise(a) == normalise(b)
 
 
+def cloud_unusable(question: str, cloud: CloudView | None) -> str | None:
+    """Why the newest cloud answer cannot stand for a step at any age, or None."""
+    if cloud is None:
+        return 'no cloud answer yet'
+    if cloud.question.strip() != question.strip():
+        return f'the newest cloud answer (step {cloud.step_id}) is to another question'
+    if not cloud.answer.strip():
+        return f'the cloud answer of step {cloud.step_id} is empty'
+    return None
+
+
 def arbitrate(question: str, stamp_s: float, edge_answer: str, cloud: CloudView | None,
               edge_answer_at_cloud_step: str | None,
               params: ArbitrationParams = ArbitrationParams(),
@@ -120,13 +131,9 @@ def arbitrate(question: str, stamp_s: float, edge_answer: str, cloud: CloudView 
     def edge(reason: str, age: float = math.nan, step: int = -1) -> Arbitration:
         return Arbitration('edge', edge_answer, reason, step, age)
 
-    if cloud is None:
-        return edge('no cloud answer yet')
-    if cloud.question.strip() != question.strip():
-        return edge(f'the newest cloud answer (step {cloud.step_id}) is to another question',
-                    step=cloud.step_id)
-    if not cloud.answer.strip():
-        return edge(f'the cloud answer of step {cloud.step_id} is empty', step=cloud.step_id)
+    unusable = cloud_unusable(question, cloud)
+    if cloud is None or unusable is not None:
+        return edge(str(unusable), step=-1 if cloud is None else cloud.step_id)
     age = max(0.0, float(stamp_s) - float(cloud.stamp_s))
     # A slow edge can be answering a step older than the cloud's newest answer.
     old = (f'{age:.1f} s old' if float(stamp_s) >= float(cloud.stamp_s)

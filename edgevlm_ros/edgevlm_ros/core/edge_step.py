@@ -37,8 +37,11 @@ in `EdgeConfig`. The rules, in the order a step meets them:
 3. `record_edge` then `finish`: the edge's answer goes into its history slot (only into the
    history it was asked with: a restart in between made a new one); with edgevlm_arbitrated
    core.arbitration then decides, against the newest ok cloud answer that has arrived by then,
-   whether the cloud's answer stands for the step. `finish` returns the Answer's fields and its
-   reason.
+   whether the cloud's answer stands for the step; with edgevlm_carried core.carry decides,
+   from the scene's learned horizons (core.validity, fed every ok cloud answer and every edge
+   answer) and the cloud answer's tracked boxes (the newest FocusMask of its step), and a
+   carried answer also takes the step's history slot (Context Replacement). `finish` returns
+   the Answer's fields and its reason.
 
 ROS-free and torch-free: plain data in, plain data out; no clocks, no I/O.
 """
@@ -58,9 +61,11 @@ from edgevlm_ros.core.arbitration import (
     EdgeAnswerLog,
     arbitrate,
 )
+from edgevlm_ros.core.carry import CarryParams, TrackView, carry_forward
 from edgevlm_ros.core.context import ContextStore, TokenCounter, Turn, word_count
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.strategy import Strategy
+from edgevlm_ros.core.validity import SceneValidity
 from edgevlm_ros.core.zoom import focus_view
 
 # How Visual Focus reaches the SVLM: an attention bias, or a different image for models whose
@@ -72,8 +77,8 @@ DEFAULT_SKIP_FOCUS = r'^\s*how many\b'
 # Cloud answers kept for cloud_stale and offload look-ups, newest last: a bound, not a history
 # (offload needs only its own step's, cloud_stale only the newest).
 MAX_CLOUD_RESPONSES = 64
-# edgevlm_arbitrated: the SVLM's own answers kept to compare with late cloud answers (a bound;
-# 64 steps are 32 s at 2 Hz, longer than any cloud answer the arbitration still trusts).
+# edgevlm_arbitrated, edgevlm_carried: the SVLM's own answers kept to compare with late cloud
+# answers (a bound; 64 steps are 32 s at 2 Hz, longer than any cloud answer either still trusts).
 MAX_OWN_ANSWERS = 64
 # Weight of the newest round trip in the offload estimate (an EWMA): about the last five round
 # trips count, so one slow answer does not end offloading and a cloud that slowed down for good
@@ -105,6 +110,7 @@ class EdgeConfig:
     focus_max_age_s: float = 5.0
     offload_deadline_s: float = 1.0
     arbitration: ArbitrationParams = field(default_factory=ArbitrationParams)
+    carry: CarryParams = field(default_factory=CarryParams)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'strategy', Strategy.parse(self.strategy))
@@ -144,6 +150,7 @@ class CloudNote:
     answer: str
     ok: bool
     rtt_s: float | None       # None: the step was never sent (DROPPED)
+    regions: int = 0          # objects the answer grounded (boxes)
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ class MaskNote:
     boxes: tuple[Box, ...]
     source_stamp_s: float     # camera stamp of the frame the cloud grounded the boxes on
     shift: float | None = None  # largest move of the tracked boxes (share of the width)
+    quality: float = 1.0      # the weakest box's tracking quality, 0..1 (FocusMask.quality)
 
 
 # ------------------------------------------------------------------------------- plans
@@ -204,7 +212,7 @@ class StepAnswer:
     focus_mode: str = 'none'    # how the focus reached the model; 'none': it did not
     focus_source_step: int = 0
     focus_age_s: float = 0.0
-    arbitration: str = ''       # edgevlm_arbitrated: the decided source, else ''
+    arbitration: str = ''       # edgevlm_arbitrated / _carried: the decided source, else ''
 
     @property
     def focus_applied(self) -> bool:
@@ -225,6 +233,7 @@ class EdgeState:
         self.focus: MaskNote | None = None
         self.own = EdgeAnswerLog(MAX_OWN_ANSWERS)
         self.consistency = CloudConsistency()
+        self.validity = SceneValidity(cfg.carry.validity)
         self.rtt_ewma_s: float | None = None
         self.newest_step_id: int | None = None
 
@@ -241,6 +250,7 @@ class EdgeState:
         self.focus = None
         self.own.clear()
         self.consistency = CloudConsistency()
+        self.validity.reset()
 
     def on_step(self, step_id: int, cfg: EdgeConfig) -> bool:
         """A Step arrived; True when its id says the camera restarted (state cleared)."""
@@ -264,6 +274,7 @@ class EdgeState:
         if note.ok:
             self.newest_ok = note
             self.consistency.add(note.stamp_s, note.question, note.answer)
+            self.validity.add_cloud(note.step_id, note.question, note.answer)
 
     def on_context(self, step_id: int, question: str, text: str, cfg: EdgeConfig) -> str:
         """
@@ -389,7 +400,7 @@ def record_edge(step: StepView, run: RunEdge, text: str, state: EdgeState) -> bo
 def finish(step: StepView, run: RunEdge, text: str, focus_mode: str, state: EdgeState,
            cfg: EdgeConfig) -> StepAnswer:
     """
-    Give the Answer of an edge step; edgevlm_arbitrated weighs the newest ok cloud answer.
+    Give the Answer of an edge step; edgevlm_arbitrated and _carried weigh the newest cloud answer.
 
     `focus_mode` is how the focus reached the model: run.view when the image was changed,
     'attention' when the model applied the bias, else 'none'.
@@ -401,17 +412,26 @@ def finish(step: StepView, run: RunEdge, text: str, focus_mode: str, state: Edge
         text, 'edge', '', newest_cloud, len(run.history), len(replaced),
         focus_mode if focused else 'none',
         run.mask.source_step if focused else 0, run.focus_age_s if focused else 0.0)
-    if cfg.strategy is not Strategy.EDGEVLM_ARBITRATED:
+    if not cfg.strategy.weighs_cloud:
         return answer
     cloud = state.newest_ok
-    view = None
-    if cloud is not None:
-        shift = state.focus.shift if state.focus is not None \
-            and state.focus.source_step == cloud.step_id else None
-        view = CloudView(cloud.step_id, cloud.stamp_s, cloud.question, cloud.answer, shift)
+    mask = state.focus if cloud is not None and state.focus is not None \
+        and state.focus.source_step == cloud.step_id else None
+    view = None if cloud is None else CloudView(
+        cloud.step_id, cloud.stamp_s, cloud.question, cloud.answer,
+        None if mask is None else mask.shift)
     own = None if cloud is None else state.own.answer_at(cloud.step_id, step.question)
-    decision = arbitrate(step.question, step.stamp_s, text, view, own, cfg.arbitration,
-                         state.consistency.estimate)
+    if cfg.strategy is Strategy.EDGEVLM_CARRIED:
+        track = None if mask is None or cloud is None else TrackView(
+            mask.source_step, mask.target_step, mask.boxes, cloud.regions, mask.quality)
+        decision, candidates = carry_forward(step.question, step.step_id, step.stamp_s, text,
+                                             view, track, state.validity, own, cfg.carry)
+        state.validity.propose(step.step_id, step.question, candidates)
+        if decision.source == 'cloud' and run.generation == state.generation:
+            state.store.apply_cloud(step.step_id, step.question, decision.answer)
+    else:
+        decision = arbitrate(step.question, step.stamp_s, text, view, own, cfg.arbitration,
+                             state.consistency.estimate)
     state.own.record(step.step_id, step.question, text)
     if decision.source == 'cloud':
         return replace(answer, text=decision.answer, source='cloud', reason=decision.reason,

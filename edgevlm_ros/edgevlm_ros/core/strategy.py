@@ -12,6 +12,8 @@ The answering strategies (DESIGN.md §3): one graph, one parameter.
 * focus_only:       the SVLM with Visual Focus only;
 * edgevlm_arbitrated: edgevlm, then the newest cloud answer stands for the step when it is fresh,
                     to the same question and the cloud is consistent (core.arbitration).
+* edgevlm_carried:  edgevlm, then the newest cloud answer stands while the scene's learned
+                    horizon or its tracked objects say it still holds (core.carry).
 """
 
 from __future__ import annotations
@@ -30,14 +32,22 @@ class Strategy(StrEnum):
     REPLACEMENT_ONLY = 'replacement_only'
     FOCUS_ONLY = 'focus_only'
     EDGEVLM_ARBITRATED = 'edgevlm_arbitrated'
+    EDGEVLM_CARRIED = 'edgevlm_carried'
 
     @property
     def uses_replacement(self) -> bool:
-        return self in (Strategy.EDGEVLM, Strategy.REPLACEMENT_ONLY, Strategy.EDGEVLM_ARBITRATED)
+        return self in (Strategy.EDGEVLM, Strategy.REPLACEMENT_ONLY, Strategy.EDGEVLM_ARBITRATED,
+                        Strategy.EDGEVLM_CARRIED)
 
     @property
     def uses_focus(self) -> bool:
-        return self in (Strategy.EDGEVLM, Strategy.FOCUS_ONLY, Strategy.EDGEVLM_ARBITRATED)
+        return self in (Strategy.EDGEVLM, Strategy.FOCUS_ONLY, Strategy.EDGEVLM_ARBITRATED,
+                        Strategy.EDGEVLM_CARRIED)
+
+    @property
+    def weighs_cloud(self) -> bool:
+        """Whether a cloud answer may stand for an edge step (after the SVLM answered)."""
+        return self in (Strategy.EDGEVLM_ARBITRATED, Strategy.EDGEVLM_CARRIED)
 
     @property
     def runs_edge_model(self) -> bool:

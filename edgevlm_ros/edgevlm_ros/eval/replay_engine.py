@@ -227,6 +227,7 @@ class Mask:
     boxes: tuple[Box, ...]
     source_stamp_ns: int
     shift: float | None = None   # largest centre move of the tracked boxes (share of width)
+    quality: float = 1.0         # the weakest box's tracking quality (FocusMask.quality)
 
 
 def focus_masks(steps: Sequence[ReplayStep], events: Sequence[CloudEvent],
@@ -264,7 +265,7 @@ def focus_masks(steps: Sequence[ReplayStep], events: Sequence[CloudEvent],
         shift = max(abs((a.x_min + a.x_max) - (b.x_min + b.x_max)) / 2
                     for a, b in zip(tr['boxes'], tr['first'])) if tr['first'] else None
         masks.append(Mask(now_ns, tr['source'], to, tuple(grown),
-                          round(tr['stamp_s'] * 1e9), shift))
+                          round(tr['stamp_s'] * 1e9), shift, min(tr['q'])))
 
     for t_ns, kind, k in queue:
         if kind == 0:
@@ -279,7 +280,7 @@ def focus_masks(steps: Sequence[ReplayStep], events: Sequence[CloudEvent],
         if not boxes:
             if tracked is not None:
                 tracked = None
-                masks.append(Mask(t_ns, k, k, (), steps[k].stamp_ns))
+                masks.append(Mask(t_ns, k, k, (), steps[k].stamp_ns, quality=0.0))
             continue
         if ring.get(k) is None:
             continue
@@ -345,7 +346,7 @@ class RunResult:
 
     @property
     def decisions(self) -> list[tuple[int, str, str]]:
-        """edgevlm_arbitrated's (step, source, reason) per answer, in order; [] otherwise."""
+        """edgevlm_arbitrated's / _carried's (step, source, reason) per answer; [] otherwise."""
         return [(a.step_id, a.source, a.reason) for a in self.run.answers if a.reason]
 
 
@@ -417,7 +418,7 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
                 _deliver_cloud(item)
             else:
                 m = es.MaskNote(item.source, item.target, item.boxes,
-                                item.source_stamp_ns * 1e-9, item.shift)
+                                item.source_stamp_ns * 1e-9, item.shift, item.quality)
                 note('mask', _t, m)
                 state.on_mask(m)
 
@@ -426,7 +427,7 @@ def replay_strategy(strategy: str, world: World, events: Sequence[CloudEvent],
         text, boxes = answers[e.step]
         ok = e.status == 'ok'
         c = es.CloudNote(e.step, s.stamp_ns * 1e-9, s.truth.question, text if ok else '', ok,
-                         e.rtt_s if ok else None)
+                         e.rtt_s if ok else None, len(boxes) if ok else 0)
         note('cloud', e.at_ns, c)
         state.on_cloud(c)
         arrival = es.answer_on_arrival(c, ecfg)
