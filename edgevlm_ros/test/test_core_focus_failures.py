@@ -16,7 +16,7 @@ import pytest
 from test_core_focus import BOXES, H, W, _exact, _px, _view
 
 S = 20  # object side, px
-# A textured object: LK needs corners on it (flat-coloured ones: see the xfail test below).
+# A textured object: LK needs corners on it (flat-coloured ones: their looks, tests below).
 OBJ = cv2.normalize(cv2.GaussianBlur(np.random.default_rng(5).integers(0, 256, (S, S),
                                                                        dtype=np.uint8),
                                      (0, 0), 0.8), None, 0, 255, cv2.NORM_MINMAX)
@@ -135,15 +135,55 @@ def test_look_alikes_crossing_each_keep_their_box(dy, front, speed):
     assert _centre(tracked['A'])[0] - _centre(tracked['B'])[0] > 60  # they did cross
 
 
-@pytest.mark.xfail(strict=True, reason='a flat-coloured object has no corners of its own: its '
-                   'box follows the camera and its rim points (background) join it')
-def test_flat_coloured_squares_crossing_keep_their_boxes():
-    # Two red squares (flat, like the synthetic world's objects) crossing in lanes 12 px apart.
-    # Today both boxes stay where they were drawn, with quality 0.5 (following the camera).
-    images, truth, boxes = _crossing(12, 'a', 3, (220, 30, 30), colour=True)
+@pytest.mark.parametrize('front', ['a', 'b'])
+def test_flat_coloured_squares_crossing_keep_their_boxes(front):
+    # Two red squares (flat, like the synthetic world's objects: no corners of their own)
+    # crossing in lanes 12 px apart. Their boxes follow their looks (core.focus._Template);
+    # while both are in the search window neither match is distinct and they coast, and the
+    # one behind never takes the place of the one in front. Measured: <= 1 px off, quality
+    # >= 0.88 every step. (Before the looks, both boxes stayed where they were drawn, with
+    # quality 0.5: following the camera.)
+    images, truth, boxes = _crossing(12, front, 3, (220, 30, 30), colour=True)
     for i, result in _carry(_exact(), boxes, images):
-        for label, box in _by_label(result.tracked).items():
-            assert np.abs(_centre(box) - truth[i][label]).max() < 2.0, f'step {i}: {label}'
+        tracked = _by_label(result.tracked)
+        assert set(tracked) == {'A', 'B'}, f'step {i}'
+        for label, box in tracked.items():
+            err = np.abs(_centre(box) - truth[i][label]).max()
+            assert err < 2.0, f'step {i}: {label} is {err:.1f} px off'
+        assert min(result.qualities) >= 0.6, f'step {i}'
+    assert _centre(tracked['A'])[0] - _centre(tracked['B'])[0] > 60  # they did cross
+
+
+@pytest.mark.parametrize('speed', [3, 4])
+def test_flat_coloured_object_behind_a_pillar_is_not_vouched_for_while_hidden(speed):
+    # A flat red square moves right behind a flat grey pillar (22 px) while the camera drifts
+    # 1 px left per step. Its box follows it by its look while it is seen (quality >= 0.6), and
+    # coasts behind the pillar with quality at most 0.5 (_UNSEEN_QUALITY: background points
+    # that join a box do not vouch for an object not seen there); once the square is out again
+    # its look is found and the quality is back. Measured: <= 0.5 px off while wholly seen
+    # (<= 2.9 px while coasting), quality 0.86-1 then, 0.5 from when it starts going behind.
+    images, truth, visible = [], [], []
+    for i in range(34):
+        img = np.dstack([_view(dx=-i)] * 3)
+        x, pillar = 30 + (speed - 1) * i, 80 - i
+        _paste(img, x, 50, (220, 30, 30))
+        img[:, max(0, pillar):pillar + 22] = 100
+        images.append(img)
+        truth.append(np.array([x + S / 2, 60.0]))
+        visible.append(min(1.0, (max(0, pillar - x) + max(0, x + S - pillar - 22)) / S))
+    quality, hidden, seen = {}, [], []
+    for i, result in _carry(_exact(), [Box.from_pixels(30, 50, 30 + S, 70, W, H, 'sq')],
+                            images):
+        (box,) = result.tracked
+        quality[i] = result.quality
+        if all(v == 1.0 for v in visible[max(1, i - 1):i + 1]):
+            seen.append(i)
+            assert np.abs(_centre(box) - truth[i]).max() < 1.0, f'step {i}'
+        elif visible[i] <= 0.25:
+            hidden.append(i)
+    assert len(hidden) >= 3 and len([i for i in seen if i > max(hidden)]) >= 3
+    assert all(quality[i] >= 0.6 for i in seen), {i: quality[i] for i in seen}
+    assert all(quality[i] <= 0.5 for i in hidden), {i: quality[i] for i in hidden}
 
 
 # --- scene cuts ----------------------------------------------------------------------------
