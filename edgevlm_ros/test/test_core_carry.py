@@ -76,14 +76,15 @@ def _run_world(change_every: int, cloud_error: float, edge_error: float, age_ste
 def test_a_slow_scene_lets_a_reliable_cloud_answer_stand_when_it_is_old():
     v = _run_world(change_every=40, cloud_error=0.1, edge_error=0.35, age_steps=4)
     q = 'What colour is it?'
-    assert v.agreement(q, 'standing', 2.0) > v.agreement(q, 'edge')
+    assert v.win_chance(q, 'standing', 'edge', 2.0) > 0.6   # its prior at 2 s: 0.45
     assert v.horizon_s(q) >= 3.0
 
 
 def test_a_fast_scene_hands_old_answers_back_to_the_edge():
     v = _run_world(change_every=3, cloud_error=0.1, edge_error=0.35, age_steps=4)
     q = 'What colour is it?'
-    assert v.agreement(q, 'standing', 2.0) < v.agreement(q, 'edge')
+    assert v.win_chance(q, 'standing', 'edge', 2.0) < 0.4
+    assert v.horizon_s(q) < 2.0
 
 
 def test_a_noisy_cloud_in_a_still_scene_is_not_mistaken_for_a_changing_scene():
@@ -92,18 +93,26 @@ def test_a_noisy_cloud_in_a_still_scene_is_not_mistaken_for_a_changing_scene():
     # only because they are wrong, not because the scene moved. The edge wins.
     noisy = _run_world(change_every=10_000, cloud_error=0.45, edge_error=0.1, age_steps=1)
     q = 'What colour is it?'
-    assert noisy.agreement(q, 'standing', 0.5) < noisy.agreement(q, 'edge')
+    assert noisy.win_chance(q, 'standing', 'edge', 0.5) < 0.4
     # The same noisy cloud, but an edge that is wrong more often still: the cloud wins.
     worse_edge = _run_world(change_every=10_000, cloud_error=0.3, edge_error=0.6, age_steps=1)
-    assert worse_edge.agreement(q, 'standing', 0.5) > worse_edge.agreement(q, 'edge')
+    assert worse_edge.win_chance(q, 'standing', 'edge', 0.5) > 0.6
 
 
 def test_a_cloud_answer_that_comes_before_the_candidates_is_still_refereed():
     v = SceneValidity()
     assert not v.add_cloud(7, COLOUR, 'red')          # the cloud was faster than the edge
-    v.propose(7, COLOUR, (Candidate('edge', 'red'),))
+    v.propose(7, COLOUR, (Candidate('edge', 'blue'), Candidate('standing', 'red', 1.0)))
     assert v.refereed == 1
-    assert v.weight(COLOUR, 'edge') == pytest.approx(1.0)
+    assert v.duels(COLOUR, 'standing', 'edge', 1.0) == pytest.approx(1.0)
+
+
+def test_only_disagreements_count():
+    v = SceneValidity()
+    for i in range(20):   # the edge and the standing answer agree: nothing to learn
+        v.propose(i, COLOUR, (Candidate('edge', 'red'), Candidate('standing', 'red', 1.0)))
+        v.add_cloud(i, COLOUR, 'red')
+    assert v.refereed == 20 and v.duels(COLOUR, 'standing', 'edge', 1.0) == 0.0
 
 
 def test_candidates_waiting_for_their_referee_are_bounded():
@@ -118,13 +127,14 @@ def test_candidates_waiting_for_their_referee_are_bounded():
 
 def test_a_kind_with_few_referees_borrows_from_the_pooled_estimate():
     v = SceneValidity()
+    prior = v.win_chance(COLOUR, 'standing', 'edge', 2.0)
     for i in range(60):   # counts: the standing answer always right, the edge always wrong
-        v.propose(i, COUNT, (Candidate('edge', '3'), Candidate('standing', '2', 1.0)))
+        v.propose(i, COUNT, (Candidate('edge', '3'), Candidate('standing', '2', 2.0)))
         v.add_cloud(i, COUNT, '2')
-    # One colour step: its kind alone says little, the pooled shares carry it.
-    assert v.agreement(COLOUR, 'standing', 1.0) > v.agreement(COLOUR, 'edge')
+    # No colour duel yet: the colour estimate moved from its prior towards the pooled one.
+    assert prior < 0.5 < v.win_chance(COLOUR, 'standing', 'edge', 2.0)
     v.reset()
-    assert v.refereed == 0
+    assert v.refereed == 0 and v.win_chance(COLOUR, 'standing', 'edge', 2.0) == prior
 
 
 # ------------------------------------------------------------------ carrying
@@ -163,7 +173,7 @@ def test_a_where_answer_is_recomputed_from_the_tracked_box():
     moved = TrackView(40, 50, (Box(0.7, 0.4, 0.85, 0.6, 'red square'),), 1, 0.9)
     decision, candidates = _decide(WHERE, 'left', 'centre', moved, v)
     assert decision.source == 'cloud' and decision.answer == 'right'
-    assert "carried: red square tracked to 'right', quality 0.9" in decision.reason
+    assert "carried: red square tracked to 'right', quality 0.9 (" in decision.reason
     assert [c.name for c in candidates] == ['edge', 'standing', 'carried']
 
 

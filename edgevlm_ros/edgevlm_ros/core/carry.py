@@ -5,8 +5,9 @@ Carry a late cloud answer forward while it still describes the frame being answe
 
 The strategy `edgevlm_carried` runs the edge SVLM with Context Transfer on every step, as
 `edgevlm` does; when its answer is ready, `carry_forward` lists the step's candidate answers
-and picks the one that agrees most often with fresh cloud answers in this scene, for this kind
-of question and at this age (core.validity.SceneValidity, learned online; the edge wins ties):
+and picks the one likeliest right where they disagree, by the duels fresh cloud answers
+refereed in this scene, for this kind of question and at this age (core.validity.SceneValidity,
+learned online; the edge holds unless a challenger wins more than half):
 
 * the edge SVLM's own answer;
 * the newest ok cloud answer to the same question as it stands, up to `max_carry_s` old;
@@ -20,8 +21,7 @@ of question and at this age (core.validity.SceneValidity, learned online; the ed
     cloud's frame (nothing entered that the tracks cannot see).
 
 The decision says why in one line (`Arbitration.reason`), e.g. "cloud answer of step 41, 2.1 s
-old, carried: red square tracked, quality 0.9 (agrees with fresh cloud answers 81 %, the edge
-62 %)". ROS-free, torch-free.
+old, carried: red square tracked, quality 0.9 (carried over edge 81%)". ROS-free, torch-free.
 """
 
 from __future__ import annotations
@@ -122,11 +122,10 @@ def carry_forward(question: str, step_id: int, stamp_s: float, edge_answer: str,
                              edge_answer_at_cloud_step, params)
     if carried is not None:
         candidates.append(Candidate('carried', carried, age))
-    scores = {c.name: validity.agreement(question, c.name, c.age_s) for c in candidates}
-    best = max(candidates, key=lambda c: scores[c.name])  # the first (the edge) wins ties
-    rates = ', '.join(f'{n} {v:.0%}' for n, v in scores.items())
+    best, duels = validity.choose(question, tuple(candidates))
+    rates = '; '.join(duels) or 'all agree'
     if best.name == 'edge':
-        why = f'{head}; the edge agrees with fresh cloud answers most ({rates})'
+        why = f'{head}; the edge holds ({rates})'
         if carried is None:
             why += f'; not carried: {what}'
         return Arbitration('edge', edge_answer, why, cloud.step_id, age), tuple(candidates)

@@ -12,22 +12,24 @@ SVLM's own, the newest cloud answer as it stands (with its age), and that cloud 
 forward by its tracked objects (core.carry). No ground truth says which is right, but the cloud
 later answers some of these very steps itself (the bridge sends about one step per round
 trip). `SceneValidity` keeps every step's candidates (`propose`) and, when the step's own cloud
-answer arrives (`add_cloud`), counts which candidates agree with it: a referee that is right
-with probability ``r_cloud``, independently of the candidates' errors (its errors are drawn anew
-per request), so
+answer arrives (`add_cloud`), lets it referee every pair of candidates that disagree: a duel
+counts for the one the fresh answer sides with (for neither when it sides with none).
 
-* the edge agrees with it ``r_cloud * r_edge`` of the time (plus chance agreement);
-* a standing cloud answer of age a agrees ``r_cloud * r_cloud * S(a)`` of the time, ``S(a)``
-  the chance that the answer has not changed in a seconds in this scene;
-* a carried one ``r_cloud * r_carried``, how often tracking kept it right.
+Only disagreements count: where two candidates say the same, choosing between them changes
+nothing, and counting those steps would drown the difference (the edge, which repeats cloud
+answers from its history, agrees with a fresh one most of the time for that reason alone). A
+referee that is right with probability ``r_cloud``, independently of the candidates (its errors
+are drawn anew per request), sides with the right one of two disagreeing candidates more often
+than with the wrong one whenever ``r_cloud > 0.5``, so the candidate that wins more duels is the
+one likelier right when it matters: a noisy cloud makes its standing and carried answers lose
+more duels (they are its own answers), a fast scene makes old standing answers lose, and the
+two are not mistaken for each other. (A real LVLM that repeats its own mistake on nearly the same
+frame breaks the independence and flatters its standing answers; the simulated one does not.)
 
-The factor ``r_cloud`` is the same for every candidate, so the candidate that agrees most often
-with fresh cloud answers is the one likeliest right: a noisy cloud lowers the standing and
-carried candidates (their own ``r_cloud``) and not the edge, a fast scene lowers ``S(a)``, and
-neither is mistaken for the other. Shares are kept per kind of question and per age bin
-(`AGE_BINS_S`), exponentially weighted (`ValidityParams.forget`), and shrunk towards the pooled
-share of every kind, itself shrunk towards a prior (`PRIOR_AGREE`, `PRIOR_WEIGHT` steps), so a
-kind with few refereed steps borrows from the others and a fresh start begins from the prior.
+Duels are kept per kind of question, pair of candidates and age bin of the cloud answer
+(`AGE_BINS_S`), exponentially weighted (`ValidityParams.forget`), and shrunk towards the duels
+of every kind pooled, themselves shrunk towards a prior (`PRIOR_WIN`, `PRIOR_WEIGHT` duels), so a
+kind with few duels borrows from the others and a fresh start begins from the prior.
 
 Bounded: the candidates of the newest `MAX_PROPOSALS` steps wait for their referee; the shares
 are a few numbers per kind, candidate and age bin. ROS-free, torch-free.
@@ -60,12 +62,14 @@ AGE_BINS_S = (0.75, 1.5, 3.0, 6.0, math.inf)
 # Candidates of this many recent steps wait for the step's own cloud answer (64: 32 s at 2 Hz,
 # longer than the bridge's max_age_s lets a request wait).
 MAX_PROPOSALS = 64
-# Prior agreement with a fresh cloud answer (right ~90 %): the edge right ~67 %, a standing
-# answer right 85 % and then changing about every 4 s, a carried one right 75 %. Each is worth
-# PRIOR_WEIGHT refereed steps, so a few real ones outweigh it.
-PRIOR_AGREE = {'edge': 0.6, 'carried': 0.68}
-PRIOR_STANDING_AT_0 = 0.77
-PRIOR_RATE = 0.25
+# Prior chance that the challenger is right when it disagrees with the incumbent, per age bin:
+# a young cloud answer beats the edge, an old one does not; a carried answer beats both while
+# young and is a coin toss later. Each is worth PRIOR_WEIGHT duels, so a few real ones win.
+PRIOR_WIN = {
+    ('standing', 'edge'): (0.75, 0.6, 0.45, 0.35, 0.3),
+    ('carried', 'edge'): (0.7, 0.65, 0.6, 0.55, 0.5),
+    ('carried', 'standing'): (0.55, 0.6, 0.6, 0.6, 0.6),
+}
 PRIOR_WEIGHT = 2.0
 
 
@@ -82,25 +86,12 @@ def age_bin(age_s: float) -> int:
     return next(n for n, edge in enumerate(AGE_BINS_S) if max(0.0, age_s) < edge)
 
 
-def _bin_middle(b: int) -> float:
-    lo = 0.0 if b == 0 else AGE_BINS_S[b - 1]
-    hi = AGE_BINS_S[b]
-    return lo + 0.5 * (hi - lo) if math.isfinite(hi) else 1.5 * lo
-
-
-def prior(candidate: str, age_s: float = 0.0) -> float:
-    """The prior agreement of a candidate with a fresh cloud answer (module docstring)."""
-    if candidate == 'standing':
-        return PRIOR_STANDING_AT_0 * math.exp(-PRIOR_RATE * _bin_middle(age_bin(age_s)))
-    return PRIOR_AGREE[candidate]
-
-
 @dataclass(frozen=True)
 class ValidityParams:
-    """How fast the shares forget, and how much a kind borrows from the pooled share."""
+    """How fast duels are forgotten, and how much a kind borrows from the pooled duels."""
 
-    forget: float = 0.01           # weight an old refereed step loses per new one of its share
-    pool_weight: float = 4.0       # a kind's share is shrunk towards the pooled one by this many
+    forget: float = 0.01           # weight an old duel loses per new one of its pair
+    pool_weight: float = 4.0       # a kind's duels are shrunk towards the pooled ones by this many
 
     def __post_init__(self) -> None:
         if not 0 <= self.forget < 1:
@@ -119,21 +110,21 @@ class Candidate:
     age_s: float = 0.0
 
 
-class _Share:
-    """An exponentially weighted share of agreements."""
+class _Duels:
+    """Exponentially weighted wins of a challenger over an incumbent when they disagreed."""
 
-    __slots__ = ('hits', 'weight')
+    __slots__ = ('weight', 'wins')
 
     def __init__(self) -> None:
         self.weight = 0.0
-        self.hits = 0.0
+        self.wins = 0.0
 
-    def add(self, hit: bool, forget: float) -> None:
+    def add(self, win: float, forget: float) -> None:
         self.weight = self.weight * (1.0 - forget) + 1.0
-        self.hits = self.hits * (1.0 - forget) + float(hit)
+        self.wins = self.wins * (1.0 - forget) + win
 
     def shrunk(self, towards: float, weight: float) -> float:
-        return (self.hits + weight * towards) / (self.weight + weight)
+        return (self.wins + weight * towards) / (self.weight + weight)
 
 
 def _bounded_put(d: OrderedDict, key: int, value: object) -> None:
@@ -149,7 +140,8 @@ class SceneValidity:
     def __init__(self, params: ValidityParams = ValidityParams()) -> None:
         self.params = params
         self._proposals: OrderedDict[int, tuple[str, tuple[Candidate, ...]]] = OrderedDict()
-        self._shares: dict[tuple[str, str, int], _Share] = {}   # (kind, candidate, age bin)
+        # (kind, challenger, incumbent, age bin) -> duels; kind 'all' pools every kind.
+        self._duels: dict[tuple[str, str, str, int], _Duels] = {}
         # Cloud answers that came before their step's candidates (a cloud faster than the edge).
         self._early: OrderedDict[int, tuple[str, str]] = OrderedDict()
         self.refereed = 0
@@ -174,37 +166,66 @@ class SceneValidity:
         if got[0].strip() != question.strip() or not answer.strip():
             return False
         kind = question_kind(question)
-        for c in got[1]:
-            hit = same_answer(c.answer, answer, question)
-            b = age_bin(c.age_s) if c.name != 'edge' else 0
+        by_name = {c.name: c for c in got[1]}
+        for challenger, incumbent in PRIOR_WIN:
+            a, b = by_name.get(challenger), by_name.get(incumbent)
+            if a is None or b is None or same_answer(a.answer, b.answer, question):
+                continue
+            a_hit = same_answer(a.answer, answer, question)
+            b_hit = same_answer(b.answer, answer, question)
+            if a_hit == b_hit:
+                continue   # the referee sides with neither: no information on this pair
+            key = (challenger, incumbent, age_bin(a.age_s))
             for k in (kind, 'all'):
-                self._shares.setdefault((k, c.name, b), _Share()).add(hit, self.params.forget)
+                self._duels.setdefault((k, *key), _Duels()).add(float(a_hit),
+                                                               self.params.forget)
         self.refereed += 1
         return True
 
-    def agreement(self, question: str, name: str, age_s: float = 0.0) -> float:
-        """How often this candidate agrees with fresh cloud answers here (its score)."""
-        b = age_bin(age_s) if name != 'edge' else 0
-        pooled = self._shares.get(('all', name, b))
-        p = prior(name, age_s)
+    def win_chance(self, question: str, challenger: str, incumbent: str,
+                   age_s: float) -> float:
+        """Chance that `challenger` is the right one where it disagrees with `incumbent`."""
+        b = age_bin(age_s)
+        p = PRIOR_WIN[(challenger, incumbent)][b]
+        pooled = self._duels.get(('all', challenger, incumbent, b))
         if pooled is not None:
             p = pooled.shrunk(p, PRIOR_WEIGHT)
         kind = question_kind(question)
-        own = self._shares.get((kind, name, b)) if kind != 'other' else None
+        own = self._duels.get((kind, challenger, incumbent, b)) if kind != 'other' else None
         return p if own is None else own.shrunk(p, self.params.pool_weight)
 
-    def weight(self, question: str, name: str, age_s: float = 0.0) -> float:
-        """Refereed steps (exponentially weighted) behind agreement() for the question's kind."""
-        b = age_bin(age_s) if name != 'edge' else 0
-        own = self._shares.get((question_kind(question), name, b))
+    def duels(self, question: str, challenger: str, incumbent: str, age_s: float) -> float:
+        """Duels (exponentially weighted) of this kind behind win_chance()."""
+        own = self._duels.get((question_kind(question), challenger, incumbent, age_bin(age_s)))
         return 0.0 if own is None else own.weight
+
+    def choose(self, question: str, candidates: tuple[Candidate, ...]
+               ) -> tuple[Candidate, list[str]]:
+        """
+        The candidate to answer with, and the duels that decided it (for the reason).
+
+        The edge holds unless a challenger is likelier right where they disagree: first the
+        standing answer, then the carried one against whichever holds.
+        """
+        by_name = {c.name: c for c in candidates}
+        best = by_name['edge']
+        said = []
+        for name in ('standing', 'carried'):
+            c = by_name.get(name)
+            if c is None or same_answer(c.answer, best.answer, question):
+                continue
+            p = self.win_chance(question, c.name, best.name, c.age_s)
+            said.append(f'{c.name} over {best.name} {p:.0%}')
+            if p > 0.5:
+                best = c
+        return best, said
 
     def horizon_s(self, question: str) -> float:
         """The top of the oldest age bin in which a standing answer beats the edge (0: none)."""
-        edge = self.agreement(question, 'edge')
         horizon = 0.0
         for b, top in enumerate(AGE_BINS_S):
-            if self.agreement(question, 'standing', _bin_middle(b)) <= edge:
+            lo = 0.0 if b == 0 else AGE_BINS_S[b - 1]
+            if self.win_chance(question, 'standing', 'edge', lo) <= 0.5:
                 break
             horizon = top
         return horizon

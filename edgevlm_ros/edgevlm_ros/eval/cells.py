@@ -25,6 +25,7 @@ import numpy as np
 from edgevlm_ros.core.scoring import timeline
 from edgevlm_ros.core.stats import bootstrap_ci
 from edgevlm_ros.core.strategy import Strategy
+from edgevlm_ros.core.validity import question_kind
 from edgevlm_ros.eval.replay_engine import (
     EngineConfig,
     SvlmCache,
@@ -36,6 +37,7 @@ from edgevlm_ros.eval.replay_engine import (
 )
 
 ARBITRATED = Strategy.EDGEVLM_ARBITRATED.value
+CARRIED = Strategy.EDGEVLM_CARRIED.value
 BASELINES = ('edge_only', 'cloud_only', 'cloud_stale', 'offload')
 ABLATIONS = ('replacement_only', 'focus_only')
 
@@ -53,6 +55,9 @@ class CellResult:
     cloud_decisions: int = 0
     edge_decisions: int = 0
     kinds: list[str] = field(default_factory=list)       # per scored step: question kind
+    # per scored step: what the shown answer was: 'edge', 'cloud' (a cloud answer as it
+    # stood), 'carried' (edgevlm_carried carried it) or 'none' (no answer yet)
+    shown: list[str] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -83,12 +88,15 @@ def run_cell(worlds: Sequence[World], network: str, error: float, strategies: Se
         for strategy in strategies:
             res = replay_strategy(strategy, world, events, answers, masks, svlm, cfg, network)
             cell = results[strategy]
+            shown = {(a.step_id, a.published_ns): answer_shown(a.source, a.reason)
+                     for a in res.run.answers}
             for row in timeline(res.run, cfg.deadline_s):
                 if row.correct is None:
                     continue
                 cell.correct.append(int(row.correct))
                 cell.blocks.append(f'{world.label}/{row.episode}/{row.question}')
                 cell.kinds.append(question_kind(row.question))
+                cell.shown.append(shown.get((row.answer_step_id, row.published_ns), 'none'))
             cell.latencies_ms.extend(a.latency_ms for a in res.run.answers)
             cell.cloud_decisions += sum(1 for _, src, _ in res.decisions if src == 'cloud')
             cell.edge_decisions += sum(1 for _, src, _ in res.decisions if src == 'edge')
@@ -97,13 +105,11 @@ def run_cell(worlds: Sequence[World], network: str, error: float, strategies: Se
     return results
 
 
-def question_kind(question: str) -> str:
-    q = question.lower()
-    for prefix, kind in (('how many', 'count'), ('is there', 'exists'),
-                         ('what colour', 'colour'), ('where', 'where')):
-        if q.startswith(prefix):
-            return kind
-    return 'other'
+def answer_shown(source: str, reason: str) -> str:
+    """'edge', 'cloud' or 'carried': what kind of answer an AnswerRecord is."""
+    if source != 'cloud':
+        return 'edge'
+    return 'carried' if ', carried: ' in reason else 'cloud'
 
 
 def paired_diff_ci(a: CellResult, b: CellResult, reps: int = 1000, seed: int = 0

@@ -15,6 +15,9 @@ every command is found in one place.
   edgevlm strategy-sweep OUT [--seeds 400-407 --latencies 0.2,0.5,1,2,4,9 --fluctuations 0,0.5]
                                                       every strategy replayed without ROS
   edgevlm strategy-report OUT                         its tables and plot again
+  edgevlm strategy-grid OUT [--kinds 0,1 --seeds 500-507]
+                                                      the same over a grid of world kinds
+  edgevlm strategy-grid-report OUT                    its tables and plot
   edgevlm train-svlm OUT [--steps 3000]               train the micro SVLM on the synthetic world
   edgevlm heldout MODEL [--images 250 --backend transformers --quantize none --device auto]
                                                       its accuracy on held-out synthetic scenes
@@ -482,8 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='int8: dynamic int8 weights')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_export_onnx)
-    from edgevlm_ros.eval import strategy_replay
+    from edgevlm_ros.eval import grid_sweep, strategy_replay
     strategy_replay.add_parsers(sub)
+    grid_sweep.add_parsers(sub)
     return parser
 
 

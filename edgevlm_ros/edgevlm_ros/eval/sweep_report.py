@@ -82,7 +82,7 @@ def goal_table(cells: dict[str, dict[str, CellResult]], columns: Sequence[str],
 
 def kind_table(cells: dict[str, dict[str, CellResult]], columns: Sequence[str],
                strategies: Sequence[str] = ('edge_only', 'focus_only', 'edgevlm', ARBITRATED),
-               kinds: Sequence[str] = ('colour', 'where', 'count', 'exists')) -> str:
+               kinds: Sequence[str] = ('attribute', 'where', 'count', 'exists')) -> str:
     """Markdown: accuracy at the deadline per question kind (steps in brackets), per cell."""
     lines = ['| Cell | Strategy | ' + ' | '.join(kinds) + ' |',
              '|---|---|' + '---:|' * len(kinds)]
