@@ -382,7 +382,7 @@ class EdgeSvlmNode(Node):
     def _gauges(self) -> dict[str, object]:
         gauges = {**self.times.gauges(), 'history_turns': self.runner.history_turns,
                   'strategy': self.params['strategy'], 'backend': self._runtime,
-                  'parameter_rejections': self.params.rejected}
+                  'parameter_rejections': self.params.rejected, **self.runner.validity()}
         # The history KV cache: how much of each prompt the previous step's keys/values served.
         stats = getattr(self.svlm, 'cache_stats', None)
         if stats is not None:

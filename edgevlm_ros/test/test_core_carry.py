@@ -239,7 +239,7 @@ def test_edge_step_carries_into_the_history_and_lets_go_with_the_track():
     state.on_cloud(es.CloudNote(1, 10.0, COLOUR, 'red', True, 2.0, regions=1))
     state.on_mask(es.MaskNote(1, 5, (RED_SQUARE,), 10.0, quality=0.9))
     got = answer(5, 12.0, 'blue')
-    assert (got.source, got.text, got.arbitration) == ('cloud', 'red', 'cloud')
+    assert (got.source, got.text, got.arbitration, got.carried) == ('cloud', 'red', 'cloud', True)
     assert 'carried: red square tracked' in got.reason
     slot = [t for t in state.store.history() if t.step_id == 5][0]
     assert slot.answer == 'red' and slot.from_cloud   # Context Replacement gets it too
@@ -248,3 +248,10 @@ def test_edge_step_carries_into_the_history_and_lets_go_with_the_track():
     got = answer(6, 12.5, 'blue')
     assert (got.source, got.text) == ('edge', 'blue')
     assert '1 of its 1 objects left the view' in got.reason
+
+
+def test_the_summary_says_how_long_answers_hold_per_kind():
+    v = _run_world(change_every=40, cloud_error=0.1, edge_error=0.35, age_steps=4)
+    got = v.summary()
+    assert list(got) == ['holds_s.attribute']       # the only kind asked
+    assert got['holds_s.attribute'].startswith(f'{v.horizon_s(COLOUR):g} (')

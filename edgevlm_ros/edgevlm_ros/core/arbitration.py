@@ -88,6 +88,7 @@ class Arbitration:
     reason: str
     cloud_step: int = -1     # the cloud answer's step when source is 'cloud' (or was weighed)
     cloud_age_s: float = math.nan
+    carried: bool = False    # core.carry carried the cloud answer forward by its track
 
 
 def question_choices(question: str) -> tuple[str, ...]:

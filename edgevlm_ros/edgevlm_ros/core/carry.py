@@ -133,7 +133,8 @@ def carry_forward(question: str, step_id: int, stamp_s: float, edge_answer: str,
         why = f'{head}, stands ({rates})'
     else:
         why = f'{head}, carried: {what} ({rates})'
-    return Arbitration('cloud', best.answer, why, cloud.step_id, age), tuple(candidates)
+    return (Arbitration('cloud', best.answer, why, cloud.step_id, age, best.name == 'carried'),
+            tuple(candidates))
 
 
 def _carried(question: str, step_id: int, cloud: CloudView, track: TrackView | None,

@@ -31,6 +31,7 @@ import numpy as np
 
 from edgevlm_ros.core import edge_step as es
 from edgevlm_ros.core.stats import Counters
+from edgevlm_ros.core.strategy import Strategy
 
 # offload: how often a waiting step checks its deadline (wall s).
 OFFLOAD_POLL_S = 0.02
@@ -88,6 +89,14 @@ class EdgeRunner:
     def history_turns(self) -> int:
         state = self.state
         return len(state.store) if state is not None else 0
+
+    def validity(self) -> dict[str, object]:
+        """edgevlm_carried: per question kind, how long a standing cloud answer beats the edge."""
+        with self._lock:
+            if self.state is None or self.cfg.strategy is not Strategy.EDGEVLM_CARRIED:
+                return {}
+            return {'refereed_steps': self.state.validity.refereed,
+                    **self.state.validity.summary()}
 
     # ------------------------------------------------------------------ inputs
     def on_step(self, step_id: int) -> bool:
@@ -167,4 +176,6 @@ class EdgeRunner:
             answer = es.finish(view, plan, result.text, mode, state, cfg)
         if answer.arbitration:
             self.counters.inc(f'arbitration_{answer.arbitration}')
+        if answer.carried:
+            self.counters.inc('carried_answers')
         return Answered(answer, result)

@@ -213,6 +213,7 @@ class StepAnswer:
     focus_source_step: int = 0
     focus_age_s: float = 0.0
     arbitration: str = ''       # edgevlm_arbitrated / _carried: the decided source, else ''
+    carried: bool = False       # edgevlm_carried carried a cloud answer forward for this step
 
     @property
     def focus_applied(self) -> bool:
@@ -435,5 +436,6 @@ def finish(step: StepView, run: RunEdge, text: str, focus_mode: str, state: Edge
     state.own.record(step.step_id, step.question, text)
     if decision.source == 'cloud':
         return replace(answer, text=decision.answer, source='cloud', reason=decision.reason,
-                       newest_cloud_step=decision.cloud_step, arbitration='cloud')
+                       newest_cloud_step=decision.cloud_step, arbitration='cloud',
+                       carried=decision.carried)
     return replace(answer, reason=decision.reason, arbitration='edge')

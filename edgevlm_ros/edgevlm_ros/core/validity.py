@@ -57,6 +57,9 @@ _KIND_RULES = (
                           r'^\s*(does|do) (it|the (scene|image|frame|picture)) (show|contain)',
                           re.I)),
 )
+# A question of each kind, to look estimates up by kind (summary()).
+_EXAMPLES = {'attribute': 'What colour is it?', 'where': 'Where is it?',
+             'count': 'How many are there?', 'exists': 'Is there one?'}
 # Upper edges of the age bins of standing and carried answers, s.
 AGE_BINS_S = (0.75, 1.5, 3.0, 6.0, math.inf)
 # Candidates of this many recent steps wait for the step's own cloud answer (64: 32 s at 2 Hz,
@@ -219,6 +222,18 @@ class SceneValidity:
             if p > 0.5:
                 best = c
         return best, said
+
+    def summary(self) -> dict[str, str]:
+        """One line per kind of question with duels: how long a standing answer holds."""
+        out = {}
+        for kind in KINDS[:-1]:
+            q = _EXAMPLES[kind]
+            n = sum(d.weight for (k, *_), d in self._duels.items() if k == kind)
+            if n:
+                out[f'holds_s.{kind}'] = (f'{self.horizon_s(q):g} (carried over edge '
+                                          f'{self.win_chance(q, "carried", "edge", 2.0):.0%} at '
+                                          f'2 s; {n:.0f} duels)')
+        return out
 
     def horizon_s(self, question: str) -> float:
         """The top of the oldest age bin in which a standing answer beats the edge (0: none)."""
