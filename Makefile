@@ -29,7 +29,7 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo test lint unit colcon-check bench soak overload fleet chaos eval strategy-sweep train-svlm clean
+.PHONY: setup demo test lint unit colcon-check bench soak overload fleet chaos eval strategy-sweep strategy-grid train-svlm clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
@@ -133,6 +133,15 @@ SWEEP_OUT ?= $(BUILD)/strategy_replay/sweep
 strategy-sweep: setup
 	$(VENV)/bin/edgevlm strategy-sweep $(SWEEP_OUT) --seeds 400-407 --duration 40 \
 		--mix focus --ablations fixed
+
+# Every strategy on 8 kinds of world x 6 latencies, 640 held-out steps per cell (issue 22's grid,
+# docs/evaluation.md "Cloud answers carried forward"): two processes, one per half of the kinds,
+# about 40 min here; then the tables and the plot.
+GRID_OUT ?= $(BUILD)/strategy_grid
+strategy-grid: setup
+	$(VENV)/bin/edgevlm strategy-grid $(GRID_OUT) --kinds 0,2,4,6 --seeds 500-507 & \
+	$(VENV)/bin/edgevlm strategy-grid $(GRID_OUT) --kinds 1,3,5,7 --seeds 500-507; wait
+	$(VENV)/bin/edgevlm strategy-grid-report $(GRID_OUT)
 
 # The micro SVLM that ships in edgevlm_ros/weights/micro-svlm was trained by these commands: a base
 # run from random weights (about 95 min on 2 cores; the curriculum and learning rate follow the
