@@ -19,3 +19,27 @@ def test_the_cli_writes_results_a_table_and_a_plot(tmp_path, monkeypatch):
     assert (out / 'accuracy_vs_latency.png').stat().st_size > 1000
     text = (out / 'table.md').read_text()
     assert '| edgevlm_arbitrated |' in text and '0.2 s' in text
+
+
+def test_the_grid_writes_one_result_per_kind_and_a_report_over_all(tmp_path, monkeypatch):
+    import argparse
+
+    from edgevlm_ros.eval import grid_sweep
+
+    monkeypatch.setattr(sr, 'load_model', lambda spec, threads=1: EchoSvlm())
+    out = tmp_path / 'grid'
+    parser = argparse.ArgumentParser()
+    grid_sweep.add_parsers(parser.add_subparsers())
+    for kinds in ('0', '5'):   # two processes, as make strategy-grid runs them
+        args = parser.parse_args(['strategy-grid', str(out), '--kinds', kinds, '--seeds', '3',
+                                  '--duration', '8', '--latencies', '0.5,2'])
+        assert args.func(args) == 0
+    assert sorted(p.name for p in out.glob('results.*.json')) == [
+        f'results.{grid_sweep.GRID[0].key}.json', f'results.{grid_sweep.GRID[5].key}.json']
+    args = parser.parse_args(['strategy-grid-report', str(out)])
+    assert args.func(args) == 0
+    text = (out / 'table.md').read_text()
+    assert text.startswith('2 world kinds, 4 cells')
+    assert f'| {grid_sweep.GRID[5].name} | 2 s |' in text
+    assert 'edgevlm_carried minus edge_only' in text
+    assert (out / 'accuracy_vs_latency.png').stat().st_size > 1000
