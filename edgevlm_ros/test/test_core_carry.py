@@ -209,6 +209,18 @@ def test_a_count_is_carried_only_while_the_edge_sees_no_change():
     assert decision.source == 'edge' and 'the edge answer changed since' in decision.reason
 
 
+def test_a_fresh_cloud_answer_holds_without_a_duel():
+    v = SceneValidity()
+    for i in range(40):   # every duel so far went to the edge
+        v.propose(i, COLOUR, (Candidate('edge', 'y'), Candidate('standing', 'z', 0.5)))
+        v.add_cloud(i, COLOUR, 'y')
+    decision, _ = _decide(COLOUR, 'red', 'blue', None, v, age=0.5)
+    assert (decision.source, decision.answer) == ('cloud', 'red')
+    assert 'stands (standing is fresh)' in decision.reason
+    decision, _ = _decide(COLOUR, 'red', 'blue', None, v, age=1.0)   # older than fresh_s
+    assert decision.source == 'edge'
+
+
 def test_the_edge_answers_when_the_cloud_answer_is_to_another_question_or_too_old():
     v = SceneValidity()
     _favour(v, COLOUR, 'standing', 2.0)

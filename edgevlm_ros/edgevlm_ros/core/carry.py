@@ -10,7 +10,8 @@ refereed in this scene, for this kind of question and at this age (core.validity
 learned online; the edge holds unless a challenger wins more than half):
 
 * the edge SVLM's own answer;
-* the newest ok cloud answer to the same question as it stands, up to `max_carry_s` old;
+* the newest ok cloud answer to the same question as it stands, up to `max_carry_s` old (up to
+  `fresh_s` old it holds over the edge without a duel: the deadline forgives that age);
 * that answer carried forward by what it rests on, from its boxes as context_fusion tracks them
   to the current frame (`TrackView`; every box it grounded still in view, the weakest tracked
   with quality at least `min_track_quality`):
@@ -49,14 +50,19 @@ class CarryParams:
     """Bounds of edgevlm_carried; the horizons themselves are learned (core.validity)."""
 
     max_carry_s: float = 10.0         # a cloud answer older than this is never carried
+    # A cloud answer about a frame at most this much older than the step stands over the edge
+    # without a duel: answers are judged at a deadline (1 s), which forgives that age, while
+    # duels at that age mostly see the scene change the deadline forgives (docs/evaluation.md).
+    fresh_s: float = 0.75
     min_track_quality: float = 0.6    # tracked boxes below this no longer vouch for an answer
     max_track_lag_steps: int = 2      # the track must be on a frame this close to the step's
     validity: ValidityParams = field(default_factory=ValidityParams)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.max_carry_s) and self.max_carry_s >= 0):
-            raise ValueError(f'max_carry_s must be a finite number >= 0, got '
-                             f'{self.max_carry_s!r}')
+        for name in ('max_carry_s', 'fresh_s'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
         if not 0 <= self.min_track_quality <= 1:
             raise ValueError(f'min_track_quality must be in [0, 1], got '
                              f'{self.min_track_quality!r}')
@@ -122,7 +128,8 @@ def carry_forward(question: str, step_id: int, stamp_s: float, edge_answer: str,
                              edge_answer_at_cloud_step, params)
     if carried is not None:
         candidates.append(Candidate('carried', carried, age))
-    best, duels = validity.choose(question, tuple(candidates))
+    best, duels = validity.choose(question, tuple(candidates),
+                                  'standing' if age <= params.fresh_s else 'edge')
     rates = '; '.join(duels) or 'all agree'
     if best.name == 'edge':
         why = f'{head}; the edge holds ({rates})'

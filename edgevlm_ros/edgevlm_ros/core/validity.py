@@ -202,20 +202,21 @@ class SceneValidity:
         own = self._duels.get((question_kind(question), challenger, incumbent, age_bin(age_s)))
         return 0.0 if own is None else own.weight
 
-    def choose(self, question: str, candidates: tuple[Candidate, ...]
+    def choose(self, question: str, candidates: tuple[Candidate, ...], holder: str = 'edge'
                ) -> tuple[Candidate, list[str]]:
         """
         The candidate to answer with, and the duels that decided it (for the reason).
 
-        The edge holds unless a challenger is likelier right where they disagree: first the
-        standing answer, then the carried one against whichever holds.
+        `holder` (the edge, or a fresh standing answer) holds unless a challenger is likelier
+        right where they disagree: first the standing answer, then the carried one against
+        whichever holds.
         """
         by_name = {c.name: c for c in candidates}
-        best = by_name['edge']
-        said = []
+        best = by_name[holder]
+        said = [] if holder == 'edge' else [f'{holder} is fresh']
         for name in ('standing', 'carried'):
             c = by_name.get(name)
-            if c is None or same_answer(c.answer, best.answer, question):
+            if c is None or c is best or same_answer(c.answer, best.answer, question):
                 continue
             p = self.win_chance(question, c.name, best.name, c.age_s)
             said.append(f'{c.name} over {best.name} {p:.0%}')

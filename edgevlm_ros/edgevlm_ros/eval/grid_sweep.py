@@ -105,8 +105,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
     latencies = [float(x) for x in args.latencies.split(',')]
     strategies = [s for s in args.strategies.split(',') if s]
     cfg = EngineConfig()
+    # One cache file per set of kinds: parallel processes never share one, reruns reuse it.
     svlm = SvlmCache(load_model(args.model, args.threads),
-                     out / f'svlm_cache.{os.getpid()}.jsonl')
+                     out / f'svlm_cache.{"-".join(k.key for k in chosen)}.jsonl')
     t0 = time.monotonic()
     seeds = _seeds(args.seeds)
     bar = tqdm(total=len(chosen) * len(latencies) * len(strategies) * len(seeds),
