@@ -212,7 +212,8 @@ def test_a_count_is_carried_only_while_the_edge_sees_no_change():
 def test_a_fresh_cloud_answer_holds_without_a_duel():
     v = SceneValidity()
     for i in range(80):   # every duel so far went to the edge, at 0.5 s and at 1 s
-        v.propose(i, COLOUR, (Candidate('edge', 'y'), Candidate('standing', 'z', 0.5 + i % 2)))
+        age = 0.5 + 0.5 * (i % 2)
+        v.propose(i, COLOUR, (Candidate('edge', 'y'), Candidate('standing', 'z', age)))
         v.add_cloud(i, COLOUR, 'y')
     decision, _ = _decide(COLOUR, 'red', 'blue', None, v, age=0.5)
     assert (decision.source, decision.answer) == ('cloud', 'red')
