@@ -122,7 +122,9 @@ PARAMS = [
     ParamSpec('breaker.cooldown_s', 2.0, 'first cool-down of an open circuit, s; each failed '
               'probe doubles it', min=0.01, max=3600.0),
     ParamSpec('breaker.max_cooldown_s', 60.0, 'longest cool-down, s', min=0.01, max=86400.0),
-    ParamSpec('max_in_flight', 1, 'requests in flight at once', min=1, max=64),
+    ParamSpec('max_in_flight', 1, 'requests in flight at once (one more right after the '
+              'question changes: the first step of a new question is sent at once)', min=1,
+              max=64),
     ParamSpec('min_interval_s', 0.0, 'minimum time between two requests, s', min=0.0,
               max=3600.0),
     ParamSpec('adaptive_interval', True, 'also keep at least rtt_ewma / max_in_flight between '
@@ -222,7 +224,7 @@ class CloudBridgeNode(Node):
             self.get_logger().info(f'network profile is now {self._profile.describe()}')
         self._dispatch.configure(c, changed)  # the selector and the breaker
         if SELECTION_PARAMS & changed.keys():
-            self._client.max_in_flight = c.max_in_flight
+            self._client.max_in_flight = c.client_slots
         if any(k.startswith('retry.') for k in changed):
             self._client.retry = c.retry_policy()
 

@@ -66,7 +66,7 @@ def test_selection_client_and_embedded_server_arguments_come_from_the_parameters
                              'max_quiet_s': 5.0, 'max_age_s': 3.0, 'adaptive': False,
                              'rtt_alpha': 0.3}
     options = c.client_options()
-    assert options['ca_file'] is None and options['max_in_flight'] == 2
+    assert options['ca_file'] is None and options['max_in_flight'] == 3  # one for a new question
     assert c.embedded and c.embedded_server() == {
         'model': 'tiny-cloud', 'host': '127.0.0.1', 'port': 0, 'served_name': 'edgevlm-local-lvlm',
         'num_threads': 2, 'device': 'auto', 'dtype': 'auto'}

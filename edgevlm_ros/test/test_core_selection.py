@@ -158,3 +158,23 @@ def test_finished_without_a_request_is_a_bug():
 def test_bad_selector_configuration_raises(kwargs):
     with pytest.raises(ValueError):
         CloudSelector(**kwargs)
+
+
+def test_a_new_question_goes_at_once_past_the_interval_and_the_in_flight_limit():
+    sel = CloudSelector(max_in_flight=1, min_interval_s=0.3, adaptive=False)
+    assert sel.offer(0.0, 'a1', question='Where is the cup?').send == ['a1']
+    # Same question: the slot is taken, the step waits; another supersedes it.
+    assert sel.offer(0.5, 'a2', question='Where is the cup?').send == []
+    assert sel.pending == 1
+    # The question changed: sent now (two in flight), the old question's step is dropped.
+    got = sel.offer(0.6, 'b1', question='Is the door open?')
+    assert got.send == ['b1'] and got.dropped == [('a2', 'superseded')]
+    assert sel.in_flight == 2 and sel.pending == 0
+    # Once is enough: the next step of the new question follows the usual rules.
+    assert sel.offer(0.7, 'b2', question='Is the door open?').dropped == [('b2', 'interval')]
+    # A third question while two are in flight: the limit plus one holds it back.
+    assert sel.offer(1.8, 'c1', question='How many boxes?').send == []
+    assert sel.pending == 1
+    # Without questions the rule is off.
+    plain = CloudSelector(max_in_flight=1)
+    assert plain.offer(0.0, 'x').send == ['x'] and plain.offer(0.1, 'y').send == []

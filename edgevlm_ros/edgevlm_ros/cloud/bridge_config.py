@@ -191,7 +191,12 @@ class BridgeConfig:
                 'box_format': self.box_format, 'tls_verify': self.tls_verify,
                 'ca_file': self.ca_file or None, 'structured_output': self.structured_output,
                 'max_response_bytes': self.max_response_bytes,
-                'max_in_flight': self.max_in_flight}
+                'max_in_flight': self.client_slots}
+
+    @property
+    def client_slots(self) -> int:
+        """HTTP requests at once: the selector sends one past its limit on a new question."""
+        return self.max_in_flight + 1
 
     def embedded_server(self) -> dict[str, Any]:
         """Keyword arguments of the embedded LvlmServer: loopback only, any free port."""

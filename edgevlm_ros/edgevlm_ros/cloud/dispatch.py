@@ -92,7 +92,8 @@ class CloudDispatch:
         """A new step (rules 1, 2); the selector thumbnails the frame only if the step may go."""
         with self._lock:
             decision = self._selector.offer(now_s, Job(step, rgb, now_s), rgb,
-                                            gate=self.breaker.ready())
+                                            gate=self.breaker.ready(),
+                                            question=getattr(step, 'question', None))
         return self._orders(decision)
 
     def expire(self, now_s: float) -> Orders:

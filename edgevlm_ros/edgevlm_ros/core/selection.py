@@ -9,6 +9,12 @@ stop waiting. Rules, checked in this order when a step is offered:
 
 1. 'circuit_open': the caller's gate is shut (the circuit breaker is open): nothing is sent and
    nothing waits;
+1b. a new question (the step's question differs from the last sent step's; only when the caller
+   passes questions): sent at once, past the interval, the scene-change test and, by one, the
+   in-flight limit; the pending step (of the old question) is dropped ('superseded'). Every
+   cloud answer to the old question is stale for the new one, and waiting for the old
+   question's request to come back would leave the new question without any cloud answer for
+   up to two round trips (at 2 s, a third of a 6 s question window);
 2. 'interval': less than the effective interval since the last send (see below);
 3. 'no_change': with ``scene_change`` > 0, the frame differs from the last sent frame by no more
    than ``scene_change`` (mean absolute grey difference, 0..1), unless nothing was sent for
@@ -26,7 +32,8 @@ answers one request per RTT on each of ``max_in_flight`` connections completes
 slot or the server's queue) and arrive older. Failed requests do not feed the mean (a timeout
 says nothing about the server's pace; the circuit breaker handles failing servers).
 
-Bounds: at most ``max_in_flight`` requests and one pending step. Time is whatever clock the
+Bounds: at most ``max_in_flight`` requests (one more right after a question change) and one
+pending step. Time is whatever clock the
 caller uses (seconds); if it steps backwards (a looping bag, a sim clock reset) the selector
 forgets the last send instead of waiting for the old time to return.
 """
@@ -59,6 +66,7 @@ class _Pending:
     item: Any
     offered_s: float
     thumb: np.ndarray | None
+    question: str | None = None
 
 
 class CloudSelector:
@@ -75,6 +83,7 @@ class CloudSelector:
         self._pending: _Pending | None = None
         self._last_sent_s: float | None = None
         self._last_thumb: np.ndarray | None = None
+        self._last_question: str | None = None
 
     def configure(self, *, max_in_flight: int, min_interval_s: float, scene_change: float,
                   max_quiet_s: float, max_age_s: float, adaptive: bool,
@@ -118,17 +127,25 @@ class CloudSelector:
     # ---------------------------------------------------------------------------- events
 
     def offer(self, now_s: float, item: Any, frame: np.ndarray | None = None,
-              gate: bool = True) -> Decision:
+              gate: bool = True, question: str | None = None) -> Decision:
         """
         A new step: send it, keep it pending, or drop it (see the module docstring).
 
         `frame` is the step's image (RGB, RGBA or grey, any size; None: cannot judge change). It
         is thumbnailed here, and only for a step that passes the gate and the interval.
+        `question` is the step's question (None: questions are not looked at, rule 1b is off).
         """
         out = Decision()
         if not gate:
             self._drop_pending(out, 'circuit_open')
             out.dropped.append((item, 'circuit_open'))
+            return out
+        if question is not None and self._last_question is not None \
+                and question.strip() != self._last_question \
+                and self.in_flight <= self.max_in_flight:
+            self._drop_pending(out, 'superseded')
+            self._send(out, item, now_s, _thumb(frame) if frame is not None else None,
+                       question)
             return out
         if self._last_sent_s is not None and now_s < self._last_sent_s:
             self._last_sent_s = None  # the clock went backwards
@@ -144,10 +161,10 @@ class CloudSelector:
             out.dropped.append((item, 'no_change'))
             return out
         if self.in_flight < self.max_in_flight:
-            self._send(out, item, now_s, thumb)
+            self._send(out, item, now_s, thumb, question)
         else:
             self._drop_pending(out, 'superseded')
-            self._pending = _Pending(item, now_s, thumb)
+            self._pending = _Pending(item, now_s, thumb, question)
         return out
 
     def finished(self, now_s: float, rtt_s: float | None = None, gate: bool = True) -> Decision:
@@ -169,7 +186,7 @@ class CloudSelector:
                 self._drop_pending(out, 'circuit_open')
             else:
                 p, self._pending = self._pending, None
-                self._send(out, p.item, now_s, p.thumb)
+                self._send(out, p.item, now_s, p.thumb, p.question)
         return out
 
     def expire(self, now_s: float) -> Decision:
@@ -180,16 +197,20 @@ class CloudSelector:
         return out
 
     def reset(self) -> None:
-        """Forget the last send and the RTT mean (requests in flight and pending stay)."""
+        """Forget the last send, its question and the RTT mean (in flight and pending stay)."""
         self._last_sent_s = None
         self._last_thumb = None
+        self._last_question = None
         self.rtt_ewma_s = None
 
     # ---------------------------------------------------------------------------- internals
 
-    def _send(self, out: Decision, item: Any, now_s: float, thumb: np.ndarray | None) -> None:
+    def _send(self, out: Decision, item: Any, now_s: float, thumb: np.ndarray | None,
+              question: str | None = None) -> None:
         self.in_flight += 1
         self._last_sent_s = float(now_s)
+        if question is not None:
+            self._last_question = question.strip()
         if thumb is not None:
             self._last_thumb = thumb
         out.send.append(item)

@@ -209,7 +209,8 @@ def cloud_timeline(steps: Sequence[ReplayStep], network: str, seed: int = 0,
     for s in steps:
         land_until(s.stamp_ns)
         apply(selector.expire(s.stamp_ns * 1e-9), s.stamp_ns)
-        apply(selector.offer(s.stamp_ns * 1e-9, s.index), s.stamp_ns)
+        apply(selector.offer(s.stamp_ns * 1e-9, s.index, question=s.truth.question),
+              s.stamp_ns)
     land_until(2**62)
     events.sort(key=lambda e: (e.at_ns, e.step))
     return events
