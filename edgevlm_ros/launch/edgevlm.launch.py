@@ -33,7 +33,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 STRATEGIES = ['edge_only', 'cloud_only', 'cloud_stale', 'offload', 'edgevlm',
-              'replacement_only', 'focus_only', 'edgevlm_arbitrated']
+              'replacement_only', 'focus_only', 'edgevlm_arbitrated', 'edgevlm_carried']
 # backends/base.py's BACKENDS, DTYPES and QUANTIZATIONS (a launch file imports no package code).
 BACKENDS = ['auto', 'transformers', 'onnxruntime', 'openvino']
 DTYPES = ['auto', 'float32', 'float16', 'bfloat16']
