@@ -42,6 +42,7 @@ from edgevlm_ros.eval.cells import (
     save,
 )
 from edgevlm_ros.eval.replay_engine import EngineConfig, SvlmCache, make_world
+from edgevlm_ros.eval.sweep_report import ci_series
 from edgevlm_ros.sim.synthworld import WorldSpec
 
 STRATEGIES = ('edge_only', 'cloud_only', 'cloud_stale', 'offload', 'edgevlm',
@@ -85,18 +86,10 @@ def cell_key(kind: WorldKind, latency_s: float) -> str:
     return f'{kind.key} @ {latency_s:g} s'
 
 
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(','):
-        a, sep, b = part.partition('-')
-        out.extend(range(int(a), int(b) + 1) if sep else [int(a)])
-    return out
-
-
 def cmd_grid(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from edgevlm_ros.eval.strategy_replay import load_model
+    from edgevlm_ros.eval.strategy_replay import load_model, seeds_of
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +102,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     svlm = SvlmCache(load_model(args.model, args.threads),
                      out / f'svlm_cache.{"-".join(k.key for k in chosen)}.jsonl')
     t0 = time.monotonic()
-    seeds = _seeds(args.seeds)
+    seeds = seeds_of(args.seeds)
     bar = tqdm(total=len(chosen) * len(latencies) * len(strategies) * len(seeds),
                desc='worlds x strategies', file=sys.stderr)
     for kind in chosen:
@@ -252,16 +245,9 @@ def plot(cells: dict[str, dict[str, CellResult]], kinds: Sequence[WorldKind],
                              squeeze=False)
     for ax, kind in zip(axes.flat, kinds):
         for n, s in enumerate(STRATEGIES):
-            xs, ys, lo, hi = [], [], [], []
-            for lat in latencies:
-                r = cells.get(cell_key(kind, lat), {}).get(s)
-                if r is None or not r.correct:
-                    continue
-                a, b = bootstrap_ci(r.correct, r.blocks)
-                xs.append(lat * (1 + 0.03 * (n - len(STRATEGIES) / 2)))
-                ys.append(100 * r.accuracy)
-                lo.append(100 * (r.accuracy - a))
-                hi.append(100 * (b - r.accuracy))
+            xs, ys, lo, hi = ci_series(
+                [(lat, cells.get(cell_key(kind, lat), {}).get(s)) for lat in latencies],
+                0.03 * (n - len(STRATEGIES) / 2))
             ax.errorbar(xs, ys, yerr=[lo, hi], marker='o', ms=3, capsize=2, label=s,
                         lw=2.6 if s == CARRIED else 1.1)
         ax.set_xscale('log')

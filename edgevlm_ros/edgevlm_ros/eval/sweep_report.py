@@ -99,6 +99,21 @@ def kind_table(cells: dict[str, dict[str, CellResult]], columns: Sequence[str],
     return '\n'.join(lines)
 
 
+def ci_series(points: Sequence[tuple[float, CellResult | None]], shift: float
+              ) -> tuple[list[float], list[float], list[float], list[float]]:
+    """X (times 1 + shift, so strategies do not overlap), accuracy %, and the 95 % CI's arms."""
+    xs, ys, lo, hi = [], [], [], []
+    for x, r in points:
+        if r is None or not r.correct:
+            continue
+        a, b = bootstrap_ci(r.correct, r.blocks)
+        xs.append(x * (1 + shift))
+        ys.append(100 * r.accuracy)
+        lo.append(100 * (r.accuracy - a))
+        hi.append(100 * (b - r.accuracy))
+    return xs, ys, lo, hi
+
+
 def plot(cells: dict[str, dict[str, CellResult]], strategies: Sequence[str],
          latencies: Sequence[float], fluctuations: Sequence[float], error: float,
          path: str | os.PathLike) -> None:
@@ -111,16 +126,9 @@ def plot(cells: dict[str, dict[str, CellResult]], strategies: Sequence[str],
                              sharey=True, squeeze=False)
     for ax, f in zip(axes[0], fluctuations):
         for n, s in enumerate(strategies):
-            xs, ys, lo, hi = [], [], [], []
-            for lat in latencies:
-                r = cells.get(cell_name(lat, f, error), {}).get(s)
-                if r is None or not r.correct:
-                    continue
-                a, b = bootstrap_ci(r.correct, r.blocks)
-                xs.append(lat * (1 + 0.03 * (n - len(strategies) / 2)))
-                ys.append(100 * r.accuracy)
-                lo.append(100 * (r.accuracy - a))
-                hi.append(100 * (b - r.accuracy))
+            xs, ys, lo, hi = ci_series(
+                [(lat, cells.get(cell_name(lat, f, error), {}).get(s)) for lat in latencies],
+                0.03 * (n - len(strategies) / 2))
             style = {'lw': 2.6} if s == ARBITRATED else {'lw': 1.2}
             ax.errorbar(xs, ys, yerr=[lo, hi], marker='o', ms=3.5, capsize=2, label=s, **style)
         ax.set_xscale('log')
