@@ -27,7 +27,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 WARMUP = 100
-STRATEGIES = ('edge_only', 'edgevlm', 'edgevlm_arbitrated', 'cloud_stale')
+STRATEGIES = ('edge_only', 'edgevlm', 'edgevlm_arbitrated', 'edgevlm_carried', 'cloud_stale')
 
 
 def _image(rgb: np.ndarray, header) -> Image:
