@@ -1,7 +1,7 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-Does the edge SVLM's RSS grow when its prompt reaches token lengths it has not seen before?
+Whether the edge SVLM's RSS grows when its prompt reaches token lengths it has not seen before.
 
 The hypothesis this measures (docs/robustness.md, "An hour without growth"): the edge node's
 RSS steps up after warm-up because the history's prompts reach new token lengths (new tensor
@@ -83,7 +83,7 @@ except AttributeError:  # glibc < 2.33
 
 
 def malloc_state() -> tuple[float, float, float]:
-    """glibc heap (all arenas): MB in use, MB free but kept, MB in mmapped chunks."""
+    """Glibc heap (all arenas): MB in use, MB free but kept, MB in mmapped chunks."""
     if not HAVE_MALLINFO2:
         return float('nan'), float('nan'), float('nan')
     m = _LIBC.mallinfo2()
@@ -95,11 +95,10 @@ def run_mode(opts) -> dict:
     import random
     import re
 
-    import psutil
-
     from edgevlm_ros.backends.registry import load_svlm
     from edgevlm_ros.core.context import ContextStore, compress_answer, word_count
     from edgevlm_ros.sim.synthworld import WorldSpec
+    import psutil
 
     proc = psutil.Process()
     rss = lambda: proc.memory_info().rss / MB  # noqa: E731
