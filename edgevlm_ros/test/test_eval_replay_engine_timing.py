@@ -36,10 +36,17 @@ def test_every_step_gets_one_cloud_response_and_one_request_flies_at_a_time(worl
             # answer lands; later steps closer than the adaptive interval (1.015 s) to the last
             # send are dropped, the next one waits for the slot.
             assert [e.step for e in ok][:4] == [0, 2, 5, 8]
-        # one in flight: each request leaves when it arrives or when the previous one landed
+        # One in flight: each request leaves when it arrives or when the previous one landed;
+        # only the first step of a new question leaves at once, next to the old one's request.
         for prev, e in zip(ok, ok[1:]):
-            sent = max(world.steps[e.step].stamp_ns, prev.at_ns)
+            step = world.steps[e.step]
+            new_question = step.truth.question != world.steps[prev.step].truth.question
+            sent = step.stamp_ns if new_question else max(step.stamp_ns, prev.at_ns)
             assert e.at_ns - sent == round(e.rtt_s * 1e9)
+        firsts = [s.index for s, before in zip(world.steps[1:], world.steps)
+                  if s.truth.question != before.truth.question]
+        if sent_every != 1:
+            assert firsts and all(i in {e.step for e in ok} for i in firsts)
 
 
 def test_jitter_draws_differ_but_repeat_for_the_same_seed(world):
