@@ -83,13 +83,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     ap.add_argument('--steps', type=int, default=600)
     ap.add_argument('--label', default='')
+    ap.add_argument('--strategies', default=','.join(STRATEGIES),
+                    help='comma-separated (an older package may not know every one)')
     args = ap.parse_args()
     with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as f:
         json.dump({'answer': 'left', 'echo_cloud': True}, f)
     rclpy.init(args=['--ros-args', '-p', f'model:=scripted:{f.name}', '-p', 'autostart:=false',
                      '-p', 'focus.mode:=attention'])
     try:
-        for strategy in STRATEGIES:
+        for strategy in args.strategies.split(','):
             t = run(strategy, args.steps)
             q = statistics.quantiles(t, n=10)
             print(f'{args.label:>6} {strategy:<20} median {statistics.median(t):7.0f} us  '

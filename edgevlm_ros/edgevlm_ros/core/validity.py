@@ -57,9 +57,6 @@ _KIND_RULES = (
                           r'^\s*(does|do) (it|the (scene|image|frame|picture)) (show|contain)',
                           re.I)),
 )
-# A question of each kind, to look estimates up by kind (summary()).
-_EXAMPLES = {'attribute': 'What colour is it?', 'where': 'Where is it?',
-             'count': 'How many are there?', 'exists': 'Is there one?'}
 # Upper edges of the age bins of standing and carried answers, s.
 AGE_BINS_S = (0.75, 1.5, 3.0, 6.0, math.inf)
 # Candidates of this many recent steps wait for the step's own cloud answer (64: 32 s at 2 Hz,
@@ -188,12 +185,13 @@ class SceneValidity:
     def win_chance(self, question: str, challenger: str, incumbent: str,
                    age_s: float) -> float:
         """Chance that `challenger` is the right one where it disagrees with `incumbent`."""
-        b = age_bin(age_s)
+        return self._win(question_kind(question), challenger, incumbent, age_bin(age_s))
+
+    def _win(self, kind: str, challenger: str, incumbent: str, b: int) -> float:
         p = PRIOR_WIN[(challenger, incumbent)][b]
         pooled = self._duels.get(('all', challenger, incumbent, b))
         if pooled is not None:
             p = pooled.shrunk(p, PRIOR_WEIGHT)
-        kind = question_kind(question)
         own = self._duels.get((kind, challenger, incumbent, b)) if kind != 'other' else None
         return p if own is None else own.shrunk(p, self.params.pool_weight)
 
@@ -228,20 +226,21 @@ class SceneValidity:
         """One line per kind of question with duels: how long a standing answer holds."""
         out = {}
         for kind in KINDS[:-1]:
-            q = _EXAMPLES[kind]
             n = sum(d.weight for (k, *_), d in self._duels.items() if k == kind)
             if n:
-                out[f'holds_s.{kind}'] = (f'{self.horizon_s(q):g} (carried over edge '
-                                          f'{self.win_chance(q, "carried", "edge", 2.0):.0%} at '
-                                          f'2 s; {n:.0f} duels)')
+                carried = self._win(kind, 'carried', 'edge', age_bin(2.0))
+                out[f'holds_s.{kind}'] = (f'{self._horizon(kind):g} (carried over edge '
+                                          f'{carried:.0%} at 2 s; {n:.0f} duels)')
         return out
 
     def horizon_s(self, question: str) -> float:
         """The top of the oldest age bin in which a standing answer beats the edge (0: none)."""
+        return self._horizon(question_kind(question))
+
+    def _horizon(self, kind: str) -> float:
         horizon = 0.0
         for b, top in enumerate(AGE_BINS_S):
-            lo = 0.0 if b == 0 else AGE_BINS_S[b - 1]
-            if self.win_chance(question, 'standing', 'edge', lo) <= 0.5:
+            if self._win(kind, 'standing', 'edge', b) <= 0.5:
                 break
             horizon = top
         return horizon
