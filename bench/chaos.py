@@ -11,6 +11,8 @@ heartbeat watchdog notices that). For each fault it prints:
 * next answer: seconds from the fault to the first Answer published after it;
 * back: seconds from the fault to the first Answer about a Step stamped after the fault (the
   graph answers new frames again);
+* new step: seconds from the fault to the first Step stamped after it that this bench received
+  (what the camera side costs; "back" minus this is what the edge side costs);
 * lost: Steps the camera should have published at its step rate between the fault and "back"
   that were not answered (unpublished ones count: a dead camera loses its steps too);
 * the restart line of the runner and, for the edge, how long its model load took (its log).
@@ -145,6 +147,7 @@ def main() -> int:
             spin(900, lambda t0=t0, n=n_ans: any(_stamp(m) > t0 for _, m in answers[n:]))
             back = next((t for t, m in answers[n_ans:] if _stamp(m) > t0), float('nan'))
             first = answers[n_ans][0] if len(answers) > n_ans else float('nan')
+            new_step = next((t for t, m in steps if _stamp(m) > t0), float('nan'))
             answered = {(m.step_id, _stamp(m)) for _, m in answers}
             published = [(m.step_id, _stamp(m)) for _, m in steps if t0 <= _stamp(m) < back]
             expected = max(len(published), int((back - t0) * STEP_RATE_HZ))
@@ -157,9 +160,10 @@ def main() -> int:
                 times = re.findall(r'loaded edge model .* in ([0-9.]+) s', logs)
                 load = f'model load {times[-1]} s' if times else ''
             kind = 'SIGSTOP' if sig == signal.SIGSTOP else 'SIGKILL'
-            rows.append((f'{kind} {name}', first - t0, back - t0, lost, load))
-            print(f'{kind} {name:<15} next answer {first - t0:6.1f} s   back '
-                  f'{back - t0:6.1f} s   lost {lost:3d} steps   {load}', flush=True)
+            rows.append((f'{kind} {name}', first - t0, new_step - t0, back - t0, lost, load))
+            print(f'{kind} {name:<15} next answer {first - t0:6.1f} s   new step '
+                  f'{new_step - t0:6.1f} s   back {back - t0:6.1f} s   lost {lost:3d} steps   '
+                  f'{load}', flush=True)
     finally:
         out = demo.stop()
         ex.shutdown()
@@ -167,9 +171,10 @@ def main() -> int:
         rclpy.try_shutdown()
     restarts = next((x for x in out.splitlines() if x.startswith('restarts ')), 'restarts ?')
     print(restarts)
-    print('\n| fault | next answer s | back s | steps lost | note |\n|---|---:|---:|---:|---|')
-    for fault, nxt, back, lost, note in rows:
-        print(f'| {fault} | {nxt:.1f} | {back:.1f} | {lost} | {note} |')
+    print('\n| fault | next answer s | new step s | back s | steps lost | note |\n'
+          '|---|---:|---:|---:|---:|---|')
+    for fault, nxt, new_step, back, lost, note in rows:
+        print(f'| {fault} | {nxt:.1f} | {new_step:.1f} | {back:.1f} | {lost} | {note} |')
     return 0
 
 
