@@ -189,12 +189,22 @@ class EdgeSvlmNode(Node):
             self._status.set_state(STARTING, 'unconfigured: the model load failed')
             return TransitionCallbackReturn.FAILURE
         self.runner.configure(self.svlm.count_tokens)
+        try:
+            warm_s = self.runner.warm_up(self.svlm, self.params['image_longest_edge'])
+        except Exception as e:  # noqa: BLE001 - a model that cannot answer must fail the load
+            self.get_logger().error(f"edge model {self.params['model']!r} loaded but cannot "
+                                    f'answer: {e}')
+            self.svlm = None
+            self._status.set_state(STARTING, 'unconfigured: the model cannot answer')
+            return TransitionCallbackReturn.FAILURE
+        self.svlm.cache_stats = type(self.svlm.cache_stats)()  # count the steps only
         self._answer_pub = self.create_lifecycle_publisher(Answer, 'edgevlm/answer', RESULTS)
         self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
         self._status.set_state(STARTING, 'inactive')
         self.get_logger().info(
             f"loaded edge model {self.svlm.name} on {self._runtime} in "
-            f"{time.monotonic() - t0:.1f} s; strategy {self.params['strategy']}")
+            f"{time.monotonic() - t0:.1f} s ({warm_s:.1f} s of it a first answer with a full "
+            f"history); strategy {self.params['strategy']}")
         return TransitionCallbackReturn.SUCCESS
 
     def _backend_options(self) -> dict:

@@ -6,9 +6,10 @@ from pathlib import Path
 import threading
 
 from edgevlm_ros.backends import visual_focus
-from edgevlm_ros.backends.base import STAGES, SvlmResult
+from edgevlm_ros.backends.base import STAGES, SvlmResult, bound_word_cache
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
+from edgevlm_ros.models.compat import load_processor
 import numpy as np
 import pytest
 import torch
@@ -346,3 +347,20 @@ def test_unknown_model_types_prefill_fully_and_answer_as_generate_does(
         assert result.cached_tokens == 0 and svlm.cached_ids == ()
         text, ids = reference_text(svlm, frame, 'What is ahead?', HISTORY[:n])
         assert (result.text, result.completion_tokens) == (text, len(ids))
+
+
+def test_word_caches_are_bounded_and_tokens_stay_the_same(svlm: TransformersSvlm,
+                                                         tiny_edge_model: Path) -> None:
+    # 3000 new words (what a chatty cloud or a random-weight model puts into the history) through
+    # the backend's capped tokenizers give exactly the ids of an uncapped tokenizer.
+    plain = load_processor(str(tiny_edge_model)).tokenizer
+    rng = np.random.default_rng(3)
+    letters = np.array(list('abcdefghijklmnopqrstuvwxyz'))
+    texts = [' '.join(''.join(rng.choice(letters, rng.integers(3, 9))) for _ in range(30))
+             for _ in range(100)]
+    for text in texts:
+        assert svlm.tokenizer(text)['input_ids'] == plain(text)['input_ids']
+    counted = plain(texts[0], add_special_tokens=False)['input_ids']
+    assert svlm.count_tokens(texts[0]) == len(counted)
+    assert bound_word_cache(plain, 10)
+    assert not bound_word_cache(object())  # a slow tokenizer, or none: left alone

@@ -173,3 +173,29 @@ def test_the_runner_passes_a_bad_frame_on_and_counts_what_became_of_inputs():
     assert runner.on_step(1) and counters.get('step_id_resets') == 1
     assert runner.on_context(2, Q, 'x') == 'from_before_restart'
     assert counters.get('context_updates_from_before_restart') == 1
+
+
+def test_warm_up_answers_once_with_the_longest_history_the_caps_allow() -> None:
+    calls = []
+
+    class Svlm:
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+        def answer(self, image, question, history=(), focus=(), focus_alpha=0.0, *,
+                   max_new_tokens=None, history_sources=None):
+            calls.append((image.shape, list(history), list(history_sources)))
+
+    runner = EdgeRunner(es.EdgeConfig(history_turns=8, history_tokens=512), Counters())
+    runner.configure(Svlm().count_tokens)
+    runner.warm_up(Svlm(), 512)
+    (shape, history, sources), = calls
+    assert shape == (384, 512, 3)
+    assert len(history) == 8 and sources == [False] * 8
+    tokens = sum(len(q.split()) + len(a.split()) for q, a in history)
+    assert 512 - 8 <= tokens <= 512  # each turn within one word of its share
+    assert runner.history_turns == 0  # the edge's own history is not touched
+
+    calls.clear()
+    EdgeRunner(es.EdgeConfig(history_turns=0), Counters()).warm_up(Svlm(), 256)
+    assert calls == [((192, 256, 3), [], [])]

@@ -42,6 +42,22 @@ _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 # Stages of one answer, in the order they run.
 STAGES = ('preprocess', 'vision', 'prefill', 'decode')
 
+# Words a BPE tokenizer keeps in its word cache. The tokenizers library's default is 10,000
+# per tokenizer, filled by every new word of the history (new cloud answers, and a random-weight
+# model's own answers): ~5 MB each, still filling 15 minutes into a soak (docs/robustness.md).
+# 1,000 words fill in the first minute; a word not cached is split again, microseconds.
+WORD_CACHE_WORDS = 1000
+
+
+def bound_word_cache(tokenizer: Any, words: int = WORD_CACHE_WORDS) -> bool:
+    """Cap a fast tokenizer's word cache at `words`; False when it has none to cap."""
+    model = getattr(getattr(tokenizer, 'backend_tokenizer', None), 'model', None)
+    resize = getattr(model, '_resize_cache', None)  # tokenizers >= 0.20, BPE and friends
+    if resize is None:
+        return False
+    resize(words)
+    return True
+
 
 def check_device(device: str) -> str | None:
     """A reason when ``device`` is not auto/cpu/cuda/cuda:N, else None."""

@@ -61,6 +61,7 @@ from edgevlm_ros.backends.base import (
     BackendSettings,
     PrefixCacheStats,
     SvlmResult,
+    bound_word_cache,
     check_device,
     check_dtype,
     common_prefix_len,
@@ -362,6 +363,8 @@ class OnnxSvlm(BackendSettings):
             raise OSError(f'the processor of {self.path} has no tokenizer')
         self._count_tokenizer = copy.deepcopy(self.tokenizer)
         self._count_lock = threading.Lock()
+        bound_word_cache(self.tokenizer)
+        bound_word_cache(self._count_tokenizer)
         eos: Any = None
         gen_file = self.path / 'generation_config.json'
         if gen_file.is_file():

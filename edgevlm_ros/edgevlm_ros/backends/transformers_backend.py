@@ -74,6 +74,7 @@ from edgevlm_ros.backends.base import (
     BackendSettings,
     PrefixCacheStats,
     SvlmResult,
+    bound_word_cache,
     check_device,
     check_dtype,
     common_prefix_len,
@@ -238,6 +239,8 @@ class TransformersSvlm(BackendSettings):
         # while the processor reconfigures padding/truncation inside answer().
         self._count_tokenizer = copy.deepcopy(self.tokenizer)
         self._count_lock = threading.Lock()
+        bound_word_cache(self.tokenizer)
+        bound_word_cache(self._count_tokenizer)
 
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id

@@ -18,6 +18,9 @@ and clocks, ROS-free so they are tested without ROS:
    into the history and is arbitrated under the lock again.
 3. `configure` makes a new state for a newly loaded model; `reconfigure` applies new parameters
    (new history caps restart the history empty); `release` drops the state.
+4. `warm_up` answers once, during the load, with the longest prompt the history caps allow: the
+   first real step is not a cold one, and the memory the longest prompt takes is taken then
+   rather than minutes into a run, when a long history is first re-prefilled at once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from edgevlm_ros.core.strategy import Strategy
 
 # offload: how often a waiting step checks its deadline (wall s).
 OFFLOAD_POLL_S = 0.02
+
+# warm_up's filler history: what it says does not matter, its length does.
+WARM_UP_QUESTION = 'What is in front of the robot?'
+WARM_UP_WORDS = ('a', 'red', 'square', 'left', 'of', 'the', 'blue', 'circle', 'on', 'table')
 
 _CONTEXT_COUNTERS = {'applied': 'context_replacements',
                      'from_before_restart': 'context_updates_from_before_restart',
@@ -74,6 +81,32 @@ class EdgeRunner:
                 self.state.new_history(cfg)
                 return True
         return False
+
+    def warm_up(self, svlm: Any, longest_edge: int) -> float:
+        """
+        Answer once with a full history (section 4 of the module docs); the seconds it took.
+
+        `history_turns` turns of about `history_tokens / history_turns` tokens each (question
+        and answer, as the history counts them), a grey 4:3 frame of `longest_edge` px, the
+        model's own token cap. The edge state is not touched.
+        """
+        import time
+
+        cfg, count = self.cfg, getattr(svlm, 'count_tokens', None)
+        history: list[tuple[str, str]] = []
+        if cfg.history_turns > 0 and count is not None:
+            share = max(1, cfg.history_tokens // cfg.history_turns)
+            words: list[str] = []
+            for i in range(4 * share):  # a word costs at least one token
+                words.append(WARM_UP_WORDS[i % len(WARM_UP_WORDS)])
+                if count(WARM_UP_QUESTION) + count(' '.join(words)) > share:
+                    words.pop()
+                    break
+            history = [(WARM_UP_QUESTION, ' '.join(words))] * cfg.history_turns
+        frame = np.full((longest_edge * 3 // 4, longest_edge, 3), 128, np.uint8)
+        t0 = time.monotonic()
+        svlm.answer(frame, WARM_UP_QUESTION, history, history_sources=[False] * len(history))
+        return time.monotonic() - t0
 
     def stop_waiting(self) -> None:
         """End an offload wait now (the worker is stopping)."""
