@@ -326,7 +326,7 @@ class CloudBridgeNode(Node):
         self.get_logger().warning(text)
 
     def _gauges(self) -> dict[str, object]:
-        return {**self._dispatch.gauges(), 'http_tasks': self._http.pending,
+        return {**self._dispatch.gauges(self._time.now()), 'http_tasks': self._http.pending,
                 'structured_output': self._client.structured_output,
                 'parameter_rejections': self.params.rejected}
 

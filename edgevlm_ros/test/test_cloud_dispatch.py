@@ -68,17 +68,17 @@ def test_a_cancelled_request_frees_its_slot_too():
     dispatch = make()
     dispatch.offer(0.0, 'step 1', FRAME)
     dispatch.finished(0.3, None)
-    assert dispatch.gauges()['in_flight'] == 0
+    assert dispatch.gauges(0.0)['in_flight'] == 0
 
 
 def test_only_an_answer_feeds_the_adaptive_interval():
     dispatch = make()
     dispatch.offer(0.0, 'step 1', FRAME)
     dispatch.finished(0.3, BAD)
-    assert dispatch.gauges()['rtt_ewma_ms'] == 'nan'
+    assert dispatch.gauges(0.0)['rtt_ewma_ms'] == 'nan'
     dispatch.offer(1.0, 'step 2', FRAME)
     dispatch.finished(1.2, OK)
-    gauges = dispatch.gauges()
+    gauges = dispatch.gauges(0.0)
     assert (gauges['rtt_ewma_ms'], gauges['interval_s']) == ('200.0', '0.200')
 
 
@@ -111,7 +111,7 @@ def test_results_set_the_cloud_state_and_an_answer_its_round_trip():
     assert dispatch.report(OK, step_id=4) is None  # same state: nothing to log
     change = dispatch.report(BAD, step_id=5)
     assert change.new == 'failing' and '2 failures in a row' in change.detail
-    gauges = dispatch.gauges()
+    gauges = dispatch.gauges(0.0)
     assert (gauges['round_trip_p50_ms'], gauges['cloud_state']) == ('200.0', 'failing')
 
 
@@ -119,7 +119,7 @@ def test_a_result_the_client_dropped_changes_no_state_and_no_round_trip():
     dispatch = make()
     assert dispatch.report(CloudResult(status='dropped', fault='max_age'), 1) is None
     assert dispatch.cloud_state == 'unknown'
-    assert dispatch.gauges()['round_trip_p50_ms'] == 'nan'
+    assert dispatch.gauges(0.0)['round_trip_p50_ms'] == 'nan'
 
 
 def test_breaker_transitions_reach_the_cloud_state_with_its_last_error():
@@ -129,14 +129,14 @@ def test_breaker_transitions_reach_the_cloud_state_with_its_last_error():
     dispatch.breaker.record_failure('HTTP 503')
     assert [(c.old, c.new) for c in transitions] == [('unknown', 'open')]
     assert 'last error: HTTP 503' in transitions[0].detail
-    gauges = dispatch.gauges()
+    gauges = dispatch.gauges(0.0)
     assert (gauges['breaker_state'], gauges['next_probe_in_s']) == ('open', '2.00')
 
 
 def test_the_gauges_are_the_cloud_side_of_the_status():
-    assert set(make().gauges()) == {
+    assert set(make().gauges(0.0)) == {
         'cloud_state', 'breaker_state', 'next_probe_in_s', 'in_flight', 'pending', 'interval_s',
-        'rtt_ewma_ms', 'round_trip_p50_ms', 'round_trip_p95_ms'}
+        'busy_refusals', 'rtt_ewma_ms', 'round_trip_p50_ms', 'round_trip_p95_ms'}
 
 
 def test_changed_parameters_reach_the_selector_and_the_breaker_only_when_theirs():

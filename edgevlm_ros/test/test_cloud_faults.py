@@ -269,7 +269,6 @@ MATRIX = [
     Fault('hangs', lambda s: s.set('hang'), _ok, 'timeout', 'timeout'),
     Fault('slow_10s', lambda s: s.set('slow', delay_s=10.0), lambda s: s.set('slow', delay_s=0.05),
           'timeout', 'timeout'),
-    Fault('http_429', _status(429), _ok, 'http_error', 'rate_limited'),
     Fault('http_500', _status(500, message='CUDA out of memory'), _ok, 'http_error',
           'server_error'),
     Fault('http_503', _status(503), _ok, 'http_error', 'server_error'),
@@ -280,6 +279,26 @@ MATRIX = [
     Fault('wrong_model', lambda s: setattr(s, 'served_model', 'another-model'),
           lambda s: setattr(s, 'served_model', MODEL), 'http_error', 'not_found'),
 ]
+
+
+@pytest.mark.parametrize('status,retry_after', [(429, None), (503, '0')],
+                         ids=['http_429', 'http_503_retry_after'])
+def test_a_busy_server_is_retried_but_never_opens_the_breaker(server, status, retry_after):
+    # A 429 or a 503 with Retry-After: up and shedding load. The send rate answers it
+    # (core.selection); the breaker (threshold 2) would cut a robot off a shared server for
+    # growing cool-downs. A bare 503 still opens it (the fault matrix).
+    server.start().set('status', status=status, retry_after=retry_after)
+    h = Harness.make(server, retry=RetryPolicy(max_retries=1, base_s=0.01, max_s=0.02))
+
+    async def body(client):
+        return [await h.ask(client) for _ in range(4)]
+    results = h.run(body)
+    assert h.transitions == []
+    assert [(r.status, r.attempts, r.busy_tries) for r in results] == [('http_error', 2, 2)] * 4
+    assert server.count == 8
+    server.set('ok')
+    result = h.run(h.ask)
+    assert result.ok and result.busy_tries == 0
 
 
 @pytest.fixture

@@ -85,13 +85,13 @@ def test_a_shut_gate_drops_the_step_and_the_one_waiting():
 
 def test_interval_follows_the_round_trip_so_requests_do_not_queue():
     s = CloudSelector(max_in_flight=2, min_interval_s=0.1, rtt_alpha=0.5)
-    assert s.interval_s == 0.1  # nothing measured yet
+    assert s.base_interval_s == 0.1  # nothing measured yet
     s.offer(0.0, 'a')
     s.finished(2.0, rtt_s=2.0)
-    assert s.rtt_ewma_s == 2.0 and s.interval_s == pytest.approx(1.0)  # RTT / max_in_flight
+    assert s.rtt_ewma_s == 2.0 and s.base_interval_s == pytest.approx(1.0)  # RTT / max_in_flight
     s.offer(2.0, 'b')
     s.finished(2.5, rtt_s=1.0)
-    assert s.rtt_ewma_s == pytest.approx(1.5) and s.interval_s == pytest.approx(0.75)
+    assert s.rtt_ewma_s == pytest.approx(1.5) and s.base_interval_s == pytest.approx(0.75)
     assert s.offer(2.7, 'c').dropped == [('c', 'interval')]  # 0.7 s after the last send
     assert s.offer(2.8, 'd').send == ['d']
 
@@ -100,14 +100,14 @@ def test_failed_requests_do_not_feed_the_round_trip_mean():
     s = CloudSelector()
     s.offer(0.0, 'a')
     s.finished(10.0, rtt_s=None)
-    assert s.rtt_ewma_s is None and s.interval_s == 0.0
+    assert s.rtt_ewma_s is None and s.base_interval_s == 0.0
 
 
 def test_adaptive_off_keeps_the_fixed_interval():
     s = CloudSelector(min_interval_s=0.2, adaptive=False)
     s.offer(0.0, 'a')
     s.finished(3.0, rtt_s=3.0)
-    assert s.interval_s == 0.2
+    assert s.base_interval_s == 0.2
 
 
 def test_every_step_leaves_exactly_once_and_state_stays_bounded():
@@ -178,3 +178,49 @@ def test_a_new_question_goes_at_once_past_the_interval_and_the_in_flight_limit()
     # Without questions the rule is off.
     plain = CloudSelector(max_in_flight=1)
     assert plain.offer(0.0, 'x').send == ['x'] and plain.offer(0.1, 'y').send == []
+
+
+def test_a_busy_refusal_halves_the_send_rate_which_grows_back_by_a_step_a_second():
+    from edgevlm_ros.core.selection import BUSY_MAX_INTERVAL_S, BUSY_RECOVERY_HZ_PER_S
+
+    s = CloudSelector(max_in_flight=1, adaptive=False)
+    assert s.offer(0.0, 'a').send == ['a']
+    s.finished(0.1, busy=True)                 # no interval before: the first busy one
+    assert s.interval_at(0.1) == pytest.approx(0.25)
+    assert s.offer(0.2, 'b').dropped == [('b', 'interval')]  # 0.2 s after the send: too soon
+    assert s.offer(0.3, 'c').send == ['c']
+    s.finished(0.4, busy=True)                 # refused again: half the rate of that moment
+    rate = 4.0 + 0.3 * BUSY_RECOVERY_HZ_PER_S  # 4 Hz allowed at 0.1, grown for 0.3 s
+    assert 1.0 / s.interval_at(0.4) == pytest.approx(rate / 2.0)
+    assert s.offer(0.7, 'd').dropped == [('d', 'interval')]
+    # The rate grows back by BUSY_RECOVERY_HZ_PER_S each second without another refusal.
+    assert 1.0 / s.interval_at(2.4) == pytest.approx(rate / 2.0 + 2.0 * BUSY_RECOVERY_HZ_PER_S)
+    for t in range(3, 40):                     # answered from now on
+        assert s.offer(float(t), 'x').send == ['x']
+        s.finished(t + 0.01)
+    assert s.interval_at(40.0) == 0.0          # recovered: back to the base interval
+    assert s.busy_refusals == 2
+    sends = []
+    for k in range(1200):                      # 60 s of a step every 50 ms, every try refused
+        t = 100.0 + 0.05 * k
+        if s.offer(t, 'y').send:
+            sends.append(t)
+            s.finished(t, busy=True)
+    # Halving meets regrowth at one try every sqrt(1 / (2 * BUSY_RECOVERY_HZ_PER_S)) s (1.4 s).
+    gaps = np.diff(sends[10:])
+    assert np.mean(gaps) == pytest.approx((2.0 * BUSY_RECOVERY_HZ_PER_S) ** -0.5, abs=0.06)
+    many = CloudSelector(max_in_flight=12, adaptive=False)
+    for _ in range(12):
+        many.offer(0.0, 'z')
+    for _ in range(12):                        # twelve refusals at once: capped
+        many.finished(0.0, busy=True)
+    assert many.interval_at(0.0) == BUSY_MAX_INTERVAL_S
+
+
+def test_a_step_pending_when_its_slot_comes_back_busy_is_dropped():
+    s = CloudSelector(max_in_flight=1, adaptive=False)
+    s.offer(0.0, 'a')
+    s.offer(0.2, 'b')                          # waits for the slot
+    out = s.finished(0.3, busy=True)
+    assert out.send == [] and out.dropped == [('b', 'interval')] and s.pending == 0
+    assert s.offer(0.4, 'c').send == ['c']     # 0.4 s after the last send: past 0.25 s

@@ -264,6 +264,7 @@ def test_service_time_serialises_model_calls_and_bounds_the_queue() -> None:
     body = chat_body(data_url(scene()))
     with LvlmServer(fast, served_name=SERVED, max_pending=3, service_ms=300) as srv:
         results: list[tuple[int, float]] = []
+        retry_after: list[str | None] = []
         lock = threading.Lock()
 
         def ask() -> None:
@@ -271,6 +272,8 @@ def test_service_time_serialises_model_calls_and_bounds_the_queue() -> None:
             r = httpx.post(f'{srv.url}/chat/completions', json=body, timeout=30.0)
             with lock:
                 results.append((r.status_code, time.monotonic() - t0))
+                if r.status_code == 503:  # busy, not down: it says when to come back
+                    retry_after.append(r.headers.get('Retry-After'))
 
         t0 = time.monotonic()
         threads = [threading.Thread(target=ask) for _ in range(5)]
@@ -282,5 +285,6 @@ def test_service_time_serialises_model_calls_and_bounds_the_queue() -> None:
     ok = sorted(s for code, s in results if code == 200)
     busy = [code for code, _ in results if code != 200]
     assert busy and set(busy) == {503} and len(ok) >= 3
+    assert set(retry_after) == {'1'}
     assert ok[0] >= 0.29                          # every call holds the model 300 ms
     assert ok[-1] >= 0.29 * len(ok) and wall >= 0.29 * len(ok)  # ... one after the other

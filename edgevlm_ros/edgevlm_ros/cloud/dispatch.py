@@ -109,8 +109,10 @@ class CloudDispatch:
     def finished(self, now_s: float, result: CloudResult | None) -> Orders:
         """A request ended (`result` None: it was cancelled); the step waiting may go (rule 3)."""
         rtt_s = result.round_trip_ms / 1000.0 if result is not None and result.ok else None
+        busy = result is not None and result.busy_tries > 0
         with self._lock:
-            decision = self._selector.finished(now_s, rtt_s, gate=self.breaker.ready())
+            decision = self._selector.finished(now_s, rtt_s, gate=self.breaker.ready(),
+                                               busy=busy)
         return self._orders(decision)
 
     def drop_error(self, reason: str, error: str = '') -> str:
@@ -145,15 +147,17 @@ class CloudDispatch:
         with self._lock:
             return self._health.state
 
-    def gauges(self) -> dict[str, object]:
+    def gauges(self, now_s: float) -> dict[str, object]:
         """The cloud's side of the bridge's /diagnostics values (a snapshot; never waits long)."""
         rt = self.round_trip.summary()
         with self._lock:
             in_flight, pending = self._selector.in_flight, self._selector.pending
-            interval, ewma = self._selector.interval_s, self._selector.rtt_ewma_s
+            interval, ewma = self._selector.interval_at(now_s), self._selector.rtt_ewma_s
+            busy = self._selector.busy_refusals
             cloud_state = self._health.state
         return {'cloud_state': cloud_state, 'breaker_state': self.breaker.state,
                 'next_probe_in_s': f'{self.breaker.next_probe_in():.2f}',
                 'in_flight': in_flight, 'pending': pending, 'interval_s': f'{interval:.3f}',
+                'busy_refusals': busy,
                 'rtt_ewma_ms': 'nan' if ewma is None else f'{ewma * 1000:.1f}',
                 'round_trip_p50_ms': f"{rt['p50']:.1f}", 'round_trip_p95_ms': f"{rt['p95']:.1f}"}

@@ -66,6 +66,7 @@ from edgevlm_ros.cloud.resilience import (
     CircuitBreaker,
     RetryPolicy,
     fault_for_status,
+    refused_busy,
 )
 from edgevlm_ros.core import regions
 from edgevlm_ros.core.images import check_image, encode_jpeg, resize_max_side, resize_to
@@ -174,6 +175,7 @@ class CloudResult:
     drop_reasons: dict[str, int] = field(default_factory=dict)
     unparsed_boxes: bool = False
     retry_after_s: float | None = None
+    busy_tries: int = 0          # tries the server refused as busy (resilience.refused_busy)
 
     @property
     def ok(self) -> bool:
@@ -480,7 +482,7 @@ class OpenAiVlmClient:
 
     async def _attempts(self, body: dict, size: tuple[int, int], deadline: float | None,
                         recorded: list[bool]) -> CloudResult:
-        attempts = 0
+        attempts = busy = 0
         retry = 0
         while True:
             if self.structured_output == 'off':
@@ -489,7 +491,9 @@ class OpenAiVlmClient:
             result = await self._attempt(payload, size)
             result.error = self._redact(result.error)
             attempts += 1
-            result.attempts = attempts
+            refused = refused_busy(result.http_status, result.retry_after_s)
+            busy += refused
+            result.attempts, result.busy_tries = attempts, busy
             if result.ok:
                 if self.breaker is not None:
                     self.breaker.record_success()
@@ -503,7 +507,7 @@ class OpenAiVlmClient:
                 result.error += (' (not asked again without response_format: past the request '
                                  'deadline)')
                 return result
-            if self.breaker is not None:
+            if self.breaker is not None and not refused:  # busy: the send rate answers it
                 self.breaker.record_failure(result.error)
                 recorded[0] = True
             retry += 1

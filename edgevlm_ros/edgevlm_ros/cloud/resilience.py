@@ -18,6 +18,13 @@ clients do not retry in step), or the server's Retry-After if that is longer. A 
 start would fall after the request's deadline is not made: no try starts once the request is
 older than its maximum age (a try started just before may still take up to its timeout).
 
+Busy refusals (``refused_busy``): a 429, or a 503 with Retry-After, is a server that is up and
+shedding load, not a failing one. It is retried like any transient fault but is no failure for
+the breaker (nor a success): the send rate answers it instead (``core.selection``, AIMD). Counted
+as failures, a fleet sharing one server that sheds load opened its robots' breakers at random,
+and the unlucky ones, probing into a full server, stayed out for growing cool-downs (fairness
+0.58, docs/robustness.md). A bare 503 (a proxy in front of a dead backend) stays a failure.
+
 Breaker rule (``CircuitBreaker``): 'closed' lets every request through and counts consecutive
 failed attempts; ``failure_threshold`` of them in a row open it. 'open' lets nothing through for
 a cool-down; then the next request is let through as the single probe ('half_open'). The probe's
@@ -54,6 +61,11 @@ def fault_for_status(status: int) -> str:
     if status in (400, 413, 422):
         return 'bad_request'
     return 'http_other'
+
+
+def refused_busy(status: int, retry_after_s: float | None) -> bool:
+    """A busy refusal: 429, or 503 with a Retry-After (module docstring)."""
+    return status == 429 or (status == 503 and retry_after_s is not None)
 
 
 def _positive(name: str, value: float) -> float:

@@ -32,6 +32,17 @@ answers one request per RTT on each of ``max_in_flight`` connections completes
 slot or the server's queue) and arrive older. Failed requests do not feed the mean (a timeout
 says nothing about the server's pace; the circuit breaker handles failing servers).
 
+Busy server: a request the server refused as busy (``finished(..., busy=True)``: a 429, or a 503
+with Retry-After) halves the send rate: the effective interval becomes at least twice what it
+was (``BUSY_FIRST_INTERVAL_S`` at least, ``BUSY_MAX_INTERVAL_S`` at most), and the rate then
+grows back by ``BUSY_RECOVERY_HZ_PER_S`` every second without another refusal. This is AIMD,
+TCP's rule: robots sharing a server that sheds load converge to equal shares of it whatever
+their luck (multiplicative decrease alone keeps the shares as unequal as they start), and the
+fleet's offered load settles near what the server completes instead of retrying into it. A step
+waiting in the pending slot when its slot comes back busy is dropped ('interval'): it would meet
+the same refusal. A server that refuses every request gets one about every
+``(2 * BUSY_RECOVERY_HZ_PER_S) ** -0.5`` s (1.4 s), where halving and regrowth meet.
+
 Bounds: at most ``max_in_flight`` requests (one more right after a question change) and one
 pending step. Time is whatever clock the
 caller uses (seconds); if it steps backwards (a looping bag, a sim clock reset) the selector
@@ -50,6 +61,9 @@ import numpy as np
 from .images import to_grey
 
 REASONS = ('circuit_open', 'interval', 'no_change', 'superseded', 'max_age')
+BUSY_FIRST_INTERVAL_S = 0.25   # the interval after a busy refusal when there was none
+BUSY_MAX_INTERVAL_S = 4.0      # the slowest a busy server makes the bridge send
+BUSY_RECOVERY_HZ_PER_S = 0.25  # send rate regained per second without a busy refusal
 _THUMB_WIDTH = 64  # frames are compared as 64 px wide grey thumbnails (cheap, noise-tolerant)
 
 
@@ -80,6 +94,9 @@ class CloudSelector:
                        adaptive=adaptive, rtt_alpha=rtt_alpha)
         self.in_flight = 0
         self.rtt_ewma_s: float | None = None
+        self.busy_refusals = 0
+        self._busy_rate_hz: float | None = None  # the rate a busy server allowed, when it did
+        self._busy_s = 0.0                       # and when
         self._pending: _Pending | None = None
         self._last_sent_s: float | None = None
         self._last_thumb: np.ndarray | None = None
@@ -113,11 +130,22 @@ class CloudSelector:
     # ---------------------------------------------------------------------------- queries
 
     @property
-    def interval_s(self) -> float:
-        """The effective minimum interval between two sends (the adaptive rule included)."""
+    def base_interval_s(self) -> float:
+        """The minimum interval between two sends by the limits and the adaptive rule."""
         if self.adaptive and self.rtt_ewma_s is not None:
             return max(self.min_interval_s, self.rtt_ewma_s / self.max_in_flight)
         return self.min_interval_s
+
+    def interval_at(self, now_s: float) -> float:
+        """The effective minimum interval at `now_s`: the base one, or longer while busy."""
+        base = self.base_interval_s
+        if self._busy_rate_hz is None:
+            return base
+        rate = self._busy_rate_hz + BUSY_RECOVERY_HZ_PER_S * max(0.0, now_s - self._busy_s)
+        if 1.0 / rate <= max(base, BUSY_FIRST_INTERVAL_S / 2.0):
+            self._busy_rate_hz = None  # recovered
+            return base
+        return 1.0 / rate
 
     @property
     def pending(self) -> int:
@@ -151,7 +179,7 @@ class CloudSelector:
             self._last_sent_s = None  # the clock went backwards
             self._last_thumb = None
         elapsed = None if self._last_sent_s is None else now_s - self._last_sent_s
-        if elapsed is not None and elapsed < self.interval_s:
+        if elapsed is not None and elapsed < self.interval_at(now_s):
             out.dropped.append((item, 'interval'))
             return out
         thumb = _thumb(frame) if frame is not None else None
@@ -167,12 +195,14 @@ class CloudSelector:
             self._pending = _Pending(item, now_s, thumb, question)
         return out
 
-    def finished(self, now_s: float, rtt_s: float | None = None, gate: bool = True) -> Decision:
+    def finished(self, now_s: float, rtt_s: float | None = None, gate: bool = True,
+                 busy: bool = False) -> Decision:
         """
-        A request ended; `rtt_s` is its round trip if it succeeded (feeds the adaptive rate).
+        A request ended (rtt_s: its round trip if it succeeded; busy: refused as busy).
 
-        Frees its slot, and sends the pending step if it is still young enough and the gate is
-        open.
+        `rtt_s` feeds the adaptive rate, `busy` the busy rate (module docstring). Frees its
+        slot, and sends the pending step if it is still young enough, the gate is open and the
+        server was not busy.
         """
         if self.in_flight <= 0:
             raise RuntimeError('finished() without a request in flight')
@@ -180,10 +210,17 @@ class CloudSelector:
         if rtt_s is not None and math.isfinite(rtt_s) and rtt_s >= 0:
             self.rtt_ewma_s = rtt_s if self.rtt_ewma_s is None else (
                 self.rtt_alpha * rtt_s + (1.0 - self.rtt_alpha) * self.rtt_ewma_s)
+        if busy:
+            self.busy_refusals += 1
+            interval = max(BUSY_FIRST_INTERVAL_S / 2.0, self.interval_at(now_s))
+            self._busy_rate_hz = 1.0 / min(BUSY_MAX_INTERVAL_S, 2.0 * interval)
+            self._busy_s = float(now_s)
         out = self.expire(now_s)
         if self._pending is not None and self.in_flight < self.max_in_flight:
             if not gate:
                 self._drop_pending(out, 'circuit_open')
+            elif busy:
+                self._drop_pending(out, 'interval')
             else:
                 p, self._pending = self._pending, None
                 self._send(out, p.item, now_s, p.thumb, p.question)
@@ -197,11 +234,12 @@ class CloudSelector:
         return out
 
     def reset(self) -> None:
-        """Forget the last send, its question and the RTT mean (in flight and pending stay)."""
+        """Forget the last send, its question, the RTT mean and a busy rate (keep the rest)."""
         self._last_sent_s = None
         self._last_thumb = None
         self._last_question = None
         self.rtt_ewma_s = None
+        self._busy_rate_hz = None
 
     # ---------------------------------------------------------------------------- internals
 

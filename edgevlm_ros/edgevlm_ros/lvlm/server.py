@@ -35,10 +35,10 @@ and reports the true boxes of the objects its answer is about, as the oracle doe
 
 Rules: errors are OpenAI-style JSON ``{"error": {"message", "type", "code"}}``: 404 for an
 unknown path or a wrong ``model`` name, 400 for a malformed request or image, 413 for a body over
-the size limit, 503 when more than ``max_pending`` requests wait for the model, 500 if the model
-fails. Requests are read, decoded and answered on a thread each; model calls are serialised (one
-at a time, as one model without batching). The server binds 127.0.0.1 unless told otherwise, and
-logs one DEBUG line per request through ``logging``.
+the size limit, 503 with Retry-After: 1 when more than ``max_pending`` requests wait for the
+model, 500 if the model fails. Requests are read, decoded and answered on a thread each; model
+calls are serialised (one at a time, as one model without batching). The server binds 127.0.0.1
+unless told otherwise, and logs one DEBUG line per request through ``logging``.
 
 Capacity (``service_ms``, ``--service-ms``; 0 = off): every model call holds the model at least
 that long, so a model that answers in a millisecond (the simulated LVLM) stands for a real LVLM's
@@ -75,6 +75,7 @@ MAX_BODY_BYTES = 20 * 1024 * 1024
 MAX_TOKENS_CAP = 1024
 GROUNDING_MODES = ('saliency', 'none')
 SOCKET_TIMEOUT_S = 30.0
+OVERLOADED_RETRY_AFTER_S = 1  # the 503 'overloaded' says when to come back
 # stop() waits at most this long for a model call in progress to finish.
 STOP_WAIT_S = 30.0
 
@@ -83,8 +84,9 @@ class ApiError(Exception):
     """An error the server reports to the client as OpenAI-style JSON."""
 
     def __init__(self, status: int, message: str, code: str,
-                 type_: str = 'invalid_request_error') -> None:
+                 type_: str = 'invalid_request_error', retry_after_s: int | None = None) -> None:
         super().__init__(message)
+        self.retry_after_s = retry_after_s  # sent as Retry-After (whole seconds)
         self.status = status
         self.message = message
         self.code = code
@@ -183,11 +185,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class name
         _LOG.debug('%s %s', self.address_string(), format % args)
 
-    def _respond(self, status: int, body: dict, t0: float, close: bool = False) -> None:
+    def _respond(self, status: int, body: dict, t0: float, close: bool = False,
+                 retry_after_s: int | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header('Content-Type', 'application/json')
         self.send_header('Content-Length', str(len(data)))
+        if retry_after_s is not None:
+            self.send_header('Retry-After', str(retry_after_s))
         if close:
             self.send_header('Connection', 'close')
             self.close_connection = True
@@ -219,7 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(200, self.server.app.complete(body), t0)
         except ApiError as e:
             # An unread body would desync a kept-alive connection: close it instead.
-            self._respond(e.status, e.body(), t0, close=not self._body_consumed)
+            self._respond(e.status, e.body(), t0, close=not self._body_consumed,
+                          retry_after_s=e.retry_after_s)
 
     def _read_json(self) -> dict:
         length = self.headers.get('Content-Length')
@@ -367,8 +373,9 @@ class LvlmServer:
         image_url, question, max_tokens = parse_chat_request(body)
         rgb = _decode_data_url(image_url)
         if not self._pending.acquire(blocking=False):
+            # Retry-After says: up and shedding load, not down (clients pace, no breaker).
             raise ApiError(503, 'server busy: too many requests waiting for the model',
-                           'overloaded', 'server_error')
+                           'overloaded', 'server_error', retry_after_s=OVERLOADED_RETRY_AFTER_S)
         with self._calls_done:
             self._calls += 1
         try:
