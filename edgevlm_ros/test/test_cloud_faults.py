@@ -94,7 +94,10 @@ def test_retries_stop_after_max_retries():
 
 def test_retry_after_is_honoured_within_the_deadline_and_never_past_it():
     policy = RetryPolicy(max_retries=3, base_s=0.1, max_s=0.2)
-    assert policy.delay(1, 'rate_limited', now=10.0, deadline=15.0, retry_after_s=4.0) == 4.0
+    waits = [policy.delay(1, 'rate_limited', now=10.0, deadline=15.0, retry_after_s=4.0)
+             for _ in range(200)]
+    # At least what was asked, plus a jitter of at most max_s so refused clients spread out.
+    assert 4.0 <= min(waits) and max(waits) <= 4.2 and max(waits) - min(waits) > 0.1
     assert policy.delay(1, 'rate_limited', now=10.0, deadline=13.0, retry_after_s=4.0) is None
     # A backoff that would start the retry after the deadline gives up too.
     assert policy.delay(1, 'server_error', now=10.0, deadline=10.01) is None

@@ -14,7 +14,10 @@ parse: sending the same request again would fail the same way.
 
 Retry rule (``RetryPolicy.delay``): retry k (k = 1..max_retries) waits
 ``d/2 + uniform(0, d/2)`` with ``d = min(max_s, base_s * 2**(k-1))`` (jittered so that many
-clients do not retry in step), or the server's Retry-After if that is longer. A retry whose
+clients do not retry in step), or the server's Retry-After if that is longer, plus a jitter of
+up to half of it (at most ``max_s``): robots refused together by a shared server must not come
+back together, nor at the same phase of their step clocks (Retry-After is whole seconds, a
+multiple of a 2 Hz step period: the same robots would meet a full server again). A retry whose
 start would fall after the request's deadline is not made: no try starts once the request is
 older than its maximum age (a try started just before may still take up to its timeout).
 
@@ -107,7 +110,7 @@ class RetryPolicy:
             return None
         wait = self.backoff_s(retry)
         if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > wait:
-            wait = retry_after_s
+            wait = retry_after_s + self._rng.uniform(0.0, min(retry_after_s / 2.0, self.max_s))
         if deadline is not None and now + wait > deadline:
             return None
         return wait
