@@ -21,7 +21,8 @@ graphs in ``spec``/onnx/ (``models/onnx_export.py`` for the layout):
   ``_uint8`` one). On OpenVINO the vision encoder is the fp32 graph statically quantized to int8
   by NNCF, weights and activations, calibrated on ``backends.calibration`` frames (faster there
   than the ORT-quantized graph or int8 weights alone; the quantized model is kept as OpenVINO
-  IR beside the graphs, so this happens once), the rest of it at bf16 where the CPU has it; the
+  IR beside the graphs, or in ``$EDGEVLM_CACHE/openvino`` when their folder is read-only, so
+  this happens once), the rest of it at bf16 where the CPU has it; the
   embeddings and the decoder run the ``*_int8.onnx`` graphs on ONNX Runtime when it is
   installed (its int8 decoder steps measured 2x faster than OpenVINO's; ``graph_runtimes``
   says which runtime runs which graph), else NNCF-compressed on OpenVINO too.
@@ -78,6 +79,8 @@ RUNTIMES = ('onnxruntime', 'openvino')
 ONNX_CACHE_DIR = 'onnx'
 # The kept static-int8 IR; a new calibration recipe gets a new suffix, so old caches are redone.
 STATIC_IR_SUFFIX = '_ov_int8_static1'
+# Under $EDGEVLM_CACHE: the int8 models of graphs in read-only folders.
+OV_CACHE_DIR = 'openvino'
 _WARNED: set[str] = set()
 _WARN_LOCK = threading.Lock()
 _EXPORT_LOCK = threading.Lock()
@@ -105,6 +108,22 @@ def onnx_cache_root() -> Path:
     from edgevlm_ros.models.tiny import default_cache_dir
 
     return default_cache_dir() / ONNX_CACHE_DIR
+
+
+def _kept_ir_paths(graph: Path, suffix: str) -> tuple[Path, Path]:
+    """Where a graph's OpenVINO int8 model is kept: (beside it, in the cache).
+
+    The cache ($EDGEVLM_CACHE/openvino) is for graphs in read-only folders; its names hold the
+    graph's path, size and time, so a changed graph is never matched with an old model.
+    """
+    from edgevlm_ros.models.tiny import default_cache_dir
+
+    beside = graph.with_name(graph.stem + suffix + '.xml')
+    st = graph.stat()
+    h = hashlib.sha256(f'{graph.resolve()}:{st.st_size}:{st.st_mtime_ns}'.encode())
+    cached = default_cache_dir() / OV_CACHE_DIR / (
+        f'{graph.stem}-{h.hexdigest()[:12]}{suffix}.xml')
+    return beside, cached
 
 
 def _checkpoint_key(path: Path, quantize: str) -> str:
@@ -203,10 +222,14 @@ class _OvGraph:
         core = ov.Core()
         model = None
         static = compress_int8 and calibration is not None
-        ir = path.with_name(path.stem + (STATIC_IR_SUFFIX if static else '_ov_int8') + '.xml')
-        # A kept compressed model counts only if it is newer than the graph it came from.
-        if compress_int8 and ir.is_file() and ir.stat().st_mtime >= path.stat().st_mtime:
-            model = core.read_model(str(ir))
+        beside, cached = _kept_ir_paths(path, STATIC_IR_SUFFIX if static else '_ov_int8')
+        ir = beside
+        # A kept compressed model counts only if it is newer than the graph it came from (the
+        # cached one's name holds the graph's time).
+        if compress_int8 and beside.is_file() and beside.stat().st_mtime >= path.stat().st_mtime:
+            model = core.read_model(str(beside))
+        elif compress_int8 and cached.is_file():
+            model = core.read_model(str(cached))
         if model is None:
             try:
                 model = core.read_model(str(path))
@@ -224,13 +247,16 @@ class _OvGraph:
                 else:
                     model = nncf.compress_weights(model,
                                                   mode=nncf.CompressWeightsMode.INT8_ASYM)
-                try:  # keep it: the next load skips the compression
-                    tmp = ir.with_name(f'.{ir.stem}.{os.getpid()}.xml')
-                    ov.save_model(model, str(tmp), compress_to_fp16=False)
-                    tmp.with_suffix('.bin').replace(ir.with_suffix('.bin'))
-                    tmp.replace(ir)
-                except OSError as e:
-                    _LOG.info('OpenVINO int8 model of %s not kept (%s)', path, e)
+                for ir in (beside, cached):  # keep it: the next load skips the compression
+                    try:
+                        ir.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = ir.with_name(f'.{ir.stem}.{os.getpid()}.xml')
+                        ov.save_model(model, str(tmp), compress_to_fp16=False)
+                        tmp.with_suffix('.bin').replace(ir.with_suffix('.bin'))
+                        tmp.replace(ir)
+                        break
+                    except (OSError, RuntimeError) as e:  # a read-only folder: the cache next
+                        _LOG.info('OpenVINO int8 model of %s not kept at %s (%s)', path, ir, e)
         self.static_int8 = static
         config: dict[str, Any] = {'PERFORMANCE_HINT': 'LATENCY'}
         if threads > 0:
