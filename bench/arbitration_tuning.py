@@ -16,6 +16,7 @@ import argparse
 import itertools
 import sys
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.core.arbitration import ArbitrationParams
 from edgevlm_ros.core.scoring import timeline
 from edgevlm_ros.eval import cells as sweep_cells
@@ -36,11 +37,13 @@ def main() -> int:
     ap.add_argument('--extra-latencies', default='0.5,2')
     ap.add_argument('--cache', default='build/strategy_replay/tuning_cache.jsonl')
     args = ap.parse_args()
+    threads = 1  # the SVLM's torch threads
+    print(read_cpu().header(threads), flush=True)
     cfg0 = eng.EngineConfig()
     worlds = [eng.make_world(WorldSpec(seed=s, duration=args.duration, pace=0.4,
                                       question_every=8.0, mix='focus'))
               for s in sr.seeds_of(args.seeds)]
-    svlm = eng.SvlmCache(sr.load_model('micro', 1), args.cache)
+    svlm = eng.SvlmCache(sr.load_model('micro', threads), args.cache)
     grid = [ArbitrationParams(max_age_s=m, require_edge_agreement=a, max_self_disagreement=g)
             for m, a, g in itertools.product((0.75, 1.0, 1.5, 2.0), (False, True),
                                              (None, 0.35, 0.45))]

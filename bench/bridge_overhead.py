@@ -21,6 +21,7 @@ import statistics
 import threading
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
 from edgevlm_ros.cloud.resilience import CircuitBreaker
 from edgevlm_ros.core.regions import parse_lvlm_reply
@@ -151,6 +152,7 @@ def main() -> None:
     ap.add_argument('--quality', type=int, default=85, help='JPEG quality')
     ap.add_argument('--max-side', type=int, default=640, help='uploaded long side, px')
     opts = ap.parse_args()
+    print(read_cpu().header())
     server = ZeroLatencyServer()
     try:
         for width, height in ((640, 480), (1280, 720), (1920, 1080)):

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.tooling import launch_runner
 
 FAULTS = (('frame_source', 'frame_source_node', signal.SIGKILL),
@@ -105,14 +106,9 @@ def main() -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    cpu = next((x.split(':', 1)[1].strip() for x in open('/proc/cpuinfo')
-                if x.startswith('model name')), '?')
-    flags = next((x.split(':', 1)[1].split() for x in open('/proc/cpuinfo')
-                  if x.startswith('flags')), [])
-    kinds = [f for f in ('avx512_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16') if f in flags]
-    print(f'== chaos: edge {opts.edge_model} {" ".join(opts.edge_args)}; CPU {cpu} '
-          f"({', '.join(kinds) or 'no AVX-512 VNNI/AMX'}), {os.cpu_count()} cores; load "
+    print(f'== chaos: edge {opts.edge_model} {" ".join(opts.edge_args)}; load '
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(read_cpu().header(), flush=True)
     rclpy.init()
     node = rclpy.create_node('bench_chaos')
     steps, answers = [], []

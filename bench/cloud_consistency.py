@@ -14,6 +14,7 @@ usage: python bench/cloud_consistency.py [--seeds 300-309]
 import argparse
 import sys
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.core.arbitration import CloudConsistency
 from edgevlm_ros.eval import replay_engine as eng
 from edgevlm_ros.eval import strategy_replay as sr
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument('--seeds', default='300-309')
     ap.add_argument('--networks', default='fixed:200,fixed:500,jitter:500,250,jitter:1000,500')
     args = ap.parse_args()
+    print(read_cpu().header())
     worlds = [eng.make_world(WorldSpec(seed=s, duration=40, pace=0.4, question_every=8.0,
                                       mix='focus')) for s in sr.seeds_of(args.seeds)]
     parts = args.networks.split(',')

@@ -18,6 +18,7 @@ import statistics
 import time
 
 from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.context import ContextStore, compress_answer
 from edgevlm_ros.core.regions import Box
@@ -53,6 +54,7 @@ def main() -> None:
                     help='replacement.max_tokens (words, as context_fusion counts them)')
     ap.add_argument('--alpha', type=float, default=2.0)
     opts = ap.parse_args()
+    print(read_cpu().header(), flush=True)
 
     t0 = time.monotonic()
     svlm = TransformersSvlm(opts.model, max_new_tokens=opts.max_new_tokens)

@@ -50,22 +50,11 @@ import tempfile
 import threading
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
+
 MB = 1024.0 * 1024.0
 FIXED_QUESTION = 'What is in front of the robot?'  # the camera's default question
 SKIP_FOCUS = r'^\s*how many\b'                      # edge_svlm focus.skip_questions default
-
-
-def cpu_kind() -> str:
-    flags = set()
-    with open('/proc/cpuinfo') as f:
-        for line in f:
-            if line.startswith('flags'):
-                flags.update(line.split(':', 1)[1].split())
-            if line.startswith('model name'):
-                name = line.split(':', 1)[1].strip()
-    wanted = ('amx_int8', 'amx_bf16', 'avx512_vnni', 'avx512_bf16', 'avx512f', 'avx2')
-    have = [f for f in wanted if f in flags]
-    return f"{name}, {os.cpu_count()} cpus, flags: {', '.join(have) or 'none of ' + str(wanted)}"
 
 
 class _MallInfo2(ctypes.Structure):
@@ -323,7 +312,7 @@ def main() -> int:
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--json', default='', help='write the summary here (used by mode both)')
     opts = ap.parse_args()
-    print(f'CPU: {cpu_kind()}; glibc mallinfo2: {HAVE_MALLINFO2}; load average '
+    print(f'{read_cpu().header(opts.threads)}; glibc mallinfo2: {HAVE_MALLINFO2}; load average '
           f'{os.getloadavg()[0]:.1f}', flush=True)
     if opts.mode != 'both':
         summary = run_mode(opts)

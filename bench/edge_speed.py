@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.registry import load_svlm
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.regions import Box
@@ -170,6 +171,7 @@ def main() -> int:
     unknown = [p for p in paths if p not in PATHS]
     if unknown:
         ap.error(f'unknown paths {unknown}; known: {", ".join(PATHS)}')
+    print(read_cpu().header(opts.threads), flush=True)
     for model in opts.models.split(','):
         bench_model(model, paths, opts)
     return 0

@@ -86,6 +86,12 @@ def main() -> None:
     ap.add_argument('--strategies', default=','.join(STRATEGIES),
                     help='comma-separated (an older package may not know every one)')
     args = ap.parse_args()
+    try:
+        from edgevlm_ros.backends.cpu import read_cpu
+    except ImportError:  # an older checkout first on PYTHONPATH: its run has no CPU line
+        pass
+    else:
+        print(read_cpu().header(), flush=True)
     with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as f:
         json.dump({'answer': 'left', 'echo_cloud': True}, f)
     rclpy.init(args=['--ros-args', '-p', f'model:=scripted:{f.name}', '-p', 'autostart:=false',

@@ -556,17 +556,10 @@ def main() -> int:
         ap.error('--robots takes fleet sizes >= 1, e.g. 1,2,4,8')
 
     graph.loopback_env(opts.domain, opts.log_dir)
+    from edgevlm_ros.backends.cpu import read_cpu
     import rclpy
 
-    with open('/proc/cpuinfo') as f:
-        info = f.read()
-    model = next((ln.split(':', 1)[1].strip() for ln in info.splitlines()
-                  if ln.startswith('model name')), '?')
-    flags = next((ln.split(':', 1)[1].split() for ln in info.splitlines()
-                  if ln.startswith('flags')), [])
-    have = [f for f in ('avx512_vnni', 'avx512_bf16', 'amx_tile') if f in flags]
-    say(f"machine: {os.cpu_count()} cores, {model}, "
-        f"{' '.join(have) or 'no avx512_vnni/bf16/amx'}; {graph.load_avg()}")
+    say(f'machine: {read_cpu().header(opts.edge_threads)} (each edge); {graph.load_avg()}')
     bag = worlds_bag(max(sizes), opts.log_dir)
     params = graph.params_file({'edge_svlm': {'num_threads': opts.edge_threads}}, opts.log_dir)
     server, url = start_server(bag, opts, opts.log_dir / 'lvlm_server.log')

@@ -22,6 +22,7 @@ import statistics
 import time
 
 import cv2
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.core.focus import BoxPropagator, FrameRing
 from edgevlm_ros.core.regions import Box
 import numpy as np
@@ -194,6 +195,7 @@ def main() -> None:
     ap.add_argument('--frames', type=int, default=30)
     ap.add_argument('--repeat', type=int, default=30)
     opts = ap.parse_args()
+    print(read_cpu().header(cv2.getNumThreads()))
     print(f'ring width {opts.width} px, {opts.frames} frames per sequence, errors in px at '
           f'{W}x{H}, cv2 threads {cv2.getNumThreads()}\n')
     print(f'{"sequence":34s} {"mean err":>8s} {"max err":>8s} {"final":>7s} {"lost":>4s} '

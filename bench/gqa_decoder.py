@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.onnx_backend import _OrtGraph
 from edgevlm_ros.models.onnx_export import DECODER_FILE, onnx_file
 import numpy as np
@@ -460,6 +461,7 @@ def main() -> int:
     parser.add_argument('--work', type=Path, default=None)
     args = parser.parse_args()
     ort.set_default_logger_severity(3)
+    print(read_cpu().header(args.threads))
     print(f'load at start: {os.getloadavg()}', flush=True)
     dims = read_dims(args.folder)
     needed = max(args.prefill, args.past + args.steps)

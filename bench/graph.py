@@ -311,6 +311,9 @@ def main() -> int:
     opts = ap.parse_args()
 
     loopback_env(opts.domain, opts.log_dir)
+    from edgevlm_ros.backends.cpu import read_cpu
+
+    print(read_cpu().header(), flush=True)
     prepare_models(opts.edge_model)
     overrides: dict[str, dict[str, object]] = {}
     if opts.step_rate is not None:

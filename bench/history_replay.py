@@ -26,6 +26,7 @@ usage: python bench/history_replay.py BAG [--models micro,DIR] [--latencies 0.2,
 import argparse
 import sys
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.context import ContextStore, compress_answer
 from edgevlm_ros.core.images import resize_max_side
@@ -84,6 +85,7 @@ def main() -> int:
     ap.add_argument('--error', type=float, default=0.1, help="the simulated LVLM's error rate")
     ap.add_argument('--threads', type=int, default=2)
     args = ap.parse_args()
+    print(read_cpu().header(args.threads), flush=True)
     latencies = [float(x) for x in args.latencies.split(',') if x]
     steps = _steps(args.bag, args.step_rate)
     cloud = _cloud_answers(steps, args.bag, args.error)

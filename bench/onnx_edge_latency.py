@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.registry import load_svlm
 from edgevlm_ros.sim.frame_sources import camera_pan
 import numpy as np
@@ -71,6 +72,7 @@ def main() -> int:
     unknown = [p for p in names if p not in PATHS]
     if unknown:
         parser.error(f'unknown paths {unknown}; known: {", ".join(PATHS)}')
+    print(read_cpu().header(args.threads))
     print(f'load at start: {load()}  ({time.strftime("%H:%M:%S")})', flush=True)
     common = dict(max_new_tokens=args.new_tokens, num_threads=args.threads,
                   image_longest_edge=512, do_image_splitting=False)

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.tooling.training.heldout import HISTORY_KINDS, HISTORY_NAMES, evaluate_heldout
 
 PATHS = {
@@ -37,6 +38,7 @@ def main() -> int:
     parser.add_argument('--paths', default='ort,ort-int8,ov-int8')
     parser.add_argument('--out', default='')
     args = parser.parse_args()
+    print(read_cpu().header(args.threads), flush=True)
     names = ['transformers'] + [p for p in args.paths.split(',') if p and p != 'transformers']
     results = {}
     for name in names:

@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from edgevlm_ros.backends.calibration import calibration_frames
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.onnx_backend import _OrtGraph, _OvGraph
 from edgevlm_ros.models.compat import load_processor
 import numpy as np
@@ -55,6 +56,7 @@ def main() -> int:
         quantize_static,
     )
 
+    print(read_cpu().header(args.threads))
     print(f'load at start: {os.getloadavg()}', flush=True)
     processor = load_processor(str(args.folder))
     fp32 = args.folder / 'onnx' / 'vision_encoder.onnx'

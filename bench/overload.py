@@ -96,26 +96,12 @@ LOST_LIMIT = 0.05      # ros2_benchmark's drop threshold
 STEP_RATE_TOL = 0.05   # "keeps its step rate": within 5 % of step_rate_hz
 ANSWER_RATE_TOL = 0.10
 RSS_FLAT_MB = 20.0
-CPU_FLAGS = ('avx512_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16')
 
 
 # ---------------------------------------------------------------- machine
-def cpu_kind() -> tuple[str, dict[str, bool]]:
-    model, flags = platform.processor() or '?', set()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            key, _, value = line.partition(':')
-            if key.strip() == 'model name' and model in ('?', platform.processor()):
-                model = value.strip()
-            elif key.strip() == 'flags' and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return model, {f: f in flags for f in CPU_FLAGS}
-
-
 def header_lines(opts) -> list[str]:
-    model, flags = cpu_kind()
+    from edgevlm_ros.backends.cpu import read_cpu
+
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -125,7 +111,7 @@ def header_lines(opts) -> list[str]:
                             if k in os.environ) or 'OMP/MKL/OPENBLAS_NUM_THREADS unset'
     num_threads = installed_param('edge_svlm', 'num_threads')
     return [
-        f'CPU: {model}; ' + ', '.join(f"{f} {'yes' if v else 'no'}" for f, v in flags.items()),
+        read_cpu().header(num_threads or None),  # 0: torch's default
         f'threads: {os.cpu_count()} logical CPUs, {affinity} usable; {env_threads}; edge_svlm '
         f'num_threads {num_threads} ({"torch default" if num_threads == 0 else "set"}); '
         f'OpenVINO/ONNX Runtime use their defaults',

@@ -72,6 +72,9 @@ def main() -> int:
                     help='give up after this long (0: 3x the nominal run time + 5 min)')
     ap.add_argument('--log-dir', type=Path, default=Path('build/bench_soak'), help='node logs')
     opts = ap.parse_args()
+    from edgevlm_ros.backends.cpu import read_cpu
+
+    print(read_cpu().header(), flush=True)
     if opts.baseline >= opts.steps:
         opts.baseline = opts.steps // 3
         print(f'--baseline moved to step {opts.baseline} (a third of the run)')

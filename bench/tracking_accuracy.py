@@ -34,6 +34,7 @@ import json
 import math
 import time
 
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.core.focus import BoxPropagator, FrameRing
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.eval.replay_engine import EPOCH_NS, world_steps
@@ -43,18 +44,6 @@ import numpy as np
 W, H = 160, 120
 BINS = (0.5, 1.0, 2.0, 3.0, 4.0)   # upper edges (s); a bin is (previous edge, edge]
 MIN_QUALITY = 0.6                  # core.carry.CarryParams.min_track_quality
-
-
-def cpu_kind() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            text = f.read()
-    except OSError:
-        return 'unknown'
-    model = next((line.split(':', 1)[1].strip() for line in text.splitlines()
-                  if line.startswith('model name')), 'unknown')
-    flags = [f for f in ('avx512_vnni', 'amx_int8') if f in text]
-    return f'{model}; {" ".join(flags) or "no avx512_vnni/amx_int8"}'
 
 
 def _centre(b: Box) -> np.ndarray:
@@ -188,8 +177,9 @@ def main() -> None:
     ap.add_argument('--max-age', type=float, default=4.0)
     ap.add_argument('--json', help='write the tables here')
     args = ap.parse_args()
-    print(f'cpu: {cpu_kind()}')
-    report: dict[str, object] = {'cpu': cpu_kind(), 'seeds': args.seeds,
+    cpu = read_cpu().header()
+    print(cpu)
+    report: dict[str, object] = {'cpu': cpu, 'seeds': args.seeds,
                                  'duration': args.duration}
     all_rows: list[dict] = []
     timing: list[float] = []

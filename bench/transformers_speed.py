@@ -34,6 +34,7 @@ import time
 
 from edgevlm_ros.backends import visual_focus
 from edgevlm_ros.backends.base import STAGES
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.context import ContextStore
 from edgevlm_ros.core.regions import Box
@@ -129,6 +130,7 @@ def main() -> int:
     if unknown:
         parser.error(f'unknown paths {unknown}; known: {", ".join(PATHS)}')
     torch.set_num_threads(opts.threads)
+    print(read_cpu().header(opts.threads), flush=True)
     if opts.model in ('smolvlm-256m-random',):
         from edgevlm_ros.models.tiny import ensure_tiny_model
         ensure_tiny_model(opts.model, progress=False)  # built on demand, once

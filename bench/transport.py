@@ -282,6 +282,9 @@ def main() -> int:
     unknown = set(modes) - set(MODES)
     if unknown:
         ap.error(f'unknown modes: {sorted(unknown)}')
+    from edgevlm_ros.backends.cpu import read_cpu
+
+    print(read_cpu().header(), flush=True)
     rate = f'{opts.rate:g} Hz' if opts.rate > 0 else 'flat out'
     print(f'640x480 rgb8 frames of the built-in pan, {opts.count} per mode at {rate} '
           f'(+{WARMUP} warm-up), JPEG q{QUALITY}, domain {opts.domain}; {_load()}', flush=True)

@@ -23,6 +23,7 @@ import sys
 
 import cv2
 from edgevlm_ros.backends import visual_focus
+from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.backends.transformers_backend import TransformersSvlm
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.core.scoring import normalise
@@ -100,6 +101,7 @@ def main() -> int:
     ap.add_argument('--json', default='', help='also write the numbers here')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(read_cpu().header(args.threads), flush=True)
     svlm = TransformersSvlm(args.model, max_new_tokens=6, image_longest_edge=512)
     cases = list(_cases(args.frames, args.history_turns))[:args.max_cases]
     conds = ['no focus'] + [f'attention a={a:g}' for a in ALPHAS] + [
