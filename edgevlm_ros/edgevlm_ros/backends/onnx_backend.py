@@ -81,6 +81,10 @@ ONNX_CACHE_DIR = 'onnx'
 STATIC_IR_SUFFIX = '_ov_int8_static1'
 # Under $EDGEVLM_CACHE: the int8 models of graphs in read-only folders.
 OV_CACHE_DIR = 'openvino'
+# ONNX Runtime's worker threads busy-wait after every run unless told not to (allow_spinning):
+# on a 2-core robot they burnt ~56 ms of CPU in the 200 ms after a run, slowing the next
+# preprocessing 2-3x and the graph's other nodes (bench/ort_spinning.py, docs/edge-backends.md).
+ORT_SPINNING = False
 _WARNED: set[str] = set()
 _WARN_LOCK = threading.Lock()
 _EXPORT_LOCK = threading.Lock()
@@ -179,6 +183,8 @@ class _OrtGraph:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3  # our own line says which provider is used
+        if not ORT_SPINNING:
+            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # noqa: BLE001 - a corrupt or unreadable graph: one clear line
