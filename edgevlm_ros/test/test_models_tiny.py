@@ -192,23 +192,26 @@ def test_architecture_kind_builds_are_identical(model_cache: Path, tmp_path: Pat
     assert (first / 'tokenizer.json').read_bytes() == (second / 'tokenizer.json').read_bytes()
 
 
-def test_real_size_kind_has_smolvlm_256m_sizes_and_is_not_built_by_default(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize('kind,millions,text_sizes', [
+    ('smolvlm-256m-random', 256, (576, 30, 9, 3, 49280)),
+    ('smolvlm-500m-random', 507, (960, 32, 15, 5, 49280))])
+def test_real_size_kinds_have_the_published_sizes_and_are_not_built_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind, millions, text_sizes) -> None:
     from transformers import Idefics3ForConditionalGeneration
 
-    spec = tiny.TINY_KINDS['smolvlm-256m-random']
+    spec = tiny.TINY_KINDS[kind]
     config = tiny._build_config(spec, tiny._build_tokenizer(spec))
     with torch.device('meta'):  # sizes only: no memory, no weights
         model = Idefics3ForConditionalGeneration(config)
     params = sum(p.numel() for p in model.parameters())
-    assert 256_000_000 < params < 257_000_000
+    assert millions * 1_000_000 < params < (millions + 1) * 1_000_000
     text = config.text_config
     assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads,
-            text.num_key_value_heads, text.vocab_size) == (576, 30, 9, 3, 49280)
+            text.num_key_value_heads, text.vocab_size) == text_sizes
     assert (config.vision_config.hidden_size, config.vision_config.num_hidden_layers) == (768, 12)
     monkeypatch.setenv('EDGEVLM_CACHE', str(tmp_path))
     registry.resolve_model('tiny')
-    assert not tiny.tiny_model_dir('smolvlm-256m-random', tmp_path).exists()
+    assert not tiny.tiny_model_dir(kind, tmp_path).exists()
 
 
 def test_a_kind_saved_in_bfloat16_loads_as_float32(model_cache: Path, tmp_path: Path) -> None:

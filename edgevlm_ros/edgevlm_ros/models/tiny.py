@@ -3,7 +3,7 @@
 """
 Random-weight VLMs of real edge architectures, built offline, deterministic and cached.
 
-Why one module of 509 lines: it is one builder for five architectures: each kind's config,
+Why one module of 517 lines: it is one builder for five architectures: each kind's config,
 tokenizer, processor and chat template must agree for the model to load like a real checkpoint,
 and the ``TinySpec`` table keeps every kind in one place.
 
@@ -35,6 +35,8 @@ Kinds (``TINY_KINDS``):
   weights, for measuring real compute cost. About 513 MB on disk (bfloat16 safetensors; the
   config says float32, so ``from_pretrained`` loads it in float32). Built only when asked for by
   name, never by default.
+* ``smolvlm-500m-random``: SmolVLM-500M's sizes the same way (the same vision tower, a 32-layer
+  960-wide Llama text model with 15 heads and 5 KV heads), about 1 GB on disk.
 
 Rules this module enforces:
 
@@ -202,6 +204,12 @@ TINY_KINDS: dict[str, TinySpec] = {
     'smolvlm-256m-random': TinySpec(
         seed=256, text_hidden=576, text_layers=30, text_heads=9, text_kv_heads=3,
         text_intermediate=1536, vision_hidden=768, vision_layers=12, vision_heads=12,
+        vision_intermediate=3072, config_vocab_size=49280, save_dtype='bfloat16'),
+    # SmolVLM-500M-Instruct's sizes the same way: the same vision tower, SmolLM2-360M's text
+    # model (960 wide, 32 layers, 15 heads of 64, 5 KV heads).
+    'smolvlm-500m-random': TinySpec(
+        seed=500, text_hidden=960, text_layers=32, text_heads=15, text_kv_heads=5,
+        text_intermediate=2560, vision_hidden=768, vision_layers=12, vision_heads=12,
         vision_intermediate=3072, config_vocab_size=49280, save_dtype='bfloat16'),
 }
 
