@@ -250,17 +250,33 @@ def test_openvino_int8_answers(tiny_onnx) -> None:
     assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.98
 
 
-def test_openvino_static_int8_is_calibrated_once(tiny_onnx, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize('read_only', [False, True], ids=['writable', 'read_only'])
+def test_openvino_static_int8_is_calibrated_once(tiny_onnx, tmp_path, monkeypatch,
+                                                 read_only) -> None:
+    # Kept beside the graph, or in $EDGEVLM_CACHE/openvino when the folder is read-only.
+    ov_module = pytest.importorskip('openvino')
     pytest.importorskip('nncf')
     from edgevlm_ros.backends import calibration
 
-    folder = tmp_path / 'copy'
+    folder = tmp_path / 'published'
     shutil.copytree(tiny_onnx, folder)
     for f in (folder / 'onnx').glob('*_ov_*'):
         f.unlink()
+    monkeypatch.setenv('EDGEVLM_CACHE', str(tmp_path / 'cache'))
+    save = ov_module.save_model
+
+    def read_only_folder(model, path, *args, **kwargs):  # root writes anywhere: refuse as a
+        if str(path).startswith(str(folder)):           # read-only mount would
+            raise PermissionError(13, 'Read-only file system', str(path))
+        return save(model, path, *args, **kwargs)
+    if read_only:
+        monkeypatch.setattr(ov_module, 'save_model', read_only_folder)
     first = OnnxSvlm(str(folder), runtime='openvino', quantize='int8', max_new_tokens=4)
-    kept = folder / 'onnx' / f'vision_encoder{onnx_backend.STATIC_IR_SUFFIX}.xml'
-    assert kept.is_file()
+    name = f'vision_encoder*{onnx_backend.STATIC_IR_SUFFIX}.xml'
+    beside = list((folder / 'onnx').glob(name))
+    cached = list((tmp_path / 'cache' / onnx_backend.OV_CACHE_DIR).glob(name))
+    assert (len(beside), len(cached)) == ((0, 1) if read_only else (1, 0))
+    assert (beside + cached)[0].with_suffix('.bin').is_file()
 
     def no_calibration(*args, **kwargs):
         raise AssertionError('calibrated again although the static int8 model is kept')
@@ -407,35 +423,3 @@ def test_calibration_frames_mix_the_world_and_the_pan_outside_evaluation_seeds()
     with pytest.raises(ValueError, match='n must be'):
         calibration_frames(0)
 
-
-def test_openvino_static_int8_of_a_read_only_folder_is_kept_in_the_cache(
-        tiny_onnx, tmp_path, monkeypatch) -> None:
-    ov_module = pytest.importorskip('openvino')
-    pytest.importorskip('nncf')
-    from edgevlm_ros.backends import calibration
-
-    folder = tmp_path / 'published'
-    shutil.copytree(tiny_onnx, folder)
-    for f in (folder / 'onnx').glob('*_ov_*'):
-        f.unlink()
-    monkeypatch.setenv('EDGEVLM_CACHE', str(tmp_path / 'cache'))
-    save = ov_module.save_model
-
-    def read_only_folder(model, path, *args, **kwargs):  # root writes anywhere: refuse as a
-        if str(path).startswith(str(folder)):           # read-only mount would
-            raise PermissionError(13, 'Read-only file system', str(path))
-        return save(model, path, *args, **kwargs)
-    monkeypatch.setattr(ov_module, 'save_model', read_only_folder)
-    first = OnnxSvlm(str(folder), runtime='openvino', quantize='int8', max_new_tokens=4)
-    assert not list((folder / 'onnx').glob('*_ov_*'))
-    kept = list((tmp_path / 'cache' / onnx_backend.OV_CACHE_DIR).glob(
-        f'vision_encoder-*{onnx_backend.STATIC_IR_SUFFIX}.xml'))
-    assert len(kept) == 1 and kept[0].with_suffix('.bin').is_file()
-
-    def no_calibration(*args, **kwargs):
-        raise AssertionError('calibrated again although the static int8 model is in the cache')
-
-    monkeypatch.setattr(calibration, 'calibration_frames', no_calibration)
-    again = OnnxSvlm(str(folder), runtime='openvino', quantize='int8', max_new_tokens=4)
-    image = frames(1, seed=9)[0]
-    assert again.answer(image, 'What is ahead?').text == first.answer(image, 'What is ahead?').text
