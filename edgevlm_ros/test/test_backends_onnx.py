@@ -422,4 +422,3 @@ def test_calibration_frames_mix_the_world_and_the_pan_outside_evaluation_seeds()
     assert not {f.tobytes() for f in frames_} & {f.tobytes() for f in other}
     with pytest.raises(ValueError, match='n must be'):
         calibration_frames(0)
-
