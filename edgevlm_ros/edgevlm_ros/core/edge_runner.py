@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -90,8 +91,6 @@ class EdgeRunner:
         and answer, as the history counts them), a grey 4:3 frame of `longest_edge` px, the
         model's own token cap. The edge state is not touched.
         """
-        import time
-
         cfg, count = self.cfg, getattr(svlm, 'count_tokens', None)
         history: list[tuple[str, str]] = []
         if cfg.history_turns > 0 and count is not None:

@@ -35,10 +35,13 @@ says nothing about the server's pace; the circuit breaker handles failing server
 Busy server: a request the server refused as busy (``finished(..., busy=True)``: a 429, or a 503
 with Retry-After) halves the send rate: the effective interval becomes at least twice what it
 was (``BUSY_FIRST_INTERVAL_S`` at least, ``BUSY_MAX_INTERVAL_S`` at most), and the rate then
-grows back by ``BUSY_RECOVERY_HZ_PER_S`` every second without another refusal. This is AIMD,
-TCP's rule: robots sharing a server that sheds load converge to equal shares of it whatever
-their luck (multiplicative decrease alone keeps the shares as unequal as they start), and the
-fleet's offered load settles near what the server completes instead of retrying into it. A step
+grows back by ``BUSY_RECOVERY_HZ_PER_S`` every second without another refusal (AIMD, TCP's
+rule). The offered load then settles near what the server completes instead of retrying into
+it, and a per-robot rate limit (a 429 per key) settles each robot at its own limit. It shares a
+server fairly only if each robot is refused in proportion to what it sends: a server that
+admits whoever comes first after a slot frees may never refuse the robot whose step clock lands
+there, so nothing slows that one (fairness 0.47-0.54 in docs/robustness.md; such a server must
+queue instead). A step
 waiting in the pending slot when its slot comes back busy is dropped ('interval'): it would meet
 the same refusal. A server that refuses every request gets one about every
 ``(2 * BUSY_RECOVERY_HZ_PER_S) ** -0.5`` s (1.4 s), where halving and regrowth meet.
