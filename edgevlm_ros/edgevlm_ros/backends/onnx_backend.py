@@ -82,7 +82,7 @@ STATIC_IR_SUFFIX = '_ov_int8_static1'
 # Under $EDGEVLM_CACHE: the int8 models of graphs in read-only folders.
 OV_CACHE_DIR = 'openvino'
 # ONNX Runtime's worker threads busy-wait after every run unless told not to (allow_spinning):
-# on a 2-core robot they burnt ~56 ms of CPU in the 200 ms after a run, slowing the next
+# on a 2-core robot they burnt 28-56 ms of CPU in the 200 ms after a run, slowing the next
 # preprocessing 2-3x and the graph's other nodes (bench/ort_spinning.py, docs/edge-backends.md).
 ORT_SPINNING = False
 _WARNED: set[str] = set()
