@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
-MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
+MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv edgevlm_msgs/action/*.action) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
 .PHONY: setup demo test lint unit colcon-check bench soak overload fleet chaos eval strategy-sweep strategy-grid train-svlm clean
 .DEFAULT_GOAL := setup

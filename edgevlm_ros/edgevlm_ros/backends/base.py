@@ -15,6 +15,9 @@ optional Visual Focus boxes, greedily and capped at ``max_new_tokens``. Every ba
 * reports what each stage cost (``SvlmResult.stages``: preprocess, vision, prefill, decode, in ms);
 * says whether Visual Focus reached the model (``focus_applied``) and which ways it can
   (``focus_supported``: an attention bias; otherwise the node crops).
+* decodes greedily in ``greedy_decode``, which hands the answer so far to an ``on_token``
+  callback after every token (streaming) and stops when it returns False (cancel), leaving the
+  KV cache usable by the next call.
 
 This is the interface: it imports no backend, no test double and no LVLM (they import it).
 Backends are made from a model spec by the one model table, ``backends.registry.load_svlm``.
@@ -24,7 +27,7 @@ runtime is imported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 import re
 from typing import Any, Protocol
@@ -126,6 +129,59 @@ class SvlmResult:
     completion_tokens: int = 0
     cached_tokens: int = 0     # prompt tokens whose keys/values came from the previous call
     stages: dict[str, float] = field(default_factory=dict)  # STAGES -> ms (what a backend knows)
+    stopped: bool = False      # on_token stopped it before eos or the cap (a cancelled answer)
+
+
+class PartialText:
+    """
+    The answer so far, as an ``on_token`` callback sees it after each new token.
+
+    ``text`` is decoded on demand, so a callback that streams every few tokens pays the
+    detokeniser only then. Valid during the call: the ids go on growing after it.
+    """
+
+    __slots__ = ('_decode', '_ids')
+
+    def __init__(self, ids: Sequence[int], decode: Callable[[Sequence[int]], str]) -> None:
+        self._ids = ids
+        self._decode = decode
+
+    @property
+    def tokens(self) -> int:
+        return len(self._ids)
+
+    @property
+    def text(self) -> str:
+        return self._decode(self._ids).strip()
+
+
+# Called with the answer so far after every generated token; False stops generating (a cancel).
+TokenCallback = Callable[[PartialText], bool]
+
+
+def greedy_decode(logits: Any, feed: Callable[[int, int], Any], eos: Collection[int],
+                  limit: int, decode: Callable[[Sequence[int]], str],
+                  on_token: TokenCallback | None = None) -> tuple[list[int], bool]:
+    """
+    The greedy decode loop every backend runs: (generated ids, stopped by ``on_token``).
+
+    ``logits`` are the prefill's last-position logits (a torch tensor or a numpy array);
+    ``feed(token, n)`` feeds the n-th generated token and returns the next logits. Generation
+    ends at an eos token, at ``limit`` tokens, or when ``on_token`` returns False; the last
+    token is never fed, so a backend's KV cache holds the prompt and ``generated[:-1]`` however
+    it ended, and the next call can reuse it.
+    """
+    generated: list[int] = []
+    partial = PartialText(generated, decode)
+    while True:
+        token = int(logits.argmax())
+        generated.append(token)
+        finished = token in eos or len(generated) >= limit
+        if on_token is not None and not on_token(partial) and not finished:
+            return generated, True
+        if finished:
+            return generated, False
+        logits = feed(token, len(generated))
 
 
 @dataclass
@@ -222,7 +278,8 @@ class EdgeSvlm(Protocol):
     def answer(self, image: Any, question: str, history: Sequence[tuple[str, str]] = (),
                focus: Sequence[Box] = (), focus_alpha: float = 0.0, *,
                max_new_tokens: int | None = None,
-               history_sources: Sequence[bool] | None = None) -> SvlmResult: ...
+               history_sources: Sequence[bool] | None = None,
+               on_token: TokenCallback | None = None) -> SvlmResult: ...
 
 
 # Architectures the ONNX backends export and run (SmolVLM-256M/500M are Idefics3 checkpoints).

@@ -62,10 +62,12 @@ from edgevlm_ros.backends.base import (
     BackendSettings,
     PrefixCacheStats,
     SvlmResult,
+    TokenCallback,
     bound_word_cache,
     check_device,
     check_dtype,
     common_prefix_len,
+    greedy_decode,
     parse_providers,
 )
 from edgevlm_ros.core.images import check_image
@@ -621,8 +623,13 @@ class OnnxSvlm(BackendSettings):
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None,
-               history_sources: Sequence[bool] | None = None) -> SvlmResult:
-        """Answer ``question`` about ``image`` after the text-only ``history``; greedy."""
+               history_sources: Sequence[bool] | None = None,
+               on_token: TokenCallback | None = None) -> SvlmResult:
+        """
+        Answer ``question`` about ``image`` after the text-only ``history``; greedy.
+
+        ``on_token`` streams and stops the answer (``base.greedy_decode``).
+        """
         if not math.isfinite(focus_alpha):
             raise ValueError(f'focus_alpha must be finite, got {focus_alpha}')
         limit = self.max_new_tokens if max_new_tokens is None else max_new_tokens
@@ -630,11 +637,12 @@ class OnnxSvlm(BackendSettings):
             raise ValueError(f'max_new_tokens must be an int >= 1, got {limit!r}')
         with self._lock:
             return self._answer(image, question, history, focus, focus_alpha, limit,
-                                history_sources)
+                                history_sources, on_token)
 
     def _answer(self, image: np.ndarray, question: str, history: Sequence[tuple[str, str]],
                 focus: Sequence[Box], focus_alpha: float, limit: int,
-                history_sources: Sequence[bool] | None) -> SvlmResult:
+                history_sources: Sequence[bool] | None,
+                on_token: TokenCallback | None) -> SvlmResult:
         stages: dict[str, float] = {}
         t0 = time.perf_counter()
         inputs, prompt = self.build_inputs(image, question, history, history_sources)
@@ -681,16 +689,17 @@ class OnnxSvlm(BackendSettings):
         t3 = time.perf_counter()
         stages['prefill'] = (t3 - t2) * 1000.0
 
-        generated: list[int] = []
         fed = list(ids.tolist())
-        while True:
-            token = int(np.argmax(logits))
-            generated.append(token)
-            if token in self._eos or len(generated) >= limit:
-                break
+
+        def feed(token: int, _n: int) -> np.ndarray:
+            nonlocal past
             fed.append(token)
             step = self._embed_ids(np.array([token], dtype=np.int64))
             logits, past = self._decode_step(step, len(fed), len(fed) - 1, past, bias, gate)
+            return logits
+
+        generated, stopped = greedy_decode(logits, feed, self._eos, limit, self._decode_ids,
+                                           on_token)
         t4 = time.perf_counter()
         stages['decode'] = (t4 - t3) * 1000.0
         if self.kv_reuse:
@@ -701,4 +710,7 @@ class OnnxSvlm(BackendSettings):
         return SvlmResult(text=text, model_ms=model_ms, prompt_tokens=n,
                           focus_applied=bias is not None, focused_tokens=focused, prompt=prompt,
                           completion_tokens=len(generated), cached_tokens=cached,
-                          stages=stages)
+                          stages=stages, stopped=stopped)
+
+    def _decode_ids(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)

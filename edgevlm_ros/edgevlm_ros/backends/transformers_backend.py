@@ -74,10 +74,12 @@ from edgevlm_ros.backends.base import (
     BackendSettings,
     PrefixCacheStats,
     SvlmResult,
+    TokenCallback,
     bound_word_cache,
     check_device,
     check_dtype,
     common_prefix_len,
+    greedy_decode,
     parse_providers,
 )
 from edgevlm_ros.core.images import check_image
@@ -375,12 +377,14 @@ class TransformersSvlm(BackendSettings):
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None,
-               history_sources: Sequence[bool] | None = None) -> SvlmResult:
+               history_sources: Sequence[bool] | None = None,
+               on_token: TokenCallback | None = None) -> SvlmResult:
         """
         Answer ``question`` about ``image`` after the text-only ``history``; greedy decoding.
 
         ``history_sources`` says which history turns hold cloud text (Context Replacement); the
-        chat template shows it if it knows how (see ``chat``).
+        chat template shows it if it knows how (see ``chat``). ``on_token`` streams and stops
+        the answer (``base.greedy_decode``).
         """
         if not math.isfinite(focus_alpha):
             raise ValueError(f'focus_alpha must be finite, got {focus_alpha}')
@@ -401,7 +405,8 @@ class TransformersSvlm(BackendSettings):
                     bias = None
             try:
                 with torch.inference_mode(), visual_focus.applied(bias, self.focus_layers):
-                    generated, cached, stages = self._greedy(inputs, limit, t0)
+                    generated, cached, stages, stopped = self._greedy(inputs, limit, t0,
+                                                                      on_token)
             except BaseException:
                 self._drop_cache()  # a failed call may have left the cache half updated
                 raise
@@ -412,7 +417,8 @@ class TransformersSvlm(BackendSettings):
             self.cache_stats.add(prompt_len, cached)
         return SvlmResult(text=text, model_ms=model_ms, prompt_tokens=prompt_len,
                           focus_applied=bias is not None, focused_tokens=focused, prompt=prompt,
-                          completion_tokens=len(generated), cached_tokens=cached, stages=stages)
+                          completion_tokens=len(generated), cached_tokens=cached, stages=stages,
+                          stopped=stopped)
 
     # ------------------------------------------------------------------------ greedy decoding
 
@@ -445,9 +451,9 @@ class TransformersSvlm(BackendSettings):
             limit = min(limit, ids.index(self._image_token_id))  # a new frame every call
         return min(common_prefix_len(self._cache_ids, ids), limit)
 
-    def _greedy(self, inputs: Any, limit: int, t0: float) -> tuple[list[int], int,
-                                                                      dict[str, float]]:
-        """Prefill what the kept cache lacks, decode greedily; return (ids, cached, stages)."""
+    def _greedy(self, inputs: Any, limit: int, t0: float, on_token: TokenCallback | None
+                ) -> tuple[list[int], int, dict[str, float], bool]:
+        """Prefill what the kept cache lacks, decode greedily: (ids, cached, stages, stopped)."""
         model_inputs = self.model_inputs(inputs)
         ids = model_inputs['input_ids']
         id_list = ids[0].tolist()
@@ -472,31 +478,34 @@ class TransformersSvlm(BackendSettings):
                          **self._last_logits, **extra)
         cache = out.past_key_values
         logits = out.logits[0, -1].float()
-        generated: list[int] = []
         t_decode = self._sync_time()
         stages['vision'] = self._vision_s * 1000.0
         stages['prefill'] = (t_decode - t_prefill - self._vision_s) * 1000.0
         one = torch.empty((1, 1), dtype=ids.dtype, device=ids.device)
-        while True:
-            token = int(logits.argmax())
-            generated.append(token)
-            if token in self._eos or len(generated) >= limit:
-                break
+
+        def feed(token: int, n: int) -> torch.Tensor:
+            nonlocal cache
             one.fill_(token)
             step = {}
             if positions is not None:
-                step['position_ids'] = positions[..., -1:] + len(generated)
+                step['position_ids'] = positions[..., -1:] + n
             out = self.model(input_ids=one, past_key_values=cache, use_cache=True,
                              **self._last_logits, **step)
             cache = out.past_key_values
-            logits = out.logits[0, -1].float()
+            return out.logits[0, -1].float()
+
+        generated, stopped = greedy_decode(logits, feed, self._eos, limit, self._decode_ids,
+                                           on_token)
         stages['decode'] = (self._sync_time() - t_decode) * 1000.0
         if self.kv_reuse and self._reuse_supported:
             # The cache holds the prompt and every generated token but the last (never fed).
             held_ids = id_list + generated[:-1]
             if cache.get_seq_length() == len(held_ids):
                 self._cache, self._cache_ids = cache, held_ids
-        return generated, cached, stages
+        return generated, cached, stages, stopped
+
+    def _decode_ids(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # ------------------------------------------------------------------------------- timing
 

@@ -1,0 +1,87 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""Services and action servers on their own executor threads, for callbacks that wait on workers."""
+
+from collections.abc import Callable
+import threading
+from typing import Any
+
+import rclpy
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+
+class Desk:
+    """
+    A companion node (`<node>_<suffix>`) whose executor threads serve slow requests.
+
+    A service or action callback that waits for slow work (a model call on the node's worker
+    thread, a cloud stream) blocks one of this desk's threads; the node's own executor goes on
+    with subscriptions, parameters and diagnostics. Each action goal runs on a thread of its
+    own, so that cancel requests and new goals are taken while goals run: `threads` bounds the
+    goals and requests running at once (one more thread takes cancels and goal requests).
+
+    Why blocking callbacks, not async ones: rclpy's executor re-runs a pending task on every
+    turn, busy-polling while it waits for a future. A callback blocked on a threading primitive
+    costs nothing. Nodes of one context share one DDS participant, so the companion costs threads,
+    not a participant.
+    """
+
+    def __init__(self, node: Node, suffix: str, threads: int = 2) -> None:
+        self._node = rclpy.create_node(f'{node.get_name()}_{suffix}',
+                                       namespace=node.get_namespace(), context=node.context,
+                                       start_parameter_services=False)
+        self._group = ReentrantCallbackGroup()
+        self._servers: list[ActionServer] = []
+        self._executor = MultiThreadedExecutor(num_threads=threads + 1, context=node.context)
+        self._executor.add_node(self._node)
+        self._thread = threading.Thread(target=self._spin, name=f'{node.get_name()}_{suffix}',
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def node(self) -> Node:
+        return self._node
+
+    def add_service(self, srv_type: Any, name: str, callback: Callable) -> None:
+        self._node.create_service(srv_type, name, callback, callback_group=self._group)
+
+    def add_action(self, action_type: Any, name: str,
+                   execute: Callable[[ServerGoalHandle], Any]) -> ActionServer:
+        """
+        An action server whose goals are all accepted and run `execute` on a desk thread.
+
+        Goals are checked in `execute`, which aborts a bad one at once with the reason in its
+        result (nav2's error_code / error_msg convention): a rejection in the goal response
+        could carry no reason. Cancel requests are always accepted; `execute` sees them on
+        `goal_handle.is_cancel_requested` and ends the goal.
+        """
+        server = ActionServer(
+            self._node, action_type, name, execute_callback=execute,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            cancel_callback=lambda _handle: CancelResponse.ACCEPT,
+            callback_group=self._group)
+        self._servers.append(server)
+        return server
+
+    def clients_listening(self, action_name: str) -> int:
+        """Action clients subscribed to `action_name`'s feedback (0: every client is gone)."""
+        topic = self._node.resolve_topic_name(action_name) + '/_action/feedback'
+        return self._node.count_subscribers(topic)
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except Exception:  # noqa: BLE001 - the context went down under it (shutdown)
+            pass
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        for server in self._servers:
+            server.destroy()
+        self._servers = []
+        self._executor.shutdown(timeout_sec=timeout_s)
+        self._thread.join(timeout=timeout_s)
+        self._node.destroy_node()
