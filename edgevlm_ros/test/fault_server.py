@@ -20,6 +20,16 @@ Modes (``FaultServer.mode``, or one per request from ``FaultServer.script``):
 * 'reply'      HTTP ``status`` with ``body`` (bytes) as they are: any reply the other modes do
   not make.
 
+Requests with ``"stream": true`` in mode 'ok' are served as ``stream_mode`` says (None: one plain
+completion, a server that does not stream):
+
+* 'sse'        ``answer`` word by word as chat.completion.chunk events, ``stream_delay_s`` apart,
+  then finish_reason and ``data: [DONE]``;
+* 'sse_broken' the first ``break_after`` words, then the connection is closed mid-body;
+* 'sse_malformed' the first ``break_after`` words, then an event that is not JSON.
+
+``disconnects`` counts streams whose client closed the connection before the end.
+
 ``stop()`` takes the server down (open connections cut, new ones refused, hanging handlers
 released); ``start()``
 brings it back on the same port. ``tls`` serves https with the given server-side SSLContext.
@@ -44,6 +54,7 @@ import time
 MAX_RECORDED = 256
 MODES = ('ok', 'status', 'hang', 'slow', 'malformed', 'no_boxes', 'huge', 'drop',
          'no_response_format', 'reply')
+STREAM_MODES = ('sse', 'sse_broken', 'sse_malformed')
 
 
 def completion(content: str, model: str) -> bytes:
@@ -74,6 +85,10 @@ class FaultServer:
         self.huge_bytes = 4 * 1024 * 1024
         self.answer = 'a red box on a grey floor'
         self.body = b''  # mode 'reply'
+        self.stream_mode: str | None = None
+        self.stream_delay_s = 0.0
+        self.break_after = 2
+        self.disconnects = 0
         self._script: deque[str] = deque()
         self.requests: deque[dict] = deque(maxlen=MAX_RECORDED)  # newest request bodies
         self.raw_requests: deque[bytes] = deque(maxlen=MAX_RECORDED)  # the same, as sent
@@ -97,6 +112,8 @@ class FaultServer:
         """Switch the behaviour of every later request (options: status, retry_after, ...)."""
         if mode not in MODES:
             raise ValueError(f'unknown mode {mode!r}; one of {MODES}')
+        if options.get('stream_mode') not in (None, *STREAM_MODES):
+            raise ValueError(f"unknown stream_mode {options['stream_mode']!r}")
         with self._lock:
             for k, v in options.items():
                 if not hasattr(self, k):
@@ -209,6 +226,9 @@ class FaultServer:
         return 200, completion(content, self.served_model or str(model))
 
     def _serve(self, h: BaseHTTPRequestHandler, mode: str, body: dict) -> None:
+        if body.get('stream') and self.stream_mode is not None and mode == 'ok':
+            self._stream(h, self.stream_mode)
+            return
         try:
             if mode == 'hang':
                 self._release.wait()
@@ -256,6 +276,34 @@ class FaultServer:
                 h.close_connection = True
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             h.close_connection = True  # the client gave up (timeout, size cap): expected
+
+
+    def _stream(self, h: BaseHTTPRequestHandler, mode: str) -> None:
+        from edgevlm_ros.lvlm.streaming import EventWriter, chunk_body, word_pieces
+
+        out = EventWriter(h)
+        out.start()
+        model = self.served_model or 'fault-vlm'
+        pieces = word_pieces(self.answer)
+        if mode != 'sse':
+            pieces = pieces[:self.break_after]
+        out.send(chunk_body('chatcmpl-fault', 0, model, role='assistant', content=''))
+        for piece in pieces:
+            if out.gone(self.stream_delay_s) or not out.send(
+                    chunk_body('chatcmpl-fault', 0, model, content=piece)):
+                with self._lock:
+                    self.disconnects += 1
+                return
+        if mode == 'sse_broken':
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if mode == 'sse_malformed':
+            out.send('{"choices": [{"delta": {"content": "trunc')
+            out.done()
+            return
+        out.send(chunk_body('chatcmpl-fault', 0, model, finish_reason='stop'))
+        out.done()
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, payload: bytes,

@@ -3,9 +3,11 @@
 """
 The cloud bridge's HTTP client: a frame + question to an OpenAI-compatible chat completion.
 
-Why one module of 701 lines: it is one client whose rules (below: never raising, retries,
+Why one module of 720 lines: it is one client whose rules (below: never raising, retries,
 breaker, in-flight slots, deadlines, the structured-output fallback, key redaction) all act
 inside one ``ask``; the retry policy and the breaker it calls already live in cloud.resilience.
+One-off questions streamed as text (the Ask action) are ``cloud.ask_stream``, which uses this
+client's connection pool, emulated network, breaker and redaction.
 
 Works with vLLM, SGLang, Ollama, llama.cpp server, OpenAI, ``transformers serve`` and the
 project's own ``lvlm_server``. The frame goes as a base64 JPEG data URL (``jpeg_quality``), no
@@ -399,10 +401,9 @@ class OpenAiVlmClient:
 
     # ------------------------------------------------------------------------------- request
 
-    def _prepare(self, rgb: np.ndarray, question: str) -> tuple[dict, tuple[int, int]]:
+    def image_part(self, rgb: np.ndarray) -> tuple[dict, tuple[int, int]]:
+        """The frame as a chat ``image_url`` content part, and the (w, h) of the image sent."""
         rgb = check_image(rgb, grey=False)
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError('question must be a non-empty string')
         rgb = resize_max_side(rgb, self.max_image_side)
         if self.box_format == 'qwen2.5-vl':
             # Send the size the Qwen2.5-VL processor would resize to: the model then sees (and
@@ -413,12 +414,19 @@ class OpenAiVlmClient:
         h, w = rgb.shape[:2]
         jpeg = encode_jpeg(np.ascontiguousarray(rgb), self.jpeg_quality)
         data_url = 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii')
+        return {'type': 'image_url', 'image_url': {'url': data_url}}, (w, h)
+
+    def _prepare(self, rgb: np.ndarray, question: str) -> tuple[dict, tuple[int, int]]:
+        rgb = check_image(rgb, grey=False)
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError('question must be a non-empty string')
+        image, (w, h) = self.image_part(rgb)
         body = {
             'model': self.model,
             'messages': [
                 {'role': 'system', 'content': system_prompt(self.box_format)},
                 {'role': 'user', 'content': [
-                    {'type': 'image_url', 'image_url': {'url': data_url}},
+                    image,
                     {'type': 'text', 'text': f'The image is {w}x{h} pixels.\n{question.strip()}'},
                 ]},
             ],
@@ -444,6 +452,24 @@ class OpenAiVlmClient:
     def _clip(self, server_text: str) -> str:
         """Shorten text from the server, after redaction (a cut key would escape it)."""
         return self._redact(server_text)[:MAX_ERROR_CHARS]
+
+    # What the streaming asks (cloud.ask_stream) share with ``ask``: the connection pool, the
+    # emulated network, key redaction, the breaker's open text.
+    redact = _redact
+    clip = _clip
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The connection pool (of the loop that first used it)."""
+        return self._client
+
+    def network_delay(self, up_bytes: int) -> float | None:
+        """The emulated round trip of a request sent now (0: no emulation; None: lost)."""
+        return self._network_delay(up_bytes)
+
+    def open_text(self) -> str:
+        """Why nothing is sent while the breaker is open (with the next probe's time)."""
+        return self._open_text()
 
     # ------------------------------------------------------------------------------- asking
 

@@ -17,7 +17,14 @@ self-host any local image-text-to-text checkpoint (on the device and in the prec
   the last user message are the question. The reply's ``message.content`` is a JSON string
   ``{"answer": <model text>, "objects": [{"label": str, "bbox_2d": [x1, y1, x2, y2]}]}`` with
   boxes in absolute pixels of the received image. Honours ``max_tokens`` /
-  ``max_completion_tokens``.
+  ``max_completion_tokens``. With ``"stream": true`` the reply is ``text/event-stream``
+  (``lvlm.streaming``): ``chat.completion.chunk`` events whose content is the plain answer text
+  (no JSON, no boxes: a streamed question wants prose), the role delta first, a finish_reason,
+  the usage chunk if ``stream_options.include_usage``, then ``data: [DONE]``. A model that streams
+  (the transformers backend's ``on_token``) sends it token by token; another one (the simulated
+  LVLM, the doubles) sends its finished answer word by word, spread over ``service_ms``. A client
+  that closes the connection mid-stream stops the generation and frees the model
+  (``streams_stopped`` counts them).
 * ``GET /v1/models`` lists the served name; ``GET /health`` answers 200.
 
 Grounding: a random-weight tiny model cannot ground anything, so with ``grounding='saliency'``
@@ -52,6 +59,7 @@ import argparse
 import base64
 import binascii
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import inspect
 import json
 import logging
 import signal
@@ -67,6 +75,13 @@ from edgevlm_ros.backends.base import DEVICES_HELP, DTYPES, check_device, check_
 from edgevlm_ros.backends.registry import load_lvlm
 from edgevlm_ros.core.images import ImageDecodeError, decode_compressed
 from edgevlm_ros.core.saliency import salient_boxes
+from edgevlm_ros.lvlm.streaming import (
+    EventWriter,
+    TokenDeltas,
+    chunk_body,
+    usage_body,
+    word_pieces,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -115,8 +130,8 @@ def _decode_data_url(url: Any) -> np.ndarray:
 
 def parse_chat_request(body: dict) -> tuple[str, str, int | None]:
     """Return (image data URL, question, max_tokens or None) from a chat-completions body."""
-    if body.get('stream'):
-        raise ApiError(400, 'streaming is not supported by this server', 'unsupported_parameter')
+    if not isinstance(body.get('stream', False), bool):
+        raise ApiError(400, '"stream" must be true or false', 'invalid_stream')
     messages = body.get('messages')
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, '"messages" must be a non-empty list', 'invalid_messages')
@@ -221,7 +236,12 @@ class _Handler(BaseHTTPRequestHandler):
             if path != '/v1/chat/completions':
                 raise ApiError(404, f'no such endpoint: POST {path}', 'not_found')
             body = self._read_json()
-            self._respond(200, self.server.app.complete(body), t0)
+            if body.get('stream'):
+                self.server.app.stream(body, EventWriter(self))
+                _LOG.debug('%s %s -> 200 stream (%.1f ms)', self.command, self.path,
+                           (time.perf_counter() - t0) * 1000.0)
+            else:
+                self._respond(200, self.server.app.complete(body), t0)
         except ApiError as e:
             # An unread body would desync a kept-alive connection: close it instead.
             self._respond(e.status, e.body(), t0, close=not self._body_consumed,
@@ -299,6 +319,10 @@ class LvlmServer:
         self._calls = 0
         self._calls_done = threading.Condition()
         self._svlm = None
+        self._streams_tokens = False  # the model takes on_token (streams token by token)
+        self._stopping = threading.Event()  # stop(): streams end at their next token or word
+        self.streams = 0          # streamed replies started
+        self.streams_stopped = 0  # ... of which the client left before the end
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._created = int(time.time())
@@ -316,6 +340,12 @@ class LvlmServer:
         return self._svlm
 
     @property
+    def calls_running(self) -> int:
+        """Model calls in progress (streams included): 0 when the model is free."""
+        with self._calls_done:
+            return self._calls
+
+    @property
     def url(self) -> str:
         """Base URL of the OpenAI API, e.g. http://127.0.0.1:8000/v1."""
         return f'http://{self.host}:{self.port}/v1'
@@ -328,6 +358,8 @@ class LvlmServer:
             self._svlm = load_lvlm(self.model, max_new_tokens=self.max_new_tokens,
                                    num_threads=self.num_threads, device=self.device,
                                    dtype=self.dtype)
+            self._streams_tokens = 'on_token' in inspect.signature(self._svlm.answer).parameters
+        self._stopping.clear()
         httpd = _HttpServer((self.host, self._port), _Handler)
         httpd.app = self
         self._httpd = httpd
@@ -342,6 +374,7 @@ class LvlmServer:
         httpd, thread = self._httpd, self._thread
         if httpd is None:
             return
+        self._stopping.set()
         httpd.shutdown()
         httpd.server_close()
         if thread is not None:
@@ -423,6 +456,87 @@ class LvlmServer:
                       'completion_tokens': result.completion_tokens,
                       'total_tokens': result.prompt_tokens + result.completion_tokens},
         }
+
+
+    def stream(self, body: dict, out: EventWriter) -> None:
+        """
+        Answer one chat-completions body with ``"stream": true`` through `out`.
+
+        Raises ApiError, as ``complete`` does, only before the reply has started; a model
+        failure after that is an error event that ends the stream.
+        """
+        requested = body.get('model')
+        if requested is not None and requested != self.served_name:
+            raise ApiError(404, f'The model `{requested}` does not exist (this server serves '
+                           f'`{self.served_name}`).', 'model_not_found')
+        image_url, question, max_tokens = parse_chat_request(body)
+        rgb = _decode_data_url(image_url)
+        options = body.get('stream_options')
+        with_usage = isinstance(options, dict) and options.get('include_usage') is True
+        if not self._pending.acquire(blocking=False):
+            raise ApiError(503, 'server busy: too many requests waiting for the model',
+                           'overloaded', 'server_error', retry_after_s=OVERLOADED_RETRY_AFTER_S)
+        stream_id, created = f'chatcmpl-{uuid.uuid4().hex}', int(time.time())
+
+        def send(text: str) -> bool:
+            return out.send(chunk_body(stream_id, created, self.served_name, content=text))
+
+        with self._calls_done:
+            self._calls += 1
+        try:
+            with self._model_lock:
+                # Headers once the model is ours: a request waiting in the queue shows nothing.
+                out.start()
+                self.streams += 1
+                out.send(chunk_body(stream_id, created, self.served_name, role='assistant',
+                                    content=''))
+                result, stopped = self._stream_answer(out, rgb, question, max_tokens, send)
+        except Exception as e:  # noqa: BLE001 - a model fault ends the stream, not the thread
+            if not out.started:
+                raise ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
+                               'server_error') from e
+            _LOG.exception('model call failed mid-stream')
+            out.send(ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
+                              'server_error').body())
+            out.done()
+            return
+        finally:
+            self._pending.release()
+            with self._calls_done:
+                self._calls -= 1
+                self._calls_done.notify_all()
+        if stopped:
+            self.streams_stopped += 1
+            _LOG.debug('stream stopped after %d events: the client left', out.events)
+            return
+        limit = max_tokens if max_tokens is not None else self.max_new_tokens
+        out.send(chunk_body(stream_id, created, self.served_name, finish_reason=(
+            'length' if result.completion_tokens >= limit else 'stop')))
+        if with_usage:
+            out.send(usage_body(stream_id, created, self.served_name, result.prompt_tokens,
+                                result.completion_tokens))
+        out.done()
+
+    def _stream_answer(self, out: EventWriter, rgb: np.ndarray, question: str,
+                       max_tokens: int | None, send: Any) -> tuple[Any, bool]:
+        """Run the model for one streamed reply (model lock held): (result, client left)."""
+        t_model = time.perf_counter()
+        if self._streams_tokens:
+            deltas = TokenDeltas(send, out.gone, self._stopping.is_set)
+            result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens,
+                                       on_token=deltas)
+            if not deltas.stopped:
+                deltas.offer(result.text)
+            left = self.service_s - (time.perf_counter() - t_model)
+            return result, deltas.stopped or (left > 0 and out.gone(left))
+        result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
+        pieces = word_pieces(result.text)
+        # The words spread over the service time, as a model that takes that long sends them.
+        pace = (self.service_s - (time.perf_counter() - t_model)) / max(1, len(pieces))
+        for piece in pieces:
+            if self._stopping.is_set() or not send(piece) or (pace > 0 and out.gone(pace)):
+                return result, True
+        return result, False
 
 
 def _checked(check: Any) -> Any:
