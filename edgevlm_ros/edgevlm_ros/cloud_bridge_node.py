@@ -15,6 +15,11 @@ only wires them to topics, parameters, logs and /diagnostics counters. Its /diag
 'loading' while the embedded stand-in loads its model, then 'active', and 'degraded' while the
 cloud is not answering (failing, open, probing).
 
+One-off questions: the action ``edgevlm/ask_cloud`` (edgevlm_msgs/action/Ask) streams the
+LVLM's answer to a question about the newest step's frame (or a frame sent with the goal) as
+feedback, on the bridge's ``ros.desk.Desk`` (``ros.cloud_ask``; rules in ``cloud.asks``, the
+stream in ``cloud.ask_stream``), with slots of its own: an ask never takes a step's slot.
+
 Logs: one line per cloud state change (ok, failing, open, probing), never one per frame.
 With base_url "embedded" the bridge starts the project's own LVLM server on 127.0.0.1 in this
 process and talks real HTTP to it: the embedded default needs nothing from outside.
@@ -24,6 +29,8 @@ from edgevlm_msgs.msg import CloudResponse, Step
 from rclpy.node import Node
 
 from edgevlm_ros.backends.base import DTYPES, check_device
+from edgevlm_ros.cloud.ask_stream import AskAdmission, StreamingAsker
+from edgevlm_ros.cloud.asks import MAX_DEADLINE_S, MAX_NEW_TOKENS
 from edgevlm_ros.cloud.bridge_config import (
     EMBEDDED,
     SELECTION_PARAMS,
@@ -53,7 +60,9 @@ from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.selection import CloudSelector
 from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.core.strategy import Strategy
+from edgevlm_ros.ros.cloud_ask import CloudAskAction
 from edgevlm_ros.ros.conversions import box_to_region, image_to_rgb
+from edgevlm_ros.ros.desk import Desk
 from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
@@ -97,8 +106,8 @@ PARAMS = [
               'empty = the certifi (Mozilla) bundle, or $SSL_CERT_FILE if set', read_only=True),
     ParamSpec('timeout_s', 10.0, 'timeout of one request attempt, s', min=0.1, max=600.0,
               read_only=True),
-    ParamSpec('max_tokens', 128, 'answer length cap sent to the LVLM', min=1, max=8192,
-              read_only=True),
+    ParamSpec('max_tokens', 128, 'answer length cap sent to the LVLM (also of an ask whose '
+              'max_new_tokens is 0)', min=1, max=MAX_NEW_TOKENS, read_only=True),
     ParamSpec('jpeg_quality', 85, 'JPEG quality of the uploaded frame', min=1, max=100,
               read_only=True),
     ParamSpec('max_image_side', 640, 'uploaded frame long side, px', min=32, max=4096,
@@ -143,6 +152,19 @@ PARAMS = [
               'lost request is a timeout)', check=check_profile),
     ParamSpec('strategy', 'edgevlm', 'strategies that use no cloud (edge_only) send nothing',
               choices=tuple(s.value for s in Strategy)),
+    ParamSpec('ask.max_in_flight', 1, 'one-off questions (edgevlm/ask_cloud) streaming at once, '
+              "on slots of their own (never a step's)", min=1, max=16, read_only=True),
+    ParamSpec('ask.max_queue', 1, 'one-off questions waiting for a slot; one more is refused '
+              'with QUEUE_FULL', min=0, max=64, read_only=True),
+    ParamSpec('ask.deadline_s', 30.0, 'an ask whose deadline_s is 0 ends this long after it '
+              'was accepted, with the text so far, s', min=0.1, max=MAX_DEADLINE_S),
+    ParamSpec('ask.feedback_chunks', 4, 'ask feedback at most every this many streamed chunks '
+              '(or ask.feedback_ms)', min=1, max=10000),
+    ParamSpec('ask.feedback_ms', 100.0, 'ask feedback at most this often when chunks trickle '
+              'in, ms (the first text goes at once)', min=0.0, max=60000.0),
+    ParamSpec('embedded_service_ms', 0.0, 'least time each model call of the embedded stand-in '
+              'holds its model (gives a fast simulated LVLM the pace of a real one; streamed '
+              'answers are spread over it); 0 = off', min=0.0, max=600000.0, read_only=True),
     ParamSpec('seed', 0, 'seed of the emulated network (the retry jitter is never seeded, so that '
               'robots started alike do not retry in step)', min=0, max=2**31 - 1, read_only=True),
 ]
@@ -157,6 +179,8 @@ class CloudBridgeNode(Node):
         # Set first: destroy_node runs even when the configuration below makes __init__ fail.
         self._http = LoopThread('cloud_bridge_http')
         self._server = None
+        self._desk = None
+        self._newest = None  # (Step, rgb) of the newest decodable step: an ask's default frame
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params,
                                check_together=check_together)
@@ -187,6 +211,12 @@ class CloudBridgeNode(Node):
         for warning in transport_warnings(base_url, c.tls_verify, api_key is not None):
             self.get_logger().warning(warning)
         self._http.start()
+        self._asker = StreamingAsker(self._client, c.ask_max_in_flight,
+                                     on_notice=self._on_ask_notice)
+        self._admission = AskAdmission(c.ask_max_in_flight, c.ask_max_queue)
+        self._desk = Desk(self, 'asks', c.ask_threads)
+        CloudAskAction(self, self._desk, self._asker, self._admission, self._http,
+                       self.counters, lambda: self._config, lambda: self._newest)
         self._pub = self.create_publisher(CloudResponse, 'edgevlm/cloud_response', RESULTS)
         self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME)
         self._expiry = self.create_timer(EXPIRY_PERIOD_S, self._expire)
@@ -241,6 +271,7 @@ class CloudBridgeNode(Node):
             self.counters.inc('bad_image')
             self.get_logger().warning(f'step {msg.step_id}: {e}', throttle_duration_sec=5.0)
             return
+        self._newest = (msg, rgb)
         if not self._config.uses_cloud:
             self._publish_dropped(msg, 'strategy', self._dispatch.drop_error('strategy'))
             return
@@ -325,16 +356,22 @@ class CloudBridgeNode(Node):
         self.counters.inc('structured_output_disabled')
         self.get_logger().warning(text)
 
+    def _on_ask_notice(self, text: str) -> None:
+        self.get_logger().warning(text)
+
     def _gauges(self) -> dict[str, object]:
         return {**self._dispatch.gauges(self._time.now()), 'http_tasks': self._http.pending,
+                'asks_active': self._admission.active,
                 'structured_output': self._client.structured_output,
                 'parameter_rejections': self.params.rejected}
 
     # ------------------------------------------------------------------ shutdown
 
     def destroy_node(self) -> None:
-        # Requests still in flight are cancelled, then the connection pool is closed.
+        # Requests and asks still in flight are cancelled, then the connection pool is closed.
         self._http.stop(close=self._client.aclose if self._http.running else None)
+        if self._desk is not None:  # its goals end once their streams are cancelled
+            self._desk.close()
         self._stop_embedded()
         super().destroy_node()
 

@@ -1,9 +1,10 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-Streamed one-off questions without ROS: the SSE wire format (cloud.stream), the streaming asker
-(cloud.ask_stream) against the embedded LVLM server (simulated LVLM) and the fault server, and
-the Ask action's pure rules (cloud.asks).
+Streamed one-off questions without ROS.
+
+The SSE wire format (cloud.stream), the streaming asker (cloud.ask_stream) against the embedded
+LVLM server (simulated LVLM) and the fault server, and the Ask action's pure rules (cloud.asks).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
 """
-The embedded LVLM server around a real transformers model streams token by token (on_token),
-and stops generating when the asker goes away. The model is the tiny random-weight SmolVLM
+The embedded LVLM server around a real transformers model streams token by token (on_token).
+
+It stops generating when the asker goes away. The model is the tiny random-weight SmolVLM
 ('smolvlm-tiny-cloud'), built offline: its words are noise, its tokens are real.
 """
 

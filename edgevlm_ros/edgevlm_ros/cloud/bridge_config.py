@@ -145,6 +145,13 @@ class BridgeConfig:
     network_profile: str
     strategy: str
     seed: int
+    # One-off questions (the Ask action, cloud.asks); defaults so that older value sets build.
+    ask_max_in_flight: int = 1
+    ask_max_queue: int = 1
+    ask_deadline_s: float = 30.0
+    ask_feedback_chunks: int = 4
+    ask_feedback_ms: float = 100.0
+    embedded_service_ms: float = 0.0
 
     def __post_init__(self) -> None:
         try:  # rule 5
@@ -200,9 +207,17 @@ class BridgeConfig:
 
     def embedded_server(self) -> dict[str, Any]:
         """Keyword arguments of the embedded LvlmServer: loopback only, any free port."""
-        return {'model': self.embedded_model, 'host': '127.0.0.1', 'port': 0,
-                'served_name': self.model, 'num_threads': self.embedded_threads,
-                'device': self.embedded_device, 'dtype': self.embedded_dtype}
+        options = {'model': self.embedded_model, 'host': '127.0.0.1', 'port': 0,
+                   'served_name': self.model, 'num_threads': self.embedded_threads,
+                   'device': self.embedded_device, 'dtype': self.embedded_dtype}
+        if self.embedded_service_ms:
+            options['service_ms'] = self.embedded_service_ms
+        return options
+
+    @property
+    def ask_threads(self) -> int:
+        """Desk threads of the Ask action: every admitted goal, plus one to refuse the next."""
+        return self.ask_max_in_flight + self.ask_max_queue + 1
 
 
 def check_together(values: dict[str, Any]) -> str | None:
