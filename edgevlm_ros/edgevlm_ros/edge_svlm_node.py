@@ -14,9 +14,10 @@ same code the evaluation replays; this node carries messages to it and its answe
 
 The model is loaded once, in the lifecycle configure transition (autostart does configure +
 activate), and runs only on the model worker thread (core.model_worker): steps through its
-newest-step slot, one-off Asks as requests with a future. The Ask service waits for that future
-on its own executor thread (ros.service_desk), so the node's executor (subscriptions,
-parameters, diagnostics) never waits for the model. A single-threaded executor on purpose: rclpy's
+newest-step slot, one-off Asks as requests with a future (`ask.policy` says which goes first).
+The edgevlm/ask action and service (ros.ask_server) wait for that future on their own executor
+threads, so the node's executor (subscriptions, parameters, diagnostics) never waits for the
+model. A single-threaded executor on purpose: rclpy's
 MultiThreadedExecutor busy-polls its futures (py-spy: ~60 % of the process), starving the model
 thread of the GIL (docs/design-decisions.md).
 """
@@ -24,7 +25,6 @@ thread of the GIL (docs/design-decisions.md).
 import time
 
 from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Prompt, Step
-from edgevlm_msgs.srv import Ask
 from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
 
 from edgevlm_ros.backends.base import (
@@ -38,25 +38,25 @@ from edgevlm_ros.backends.base import (
     parse_layers,
     providers_option,
 )
+from edgevlm_ros.core import ask
 from edgevlm_ros.core import edge_step as es
 from edgevlm_ros.core.arbitration import ArbitrationParams
 from edgevlm_ros.core.carry import CarryParams
 from edgevlm_ros.core.edge_runner import EdgeRunner
 from edgevlm_ros.core.edge_step import DEFAULT_SKIP_FOCUS, FOCUS_MODES
 from edgevlm_ros.core.images import ImageDecodeError
-from edgevlm_ros.core.model_worker import ModelWorker, WorkerBusy
+from edgevlm_ros.core.model_worker import MAX_REQUESTS, POLICIES, ModelWorker
 from edgevlm_ros.core.stats import Counters, StepTimes
 from edgevlm_ros.core.strategy import Strategy
+from edgevlm_ros.ros.ask_server import AskJob, AskServer, AskSettings, NotActive
 from edgevlm_ros.ros.conversions import answer_to_msg, image_to_rgb, region_to_box, stamp_to_s
 from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, STARTING, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
-from edgevlm_ros.ros.service_desk import ServiceDesk
 
-# How long an Ask waits for the model worker before it gives up (s): a real-size model answers
-# within seconds; this bounds a caller behind a stuck model.
-ASK_TIMEOUT_S = 120.0
+# A goal's largest max_new_tokens (and the max_new_tokens parameter's).
+MAX_NEW_TOKENS = 512
 
 
 PARAMS = [
@@ -83,7 +83,7 @@ PARAMS = [
               'between steps, so a step pays only for what changed', read_only=True),
     ParamSpec('strategy', Strategy.EDGEVLM.value, 'how answers are produced',
               choices=tuple(s.value for s in Strategy)),
-    ParamSpec('max_new_tokens', 24, 'answer length cap, tokens', min=1, max=512),
+    ParamSpec('max_new_tokens', 24, 'answer length cap, tokens', min=1, max=MAX_NEW_TOKENS),
     ParamSpec('image_longest_edge', 512, 'SVLM input resolution (long side), px', min=64,
               max=4096, read_only=True),
     ParamSpec('do_image_splitting', False, 'Idefics3/SmolVLM tiling (about 17x the vision '
@@ -130,6 +130,18 @@ PARAMS = [
               'when its predicted round trip fits, s', min=0.0, max=60.0),
     ParamSpec('debug.publish_prompt', False, 'publish what the SVLM received for every step '
               '(rendered chat template, token counts) on edgevlm/prompt'),
+    ParamSpec('ask.max_queue', MAX_REQUESTS, 'one-off asks (edgevlm/ask) waiting for the model '
+              'at once; one more is rejected at once (QUEUE_FULL)', min=1, max=32,
+              read_only=True),
+    ParamSpec('ask.policy', 'alternate', 'an ask and a waiting step: alternate (one ask, then '
+              'the newest step, then the next ask) or asks_first (every waiting ask before the '
+              'step stream goes on)', choices=POLICIES),
+    ParamSpec('ask.deadline_s', 60.0, "an ask's deadline when its goal sets none (deadline_s "
+              '0), s', min=0.1, max=ask.MAX_DEADLINE_S),
+    ParamSpec('ask.feedback_tokens', ask.FEEDBACK_TOKENS, 'ask feedback at most every this '
+              'many tokens (or ask.feedback_ms)', min=1, max=MAX_NEW_TOKENS),
+    ParamSpec('ask.feedback_ms', ask.FEEDBACK_S * 1000.0, 'ask feedback at most every this '
+              'long (or ask.feedback_tokens), ms', min=0.0, max=10000.0),
     ParamSpec('autostart', True, 'configure and activate on start-up, as a lifecycle manager '
               'would', read_only=True),
 ]
@@ -143,7 +155,7 @@ class EdgeSvlmNode(Node):
         # Set first: destroy_node runs (at context shutdown) even when a bad parameter makes
         # __init__ fail.
         self.worker: ModelWorker | None = None
-        self._desk: ServiceDesk | None = None
+        self._asks: AskServer | None = None
         self._status: StatusReporter | None = None
         self.counters = Counters()
         self.runner = EdgeRunner(es.EdgeConfig(), self.counters)
@@ -159,6 +171,11 @@ class EdgeSvlmNode(Node):
         # The heartbeat from construction on: it goes on through the model load (state
         # 'loading'), which blocks this node's executor for as long as the load takes.
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
+        # From construction on: a goal sent while the model is not active is told so.
+        self._asks = AskServer(self, self.counters, run_edge=self._run_ask,
+                               newest_step=lambda: self._newest_step,
+                               settings=self._ask_settings,
+                               max_queue=self.params['ask.max_queue'])
         if self.params['autostart']:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -242,9 +259,10 @@ class EdgeSvlmNode(Node):
             self.create_subscription(CloudResponse, 'edgevlm/cloud_response',
                                      self._on_cloud_response, RESULTS),
         ]
-        self.worker = ModelWorker(self._answer_step, self._step_failed, name='edge_svlm_model')
+        self.worker = ModelWorker(self._answer_step, self._step_failed,
+                                  max_requests=self.params['ask.max_queue'],
+                                  policy=self.params['ask.policy'], name='edge_svlm_model')
         self.worker.start()
-        self._desk = ServiceDesk(self, Ask, 'edgevlm/ask', self._on_ask, 'ask')
         self.get_logger().info('active: answering edgevlm/step on edgevlm/answer')
         self._status.set_state(ACTIVE)
         return super().on_activate(state)
@@ -280,6 +298,9 @@ class EdgeSvlmNode(Node):
 
     def destroy_node(self) -> None:
         self._stop_worker()
+        if self._asks is not None:
+            self._asks.close()
+            self._asks = None
         if self._status is not None:
             self._status.destroy()
         super().destroy_node()
@@ -289,9 +310,6 @@ class EdgeSvlmNode(Node):
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
-        if self._desk is not None:
-            self._desk.close()
-            self._desk = None
 
     # ------------------------------------------------------------------ parameters
     def _on_params(self, changed: dict) -> None:
@@ -302,6 +320,8 @@ class EdgeSvlmNode(Node):
             self.svlm.focus_layers = parse_layers(changed['focus.layers'])
         if self.svlm is not None and 'max_new_tokens' in changed:
             self.svlm.max_new_tokens = changed['max_new_tokens']
+        if self.worker is not None and 'ask.policy' in changed:
+            self.worker.policy = changed['ask.policy']
         if 'strategy' in changed:
             self.get_logger().info(f"strategy is now {changed['strategy']}")
 
@@ -402,43 +422,33 @@ class EdgeSvlmNode(Node):
         return gauges
 
     # ------------------------------------------------------------------ one-off questions
-    def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
-        def reject(message: str) -> Ask.Response:
-            self.counters.inc('ask_rejected')
-            response.success, response.message = False, message
-            return response
+    def _ask_settings(self) -> AskSettings:
+        p = self.params
+        return AskSettings(max_queue=p['ask.max_queue'], deadline_s=p['ask.deadline_s'],
+                           feedback_tokens=p['ask.feedback_tokens'],
+                           feedback_ms=p['ask.feedback_ms'],
+                           max_new_tokens=p['max_new_tokens'], max_tokens_bound=MAX_NEW_TOKENS)
 
-        question = request.question.strip()
-        if not question:
-            return reject('question is empty')
-        if request.image.width == 0:
-            step = self._newest_step
-            if step is None:
-                return reject('no frame received yet')
-            header, image = step.header, step.image
-        else:
-            header, image = request.image.header, request.image
-        try:
-            rgb = image_to_rgb(image)
-        except ImageDecodeError as e:
-            return reject(str(e))
-        svlm, worker = self.svlm, self.worker
+    def _run_ask(self, job: AskJob, stream: ask.TokenStream):
+        """Queue an ask on the model worker (raises WorkerBusy past ask.max_queue)."""
+        svlm, worker, step = self.svlm, self.worker, self._newest_step
         if svlm is None or worker is None:
-            return reject('edge model is not loaded')
-        t0 = time.monotonic()
-        try:
-            result = worker.submit(lambda: svlm.answer(rgb, question)).result(ASK_TIMEOUT_S)
-        except WorkerBusy as e:
-            return reject(f'edge model busy: {e}')
-        except Exception as e:  # noqa: BLE001 - a bad request must not take the node down
-            return reject(f'edge model failed: {e}')
-        response.answer = Answer(
-            header=header, question=question, answer=result.text, strategy='ask',
-            source=Answer.SOURCE_EDGE, model_ms=float(result.model_ms),
-            latency_ms=float((time.monotonic() - t0) * 1000.0), newest_cloud_step=-1)
-        response.success, response.message = True, ''
-        self.counters.inc('ask_answered')
-        return response
+            raise NotActive(f'the edge node is {self._status.state}, not active: no model '
+                            'answers')
+        view = es.StepView(job.step_id, stamp_to_s(job.header.stamp), job.question)
+
+        def run():
+            if stream.stopped_by:  # cancelled or past its deadline while it waited
+                return None
+            try:
+                return self.runner.ask(view, job.rgb, svlm, use_context=job.use_context,
+                                       steps_question=step.question if step else '',
+                                       max_new_tokens=job.max_new_tokens or None,
+                                       on_token=stream.on_token)
+            finally:
+                stream.finish()
+
+        return worker.submit(run)
 
 
 def main(args=None) -> int:

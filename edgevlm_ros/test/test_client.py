@@ -18,6 +18,7 @@ def test_client_asks_reads_the_stream_and_sets_the_question(graph, probe):
     steps = probe.listen(Step, 'edgevlm/step', RESULTS)
     vlm = EdgeVlmClient(probe.node)
     try:
+        vlm.wait_until_active(timeout_s=60)
         answer = vlm.ask('Is the path clear?', np.full((48, 64, 3), 30, np.uint8), timeout_s=60)
         assert answer.answer.strip() and answer.question == 'Is the path clear?'
         with pytest.raises(RuntimeError, match='no frame'):

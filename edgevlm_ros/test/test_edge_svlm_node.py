@@ -27,6 +27,17 @@ def _call(probe, srv_type, name, request, timeout_s=60.0):
     return future.result()
 
 
+def _wait_active(probe, timeout_s: float = 60.0) -> None:
+    """Poll the lifecycle state until active: the ask service answers from construction on."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        state = _call(probe, GetState, '/edge_svlm/get_state', GetState.Request())
+        if state.current_state.id == State.PRIMARY_STATE_ACTIVE:
+            return
+        probe.until(lambda: False, 0.1)
+    raise AssertionError('edge_svlm did not become active')
+
+
 def _step(probe, step_id: int, question: str = 'What is in front of the robot?') -> Step:
     rgb = np.random.default_rng(step_id).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     msg = Step(step_id=step_id, question=question)
@@ -75,6 +86,7 @@ def test_lifecycle_loads_on_configure_and_answers_only_when_active(graph, probe)
 
 def test_ask_answers_a_one_off_question_about_a_given_image_or_the_newest_frame(graph, probe):
     graph.node('edge_svlm_node', 'edge_svlm')
+    _wait_active(probe)
     rgb = np.full((60, 80, 3), 90, np.uint8)
     req = Ask.Request(question='Is the path clear?')
     req.image = rgb_to_image(rgb, _step(probe, 0).header)
@@ -98,6 +110,7 @@ def test_an_ask_runs_on_the_model_worker_and_the_node_keeps_serving_meanwhile(gr
     ask = probe.node.create_client(Ask, '/edgevlm/ask')
     params = probe.node.create_client(GetParameters, '/edge_svlm/get_parameters')
     assert probe.until(lambda: ask.service_is_ready() and params.service_is_ready(), 30)
+    _wait_active(probe)
     req = Ask.Request(question='Is the path clear?')
     req.image = rgb_to_image(np.full((60, 80, 3), 90, np.uint8), _step(probe, 0).header)
     asked = ask.call_async(req)

@@ -18,7 +18,11 @@ and clocks, ROS-free so they are tested without ROS:
    into the history and is arbitrated under the lock again.
 3. `configure` makes a new state for a newly loaded model; `reconfigure` applies new parameters
    (new history caps restart the history empty); `release` drops the state.
-4. `warm_up` answers once, during the load, with the longest prompt the history caps allow: the
+4. `ask` answers a one-off question on the model thread, with the step stream's history (and
+   its Visual Focus for the steps' own question) or without: it reads the state, never writes
+   it, so an Ask leaves the history as it was. Its prompt shares the history's KV-cached prefix
+   when it uses the context; one without it costs the next step a full prefill of the history.
+5. `warm_up` answers once, during the load, with the longest prompt the history caps allow: the
    first real step is not a cold one, and the memory the longest prompt takes is taken then
    rather than minutes into a run, when a long history is first re-prefilled at once.
 """
@@ -167,6 +171,23 @@ class EdgeRunner:
             return es.answer_on_arrival(note, self.cfg)
 
     # ------------------------------------------------------------------ answering
+    def ask(self, view: es.StepView, rgb: np.ndarray, svlm, *, use_context: bool,
+            steps_question: str, max_new_tokens: int | None,
+            on_token: Callable[[Any], bool] | None = None) -> Any:
+        """A one-off question (module docs, rule 4); the backend's SvlmResult."""
+        history: tuple = ()
+        shown, boxes = rgb, []
+        with self._lock:
+            cfg, state = self.cfg, self.state
+            if use_context and state is not None:
+                run = es.ask_run(view, state, cfg, svlm.focus_supported, steps_question)
+                history = run.history
+                shown, boxes, _ = es.edge_view(rgb, run, cfg)
+        return svlm.answer(shown, view.question, [(t.question, t.answer) for t in history],
+                           focus=boxes, focus_alpha=cfg.focus_alpha,
+                           max_new_tokens=max_new_tokens,
+                           history_sources=[t.from_cloud for t in history], on_token=on_token)
+
     def answer(self, view: es.StepView, image: Callable[[], np.ndarray], svlm,
                now_s: Callable[[], float]) -> Answered | None:
         """

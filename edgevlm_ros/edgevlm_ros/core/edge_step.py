@@ -365,6 +365,21 @@ def _run_edge(step: StepView, state: EdgeState, cfg: EdgeConfig, focus_supported
                    skipped, too_old, offload_fallback, state.generation)
 
 
+def ask_run(step: StepView, state: EdgeState, cfg: EdgeConfig, focus_supported: bool,
+            steps_question: str) -> RunEdge:
+    """
+    Plan a one-off question (an Ask) with the step stream's context.
+
+    Its history; its Visual Focus only when the ask is the steps' own question (the mask's
+    boxes answer that one).
+    """
+    run = _run_edge(step, state, cfg, focus_supported, offload_fallback=False)
+    if step.question.strip().casefold() == steps_question.strip().casefold():
+        return run
+    return replace(run, view='none', boxes=(), mask=None, focus_age_s=0.0, focus_skipped=False,
+                   focus_too_old=False)
+
+
 def from_cloud(note: CloudNote) -> StepAnswer:
     """The Answer of a step that a cloud answer stands for (cloud_stale, offload)."""
     return StepAnswer(note.answer, 'cloud', newest_cloud_step=note.step_id)

@@ -8,9 +8,14 @@ Two kinds of work reach it:
 1. Steps, through a one-deep slot: a step offered while another one waits replaces it (the newer
    frame wins; `offer` says so, and the caller counts the skip). Steps are never queued.
 2. One-off requests (an Ask), through a bounded queue: `submit` returns a future at once, or
-   raises `WorkerBusy` when `max_requests` are already waiting. A request runs between two steps,
-   before the waiting step: a robot that asks is waiting for that answer, while the step stream
-   only ever needs its newest step.
+   raises `WorkerBusy` when `max_requests` are already waiting. A request runs between two steps.
+   Which goes first is the `policy`:
+   - 'asks_first': every waiting request before the waiting step: a robot that asks is waiting
+     for that answer, while the step stream only ever needs its newest step (and a burst of asks
+     holds it up for as long as the burst takes);
+   - 'alternate': one request, then the waiting step if there is one, then the next request: the
+     step stream keeps answering during a burst, each ask waits one step longer.
+   A request cancelled while it waits (its future's `cancel`) never runs.
 
 A step that raises is reported to `on_error` and the thread goes on; a request's exception goes
 into its future. `stop` cancels the requests still waiting. ROS-free and torch-free.
@@ -31,6 +36,9 @@ T = TypeVar('T')
 MAX_REQUESTS = 4
 
 
+POLICIES = ('asks_first', 'alternate')
+
+
 class WorkerBusy(RuntimeError):
     """Raised by `submit` when the request queue is full."""
 
@@ -40,14 +48,14 @@ class ModelWorker(Generic[T]):
 
     def __init__(self, handle: Callable[[T], None],
                  on_error: Callable[[T, Exception], None], *,
-                 max_requests: int = MAX_REQUESTS, name: str = 'model_worker') -> None:
-        if isinstance(max_requests, bool) or not isinstance(max_requests, int) \
-                or max_requests < 1:
-            raise ValueError(f'max_requests must be an int >= 1, got {max_requests!r}')
+                 max_requests: int = MAX_REQUESTS, policy: str = 'asks_first',
+                 name: str = 'model_worker') -> None:
         self._handle = handle
         self._on_error = on_error
-        self._max_requests = max_requests
+        self.max_requests = max_requests
+        self.policy = policy
         self._name = name
+        self._last_was_request = False
         self._cond = threading.Condition()
         self._step: T | None = None
         self._requests: deque[tuple[Callable[[], Any], Future]] = deque()
@@ -79,6 +87,33 @@ class ModelWorker(Generic[T]):
     def running(self) -> bool:
         return self._running
 
+    @property
+    def max_requests(self) -> int:
+        """Requests that may wait at once; a new bound applies to the next `submit`."""
+        return self._max_requests
+
+    @max_requests.setter
+    def max_requests(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f'max_requests must be an int >= 1, got {value!r}')
+        self._max_requests = value
+
+    @property
+    def policy(self) -> str:
+        """Which goes first between a waiting request and a waiting step (module docs)."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, value: str) -> None:
+        if value not in POLICIES:
+            raise ValueError(f'policy must be one of {", ".join(POLICIES)}, got {value!r}')
+        self._policy = value
+
+    @property
+    def waiting_requests(self) -> int:
+        with self._cond:
+            return len(self._requests)
+
     def offer(self, step: T) -> bool:
         """Make `step` the next step; True when it replaced one that was still waiting."""
         with self._cond:
@@ -106,10 +141,13 @@ class ModelWorker(Generic[T]):
                     self._cond.wait()
                 if not self._running:
                     return
-                if self._requests:
+                step_first = self._step is not None and self._policy == 'alternate' \
+                    and self._last_was_request
+                if self._requests and not step_first:
                     request, step = self._requests.popleft(), None
                 else:
                     request, step, self._step = None, self._step, None
+                self._last_was_request = request is not None
             if request is not None:
                 fn, future = request
                 if future.set_running_or_notify_cancel():

@@ -45,8 +45,10 @@ import numpy as np
 from edgevlm_ros.backends.base import (
     QUANTIZATIONS,
     BackendSettings,
+    PartialText,
     PrefixCacheStats,
     SvlmResult,
+    TokenCallback,
     check_device,
     check_dtype,
     parse_providers,
@@ -227,11 +229,14 @@ class ScriptedSvlm(BackendSettings):
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None,
-               history_sources: Sequence[bool] | None = None) -> SvlmResult:
+               history_sources: Sequence[bool] | None = None,
+               on_token: TokenCallback | None = None) -> SvlmResult:
         """
         Answer as scripted after ``delay_ms`` of emulated model time; focus is ignored.
 
-        ``history_sources``: which history turns hold cloud text (see ``text_for``).
+        ``history_sources``: which history turns hold cloud text (see ``text_for``). With
+        ``on_token`` the answer comes word by word (a word is a token here), the emulated time
+        spread over the words, and stops when it returns False, as a real backend's.
         """
         check_image(image, grey=False)  # the same rejections as the real backend
         if not isinstance(question, str) or not question.strip():
@@ -247,14 +252,28 @@ class ScriptedSvlm(BackendSettings):
             t0 = time.perf_counter()
             text = truncate_to_tokens(self.text_for(question, turns, history_sources), limit)
             prompt = _render_prompt(question, turns)
-            remaining = self.script.delay_ms / 1000.0 - (time.perf_counter() - t0)
-            if remaining > 0:
-                time.sleep(remaining)  # emulated compute time of a model, not synchronisation
+            stopped = False
+            if on_token is None:
+                remaining = self.script.delay_ms / 1000.0 - (time.perf_counter() - t0)
+                if remaining > 0:
+                    time.sleep(remaining)  # emulated compute time of a model, not synchronisation
+            else:
+                text, stopped = self._stream(text, on_token)
             model_ms = (time.perf_counter() - t0) * 1000.0
             self.cache_stats.add(word_count(prompt), 0)
         return SvlmResult(text=text, model_ms=model_ms, prompt_tokens=word_count(prompt),
                           focus_applied=False, focused_tokens=0, prompt=prompt,
-                          completion_tokens=word_count(text))
+                          completion_tokens=word_count(text), stopped=stopped)
+
+    def _stream(self, text: str, on_token: TokenCallback) -> tuple[str, bool]:
+        """Hand out ``text`` word by word over ``delay_ms``; (the text given, stopped)."""
+        words = text.split()
+        per_word = self.script.delay_ms / 1000.0 / max(1, len(words))
+        for n in range(1, len(words) + 1):
+            time.sleep(per_word)  # emulated compute time of one token, not synchronisation
+            if not on_token(PartialText(words[:n], ' '.join)) and n < len(words):
+                return ' '.join(words[:n]), True
+        return text, False
 
 
 def _check_history(history: Iterable[Any]) -> list[tuple[str, str]]:

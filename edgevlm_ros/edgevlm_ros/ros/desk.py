@@ -1,6 +1,6 @@
 # Copyright 2026 edgevlm_ros developers
 # Licensed under the Apache License, Version 2.0
-"""Services and action servers on their own executor threads, for callbacks that wait on workers."""
+"""Services and action servers on their own executor threads, for callbacks that wait."""
 
 from collections.abc import Callable
 import threading
@@ -50,19 +50,25 @@ class Desk:
         self._node.create_service(srv_type, name, callback, callback_group=self._group)
 
     def add_action(self, action_type: Any, name: str,
-                   execute: Callable[[ServerGoalHandle], Any]) -> ActionServer:
+                   execute: Callable[[ServerGoalHandle], Any],
+                   on_cancel: Callable[[ServerGoalHandle], None] | None = None) -> ActionServer:
         """
         An action server whose goals are all accepted and run `execute` on a desk thread.
 
         Goals are checked in `execute`, which aborts a bad one at once with the reason in its
         result (nav2's error_code / error_msg convention): a rejection in the goal response
-        could carry no reason. Cancel requests are always accepted; `execute` sees them on
+        could carry no reason. Cancel requests are always accepted; `on_cancel` hears of them at
+        once (to stop a model at its next token), and `execute` sees them on
         `goal_handle.is_cancel_requested` and ends the goal.
         """
+        def cancel(handle: ServerGoalHandle) -> CancelResponse:
+            if on_cancel is not None:
+                on_cancel(handle)
+            return CancelResponse.ACCEPT
+
         server = ActionServer(
             self._node, action_type, name, execute_callback=execute,
-            goal_callback=lambda _goal: GoalResponse.ACCEPT,
-            cancel_callback=lambda _handle: CancelResponse.ACCEPT,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT, cancel_callback=cancel,
             callback_group=self._group)
         self._servers.append(server)
         return server

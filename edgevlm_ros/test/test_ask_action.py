@@ -1,0 +1,143 @@
+# Copyright 2026 edgevlm_ros developers
+# Licensed under the Apache License, Version 2.0
+"""The edgevlm/ask action on a real edge_svlm_node: streaming, cancel, the queue, bad goals."""
+
+import json
+import time
+
+from edgevlm_msgs.action import Ask
+from edgevlm_msgs.msg import Answer, Step
+from edgevlm_ros.client import AskRejected, EdgeVlmClient
+from edgevlm_ros.ros.conversions import rgb_to_image
+from edgevlm_ros.ros.qos import RESULTS, STEP_PUBLISHER
+import numpy as np
+import pytest
+from rclpy.action import ActionClient
+
+pytestmark = pytest.mark.ros
+
+LONG = ' '.join(f'word{i}' for i in range(20))
+FRAME = np.full((48, 64, 3), 60, np.uint8)
+
+
+def _scripted(tmp_path, delay_ms: int, answer: str = LONG) -> str:
+    path = tmp_path / 'script.json'
+    path.write_text(json.dumps({'answer': answer, 'delay_ms': delay_ms}))
+    return f'scripted:{path}'
+
+
+def _client(probe) -> EdgeVlmClient:
+    vlm = EdgeVlmClient(probe.node)
+    vlm.wait_until_active(timeout_s=60)
+    return vlm
+
+
+def _step(probe, step_id: int, question: str = 'What is ahead?') -> Step:
+    msg = Step(step_id=step_id, question=question)
+    msg.header.stamp = probe.node.get_clock().now().to_msg()
+    msg.image = rgb_to_image(FRAME, msg.header)
+    return msg
+
+
+def test_an_edge_ask_streams_its_text_and_a_cancel_keeps_the_partial(graph, probe, tmp_path):
+    # 20 words over 4 s: a word every 200 ms, feedback at most every 4 words or 100 ms.
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': _scripted(tmp_path, 4000)})
+    vlm = _client(probe)
+    try:
+        stream = vlm.ask_stream('Describe the scene.', FRAME, timeout_s=30)
+        texts = []
+        for text in stream:
+            texts.append(text)
+            if len(texts) == 3:
+                stream.cancel()
+        assert len(texts) >= 3 and all(LONG.startswith(t) for t in texts)
+        assert [len(t) for t in texts] == sorted(len(t) for t in texts)  # it only grows
+        assert stream.status == 'canceled' and stream.endings == ['cancelled']
+        partial = stream.answers[0].answer
+        assert partial.startswith(texts[2]) and LONG.startswith(partial) and partial != LONG
+        assert stream.answers[0].source == Answer.SOURCE_EDGE
+
+        # The worker is free and whole again: the next ask runs to its end.
+        done = vlm.ask_stream('Describe the scene.', FRAME, timeout_s=30)
+        assert list(done)[-1] and done.endings == ['done'] and done.answers[0].answer == LONG
+    finally:
+        vlm.destroy()
+
+
+def test_the_step_stream_keeps_answering_during_a_burst_of_asks(graph, probe, tmp_path):
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': _scripted(tmp_path, 300, 'a b c'),
+                                               'ask.policy': 'alternate'})
+    vlm = _client(probe)
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    try:
+        assert probe.until(lambda: pub.get_subscription_count() > 0, 30)
+        goals = [vlm.send_ask(vlm.goal(f'Ask {i}?', FRAME)) for i in range(4)]
+        assert probe.until(lambda: all(g.done() for g in goals), 30)
+        results = [g.result().get_result_async() for g in goals]
+        step_id, end = 1, time.monotonic() + 30
+        while time.monotonic() < end and not all(r.done() for r in results):
+            pub.publish(_step(probe, step_id))
+            step_id += 1
+            probe.until(lambda: False, 0.1)  # a camera's 10 Hz pace
+        assert all(r.done() for r in results)
+        ends = [(r.result().result.endings, r.result().result.message) for r in results]
+        during = len(answers)  # answers heard by the time the last ask had ended
+        assert all(e == ['done'] for e, _ in ends), ends
+        # Steps were answered between the asks (alternate), not only after the burst.
+        assert during >= 2, f'{during} steps answered during 4 asks of 300 ms'
+    finally:
+        vlm.destroy()
+
+
+def test_a_full_queue_and_bad_goals_are_refused_at_once_with_the_reason(graph, probe,
+                                                                          tmp_path):
+    from diagnostic_msgs.msg import DiagnosticArray
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': _scripted(tmp_path, 3000, 'slow'),
+                                               'ask.max_queue': 1})
+    vlm = _client(probe)
+    try:
+        slow = [vlm.send_ask(vlm.goal('One?', FRAME)), vlm.send_ask(vlm.goal('Two?', FRAME))]
+        assert probe.until(lambda: all(g.done() for g in slow), 30)
+        t0 = time.monotonic()
+        with pytest.raises(AskRejected) as refused:
+            vlm.ask('Three?', FRAME, timeout_s=30)
+        assert refused.value.code == 'QUEUE_FULL' and 'ask.max_queue' in refused.value.reason
+        assert time.monotonic() - t0 < 2.0  # refused at once, not after the queue drained
+
+        bad_image = vlm.goal('What?', FRAME)
+        bad_image.image.encoding = 'yuv422_9bit'
+        for goal, code in ((vlm.goal('What?', FRAME, target='mars'), 'UNKNOWN_TARGET'),
+                           (vlm.goal('What?', FRAME, max_new_tokens=100000),
+                            'BAD_MAX_NEW_TOKENS'),
+                           (bad_image, 'BAD_IMAGE'),
+                           (vlm.goal('What?'), 'NO_FRAME')):  # no step has arrived
+            result = _run(probe, vlm, goal)
+            assert result.error_code == getattr(Ask.Result, code), (code, result.message)
+            assert result.message and not result.answers
+        empty = vlm.goal('x', FRAME)
+        empty.question = '   '
+        assert _run(probe, vlm, empty).error_code == Ask.Result.EMPTY_QUESTION
+        for r in [g.result().get_result_async() for g in slow]:
+            assert probe.until(r.done, 30) and r.result().result.endings == ['done']
+        assert probe.until(lambda: int(probe.diagnostics('edge_svlm').get(
+            'ask_rejected_queue_full', 0)) >= 1, 10)
+    finally:
+        vlm.destroy()
+
+
+def test_an_ask_to_an_inactive_edge_node_is_refused_with_the_reason(graph, probe):
+    graph.node('edge_svlm_node', 'edge_svlm', {'autostart': False})
+    client = ActionClient(probe.node, Ask, '/edgevlm/ask')
+    assert probe.until(client.server_is_ready, 30)
+    result = _run(probe, None, EdgeVlmClient.goal('Anything?', FRAME), client)
+    assert result.error_code == Ask.Result.NOT_ACTIVE and 'not active' in result.message
+
+
+def _run(probe, vlm, goal, client=None):
+    sent = (client.send_goal_async(goal) if client is not None else vlm.send_ask(goal))
+    assert probe.until(sent.done, 30)
+    done = sent.result().get_result_async()
+    assert probe.until(done.done, 30)
+    return done.result().result
