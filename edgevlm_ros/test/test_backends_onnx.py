@@ -145,6 +145,41 @@ def test_kv_reuse_gives_the_same_answers(tiny_onnx) -> None:
     assert fresh.cache_stats.hits == 0
 
 
+def _backend(kind: str, tiny_edge_model, tiny_onnx, **kw):
+    if kind == 'transformers':
+        return TransformersSvlm(str(tiny_edge_model), max_new_tokens=8, num_threads=2, **kw)
+    if kind == 'openvino':
+        pytest.importorskip('openvino')
+        return OnnxSvlm(str(tiny_onnx), runtime='openvino', dtype='float32', max_new_tokens=8,
+                        num_threads=2, **kw)
+    return OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2, **kw)
+
+
+@pytest.mark.parametrize('kind', ['transformers', 'onnxruntime', 'openvino'])
+def test_every_backend_streams_its_tokens_and_stops_with_a_usable_cache(
+        kind, tiny_edge_model, tiny_onnx) -> None:
+    svlm = _backend(kind, tiny_edge_model, tiny_onnx)
+    fresh = _backend(kind, tiny_edge_model, tiny_onnx, kv_reuse=False)
+    image, later = frames(2, seed=21)
+    seen = []
+    whole = svlm.answer(image, 'What is ahead?', HISTORY[:2], focus=FOCUS, focus_alpha=3.0,
+                        on_token=lambda p: seen.append((p.tokens, p.text)) or True)
+    # One call per token, the text so far growing into the answer, which is unchanged.
+    assert [n for n, _ in seen] == list(range(1, whole.completion_tokens + 1))
+    assert seen[-1][1] == whole.text and not whole.stopped
+    assert all(whole.text.startswith(t) for _, t in seen)
+    assert whole.text == fresh.answer(image, 'What is ahead?', HISTORY[:2], focus=FOCUS,
+                                      focus_alpha=3.0).text
+    assert whole.completion_tokens >= 4, 'the tiny model must talk long enough to be stopped'
+
+    stopped = svlm.answer(later, 'Describe it.', HISTORY[:2], on_token=lambda p: p.tokens < 2)
+    assert stopped.stopped and stopped.completion_tokens == 2
+    # The cache a stopped answer leaves serves the next call, which answers as a fresh model.
+    after = svlm.answer(later, 'What is ahead?', HISTORY[:2])
+    assert after.cached_tokens > 0
+    assert after.text == fresh.answer(later, 'What is ahead?', HISTORY[:2]).text
+
+
 def test_focus_bias_changes_the_answer_like_torch(torch_svlm, ort_svlm) -> None:
     changed = 0
     for image in frames(3, seed=9):

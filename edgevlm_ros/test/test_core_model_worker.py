@@ -120,3 +120,24 @@ def test_stop_cancels_requests_that_never_ran():
     steps.release.set()
     stopper.join(5)
     assert not stopper.is_alive() and steps.handled == ['busy']
+
+
+def test_alternate_runs_the_waiting_step_between_two_requests_and_a_cancelled_one_never():
+    steps = _Steps()
+    w = _worker(steps, policy='alternate')
+    try:
+        seen = {}
+        first = w.submit(lambda: seen.setdefault('ask1', list(steps.handled)))
+        w.offer('step2')
+        dropped = w.submit(lambda: seen.setdefault('never', True))
+        second = w.submit(lambda: seen.setdefault('ask2', list(steps.handled)))
+        assert dropped.cancel()  # still waiting: taken out of the queue
+        steps.release.set()
+        first.result(5)
+        second.result(5)
+        # One ask, then the waiting step, then the next ask: the step stream is not held up.
+        assert seen == {'ask1': ['busy'], 'ask2': ['busy', 'step2']}
+    finally:
+        w.stop()
+    with pytest.raises(ValueError, match='policy'):
+        ModelWorker(lambda s: None, lambda s, e: None, policy='fifo')
