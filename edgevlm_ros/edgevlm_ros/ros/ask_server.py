@@ -309,6 +309,8 @@ class AskServer:
             ending = stop or ask.FAILED
             return _Part(self._answer(job, '', Answer.SOURCE_CLOUD, t0, 0.0), ending, reason)
         answer = result.answers[0]
+        # The bridge got the frame as a goal image: the step it belongs to is known here.
+        answer.header, answer.step_id = job.header, job.step_id
         answer.latency_ms = float((time.monotonic() - t0) * 1000.0)
         ending = result.endings[0] if result.endings else ask.FAILED
         return _Part(answer, ending, '' if ending == ask.DONE else
