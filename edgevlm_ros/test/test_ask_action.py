@@ -112,6 +112,7 @@ def test_a_full_queue_and_bad_goals_are_refused_at_once_with_the_reason(graph, p
                            (vlm.goal('What?', FRAME, max_new_tokens=100000),
                             'BAD_MAX_NEW_TOKENS'),
                            (bad_image, 'BAD_IMAGE'),
+                           (vlm.goal('What?', FRAME, target='cloud'), 'CLOUD_UNAVAILABLE'),
                            (vlm.goal('What?'), 'NO_FRAME')):  # no step has arrived
             result = _run(probe, vlm, goal)
             assert result.error_code == getattr(Ask.Result, code), (code, result.message)
@@ -123,6 +124,47 @@ def test_a_full_queue_and_bad_goals_are_refused_at_once_with_the_reason(graph, p
             assert probe.until(r.done, 30) and r.result().result.endings == ['done']
         assert probe.until(lambda: int(probe.diagnostics('edge_svlm').get(
             'ask_rejected_queue_full', 0)) >= 1, 10)
+    finally:
+        vlm.destroy()
+
+
+def test_both_targets_answer_the_same_frame_the_edge_at_once_then_the_cloud(graph, probe,
+                                                                           tmp_path):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from edgevlm_ros.sim.synthworld import WorldSpec
+
+    world = 'synth:duration=1,fps=2'
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': _scripted(tmp_path, 400, 'edge says hi')})
+    graph.node('cloud_bridge_node', 'cloud_bridge', {
+        'base_url': 'embedded', 'embedded_model': f'simulated:{world},error=0',
+        'embedded_service_ms': 1500.0, 'strategy': 'edge_only'})
+    vlm = _client(probe)
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    try:
+        rgb = next(WorldSpec.parse(world).generate()).rgb
+        step = _step(probe, 41)
+        step.image = rgb_to_image(rgb, step.header)
+
+        def heard(node):
+            return int(probe.diagnostics(node).get('steps_received', 0)) > 0
+        end = time.monotonic() + 60
+        while not (heard('edge_svlm') and heard('cloud_bridge')) and time.monotonic() < end:
+            pub.publish(step)
+            probe.until(lambda: heard('edge_svlm') and heard('cloud_bridge'), 1.0)
+        assert heard('edge_svlm') and heard('cloud_bridge')
+
+        stream = vlm.ask_stream('Describe the scene', target='both', timeout_s=60)
+        texts = list(stream)
+        assert stream.endings == ['done', 'done'], stream.message
+        edge, cloud = stream.answers
+        assert (edge.source, cloud.source) == (Answer.SOURCE_EDGE, Answer.SOURCE_CLOUD)
+        assert edge.answer == 'edge says hi' and cloud.answer.strip()
+        assert edge.step_id == cloud.step_id == 41  # the newest frame, the same for both
+        # Both streamed while they answered; the edge was done first, the cloud's text last.
+        assert set(stream.sources) == {Answer.SOURCE_EDGE, Answer.SOURCE_CLOUD}
+        assert stream.sources[-1] == Answer.SOURCE_CLOUD and texts[-1] == cloud.answer
+        assert cloud.latency_ms > edge.latency_ms
     finally:
         vlm.destroy()
 

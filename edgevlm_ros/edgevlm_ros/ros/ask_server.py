@@ -113,11 +113,13 @@ class AskServer:
         self._newest_step = newest_step
         self._settings = settings
         self._lock = threading.Lock()
-        self._running = 0            # goals between acceptance and result
+        # Goals between acceptance and result, by whether they use the edge model: each bound
+        # at ask.max_queue + 1 (the queue and the one answering), cloud-only goals apart.
+        self._running = {True: 0, False: 0}
         self._streams: dict[bytes, ask.TokenStream] = {}
-        # A thread per goal the queue allows, one for the goal being answered, one for a goal
-        # past the bound (to say so at once) and one for the relayed cloud goals' callbacks.
-        self._desk = Desk(node, 'ask', threads=max_queue + 3)
+        # A thread per goal the two bounds allow, one for a goal past them (to say so at once)
+        # and one for the relayed cloud goals' callbacks.
+        self._desk = Desk(node, 'ask', threads=2 * (max_queue + 1) + 2)
         self._desk.add_action(AskAction, ACTION, self._execute, on_cancel=self._on_cancel)
         self._desk.add_service(AskService, ACTION, self._serve)
         self._cloud = ActionClient(self._desk.node, AskAction, CLOUD_ACTION)
@@ -135,17 +137,21 @@ class AskServer:
             job = self._prepare(goal, settings)
         except _Reject as r:
             return self._abort(handle, r.code, r.reason)
+        edge = job.target != ask.TARGET_CLOUD
+        if not edge and not self._cloud.server_is_ready():
+            return self._abort(handle, 'CLOUD_UNAVAILABLE', f'no cloud bridge serves '
+                               f'{CLOUD_ACTION}')
         with self._lock:
-            full = self._running >= settings.max_queue + 1
-            self._running += not full
+            full = self._running[edge] >= settings.max_queue + 1
+            self._running[edge] += not full
         if full:
             return self._abort(handle, 'QUEUE_FULL', f'{settings.max_queue + 1} asks are '
                                'already queued or running (ask.max_queue)')
         try:
             deadline = t0 + (goal.deadline_s or settings.deadline_s)
-            cloud = edge = None
-            if job.target != ask.TARGET_CLOUD:
-                edge = self._submit(handle, job, settings)
+            cloud = answering = None
+            if edge:
+                answering = self._submit(handle, job, settings)
             if job.target != ask.TARGET_EDGE:
                 try:
                     cloud = self._send_cloud(handle, job, deadline)
@@ -154,15 +160,15 @@ class AskServer:
                         raise
                     cloud = r  # both: the edge answers, the cloud's part says why it could not
             parts = []
-            if edge is not None:
-                parts.append(self._finish_edge(handle, job, edge, deadline, t0))
+            if answering is not None:
+                parts.append(self._finish_edge(handle, job, answering, deadline, t0))
             if cloud is not None:
                 parts.append(self._finish_cloud(handle, job, cloud, deadline, t0))
         except _Reject as r:
             return self._abort(handle, r.code, r.reason)
         finally:
             with self._lock:
-                self._running -= 1
+                self._running[edge] -= 1
                 self._streams.pop(bytes(handle.goal_id.uuid), None)
         return self._result(handle, parts)
 
