@@ -440,13 +440,15 @@ class EdgeSvlmNode(Node):
         def run():
             if stream.stopped_by:  # cancelled or past its deadline while it waited
                 return None
+            result = None
             try:
-                return self.runner.ask(view, job.rgb, svlm, use_context=job.use_context,
-                                       steps_question=step.question if step else '',
-                                       max_new_tokens=job.max_new_tokens or None,
-                                       on_token=stream.on_token)
-            finally:
-                stream.finish()
+                result = self.runner.ask(view, job.rgb, svlm, use_context=job.use_context,
+                                         steps_question=step.question if step else '',
+                                         max_new_tokens=job.max_new_tokens or None,
+                                         on_token=stream.on_token)
+                return result
+            finally:  # the whole text goes out as the last feedback
+                stream.finish(*((result.text, result.completion_tokens) if result else ()))
 
         return worker.submit(run)
 

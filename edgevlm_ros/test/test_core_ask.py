@@ -50,7 +50,7 @@ def test_the_stream_keeps_text_every_n_tokens_or_m_seconds_and_stops_on_request(
         update = stream.wait(0)
         if update is not None:
             kept.append(update.tokens)
-    assert kept == [4, 8]  # every 4 tokens while the clock stands still
+    assert kept == [1, 5, 9]  # the first at once, then every 4 while the clock stands still
     now[0] = 0.2
     words.append('w10')
     stream.on_token(_Partial(list(words)))

@@ -11,7 +11,8 @@ ROS-free and torch-free, shared by the edge node (answers on the model worker) a
    constants.
 2. `TokenStream` carries an answer as it is generated from the thread that generates it to the
    thread that publishes feedback. The producer hands it the answer so far after every token
-   (`on_token`, the backends' callback); it keeps the text only every `every_tokens` tokens or
+   (`on_token`, the backends' callback); it keeps the first token's text at once (the time to
+   the first token is what a waiting robot feels), then only every `every_tokens` tokens or
    `every_s` seconds, so that a 50-token answer does not become 50 messages. `stop` (a cancel, a
    deadline) makes `on_token` return False: the model stops at its next token.
 3. `ending` and `terminal` name how an answer and a goal ended.
@@ -104,8 +105,8 @@ class TokenStream:
     def on_token(self, partial: Any) -> bool:
         """The backends' on_token: keep the text when due; False once stopped."""
         tokens, now = partial.tokens, self._clock()
-        if tokens - self._kept_at[0] >= self._every_tokens or now - self._kept_at[1] >= \
-                self._every_s:
+        if tokens == 1 or tokens - self._kept_at[0] >= self._every_tokens \
+                or now - self._kept_at[1] >= self._every_s:
             self.set_text(partial.text, tokens)
         return not self._stopped_by
 

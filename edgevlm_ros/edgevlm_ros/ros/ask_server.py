@@ -240,13 +240,15 @@ class AskServer:
                      edge: tuple[ask.TokenStream, Future], deadline: float,
                      t0: float) -> _Part:
         stream, future = edge
+        said = ''
         while not future.done():
             update = stream.wait(max(0.01, min(POLL_S, deadline - time.monotonic())))
-            if update is not None and update.finished:
-                break  # the future's result follows at once
-            if update is not None and handle is not None and update.text:
+            if update is not None and handle is not None and update.text not in ('', said):
+                said = update.text
                 handle.publish_feedback(AskAction.Feedback(
                     text=update.text, tokens=update.tokens, source=Answer.SOURCE_EDGE))
+            if update is not None and update.finished:
+                break  # the future's result follows at once
             stop = self._stop_reason(handle, deadline)
             if stop:
                 stream.stop(stop)
