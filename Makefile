@@ -29,7 +29,7 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv edgevlm_msgs/action/*.action) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo test lint unit colcon-check bench soak overload fleet chaos eval strategy-sweep strategy-grid train-svlm clean
+.PHONY: setup demo ask test lint unit colcon-check bench soak overload fleet chaos eval strategy-sweep strategy-grid train-svlm clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
@@ -55,7 +55,7 @@ demo: setup
 	$(PY) -m edgevlm_ros.tooling.demo --duration $(DURATION) $(ARGS)
 
 lint: $(VENV)/.stamp-venv
-	$(VENV)/bin/ruff check edgevlm_ros tools bench
+	$(VENV)/bin/ruff check edgevlm_ros tools bench examples
 
 test: setup lint
 	@mkdir -p $(ROS_LOG_DIR)
@@ -105,6 +105,12 @@ fleet: setup
 # a SIGSTOP of the edge; per fault the time to the next answer, steps lost, the edge's model load.
 # CHAOS_ARGS go to chaos.py (e.g. '--edge-model smolvlm-256m-random --edge-args
 # edge_backend:=openvino edge_quantize:=int8').
+# A one-off question to the embedded default graph (started and stopped here), the edge's and the
+# cloud's answers streaming in; ASK_ARGS go to examples/ask_stream.py (e.g. '--target edge').
+ask: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) examples/ask_stream.py --launch $(ASK_ARGS)
+
 chaos: setup
 	@mkdir -p $(ROS_LOG_DIR)
 	$(PY) bench/chaos.py $(CHAOS_ARGS)

@@ -34,9 +34,8 @@ def main() -> int:
     from edgevlm_ros.tooling import launch_runner
 
     launch_runner.local_ros_environment()  # a local example: loopback DDS
-    import rclpy
-
     from edgevlm_ros.client import AskRejected, EdgeVlmClient
+    import rclpy
 
     nodes = None
     if opts.launch:

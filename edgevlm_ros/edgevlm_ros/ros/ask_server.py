@@ -188,7 +188,7 @@ class AskServer:
         endings = [p.ending for p in parts]
         end = ask.terminal(endings, handle.is_cancel_requested)
         for p in parts:
-            self._counters.inc(f'ask_{p.ending}')
+            self._counters.inc(_counter(p.ending))
         if end == 'canceled' and handle.is_cancel_requested:
             handle.canceled()
         elif end == 'succeeded':
@@ -339,7 +339,7 @@ class AskServer:
             self._counters.inc(f'ask_rejected_{r.code.lower()}')
             response.success, response.message = False, r.reason
             return response
-        self._counters.inc(f'ask_{part.ending}')
+        self._counters.inc(_counter(part.ending))
         response.answer = part.answer
         response.success, response.message = part.ending == ask.DONE, part.note
         return response
@@ -352,6 +352,11 @@ class AskServer:
                       reason="with the step stream's context" if job.use_context else '',
                       latency_ms=float((time.monotonic() - t0) * 1000.0),
                       model_ms=float(model_ms), newest_cloud_step=-1)
+
+
+def _counter(ending: str) -> str:
+    """The /diagnostics counter of an answer's ending (the bridge's names)."""
+    return 'ask_answered' if ending == ask.DONE else f'ask_{ending}'
 
 
 def _done_within(future: Any, timeout_s: float) -> bool:
