@@ -11,8 +11,9 @@ and noisy) a window without asks and one window per `ask.policy` (set on the run
 with bursts: --burst edge asks sent at once, every --every seconds (the newest frame, no context,
 the node's token cap), each round --rounds times. Per kind of window it prints the step answers'
 latency (Answer.latency_ms: camera stamp -> publish) p50/p95/max and count, the steps the edge
-skipped (its /diagnostics steps_skipped), and the asks' latency (acceptance -> result) p50/p95 and
-how they ended. Numbers only.
+skipped (its /diagnostics steps_skipped), the gaps between two step answers arriving here (p95,
+max: how long the robot goes without a new answer), and the asks' latency (acceptance ->
+result) p50/p95 and how they ended. Numbers only.
 
 usage: .venv/bin/python bench/ask_burst.py [--edge-model micro] [--edge-args 'k:=v ...']
        [--window 20] [--burst 4] [--every 5] [--rounds 2] [--step-rate 2] [--domain 93]
@@ -64,7 +65,9 @@ def main() -> int:
     for a in opts.edge_args.split():
         k, v = a.split(':=', 1)
         largs[k] = v
+    from edgevlm_msgs.msg import Answer
     from edgevlm_ros.client import EdgeVlmClient
+    from edgevlm_ros.ros.qos import RESULTS
     from rcl_interfaces.srv import SetParameters
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -79,6 +82,11 @@ def main() -> int:
         executor = SingleThreadedExecutor()
         executor.add_node(monitor)
         vlm = EdgeVlmClient(monitor)
+        arrivals: list[float] = []  # when each edge answer arrived here (monotonic s)
+        monitor.create_subscription(
+            Answer, 'edgevlm/answer',
+            lambda m: arrivals.append(time.monotonic()) if m.source == Answer.SOURCE_EDGE
+            else None, RESULTS)
         vlm.wait_until_active(timeout_s=600)
         end = time.monotonic() + 600
         while monitor.first_answer_s is None and time.monotonic() < end:
@@ -94,8 +102,11 @@ def main() -> int:
                     req = setter.srv_type.Request(parameters=[
                         Parameter('ask.policy', value=kind).to_parameter_msg()])
                     vlm._until(setter.call_async(req), time.monotonic() + 10, 'set ask.policy')
-                row = rows.setdefault(kind, {'lat': [], 'skipped': [], 'asks': [], 'ends': []})
+                row = rows.setdefault(kind, {'lat': [], 'skipped': [], 'asks': [], 'ends': [],
+                                             'gaps': []})
+                arrivals.clear()
                 window(executor, monitor, vlm, kind != 'no asks', opts, row)
+                row['gaps'].extend(b - a for a, b in zip(arrivals, arrivals[1:]))
                 print(f'  round {r + 1} {kind}: {len(row["lat"])} step answers so far',
                       flush=True)
     finally:  # the graph always stops, whatever failed here
@@ -111,12 +122,14 @@ def main() -> int:
           f'{opts.rounds} x {opts.window:g} s per kind; bursts of {opts.burst} asks every '
           f'{opts.every:g} s')
     print(f"{'window':<11} {'answers':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
-          f"{'skipped':>8} {'asks':>5} {'ask p50':>8} {'ask p95':>8}  endings")
+          f"{'gap p95':>8} {'gap max':>8} {'skipped':>8} {'asks':>5} {'ask p50':>8} "
+          f"{'ask p95':>8}  endings")
     for kind, row in rows.items():
         lat, asks = row['lat'], row['asks']
         ends = {e: row['ends'].count(e) for e in sorted(set(row['ends']))}
         print(f'{kind:<11} {len(lat):>8} {pct(lat, .5):>8.0f} {pct(lat, .95):>8.0f} '
-              f'{max(lat, default=float("nan")):>8.0f} {sum(row["skipped"]):>8} '
+              f'{max(lat, default=float("nan")):>8.0f} {pct(row["gaps"], .95) * 1e3:>8.0f} '
+              f'{max(row["gaps"], default=float("nan")) * 1e3:>8.0f} {sum(row["skipped"]):>8} '
               f'{len(asks):>5} {pct(asks, .5):>8.0f} {pct(asks, .95):>8.0f}  {ends}')
     return 0
 

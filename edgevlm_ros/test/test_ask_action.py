@@ -169,6 +169,47 @@ def test_both_targets_answer_the_same_frame_the_edge_at_once_then_the_cloud(grap
         vlm.destroy()
 
 
+VANISHING_ASKER = """
+import sys, time
+import numpy as np
+import rclpy
+from rclpy.action import ActionClient
+from edgevlm_msgs.action import Ask
+from edgevlm_ros.client import EdgeVlmClient
+rclpy.init()
+node = rclpy.create_node('vanishing_asker')
+client = ActionClient(node, Ask, '/edgevlm/ask')
+end = time.monotonic() + 30
+while not client.server_is_ready() and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+sent = client.send_goal_async(EdgeVlmClient.goal('Describe it.', np.zeros((48, 64, 3), np.uint8)))
+rclpy.spin_until_future_complete(node, sent, timeout_sec=30)
+print('accepted' if sent.done() and sent.result().accepted else 'refused', flush=True)
+# The script ends without cancelling or waiting for the result.
+"""
+
+
+def test_a_goal_whose_client_disappears_is_cancelled_and_frees_the_model(graph, probe,
+                                                                         tmp_path):
+    import subprocess
+    import sys
+
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': _scripted(tmp_path, 20000)})
+    vlm = _client(probe)  # only to wait until active; its action client must go first
+    vlm.destroy()
+    done = subprocess.run([sys.executable, '-c', VANISHING_ASKER], capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip() == 'accepted', done.stderr[-2000:]
+    # A 20 s answer: ended cancelled within 10 s, so the model stopped when the client went.
+    assert probe.until(lambda: int(probe.diagnostics('edge_svlm').get('ask_client_gone', 0))
+                       >= 1 and int(probe.diagnostics('edge_svlm').get('ask_cancelled', 0))
+                       >= 1, 10)
+    assert int(probe.diagnostics('edge_svlm').get('ask_answered', 0)) == 0
+
+
 def test_an_ask_to_an_inactive_edge_node_is_refused_with_the_reason(graph, probe):
     graph.node('edge_svlm_node', 'edge_svlm', {'autostart': False})
     client = ActionClient(probe.node, Ask, '/edgevlm/ask')

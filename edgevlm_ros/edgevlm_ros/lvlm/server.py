@@ -58,6 +58,8 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import inspect
 import json
@@ -397,8 +399,13 @@ class LvlmServer:
         return {'object': 'list', 'data': [{'id': self.served_name, 'object': 'model',
                                             'created': self._created, 'owned_by': 'edgevlm_ros'}]}
 
-    def complete(self, body: dict) -> dict:
-        """Answer one chat-completions body; raises ApiError for the client's mistakes."""
+    @contextmanager
+    def _admitted(self, body: dict) -> Iterator[tuple[np.ndarray, str, int | None]]:
+        """
+        A request's frame, question and token cap, while it holds a place among the pending.
+
+        Raises ApiError for the client's mistakes, and 503 when too many requests wait.
+        """
         requested = body.get('model')
         if requested is not None and requested != self.served_name:
             raise ApiError(404, f'The model `{requested}` does not exist (this server serves '
@@ -412,23 +419,29 @@ class LvlmServer:
         with self._calls_done:
             self._calls += 1
         try:
-            with self._model_lock:
-                t_model = time.perf_counter()
-                result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
-                left = self.service_s - (time.perf_counter() - t_model)
-                if left > 0:
-                    time.sleep(left)
-        except ValueError as e:
-            raise ApiError(400, str(e), 'invalid_request') from e
-        except Exception as e:  # noqa: BLE001 - a model fault becomes a 500, not a dead thread
-            _LOG.exception('model call failed')
-            raise ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
-                           'server_error') from e
+            yield rgb, question, max_tokens
         finally:
             self._pending.release()
             with self._calls_done:
                 self._calls -= 1
                 self._calls_done.notify_all()
+
+    def complete(self, body: dict) -> dict:
+        """Answer one chat-completions body; raises ApiError for the client's mistakes."""
+        with self._admitted(body) as (rgb, question, max_tokens):
+            try:
+                with self._model_lock:
+                    t_model = time.perf_counter()
+                    result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
+                    left = self.service_s - (time.perf_counter() - t_model)
+                    if left > 0:
+                        time.sleep(left)
+            except ValueError as e:
+                raise ApiError(400, str(e), 'invalid_request') from e
+            except Exception as e:  # noqa: BLE001 - a model fault is a 500, not a dead thread
+                _LOG.exception('model call failed')
+                raise ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
+                               'server_error') from e
         h, w = rgb.shape[:2]
         objects = []
         grounded = getattr(result, 'boxes', None)  # a backend that grounds itself (the oracle)
@@ -465,46 +478,31 @@ class LvlmServer:
         Raises ApiError, as ``complete`` does, only before the reply has started; a model
         failure after that is an error event that ends the stream.
         """
-        requested = body.get('model')
-        if requested is not None and requested != self.served_name:
-            raise ApiError(404, f'The model `{requested}` does not exist (this server serves '
-                           f'`{self.served_name}`).', 'model_not_found')
-        image_url, question, max_tokens = parse_chat_request(body)
-        rgb = _decode_data_url(image_url)
         options = body.get('stream_options')
         with_usage = isinstance(options, dict) and options.get('include_usage') is True
-        if not self._pending.acquire(blocking=False):
-            raise ApiError(503, 'server busy: too many requests waiting for the model',
-                           'overloaded', 'server_error', retry_after_s=OVERLOADED_RETRY_AFTER_S)
         stream_id, created = f'chatcmpl-{uuid.uuid4().hex}', int(time.time())
 
         def send(text: str) -> bool:
             return out.send(chunk_body(stream_id, created, self.served_name, content=text))
 
-        with self._calls_done:
-            self._calls += 1
-        try:
-            with self._model_lock:
-                # Headers once the model is ours: a request waiting in the queue shows nothing.
-                out.start()
-                self.streams += 1
-                out.send(chunk_body(stream_id, created, self.served_name, role='assistant',
-                                    content=''))
-                result, stopped = self._stream_answer(out, rgb, question, max_tokens, send)
-        except Exception as e:  # noqa: BLE001 - a model fault ends the stream, not the thread
-            if not out.started:
-                raise ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
-                               'server_error') from e
-            _LOG.exception('model call failed mid-stream')
-            out.send(ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
-                              'server_error').body())
-            out.done()
-            return
-        finally:
-            self._pending.release()
-            with self._calls_done:
-                self._calls -= 1
-                self._calls_done.notify_all()
+        with self._admitted(body) as (rgb, question, max_tokens):
+            try:
+                with self._model_lock:
+                    # Headers once the model is ours: a request waiting shows nothing.
+                    out.start()
+                    self.streams += 1
+                    out.send(chunk_body(stream_id, created, self.served_name, role='assistant',
+                                        content=''))
+                    result, stopped = self._stream_answer(out, rgb, question, max_tokens, send)
+            except Exception as e:  # noqa: BLE001 - a model fault ends the stream, not the thread
+                if not out.started:
+                    raise ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
+                                   'server_error') from e
+                _LOG.exception('model call failed mid-stream')
+                out.send(ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',
+                                  'server_error').body())
+                out.done()
+                return
         if stopped:
             self.streams_stopped += 1
             _LOG.debug('stream stopped after %d events: the client left', out.events)
