@@ -249,10 +249,12 @@ class AskServer:
                     text=update.text, tokens=update.tokens, source=Answer.SOURCE_EDGE))
             if update is not None and update.finished:
                 break  # the future's result follows at once
-            stop = self._stop_reason(handle, deadline)
-            if stop:
-                stream.stop(stop)
-                future.cancel()  # not started yet: it never runs
+            if not stream.stopped_by:
+                stop = self._stop_reason(handle, deadline)
+                if stop:
+                    stream.stop(stop)
+            if stream.stopped_by:
+                future.cancel()  # still queued: it never runs (running: it stops at a token)
         text, model_ms, failure, result = stream.snapshot().text, 0.0, '', None
         try:
             result = future.result()
@@ -287,7 +289,6 @@ class AskServer:
         goal = AskAction.Goal(image=job.image, question=job.question, target=ask.TARGET_CLOUD,
                               max_new_tokens=job.max_new_tokens, use_context=job.use_context,
                               deadline_s=max(0.001, deadline - time.monotonic()))
-        goal.image.header = job.header
         sent = self._cloud.send_goal_async(
             goal, feedback_callback=lambda fb: handle.publish_feedback(fb.feedback))
         if not _done_within(sent, CLOUD_HANDSHAKE_S):
