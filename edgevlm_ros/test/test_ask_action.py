@@ -90,6 +90,45 @@ def test_the_step_stream_keeps_answering_during_a_burst_of_asks(graph, probe, tm
         vlm.destroy()
 
 
+def test_use_context_answers_after_the_step_streams_history_without_changing_it(graph, probe,
+                                                                              tmp_path):
+    from edgevlm_msgs.msg import ContextUpdate
+
+    # echo_cloud: the scripted SVLM repeats the newest cloud answer to the question in its
+    # history, else says its script: which of the two an ask gets shows what it was given.
+    script = tmp_path / 'echo.json'
+    script.write_text(json.dumps({'answer': 'no idea', 'echo_cloud': True}))
+    answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': f'scripted:{script}'})
+    vlm = _client(probe)
+    pub = probe.node.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
+    updates = probe.node.create_publisher(ContextUpdate, 'edgevlm/context_update', RESULTS)
+    try:
+        assert probe.until(lambda: pub.get_subscription_count() > 0
+                           and updates.get_subscription_count() > 0, 30)
+        step_id, end = 1, time.monotonic() + 30
+        while not answers and time.monotonic() < end:
+            pub.publish(_step(probe, step_id, 'What colour is the cup?'))
+            step_id += 1
+            probe.until(lambda: answers, 1.0)
+        first = answers[0]
+        updates.publish(ContextUpdate(step_id=first.step_id, question=first.question,
+                                      text='red'))
+
+        def asked(use_context: bool) -> Answer:
+            return vlm.ask('What colour is the cup?', use_context=use_context, timeout_s=30)
+        assert probe.until(lambda: asked(True).answer == 'red', 10)  # the update has landed
+        with_context = asked(True)
+        assert with_context.reason and with_context.step_id == step_id - 1
+        assert asked(False).answer == 'no idea'  # the bare question
+        # The asks left the history as it was: the next step still finds the cloud's answer.
+        answers.clear()
+        pub.publish(_step(probe, step_id, 'What colour is the cup?'))
+        assert probe.until(lambda: answers, 10) and answers[0].answer == 'red'
+    finally:
+        vlm.destroy()
+
+
 def test_a_full_queue_and_bad_goals_are_refused_at_once_with_the_reason(graph, probe,
                                                                           tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray
