@@ -48,8 +48,10 @@ RECENT_ANSWERS = 100
 # (each holds the whole text so far, so the newest is all a reader needs).
 STREAM_BACKLOG = 64
 
-# wait_until_active: how long one lifecycle state request may go unanswered before the next.
+# wait_until_active: how long one lifecycle state request may go unanswered before the next;
+# an Ask goal request, before it is sent again.
 STATE_RETRY_S = 2.0
+GOAL_RETRY_S = 3.0
 
 _ERROR_NAMES = {getattr(AskAction.Result, n): n for n in dir(AskAction.Result)
                 if n.isupper() and isinstance(getattr(AskAction.Result, n), int)}
@@ -82,8 +84,17 @@ class AskStream:
         self.status = ''
         self.message = ''
         self._end = time.monotonic() + timeout_s
-        sent = client.send_ask(goal, self._on_feedback)
-        self._handle = client._until(sent, self._end, 'the ask was not accepted')
+        while True:
+            # A goal request sent to a server that has just restarted can be lost (discovery
+            # still lists the old one): one not answered within GOAL_RETRY_S goes again.
+            sent = client.send_ask(goal, self._on_feedback)
+            try:
+                self._handle = client._until(sent, min(self._end, time.monotonic() +
+                                                       GOAL_RETRY_S), '')
+                break
+            except TimeoutError:
+                if time.monotonic() > self._end:
+                    raise TimeoutError('the ask was not accepted in time') from None
         if not self._handle.accepted:
             raise AskRejected('REJECTED', 'the edge node refused the goal')
         self._result = self._handle.get_result_async()

@@ -307,6 +307,8 @@ class EdgeSvlmNode(Node):
 
     def _stop_worker(self) -> None:
         self.runner.stop_waiting()
+        if self._asks is not None:
+            self._asks.stop_all()  # a long answer stops at its next token, not at its end
         if self.worker is not None:
             self.worker.stop()
             self.worker = None

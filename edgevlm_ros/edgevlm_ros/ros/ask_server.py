@@ -116,7 +116,8 @@ class AskServer:
         # Goals between acceptance and result, by whether they use the edge model: each bound
         # at ask.max_queue + 1 (the queue and the one answering), cloud-only goals apart.
         self._running = {True: 0, False: 0}
-        self._streams: dict[bytes, ask.TokenStream] = {}
+        # The asks on their way to the edge model, by goal id (a service call: its stream's id).
+        self._streams: dict[object, ask.TokenStream] = {}
         # A thread per goal the two bounds allow, one for a goal past them (to say so at once)
         # and one for the relayed cloud goals' callbacks.
         self._desk = Desk(node, 'ask', threads=2 * (max_queue + 1) + 2)
@@ -124,7 +125,15 @@ class AskServer:
         self._desk.add_service(AskService, ACTION, self._serve)
         self._cloud = ActionClient(self._desk.node, AskAction, CLOUD_ACTION)
 
+    def stop_all(self) -> None:
+        """Stop every ask the model is answering or holds in its queue (the node stops)."""
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.stop(ask.CANCELLED)
+
     def close(self) -> None:
+        self.stop_all()
         self._cloud.destroy()
         self._desk.close()
 
@@ -181,7 +190,7 @@ class AskServer:
         self._counters.inc(f'ask_rejected_{code.lower()}')
         self._node.get_logger().warning(f'ask rejected ({code}): {reason}',
                                         throttle_duration_sec=5.0)
-        handle.abort()
+        self._desk.end(handle, 'aborted')
         return AskAction.Result(error_code=getattr(AskAction.Result, code), message=reason)
 
     def _result(self, handle: ServerGoalHandle, parts: list[_Part]) -> AskAction.Result:
@@ -189,12 +198,7 @@ class AskServer:
         end = ask.terminal(endings, handle.is_cancel_requested)
         for p in parts:
             self._counters.inc(_counter(p.ending))
-        if end == 'canceled' and handle.is_cancel_requested:
-            handle.canceled()
-        elif end == 'succeeded':
-            handle.succeed()
-        else:
-            handle.abort()
+        self._desk.end(handle, end)
         return AskAction.Result(answers=[p.answer for p in parts], endings=endings,
                                 message='; '.join(p.note for p in parts if p.note))
 
@@ -230,10 +234,10 @@ class AskServer:
             raise _Reject('NOT_ACTIVE', str(e)) from None
         except WorkerBusy as e:
             raise _Reject('QUEUE_FULL', f'edge model busy: {e}') from None
-        if handle is not None:
-            self._streams[bytes(handle.goal_id.uuid)] = stream
-            if handle.is_cancel_requested:  # cancelled before the stream was there
-                stream.stop(ask.CANCELLED)
+        with self._lock:
+            self._streams[_key(handle, stream)] = stream
+        if handle is not None and handle.is_cancel_requested:  # before the stream was there
+            stream.stop(ask.CANCELLED)
         return stream, future
 
     def _finish_edge(self, handle: ServerGoalHandle | None, job: AskJob,
@@ -245,7 +249,7 @@ class AskServer:
             update = stream.wait(max(0.01, min(POLL_S, deadline - time.monotonic())))
             if update is not None and handle is not None and update.text not in ('', said):
                 said = update.text
-                handle.publish_feedback(AskAction.Feedback(
+                self._feedback(handle, AskAction.Feedback(
                     text=update.text, tokens=update.tokens, source=Answer.SOURCE_EDGE))
             if update is not None and update.finished:
                 break  # the future's result follows at once
@@ -275,12 +279,16 @@ class AskServer:
             return ask.DEADLINE
         if handle is None:
             return ''
-        if handle.is_cancel_requested:
+        if handle.is_cancel_requested or not self._node.context.ok():
             return ask.CANCELLED
         if self._desk.clients_listening(ACTION) == 0:
             self._counters.inc('ask_client_gone')
             return ask.CANCELLED
         return ''
+
+    def _feedback(self, handle: ServerGoalHandle, feedback: Any) -> None:
+        if self._node.context.ok():  # shutting down: nobody is left to hear it
+            handle.publish_feedback(feedback)
 
     # ------------------------------------------------------------------ cloud
     def _send_cloud(self, handle: ServerGoalHandle, job: AskJob, deadline: float) -> Any:
@@ -290,7 +298,7 @@ class AskServer:
                               max_new_tokens=job.max_new_tokens, use_context=job.use_context,
                               deadline_s=max(0.001, deadline - time.monotonic()))
         sent = self._cloud.send_goal_async(
-            goal, feedback_callback=lambda fb: handle.publish_feedback(fb.feedback))
+            goal, feedback_callback=lambda fb: self._feedback(handle, fb.feedback))
         if not _done_within(sent, CLOUD_HANDSHAKE_S):
             raise _Reject('CLOUD_UNAVAILABLE', f'the cloud bridge did not answer the ask within '
                           f'{CLOUD_HANDSHAKE_S:g} s')
@@ -334,8 +342,12 @@ class AskServer:
         goal = AskAction.Goal(image=request.image, question=request.question)
         try:
             job = self._prepare(goal, settings)
-            part = self._finish_edge(None, job, self._submit(None, job, settings),
-                                     t0 + settings.deadline_s, t0)
+            submitted = self._submit(None, job, settings)
+            try:
+                part = self._finish_edge(None, job, submitted, t0 + settings.deadline_s, t0)
+            finally:
+                with self._lock:
+                    self._streams.pop(_key(None, submitted[0]), None)
         except _Reject as r:
             self._counters.inc(f'ask_rejected_{r.code.lower()}')
             response.success, response.message = False, r.reason
@@ -353,6 +365,10 @@ class AskServer:
                       reason="with the step stream's context" if job.use_context else '',
                       latency_ms=float((time.monotonic() - t0) * 1000.0),
                       model_ms=float(model_ms), newest_cloud_step=-1)
+
+
+def _key(handle: ServerGoalHandle | None, stream: ask.TokenStream) -> object:
+    return bytes(handle.goal_id.uuid) if handle is not None else id(stream)
 
 
 def _counter(ending: str) -> str:

@@ -188,14 +188,9 @@ class CloudAskAction:
 
     def _reject(self, goal_handle: Any, reason: str, message: str) -> Ask.Result:
         self._counters.inc(f'ask_rejected_{reason}')
-        goal_handle.abort()
+        self._desk.end(goal_handle, 'aborted')
         return Ask.Result(error_code=getattr(Ask.Result, reason.upper()), message=message)
 
-    @staticmethod
-    def _finish(goal_handle: Any, ending: str) -> None:
-        if ending == 'done':
-            goal_handle.succeed()
-        elif ending == 'cancelled' and goal_handle.is_cancel_requested:
-            goal_handle.canceled()
-        else:
-            goal_handle.abort()
+    def _finish(self, goal_handle: Any, ending: str) -> None:
+        self._desk.end(goal_handle, {'done': 'succeeded', 'cancelled': 'canceled'}.get(
+            ending, 'aborted'))

@@ -73,6 +73,22 @@ class Desk:
         self._servers.append(server)
         return server
 
+    def end(self, handle: ServerGoalHandle, state: str) -> None:
+        """
+        End a goal 'succeeded', 'canceled' or 'aborted'; nothing once the node is shutting down.
+
+        'canceled' needs a cancel request (the action protocol's rule): without one it is
+        'aborted'. After shutdown the goal's status could not be published any more.
+        """
+        if not self._node.context.ok():
+            return
+        if state == 'canceled' and handle.is_cancel_requested:
+            handle.canceled()
+        elif state == 'succeeded':
+            handle.succeed()
+        else:
+            handle.abort()
+
     def clients_listening(self, action_name: str) -> int:
         """Action clients subscribed to `action_name`'s feedback (0: every client is gone)."""
         topic = self._node.resolve_topic_name(action_name) + '/_action/feedback'
