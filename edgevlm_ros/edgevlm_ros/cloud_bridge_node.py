@@ -30,7 +30,7 @@ from rclpy.node import Node
 
 from edgevlm_ros.backends.base import DTYPES, check_device
 from edgevlm_ros.cloud.ask_stream import AskAdmission, StreamingAsker
-from edgevlm_ros.cloud.asks import MAX_DEADLINE_S, MAX_NEW_TOKENS
+from edgevlm_ros.cloud.asks import MAX_NEW_TOKENS
 from edgevlm_ros.cloud.bridge_config import (
     EMBEDDED,
     SELECTION_PARAMS,
@@ -55,6 +55,7 @@ from edgevlm_ros.cloud.openai_client import (
 )
 from edgevlm_ros.cloud.outcomes import CLOUD_DOWN, bridge_error, outcome
 from edgevlm_ros.cloud.resilience import CircuitBreaker, Transition
+from edgevlm_ros.core.ask import MAX_DEADLINE_S
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.selection import CloudSelector

@@ -15,10 +15,11 @@ import json
 import time
 
 from edgevlm_ros.cloud.ask_stream import AskAdmission, StreamingAsker
-from edgevlm_ros.cloud.asks import FeedbackGate, ask_counts, check_goal
+from edgevlm_ros.cloud.asks import ask_counts, check_goal
 from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
 from edgevlm_ros.cloud.resilience import CircuitBreaker, RetryPolicy
 from edgevlm_ros.cloud.stream import DONE, SseDecoder, SseError, parse_chunk, sse_event
+from edgevlm_ros.core.ask import FeedbackGate
 from edgevlm_ros.lvlm.server import LvlmServer
 from edgevlm_ros.lvlm.streaming import word_pieces
 from edgevlm_ros.sim.synthworld import WorldSpec
@@ -281,7 +282,7 @@ def test_goals_are_checked_in_order_and_zero_means_the_bridge_default():
 
 
 def test_feedback_goes_at_once_then_every_n_chunks_or_m_seconds():
-    gate = FeedbackGate(every_chunks=4, every_s=0.1)
+    gate = FeedbackGate(every=4, every_s=0.1)
     assert gate.due(1, 0.0)
     gate.sent(1, 0.0)
     assert not gate.due(1, 5.0)         # nothing new

@@ -4,19 +4,19 @@
 The cloud bridge's Ask action rules (``edgevlm/ask_cloud``), without ROS.
 
 The node turns a goal into plain values, asks ``check_goal``, runs the ask
-(``cloud.ask_stream``), paces its feedback with ``FeedbackGate`` and counts and words its end
-with ``ask_counts`` / ``ask_message``. Rules:
+(``cloud.ask_stream``), paces its feedback with ``core.ask.FeedbackGate`` (the edge's rule) and
+counts and words its end with ``ask_counts`` / ``ask_message``. Rules:
 
 1. A goal is checked before it reaches the cloud, in this order, and rejected with the first
    reason (``REJECTIONS``, the lower-case names of Ask.Result's error codes): a target other than
-   'cloud' or empty ('unknown_target'; empty means the answering node, here the cloud), an empty
-   question, ``max_new_tokens`` over ``MAX_NEW_TOKENS`` (0 = the bridge's ``max_tokens``), a
-   deadline that is negative, not finite or over ``MAX_DEADLINE_S`` (0 = ``ask.deadline_s``).
+   'cloud' or empty ('unknown_target'; empty means the answering node, here the cloud), then the
+   edge's checks (``core.ask.check_goal``: an empty question, ``max_new_tokens`` over
+   ``MAX_NEW_TOKENS`` (0 = the bridge's ``max_tokens``), a deadline that is negative, not finite
+   or over ``core.ask.MAX_DEADLINE_S`` (0 = ``ask.deadline_s``)).
    The node then checks the frame ('bad_image'; 'no_frame' when it has no step yet), the circuit
    breaker ('cloud_unavailable') and the admission ('queue_full').
-2. Feedback goes out when ``every_chunks`` chunks came since the last one, or ``every_s`` passed
-   and something came; the first text goes at once (time to first token is what a waiting robot
-   sees). The final text always goes in the result.
+2. Feedback goes out as ``core.ask.FeedbackGate`` says, counting chunks; the final text always
+   goes in the result.
 3. Every accepted ask ends once, as ``ask_answered`` (done), ``ask_cancelled``, ``ask_deadline``
    or ``ask_failed``; a failure also counts ``ask_failures_<fault>``; a server that did not stream
    ``ask_stream_unsupported``; every ask its chunks, attempts and retries. A rejected goal counts
@@ -26,19 +26,15 @@ with ``ask_counts`` / ``ask_message``. Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
 
 from edgevlm_ros.cloud.ask_stream import AskResult
+from edgevlm_ros.core import ask
 
 TARGETS = ('', 'cloud')
 REJECTIONS = ('empty_question', 'bad_image', 'unknown_target', 'bad_max_new_tokens',
               'queue_full', 'no_frame', 'bad_deadline', 'cloud_unavailable')
 # The largest answer cap a goal may ask for: the max_tokens parameter's bound.
 MAX_NEW_TOKENS = 8192
-# The longest deadline a goal may ask for, s (the ask.deadline_s parameter's bound).
-MAX_DEADLINE_S = 3600.0
-COUNTER_OF_ENDING = {'done': 'ask_answered', 'cancelled': 'ask_cancelled',
-                     'deadline': 'ask_deadline', 'failed': 'ask_failed'}
 
 
 @dataclass(frozen=True)
@@ -57,49 +53,17 @@ def check_goal(target: str, question: str, max_new_tokens: int, deadline_s: floa
     if target not in TARGETS:
         return GoalCheck('unknown_target', f'target {target!r}: this is the cloud bridge, it '
                          "answers target 'cloud' (or empty); 'edge' and 'both' go to edgevlm/ask")
-    if not question.strip():
-        return GoalCheck('empty_question', 'the question is empty')
-    if not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
-        return GoalCheck('bad_max_new_tokens', f'max_new_tokens {max_new_tokens} is over '
-                         f'{MAX_NEW_TOKENS} (0 = the bridge cap, {default_max_tokens})')
-    if not (math.isfinite(deadline_s) and 0.0 <= deadline_s <= MAX_DEADLINE_S):
-        return GoalCheck('bad_deadline', f'deadline_s {deadline_s} must be 0 (the bridge '
-                         f'default, {default_deadline_s:g} s) or a number of seconds up to '
-                         f'{MAX_DEADLINE_S:g}')
+    rejection = ask.check_goal(question, ask.TARGET_CLOUD, max_new_tokens, deadline_s,
+                               MAX_NEW_TOKENS)
+    if rejection is not None:
+        return GoalCheck(rejection.code.lower(), rejection.reason)
     return GoalCheck(max_tokens=max_new_tokens or default_max_tokens,
                      deadline_s=deadline_s or default_deadline_s)
 
 
-class FeedbackGate:
-    """Rule 2: when the text so far is worth a feedback message."""
-
-    def __init__(self, every_chunks: int, every_s: float) -> None:
-        if every_chunks < 1 or not every_s >= 0:
-            raise ValueError(f'every_chunks >= 1 and every_s >= 0, got {every_chunks}, '
-                             f'{every_s}')
-        self.every_chunks = every_chunks
-        self.every_s = every_s
-        self._chunks = 0
-        self._at = -math.inf
-
-    def due(self, chunks: int, now_s: float) -> bool:
-        if chunks <= self._chunks:
-            return False
-        return chunks - self._chunks >= self.every_chunks or now_s - self._at >= self.every_s
-
-    def wait_s(self, chunks: int, now_s: float) -> float | None:
-        """How long until the text so far is due (None: nothing new to send)."""
-        if chunks <= self._chunks:
-            return None
-        return max(0.0, self._at + self.every_s - now_s)
-
-    def sent(self, chunks: int, now_s: float) -> None:
-        self._chunks, self._at = chunks, now_s
-
-
 def ask_counts(ending: str, result: AskResult | None) -> list[tuple[str, int]]:
     """Rule 3 (`result` None: cancelled before the ask returned anything)."""
-    counts = [(COUNTER_OF_ENDING[ending], 1)]
+    counts = [(ask.counter(ending), 1)]
     if result is None:
         return counts
     if ending == 'failed':

@@ -9,13 +9,16 @@ ROS-free and torch-free, shared by the edge node (answers on the model worker) a
 1. `check_goal` rejects a goal before it reaches a model: an empty question, an unknown target,
    a token cap or deadline out of range. The error names are the Ask result's error_code
    constants.
-2. `TokenStream` carries an answer as it is generated from the thread that generates it to the
-   thread that publishes feedback. The producer hands it the answer so far after every token
-   (`on_token`, the backends' callback); it keeps the first token's text at once (the time to
-   the first token is what a waiting robot feels), then only every `every_tokens` tokens or
-   `every_s` seconds, so that a 50-token answer does not become 50 messages. `stop` (a cancel, a
+2. `FeedbackGate` paces feedback, the edge's and the cloud's alike: the first text at once (the
+   time to the first token is what a waiting robot feels), then when `every` tokens (the cloud:
+   chunks) came since the last, or `every_s` passed and something new came, so that a 50-token
+   answer does not become 50 messages. `TokenStream` carries an edge answer as it is generated
+   from the model thread to the thread that publishes feedback: the model hands it the answer so
+   far after every token (`on_token`, the backends' callback) and it keeps the text when the gate
+   says so. `stop` (a cancel, a
    deadline) makes `on_token` return False: the model stops at its next token.
-3. `ending` and `terminal` name how an answer and a goal ended.
+3. `ending`, `terminal` and `counter` name how an answer and a goal ended, and its
+   /diagnostics counter.
 """
 
 from __future__ import annotations
@@ -71,6 +74,32 @@ def check_goal(question: str, target: str, max_new_tokens: int, deadline_s: floa
     return None
 
 
+class FeedbackGate:
+    """When the text so far is worth a feedback message (module docs, rule 2)."""
+
+    def __init__(self, every: int, every_s: float) -> None:
+        if every < 1 or not every_s >= 0:
+            raise ValueError(f'every >= 1 and every_s >= 0, got {every}, {every_s}')
+        self.every = every
+        self.every_s = every_s
+        self._count = 0
+        self._at = -math.inf
+
+    def due(self, count: int, now_s: float) -> bool:
+        if count <= self._count:
+            return False
+        return count - self._count >= self.every or now_s - self._at >= self.every_s
+
+    def wait_s(self, count: int, now_s: float) -> float | None:
+        """How long until the text so far is due (None: nothing new to send)."""
+        if count <= self._count:
+            return None
+        return max(0.0, self._at + self.every_s - now_s)
+
+    def sent(self, count: int, now_s: float) -> None:
+        self._count, self._at = count, now_s
+
+
 @dataclass(frozen=True)
 class Update:
     """What the consumer of a `TokenStream` sees: the newest text, and whether it is final."""
@@ -86,16 +115,11 @@ class TokenStream:
 
     def __init__(self, every_tokens: int = FEEDBACK_TOKENS, every_s: float = FEEDBACK_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if every_tokens < 1 or every_s < 0:
-            raise ValueError(f'every_tokens must be >= 1 and every_s >= 0, got '
-                             f'{every_tokens}, {every_s}')
-        self._every_tokens = every_tokens
-        self._every_s = every_s
+        self._gate = FeedbackGate(every_tokens, every_s)
         self._clock = clock
         self._cond = threading.Condition()
         self._text = ''
         self._tokens = 0
-        self._kept_at = (0, clock())   # tokens, time of the last text kept
         self._seen = 0                 # the text version the consumer last saw
         self._version = 0
         self._finished = False
@@ -105,15 +129,14 @@ class TokenStream:
     def on_token(self, partial: Any) -> bool:
         """The backends' on_token: keep the text when due; False once stopped."""
         tokens, now = partial.tokens, self._clock()
-        if tokens == 1 or tokens - self._kept_at[0] >= self._every_tokens \
-                or now - self._kept_at[1] >= self._every_s:
+        if self._gate.due(tokens, now):
+            self._gate.sent(tokens, now)
             self.set_text(partial.text, tokens)
         return not self._stopped_by
 
     def set_text(self, text: str, tokens: int) -> None:
         with self._cond:
             self._text, self._tokens = text, tokens
-            self._kept_at = (tokens, self._clock())
             self._version += 1
             self._cond.notify_all()
 
@@ -169,3 +192,8 @@ def terminal(endings: list[str], cancel_requested: bool) -> str:
     if endings and all(e == DONE for e in endings):
         return 'succeeded'
     return 'aborted'
+
+
+def counter(ending: str) -> str:
+    """The /diagnostics counter of an answer's ending (edge and bridge alike)."""
+    return 'ask_answered' if ending == DONE else f'ask_{ending}'

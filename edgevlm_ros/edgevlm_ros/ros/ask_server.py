@@ -197,7 +197,7 @@ class AskServer:
         endings = [p.ending for p in parts]
         end = ask.terminal(endings, handle.is_cancel_requested)
         for p in parts:
-            self._counters.inc(_counter(p.ending))
+            self._counters.inc(ask.counter(p.ending))
         self._desk.end(handle, end)
         return AskAction.Result(answers=[p.answer for p in parts], endings=endings,
                                 message='; '.join(p.note for p in parts if p.note))
@@ -352,7 +352,7 @@ class AskServer:
             self._counters.inc(f'ask_rejected_{r.code.lower()}')
             response.success, response.message = False, r.reason
             return response
-        self._counters.inc(_counter(part.ending))
+        self._counters.inc(ask.counter(part.ending))
         response.answer = part.answer
         response.success, response.message = part.ending == ask.DONE, part.note
         return response
@@ -369,11 +369,6 @@ class AskServer:
 
 def _key(handle: ServerGoalHandle | None, stream: ask.TokenStream) -> object:
     return bytes(handle.goal_id.uuid) if handle is not None else id(stream)
-
-
-def _counter(ending: str) -> str:
-    """The /diagnostics counter of an answer's ending (the bridge's names)."""
-    return 'ask_answered' if ending == ask.DONE else f'ask_{ending}'
 
 
 def _done_within(future: Any, timeout_s: float) -> bool:

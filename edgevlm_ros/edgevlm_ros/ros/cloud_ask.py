@@ -28,9 +28,10 @@ import numpy as np
 from rclpy.node import Node
 
 from edgevlm_ros.cloud.ask_stream import AskAdmission, AskResult, StreamingAsker
-from edgevlm_ros.cloud.asks import FeedbackGate, ask_counts, ask_message, check_goal
+from edgevlm_ros.cloud.asks import ask_counts, ask_message, check_goal
 from edgevlm_ros.cloud.bridge_config import BridgeConfig
 from edgevlm_ros.cloud.loop_thread import LoopThread
+from edgevlm_ros.core.ask import FeedbackGate
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.ros.conversions import image_to_rgb
