@@ -259,8 +259,10 @@ class EdgeSvlmNode(Node):
             self.create_subscription(CloudResponse, 'edgevlm/cloud_response',
                                      self._on_cloud_response, RESULTS),
         ]
+        # The asks the action lets in (ask.max_queue waiting and the one being answered) may
+        # all sit in the worker's queue for a moment, before it takes the first one out.
         self.worker = ModelWorker(self._answer_step, self._step_failed,
-                                  max_requests=self.params['ask.max_queue'],
+                                  max_requests=self.params['ask.max_queue'] + 1,
                                   policy=self.params['ask.policy'], name='edge_svlm_model')
         self.worker.start()
         self.get_logger().info('active: answering edgevlm/step on edgevlm/answer')
@@ -450,7 +452,8 @@ class EdgeSvlmNode(Node):
                                          on_token=stream.on_token)
                 return result
             finally:  # the whole text goes out as the last feedback
-                stream.finish(*((result.text, result.completion_tokens) if result else ()))
+                stream.finish(*((result.result.text, result.result.completion_tokens)
+                                if result else ()))
 
         return worker.submit(run)
 

@@ -118,7 +118,9 @@ def test_use_context_answers_after_the_step_streams_history_without_changing_it(
             return vlm.ask('What colour is the cup?', use_context=use_context, timeout_s=30)
         assert probe.until(lambda: asked(True).answer == 'red', 10)  # the update has landed
         with_context = asked(True)
-        assert with_context.reason and with_context.step_id == step_id - 1
+        assert with_context.step_id == step_id - 1
+        assert with_context.history_turns >= 1 and with_context.replaced_turns == 1
+        assert 'from the cloud' in with_context.reason
         assert asked(False).answer == 'no idea'  # the bare question
         # The asks left the history as it was: the next step still finds the cloud's answer.
         answers.clear()

@@ -61,6 +61,15 @@ class Answered:
     result: Any = None          # the backend's SvlmResult (None: a cloud answer stood)
 
 
+@dataclass(frozen=True)
+class AskAnswered:
+    """What a one-off question produced: the backend's result and the history it was given."""
+
+    result: Any                 # the backend's SvlmResult
+    history_turns: int = 0
+    replaced_turns: int = 0     # of them, turns that hold cloud text
+
+
 class EdgeRunner:
     """core.edge_step for a node: one lock, the offload wait, the model call (module docs)."""
 
@@ -173,8 +182,8 @@ class EdgeRunner:
     # ------------------------------------------------------------------ answering
     def ask(self, view: es.StepView, rgb: np.ndarray, svlm, *, use_context: bool,
             steps_question: str, max_new_tokens: int | None,
-            on_token: Callable[[Any], bool] | None = None) -> Any:
-        """A one-off question (module docs, rule 4); the backend's SvlmResult."""
+            on_token: Callable[[Any], bool] | None = None) -> AskAnswered:
+        """A one-off question (module docs, rule 4)."""
         history: tuple = ()
         shown, boxes = rgb, []
         with self._lock:
@@ -183,10 +192,11 @@ class EdgeRunner:
                 run = es.ask_run(view, state, cfg, svlm.focus_supported, steps_question)
                 history = run.history
                 shown, boxes, _ = es.edge_view(rgb, run, cfg)
-        return svlm.answer(shown, view.question, [(t.question, t.answer) for t in history],
-                           focus=boxes, focus_alpha=cfg.focus_alpha,
-                           max_new_tokens=max_new_tokens,
-                           history_sources=[t.from_cloud for t in history], on_token=on_token)
+        result = svlm.answer(shown, view.question, [(t.question, t.answer) for t in history],
+                             focus=boxes, focus_alpha=cfg.focus_alpha,
+                             max_new_tokens=max_new_tokens,
+                             history_sources=[t.from_cloud for t in history], on_token=on_token)
+        return AskAnswered(result, len(history), sum(t.from_cloud for t in history))
 
     def answer(self, view: es.StepView, image: Callable[[], np.ndarray], svlm,
                now_s: Callable[[], float]) -> Answered | None:

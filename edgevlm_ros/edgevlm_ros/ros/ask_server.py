@@ -259,18 +259,23 @@ class AskServer:
                     stream.stop(stop)
             if stream.stopped_by:
                 future.cancel()  # still queued: it never runs (running: it stops at a token)
-        text, model_ms, failure, result = stream.snapshot().text, 0.0, '', None
+        text, model_ms, failure, done = stream.snapshot().text, 0.0, '', None
         try:
-            result = future.result()
+            done = future.result()  # an edge_runner.AskAnswered (None: it never ran)
         except CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - a model fault ends this answer, not the node
             failure = f'edge model failed: {e}'
             self._node.get_logger().error(f'ask: {failure}', throttle_duration_sec=5.0)
-        if result is not None:
-            text, model_ms = result.text, float(result.model_ms)
+        if done is not None:
+            text, model_ms = done.result.text, float(done.result.model_ms)
         ending = ask.ending(stream.stopped_by, bool(failure))
         answer = self._answer(job, text, Answer.SOURCE_EDGE, t0, model_ms)
+        if done is not None and job.use_context:
+            answer.history_turns, answer.replaced_turns = done.history_turns, \
+                done.replaced_turns
+            answer.reason = (f"with the step stream's context: {done.history_turns} history "
+                             f'turns, {done.replaced_turns} of them from the cloud')
         note = failure or ('' if ending == ask.DONE else f'edge {ending}')
         return _Part(answer, ending, note)
 
@@ -362,7 +367,6 @@ class AskServer:
                 model_ms: float) -> Answer:
         return Answer(header=job.header, step_id=job.step_id, question=job.question,
                       answer=text, strategy='ask', source=source,
-                      reason="with the step stream's context" if job.use_context else '',
                       latency_ms=float((time.monotonic() - t0) * 1000.0),
                       model_ms=float(model_ms), newest_cloud_step=-1)
 
