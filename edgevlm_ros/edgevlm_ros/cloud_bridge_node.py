@@ -29,7 +29,7 @@ from edgevlm_msgs.msg import CloudResponse, Step
 from rclpy.node import Node
 
 from edgevlm_ros.backends.base import DTYPES, check_device
-from edgevlm_ros.cloud.ask_stream import AskAdmission, StreamingAsker
+from edgevlm_ros.cloud.ask_stream import StreamingAsker
 from edgevlm_ros.cloud.asks import MAX_NEW_TOKENS
 from edgevlm_ros.cloud.bridge_config import (
     EMBEDDED,
@@ -55,7 +55,7 @@ from edgevlm_ros.cloud.openai_client import (
 )
 from edgevlm_ros.cloud.outcomes import CLOUD_DOWN, bridge_error, outcome
 from edgevlm_ros.cloud.resilience import CircuitBreaker, Transition
-from edgevlm_ros.core.ask import MAX_DEADLINE_S
+from edgevlm_ros.core.ask import MAX_DEADLINE_S, Admission
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.netem import NetworkProfile
 from edgevlm_ros.core.selection import CloudSelector
@@ -214,7 +214,7 @@ class CloudBridgeNode(Node):
         self._http.start()
         self._asker = StreamingAsker(self._client, c.ask_max_in_flight,
                                      on_notice=self._on_ask_notice)
-        self._admission = AskAdmission(c.ask_max_in_flight, c.ask_max_queue)
+        self._admission = Admission(c.ask_max_in_flight, c.ask_max_queue)
         self._desk = Desk(self, 'asks', c.ask_threads)
         CloudAskAction(self, self._desk, self._asker, self._admission, self._http,
                        self.counters, lambda: self._config, lambda: self._newest)

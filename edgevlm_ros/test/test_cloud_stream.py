@@ -14,12 +14,12 @@ from collections.abc import Iterator
 import json
 import time
 
-from edgevlm_ros.cloud.ask_stream import AskAdmission, StreamingAsker
+from edgevlm_ros.cloud.ask_stream import StreamingAsker
 from edgevlm_ros.cloud.asks import ask_counts, check_goal
 from edgevlm_ros.cloud.openai_client import OpenAiVlmClient
 from edgevlm_ros.cloud.resilience import CircuitBreaker, RetryPolicy
 from edgevlm_ros.cloud.stream import DONE, SseDecoder, SseError, parse_chunk, sse_event
-from edgevlm_ros.core.ask import FeedbackGate
+from edgevlm_ros.core.ask import Admission, FeedbackGate
 from edgevlm_ros.lvlm.server import LvlmServer
 from edgevlm_ros.lvlm.streaming import word_pieces
 from edgevlm_ros.sim.synthworld import WorldSpec
@@ -293,7 +293,7 @@ def test_feedback_goes_at_once_then_every_n_chunks_or_m_seconds():
 
 
 def test_admission_holds_the_streaming_and_the_waiting_asks_and_no_more():
-    admission = AskAdmission(max_in_flight=1, max_queue=1)
+    admission = Admission(max_in_flight=1, max_queue=1)
     assert admission.enter() and admission.enter() and not admission.enter()
     admission.leave()
     assert admission.enter() and admission.active == 2

@@ -82,3 +82,15 @@ def test_endings_and_the_goal_terminal_state():
     assert ask.terminal([ask.DONE, ask.FAILED], False) == 'aborted'
     assert ask.terminal([ask.DONE], True) == 'canceled'
     assert ask.terminal([], False) == 'aborted'
+
+
+def test_a_client_is_gone_only_after_nobody_listened_for_the_grace():
+    now = [0.0]
+    watch = ask.ClientWatch(grace_s=0.5, clock=lambda: now[0])
+    assert not watch.gone(0)  # the first look: the client may not be discovered yet
+    now[0] = 0.4
+    assert not watch.gone(1)
+    now[0] = 0.8
+    assert not watch.gone(0)  # 0.4 s since it was last heard
+    now[0] = 0.9
+    assert watch.gone(0)

@@ -25,7 +25,7 @@ key redaction. Rules:
    (fault 'queued').
 3. At most ``max_in_flight`` asks stream at once (their own slots: a one-off question never takes
    a slot of the step stream); later ones wait for a slot until their deadline. How many may wait
-   at all is the caller's admission (``AskAdmission``).
+   at all is the caller's admission (``core.ask.Admission``).
 4. Retries follow the client's ``RetryPolicy`` (transient faults; Retry-After honoured; never
    after the deadline) and only before any text arrived: once text streamed, a fault ends the
    ask with the partial text kept. A circuit breaker that is not closed lets no retry go.
@@ -48,7 +48,6 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 import json
-import threading
 import time
 
 import httpx
@@ -64,9 +63,6 @@ from edgevlm_ros.cloud.openai_client import (
 from edgevlm_ros.cloud.resilience import RETRYABLE, fault_for_status, refused_busy
 from edgevlm_ros.cloud.stream import DONE, EVENT_STREAM, SseDecoder, SseError, parse_chunk
 
-ENDINGS = ('done', 'cancelled', 'deadline', 'failed')
-# Faults only a stream has (the rest are cloud.resilience.FAULTS), for counters.
-STREAM_FAULTS = ('stream_broken', 'bad_chunk', 'stream_error', 'queued', 'circuit_open')
 ASK_SYSTEM_PROMPT = ('You are the vision system of a robot. Answer the question about the image '
                      'in plain sentences, briefly and precisely.')
 
@@ -95,40 +91,6 @@ class AskResult:
     @property
     def sent(self) -> bool:
         return self.attempts > 0
-
-
-class AskAdmission:
-    """
-    Asks admitted at once: ``max_in_flight`` streaming plus ``max_queue`` waiting (thread-safe).
-
-    ``enter`` says at once whether one more may come in (the caller rejects it otherwise);
-    ``leave`` when it ended.
-    """
-
-    def __init__(self, max_in_flight: int = 1, max_queue: int = 1) -> None:
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
-                or max_in_flight < 1:
-            raise ValueError(f'max_in_flight must be an int >= 1, got {max_in_flight!r}')
-        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0:
-            raise ValueError(f'max_queue must be an int >= 0, got {max_queue!r}')
-        self.limit = max_in_flight + max_queue
-        self._active = 0
-        self._lock = threading.Lock()
-
-    @property
-    def active(self) -> int:
-        return self._active
-
-    def enter(self) -> bool:
-        with self._lock:
-            if self._active >= self.limit:
-                return False
-            self._active += 1
-            return True
-
-    def leave(self) -> None:
-        with self._lock:
-            self._active = max(0, self._active - 1)
 
 
 class _TooLarge(Exception):

@@ -19,6 +19,10 @@ ROS-free and torch-free, shared by the edge node (answers on the model worker) a
    deadline) makes `on_token` return False: the model stops at its next token.
 3. `ending`, `terminal` and `counter` name how an answer and a goal ended, and its
    /diagnostics counter.
+4. `Admission` bounds the goals let in at once (the edge's queue, the bridge's slots and queue);
+   `ClientWatch` says when a goal's client is gone: no action client has listened for
+   `CLIENT_GONE_S` (not at the first look: a client that has just sent its goal may not be
+   discovered yet).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ FEEDBACK_S = 0.1
 
 # Bounds of a goal's own deadline_s, s.
 MAX_DEADLINE_S = 3600.0
+
+# A goal is cancelled once no action client has listened for this long, s (rule 4).
+CLIENT_GONE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -197,3 +204,53 @@ def terminal(endings: list[str], cancel_requested: bool) -> str:
 def counter(ending: str) -> str:
     """The /diagnostics counter of an answer's ending (edge and bridge alike)."""
     return 'ask_answered' if ending == DONE else f'ask_{ending}'
+
+
+class Admission:
+    """
+    Goals let in at once: `max_in_flight` answering plus `max_queue` waiting (thread-safe).
+
+    `enter` says at once whether one more may come in (the caller refuses it otherwise);
+    `leave` when it ended.
+    """
+
+    def __init__(self, max_in_flight: int = 1, max_queue: int = 1) -> None:
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
+                or max_in_flight < 1:
+            raise ValueError(f'max_in_flight must be an int >= 1, got {max_in_flight!r}')
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0:
+            raise ValueError(f'max_queue must be an int >= 0, got {max_queue!r}')
+        self.limit = max_in_flight + max_queue
+        self._active = 0
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self._active >= self.limit:
+                return False
+            self._active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._active = max(0, self._active - 1)
+
+
+class ClientWatch:
+    """Whether one goal's client is gone (rule 4); `gone` takes the clients listening now."""
+
+    def __init__(self, grace_s: float = CLIENT_GONE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._grace_s = grace_s
+        self._clock = clock
+        self._heard = clock()
+
+    def gone(self, listening: int) -> bool:
+        now = self._clock()
+        if listening > 0:
+            self._heard = now
+        return now - self._heard >= self._grace_s

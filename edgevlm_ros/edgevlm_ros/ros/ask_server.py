@@ -115,7 +115,7 @@ class AskServer:
         self._lock = threading.Lock()
         # Goals between acceptance and result, by whether they use the edge model: each bound
         # at ask.max_queue + 1 (the queue and the one answering), cloud-only goals apart.
-        self._running = {True: 0, False: 0}
+        self._admitted = {edge: ask.Admission(1, max_queue) for edge in (True, False)}
         # The asks on their way to the edge model, by goal id (a service call: its stream's id).
         self._streams: dict[object, ask.TokenStream] = {}
         # A thread per goal the two bounds allow, one for a goal past them (to say so at once)
@@ -150,12 +150,10 @@ class AskServer:
         if not edge and not self._cloud.server_is_ready():
             return self._abort(handle, 'CLOUD_UNAVAILABLE', f'no cloud bridge serves '
                                f'{CLOUD_ACTION}')
-        with self._lock:
-            full = self._running[edge] >= settings.max_queue + 1
-            self._running[edge] += not full
-        if full:
-            return self._abort(handle, 'QUEUE_FULL', f'{settings.max_queue + 1} asks are '
-                               'already queued or running (ask.max_queue)')
+        admitted = self._admitted[edge]
+        if not admitted.enter():
+            return self._abort(handle, 'QUEUE_FULL', f'{admitted.limit} asks are already '
+                               'queued or running (ask.max_queue)')
         try:
             deadline = t0 + (goal.deadline_s or settings.deadline_s)
             cloud = answering = None
@@ -176,8 +174,8 @@ class AskServer:
         except _Reject as r:
             return self._abort(handle, r.code, r.reason)
         finally:
+            admitted.leave()
             with self._lock:
-                self._running[edge] -= 1
                 self._streams.pop(bytes(handle.goal_id.uuid), None)
         return self._result(handle, parts)
 
@@ -244,7 +242,7 @@ class AskServer:
                      edge: tuple[ask.TokenStream, Future], deadline: float,
                      t0: float) -> _Part:
         stream, future = edge
-        said = ''
+        said, client = '', ask.ClientWatch()
         while not future.done():
             update = stream.wait(max(0.01, min(POLL_S, deadline - time.monotonic())))
             if update is not None and handle is not None and update.text not in ('', said):
@@ -254,7 +252,7 @@ class AskServer:
             if update is not None and update.finished:
                 break  # the future's result follows at once
             if not stream.stopped_by:
-                stop = self._stop_reason(handle, deadline)
+                stop = self._stop_reason(handle, deadline, client)
                 if stop:
                     stream.stop(stop)
             if stream.stopped_by:
@@ -279,14 +277,15 @@ class AskServer:
         note = failure or ('' if ending == ask.DONE else f'edge {ending}')
         return _Part(answer, ending, note)
 
-    def _stop_reason(self, handle: ServerGoalHandle | None, deadline: float) -> str:
+    def _stop_reason(self, handle: ServerGoalHandle | None, deadline: float,
+                     client: ask.ClientWatch) -> str:
         if time.monotonic() >= deadline:
             return ask.DEADLINE
         if handle is None:
             return ''
         if handle.is_cancel_requested or not self._node.context.ok():
             return ask.CANCELLED
-        if self._desk.clients_listening(ACTION) == 0:
+        if client.gone(self._desk.clients_listening(ACTION)):
             self._counters.inc('ask_client_gone')
             return ask.CANCELLED
         return ''
@@ -316,10 +315,10 @@ class AskServer:
                 'the cloud bridge did not accept the ask'
             return _Part(self._answer(job, '', Answer.SOURCE_CLOUD, t0, 0.0), ask.FAILED, note)
         done = cloud_handle.get_result_async()
-        stop = ''
+        stop, client = '', ask.ClientWatch()
         # The bridge keeps the deadline itself; this one only guards against a bridge that died.
         while not _done_within(done, POLL_S):
-            stop = stop or self._stop_reason(handle, deadline + CLOUD_HANDSHAKE_S)
+            stop = stop or self._stop_reason(handle, deadline + CLOUD_HANDSHAKE_S, client)
             if stop:
                 _done_within(cloud_handle.cancel_goal_async(), CLOUD_HANDSHAKE_S)
                 _done_within(done, CLOUD_HANDSHAKE_S)

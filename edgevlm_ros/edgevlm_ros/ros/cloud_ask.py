@@ -27,11 +27,12 @@ from edgevlm_msgs.msg import Answer
 import numpy as np
 from rclpy.node import Node
 
-from edgevlm_ros.cloud.ask_stream import AskAdmission, AskResult, StreamingAsker
+from edgevlm_ros.cloud.ask_stream import AskResult, StreamingAsker
 from edgevlm_ros.cloud.asks import ask_counts, ask_message, check_goal
 from edgevlm_ros.cloud.bridge_config import BridgeConfig
 from edgevlm_ros.cloud.loop_thread import LoopThread
-from edgevlm_ros.core.ask import FeedbackGate
+from edgevlm_ros.core import ask
+from edgevlm_ros.core.ask import Admission, ClientWatch, FeedbackGate
 from edgevlm_ros.core.images import ImageDecodeError
 from edgevlm_ros.core.stats import Counters
 from edgevlm_ros.ros.conversions import image_to_rgb
@@ -41,9 +42,6 @@ ACTION = 'edgevlm/ask_cloud'
 STRATEGY = 'ask'
 # How often a running goal looks for a cancel request or a client gone, s.
 POLL_S = 0.05
-# A goal is cancelled once no action client has listened for this long (not at the first look:
-# a client that just sent its goal may not be discovered yet), s.
-CLIENT_GONE_S = 0.5
 # How long a failure's warning keeps later ones quiet, s.
 LOG_THROTTLE_S = 5.0
 
@@ -70,7 +68,7 @@ class _Progress:
 class CloudAskAction:
     """Serves ``edgevlm/ask_cloud`` on `desk`; see the module docstring."""
 
-    def __init__(self, node: Node, desk: Desk, asker: StreamingAsker, admission: AskAdmission,
+    def __init__(self, node: Node, desk: Desk, asker: StreamingAsker, admission: Admission,
                  loop: LoopThread, counters: Counters, config: Callable[[], BridgeConfig],
                  newest: Callable[[], tuple[Any, np.ndarray] | None]) -> None:
         self._node = node
@@ -149,14 +147,13 @@ class CloudAskAction:
             on_text=progress.on_text))
         future.add_done_callback(lambda _f: progress.changed.set())
         gate = FeedbackGate(c.ask_feedback_chunks, c.ask_feedback_ms / 1000.0)
-        heard = time.monotonic()  # a client listened then
+        client = ClientWatch()
         sent = ''
         while not future.done():
             progress.changed.clear()
             now = time.monotonic()
-            if self._desk.clients_listening(ACTION) > 0:
-                heard = now
-            if goal_handle.is_cancel_requested or now - heard >= CLIENT_GONE_S:
+            if goal_handle.is_cancel_requested or client.gone(
+                    self._desk.clients_listening(ACTION)):
                 future.cancel()  # cancels the task: the HTTP stream closes
                 text, _ = progress.snapshot()
                 why = 'cancel requested' if goal_handle.is_cancel_requested \
@@ -193,5 +190,4 @@ class CloudAskAction:
         return Ask.Result(error_code=getattr(Ask.Result, reason.upper()), message=message)
 
     def _finish(self, goal_handle: Any, ending: str) -> None:
-        self._desk.end(goal_handle, {'done': 'succeeded', 'cancelled': 'canceled'}.get(
-            ending, 'aborted'))
+        self._desk.end(goal_handle, ask.terminal([ending], goal_handle.is_cancel_requested))
