@@ -306,6 +306,12 @@ class EdgeSvlmNode(Node):
         if self._status is not None:
             self._status.destroy()
         super().destroy_node()
+        # rclpy's lifecycle node leaves its state machine (and the DDS readers of its lifecycle
+        # services) to the garbage collector. Collected after its context has shut down, that
+        # hung a test process in Fast DDS for good: destroy it now, while the context lives.
+        state_machine = getattr(self, '_state_machine', None)
+        if state_machine is not None:
+            state_machine.destroy_when_not_in_use()
 
     def _stop_worker(self) -> None:
         self.runner.stop_waiting()
