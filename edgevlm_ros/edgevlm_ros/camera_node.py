@@ -134,6 +134,10 @@ class CameraNode(Node):
         self._next_step_id += 1
         self.counters.inc('steps_published')
 
+    def destroy_node(self) -> None:
+        self._status.destroy()  # its heartbeat thread must not publish into a node being destroyed
+        super().destroy_node()
+
 
 def main(args=None) -> int:
     return run_node(CameraNode, 'camera', args)

@@ -374,6 +374,7 @@ class CloudBridgeNode(Node):
         if self._desk is not None:  # its goals end once their streams are cancelled
             self._desk.close()
         self._stop_embedded()
+        self._status.destroy()
         super().destroy_node()
 
 

@@ -231,6 +231,10 @@ class ContextFusionNode(Node):
         self._mask_pub.publish(mask)
         self.counters.inc('focus_masks_published')
 
+    def destroy_node(self) -> None:
+        self._status.destroy()  # its heartbeat thread must not publish into a node being destroyed
+        super().destroy_node()
+
 
 def main(args=None) -> int:
     return run_node(ContextFusionNode, 'context_fusion', args)

@@ -140,6 +140,10 @@ class FrameSourceNode(Node):
             # After this frame, before the next: the camera takes this one with the old question.
             self._send_question()
 
+    def destroy_node(self) -> None:
+        self._status.destroy()  # its heartbeat thread must not publish into a node being destroyed
+        super().destroy_node()
+
 
 def main(args=None) -> int:
     return run_node(FrameSourceNode, 'frame_source', args)

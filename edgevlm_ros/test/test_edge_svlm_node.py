@@ -7,6 +7,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Answer, ContextUpdate, FocusMask, Prompt, Region, Step
 from edgevlm_msgs.srv import Ask
+from edgevlm_ros.client import STATE_RETRY_S
 from edgevlm_ros.ros.conversions import rgb_to_image
 from edgevlm_ros.ros.qos import RESULTS, STEP_PUBLISHER
 from lifecycle_msgs.msg import State, Transition
@@ -19,19 +20,30 @@ from rcl_interfaces.srv import SetParameters
 pytestmark = pytest.mark.ros
 
 
-def _call(probe, srv_type, name, request, timeout_s=60.0):
+def _call(probe, srv_type, name, request, timeout_s=60.0, resend_s=None):
+    """Call a service; an idempotent request (resend_s set) goes again while unanswered.
+
+    A service can look ready before it has matched the client's response reader: its first
+    answer is then lost. The client's wait_until_active resends GetState the same way.
+    """
     client = probe.node.create_client(srv_type, name)
     assert probe.until(client.service_is_ready, 30), f'no service {name}'
-    future = client.call_async(request)
-    assert probe.until(future.done, timeout_s), f'{name} did not answer'
-    return future.result()
+    end = time.monotonic() + timeout_s
+    while True:
+        future = client.call_async(request)
+        left = end - time.monotonic()
+        if probe.until(future.done, max(left if resend_s is None else min(resend_s, left), 0.0)):
+            return future.result()
+        client.remove_pending_request(future)
+        assert time.monotonic() < end, f'{name} did not answer'
 
 
 def _wait_active(probe, timeout_s: float = 60.0) -> None:
     """Poll the lifecycle state until active: the ask service answers from construction on."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        state = _call(probe, GetState, '/edge_svlm/get_state', GetState.Request())
+        state = _call(probe, GetState, '/edge_svlm/get_state', GetState.Request(),
+                      resend_s=STATE_RETRY_S)
         if state.current_state.id == State.PRIMARY_STATE_ACTIVE:
             return
         probe.until(lambda: False, 0.1)
@@ -66,7 +78,8 @@ def _feed_until_answered(probe, pub, answers, first_id: int, timeout_s: float = 
 def test_lifecycle_loads_on_configure_and_answers_only_when_active(graph, probe):
     answers = probe.listen(Answer, 'edgevlm/answer', RESULTS)
     graph.node('edge_svlm_node', 'edge_svlm', {'autostart': False})
-    state = _call(probe, GetState, '/edge_svlm/get_state', GetState.Request())
+    state = _call(probe, GetState, '/edge_svlm/get_state', GetState.Request(),
+                  resend_s=STATE_RETRY_S)
     assert state.current_state.id == State.PRIMARY_STATE_UNCONFIGURED
     for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
         ok = _call(probe, ChangeState, '/edge_svlm/change_state',

@@ -146,6 +146,9 @@ class StatusReporter:
         self._pub.publish(msg)
 
     def destroy(self) -> None:
+        """Stop the heartbeat thread, then remove its timer and publisher (once)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=self.period_s + 1.0)
