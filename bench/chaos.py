@@ -22,6 +22,7 @@ Prints numbers only; nothing is asserted. Models: `micro` (the shipped micro SVL
 
 usage: .venv/bin/python bench/chaos.py [--edge-model micro] [--edge-args NAME:=VALUE ...]
        [--settle 10] [--watchdog 5] [--domain 94] [--log-dir build/bench_chaos]
+       [--faults camera,edge_svlm_stop] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -56,12 +57,15 @@ class Demo:
         self.proc = subprocess.Popen([sys.executable, '-m', 'edgevlm_ros.tooling.demo', *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
+        self.restarted_at = float('nan')  # wall time of the newest "restarted" line
         self._q: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
             self._q.put(line.rstrip('\n'))
+            if line.startswith('[launch] ') and ' restarted [pid ' in line:
+                self.restarted_at = time.time()
 
     def drain(self) -> None:
         while True:
@@ -85,6 +89,13 @@ class Demo:
         return '\n'.join(self.lines)
 
 
+def _new_life(log: Path) -> tuple[float, float]:
+    """Wall times of the newest life's first and second log lines (node up, its first work)."""
+    text = log.read_text(errors='replace').rsplit('---- [launch] respawn', 1)[-1]
+    times = [float(t) for t in re.findall(r'^\[\w+\] \[([0-9.]+)\]', text, re.M)]
+    return (times + [float('nan')] * 2)[0], (times + [float('nan')] * 2)[1]
+
+
 def _stamp(m) -> float:
     return m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
 
@@ -97,7 +108,13 @@ def main() -> int:
     ap.add_argument('--watchdog', type=float, default=5.0)
     ap.add_argument('--domain', type=int, default=94)
     ap.add_argument('--log-dir', type=Path, default=Path('build/bench_chaos'))
+    ap.add_argument('--faults', default='', help='comma-separated node names to fault (default: '
+                    'all, in order); SIGSTOP is the edge_svlm_stop entry')
+    ap.add_argument('--repeat', type=int, default=1, help='each fault this many times in a row')
     opts = ap.parse_args()
+    names = [n for n in opts.faults.split(',') if n]
+    faults = [f for f in FAULTS for _ in range(opts.repeat)
+              if not names or (f[0] + ('_stop' if f[2] == signal.SIGSTOP else '')) in names]
     os.environ['ROS_DOMAIN_ID'] = str(opts.domain)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
@@ -135,7 +152,7 @@ def main() -> int:
             print('no answers within 15 min', file=sys.stderr)
             return 1
         spin(opts.settle)
-        for name, exe, sig in FAULTS:
+        for name, exe, sig in faults:
             pid = demo.child(exe)
             t0 = time.time()
             n_ans = len(answers)
@@ -155,10 +172,14 @@ def main() -> int:
                 logs = (opts.log_dir / 'edge_svlm.log').read_text(errors='replace')
                 times = re.findall(r'loaded edge model .* in ([0-9.]+) s', logs)
                 load = f'model load {times[-1]} s' if times else ''
+            up, work = _new_life(opts.log_dir / f'{name}.log')
+            parts = (f'respawned {demo.restarted_at - t0:.2f} s, node up {up - t0:.2f} s, '
+                     f'its next log line {work - t0:.2f} s')
+            print(f'    {parts}', flush=True)
             kind = 'SIGSTOP' if sig == signal.SIGSTOP else 'SIGKILL'
             rows.append((f'{kind} {name}', first - t0, new_step - t0, back - t0, lost, load))
-            print(f'{kind} {name:<15} next answer {first - t0:6.1f} s   new step '
-                  f'{new_step - t0:6.1f} s   back {back - t0:6.1f} s   lost {lost:3d} steps   '
+            print(f'{kind} {name:<15} next answer {first - t0:6.2f} s   new step '
+                  f'{new_step - t0:6.2f} s   back {back - t0:6.2f} s   lost {lost:3d} steps   '
                   f'{load}', flush=True)
     finally:
         out = demo.stop()
@@ -170,7 +191,7 @@ def main() -> int:
     print('\n| fault | next answer s | new step s | back s | steps lost | note |\n'
           '|---|---:|---:|---:|---:|---|')
     for fault, nxt, new_step, back, lost, note in rows:
-        print(f'| {fault} | {nxt:.1f} | {new_step:.1f} | {back:.1f} | {lost} | {note} |')
+        print(f'| {fault} | {nxt:.2f} | {new_step:.2f} | {back:.2f} | {lost} | {note} |')
     return 0
 
 

@@ -46,6 +46,10 @@ PARAMS = [
               min=32, max=4096),
     ParamSpec('question', 'What is in front of the robot?', 'question paired with every step '
               'until one arrives on edgevlm/question', check=_non_empty),
+    ParamSpec('first_step_wait_s', 1.0, 'after a (re)start, frames are dropped for up to this '
+              'long while nothing subscribes to edgevlm/step yet: a Step published before the '
+              'edge has matched this new publisher is lost (0 = publish at once)',
+              min=0.0, max=10.0),
 ]
 
 
@@ -59,6 +63,7 @@ class CameraNode(Node):
         self._question = self.params['question']
         self._first_step_id = time.time_ns() // 1_000_000
         self._next_step_id = self._first_step_id
+        self._first_frame_at: float | None = None  # monotonic, for first_step_wait_s
         self._sampler = StepSampler(self.params['step_rate_hz'])
         self._step_pub = self.create_publisher(Step, 'edgevlm/step', STEP_PUBLISHER)
         if self.params['input_transport'] == 'raw':
@@ -99,6 +104,8 @@ class CameraNode(Node):
         """Sample first, decode only the frames that become steps."""
         self.counters.inc('frames_received')
         self._stamp_if_missing(header)
+        if self._nobody_listens_yet():
+            return
         if not self._due(header):
             return
         try:
@@ -108,6 +115,22 @@ class CameraNode(Node):
             self.get_logger().warning(f'dropped a camera frame: {e}', throttle_duration_sec=5.0)
             return
         self._publish_step(header, rgb)
+
+    def _nobody_listens_yet(self) -> bool:
+        """Hold the first Step (up to first_step_wait_s) until a subscriber has matched.
+
+        A respawned camera has a new Step publisher; the running edge matches it only after
+        discovery (0.1-1 s here). The question, re-sent to new readers, often arrives meanwhile.
+        """
+        if self._next_step_id != self._first_step_id or self._step_pub.get_subscription_count():
+            return False
+        now = time.monotonic()
+        if self._first_frame_at is None:
+            self._first_frame_at = now
+        if now - self._first_frame_at >= self.params['first_step_wait_s']:
+            return False
+        self.counters.inc('frames_before_subscriber')
+        return True
 
     def _stamp_if_missing(self, header) -> None:
         # Some drivers leave stamps at zero; latency and sampling need a time, so use arrival.

@@ -102,6 +102,24 @@ def test_empty_question_is_ignored_and_the_previous_question_kept(graph, probe):
                           lambda: steps[-1].question == 'What is the person holding?')
 
 
+def test_a_new_camera_holds_its_first_step_until_a_subscriber_has_matched(graph, probe):
+    # A respawned camera's first Step would be lost to an edge that has not matched the new
+    # publisher yet: frames are dropped (counted) until something subscribes to edgevlm/step.
+    probe.listen(DiagnosticArray, '/diagnostics', 10)
+    graph.node('camera_node', 'camera', {'step_rate_hz': 100.0, 'first_step_wait_s': 10.0})
+    pub = probe.node.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+    assert probe.until(lambda: pub.get_subscription_count() > 0, 30)
+    assert _publish_until(
+        probe, pub, lambda: _stamped(_image(), probe),
+        lambda: int(probe.diagnostics('camera').get('frames_before_subscriber', 0)) >= 3)
+    first_id = int(probe.diagnostics('camera')['next_step_id'])
+    assert 'steps_published' not in probe.diagnostics('camera')
+
+    steps = probe.listen(Step, 'edgevlm/step', RESULTS)
+    assert _publish_until(probe, pub, lambda: _stamped(_image(), probe), lambda: steps)
+    assert steps[0].step_id == first_id, 'the first Step went out before anyone listened'
+
+
 def _set(probe, node_name: str, name: str, value: ParameterValue):
     client = probe.node.create_client(SetParameters, f'/{node_name}/set_parameters')
     assert probe.until(lambda: client.service_is_ready(), 30)

@@ -310,3 +310,26 @@ def test_a_stalled_node_is_killed_once_and_respawned_and_its_siblings_are_not(su
     assert sup.stall_counts() == {'edge_svlm': 1, 'camera': 0}
     assert sup.restart_counts() == {'edge_svlm': 1, 'camera': 0}
     assert sup.pid('camera') == sibling
+
+
+def test_a_respawn_is_started_when_due_not_at_the_next_routine_poll(tmp_path):
+    # The owner's loop waits poll_within() between polls: a node dead for respawn_delay is
+    # started again at that moment (answers resume sooner), not up to a poll period later.
+    clock = _Clock()
+    sup = L.Supervisor([proc('quick', ['true'], respawn=True, respawn_delay=1.0)],
+                       tmp_path / 'logs', say=Lines(), clock=clock)
+    sup.start()
+    try:
+        assert sup.poll_within() == L.POLL_S
+        sup.popens[0].wait(10)
+        sup.poll()
+        assert sup.pending, 'its exit was noticed and a respawn is due in 1 s'
+        assert sup.poll_within() == L.POLL_S
+        clock.t += 0.98
+        assert sup.poll_within() == pytest.approx(0.02)
+        clock.t += 0.05
+        assert sup.poll_within() == 0.0
+        sup.poll()
+        assert sup.restart_counts() == {'quick': 1}
+    finally:
+        sup.shutdown(timeout_s=5.0)

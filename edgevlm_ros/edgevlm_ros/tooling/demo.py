@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         executor.add_node(monitor)
         while not stop.is_set():
             try:
-                executor.spin_once(timeout_sec=0.1)
+                executor.spin_once(timeout_sec=nodes.poll_within())
             except ExternalShutdownException:
                 break  # the context was shut down from outside: stop as on Ctrl-C
             if opts.duration > 0 and time.monotonic() - t0 >= opts.duration:

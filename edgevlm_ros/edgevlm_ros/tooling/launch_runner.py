@@ -474,6 +474,9 @@ def stop(popens: list[subprocess.Popen], timeout_s: float = 10.0) -> list[int]:
     return [p.returncode for p in popens]
 
 
+# How often a Supervisor's owner polls: how late a death is noticed (a respawn is started on time).
+POLL_S = 0.05
+
 # A node that cannot start on its configuration exits with this code (ros/entry.py).
 BAD_CONFIGURATION = 2
 
@@ -658,7 +661,8 @@ class Supervisor:
     5. With a `Watchdog`, a node that stalled (its rules) gets one line and SIGKILL; rule 1
        then respawns it like any death. (Not a launch rule: launch notices only exits.)
 
-    Not thread-safe: one thread calls poll() (about every 0.1 s) and shutdown().
+    Not thread-safe: one thread calls poll() (every POLL_S at most, see poll_within) and
+    shutdown().
     """
 
     def __init__(self, procs: list[Process], log_dir: Path | None = None,
@@ -687,6 +691,12 @@ class Supervisor:
     def running(self) -> bool:
         """Something is still running or waiting to be respawned."""
         return bool(self.pending) or any(q is not None for q in self.popens)
+
+    def poll_within(self, most_s: float = POLL_S) -> float:
+        """How long the caller may wait before the next poll(): a due respawn is not delayed."""
+        if not self.pending:
+            return most_s
+        return min(most_s, max(0.0, min(self.pending.values()) - self.clock()))
 
     def _life_begins(self, i: int) -> None:
         """Tell the watchdog process i's current process (None: none, after a kill)."""
@@ -843,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
             local_ros_environment()
             listener = HeartbeatListener(watchdog)
         sup.start()
-        while sup.running() and not stopping.wait(0.1):
+        while sup.running() and not stopping.wait(sup.poll_within()):
             sup.poll()
     finally:
         codes = sup.shutdown()
