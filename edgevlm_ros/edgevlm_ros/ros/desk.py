@@ -31,8 +31,12 @@ class Desk:
     """
 
     def __init__(self, node: Node, suffix: str, threads: int = 2) -> None:
-        self._node = rclpy.create_node(f'{node.get_name()}_{suffix}',
-                                       namespace=node.get_namespace(), context=node.context,
+        name = f'{node.get_name()}_{suffix}'
+        # A launch file names its node with a global `__node:=` rule, which would rename this
+        # node too (two nodes of one name; rosout warns). A local rule wins over a global one;
+        # topic and namespace rules still apply.
+        self._node = rclpy.create_node(name, namespace=node.get_namespace(), context=node.context,
+                                       cli_args=['--ros-args', '-r', f'__node:={name}'],
                                        start_parameter_services=False)
         self._group = ReentrantCallbackGroup()
         self._servers: list[ActionServer] = []
