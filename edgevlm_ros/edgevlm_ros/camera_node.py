@@ -158,7 +158,10 @@ class CameraNode(Node):
         self.counters.inc('steps_published')
 
     def destroy_node(self) -> None:
-        self._status.destroy()  # its heartbeat thread must not publish into a node being destroyed
+        # The heartbeat thread must not publish into a node being destroyed. (A constructor
+        # that failed early has none.)
+        if getattr(self, '_status', None) is not None:
+            self._status.destroy()
         super().destroy_node()
 
 

@@ -374,7 +374,8 @@ class CloudBridgeNode(Node):
         if self._desk is not None:  # its goals end once their streams are cancelled
             self._desk.close()
         self._stop_embedded()
-        self._status.destroy()
+        if getattr(self, '_status', None) is not None:  # a constructor that failed has none
+            self._status.destroy()
         super().destroy_node()
 
 
