@@ -47,6 +47,8 @@ PATHS = {
     'ort-int8': ('ONNX Runtime int8 + KV reuse', dict(backend='onnxruntime', quantize='int8')),
     'ov-int8': ('OpenVINO static int8 vision + ONNX Runtime int8 decoder + KV reuse',
                 dict(backend='openvino', quantize='int8')),
+    'ov-int4': ('OpenVINO static int8 vision + ONNX Runtime 4-bit decoder + KV reuse',
+                dict(backend='openvino', quantize='int4')),
 }
 
 

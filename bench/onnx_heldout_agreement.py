@@ -9,7 +9,7 @@ per path: the accuracy per history kind, the share of the greedy answers equal t
 transformers ones, and the accuracy difference. Writes nothing into the model directory.
 
 usage: python bench/onnx_heldout_agreement.py [--model micro] [--images 250] [--threads 2]
-       [--paths ort,ort-int8,ov-int8] [--out results.json]
+       [--paths ort,ort-int8,ov-int8,ort-int4,ov-int4] [--out results.json]
 """
 
 import argparse
@@ -26,6 +26,8 @@ PATHS = {
     'ort': ('ONNX Runtime fp32', dict(backend='onnxruntime')),
     'ort-int8': ('ONNX Runtime int8', dict(backend='onnxruntime', quantize='int8')),
     'ov-int8': ('OpenVINO int8', dict(backend='openvino', quantize='int8')),
+    'ort-int4': ('ONNX Runtime int4 decoder', dict(backend='onnxruntime', quantize='int4')),
+    'ov-int4': ('OpenVINO int8 vision + int4 decoder', dict(backend='openvino', quantize='int4')),
     'ov-fp32': ('OpenVINO fp32', dict(backend='openvino', dtype='float32')),
 }
 

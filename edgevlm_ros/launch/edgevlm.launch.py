@@ -17,9 +17,9 @@ rules. launch takes respawn_delay and respawn_max_retries as numbers, not substi
 nodes are made in an OpaqueFunction that reads those arguments.
 
 The edge runtime: edge_backend (transformers, onnxruntime, openvino, auto), edge_device (auto,
-cpu, cuda, cuda:N), edge_dtype, edge_quantize (none, int8), edge_providers (ONNX Runtime execution
-providers, comma-separated). Their defaults are config/edgevlm.yaml's; like every launch argument
-they win over the params file.
+cpu, cuda, cuda:N), edge_dtype, edge_quantize (none, int8, int4), edge_providers (ONNX Runtime
+execution providers, comma-separated). Their defaults are config/edgevlm.yaml's; like every
+launch argument they win over the params file.
 
 With use_frame_source:=true a frame_source_node stands in for the camera (built-in pan by default;
 source:=synth:seed=0,pace=0.3 plays the synthetic world and asks its questions).
@@ -37,7 +37,7 @@ STRATEGIES = ['edge_only', 'cloud_only', 'cloud_stale', 'offload', 'edgevlm',
 # backends/base.py's BACKENDS, DTYPES and QUANTIZATIONS (a launch file imports no package code).
 BACKENDS = ['auto', 'transformers', 'onnxruntime', 'openvino']
 DTYPES = ['auto', 'float32', 'float16', 'bfloat16']
-QUANTIZATIONS = ['none', 'int8']
+QUANTIZATIONS = ['none', 'int8', 'int4']
 # The edge model when edge_model is not given and the camera is the frame source.
 FRAME_SOURCE_EDGE_MODEL = 'micro'
 

@@ -253,6 +253,41 @@ def test_int8_answers(tiny_onnx, ort_svlm) -> None:
     assert result.prompt_tokens == ort_svlm.answer(image, 'What is ahead?', HISTORY).prompt_tokens
 
 
+def test_int4_exports_a_4bit_decoder_that_both_runtimes_answer_with(tiny_edge_model, tmp_path,
+                                                                     ort_svlm) -> None:
+    import onnx
+
+    folder = onnx_export.export(str(tiny_edge_model), tmp_path / 'int4', quantize='int4',
+                                progress=False)
+    graphs = {p.name for p in (folder / 'onnx').iterdir()}
+    assert {'decoder_model_merged_int4.onnx', 'vision_encoder_int8.onnx'} <= graphs
+    assert 'decoder_model_merged_int8.onnx' not in graphs
+    decoder = onnx.load(str(folder / 'onnx' / 'decoder_model_merged_int4.onnx'),
+                        load_external_data=False).graph
+    ops = {n.op_type for n in decoder.node}
+    assert 'MatMulNBits' in ops and 'MatMul' in ops  # weights 4-bit; attention's MatMuls stay
+    image = frames(1, seed=8)[0]
+    fp32 = ort_svlm.answer(image, 'What is ahead?', HISTORY)
+    ort = OnnxSvlm(str(folder), quantize='int4', max_new_tokens=8, num_threads=2)
+    first = ort.answer(image, 'What is ahead?', HISTORY)
+    assert first.text and first.prompt_tokens == fp32.prompt_tokens
+    ov = OnnxSvlm(str(folder), runtime='openvino', quantize='int4', max_new_tokens=8,
+                  num_threads=2)
+    # The 4-bit decoder runs on ONNX Runtime under either runtime; OpenVINO keeps its static
+    # int8 vision encoder.
+    assert ov.graph_runtimes == {'vision_encoder': 'openvino', 'embed_tokens': 'onnxruntime',
+                                 'decoder_model_merged': 'onnxruntime'}
+    assert ov._vision.static_int8
+    result = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
+    again = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
+    assert result.text and result.focus_applied
+    assert again.text == result.text and again.cached_tokens > 0
+    with pytest.raises(FileNotFoundError, match='--quantize int4'):
+        OnnxSvlm(str(ort_svlm.path), quantize='int4')  # an int8 export has no 4-bit decoder
+    with pytest.raises(ValueError, match="'int4'.*onnxruntime and openvino"):
+        TransformersSvlm(str(tiny_edge_model), quantize='int4')
+
+
 def test_openvino_fp32_equals_onnxruntime(tiny_onnx, ort_svlm) -> None:
     pytest.importorskip('openvino')
     ov = OnnxSvlm(str(tiny_onnx), runtime='openvino', dtype='float32', max_new_tokens=8,
@@ -371,7 +406,7 @@ def test_bad_inputs_give_one_clear_error(tiny_onnx, tmp_path) -> None:
     with pytest.raises(ValueError, match='bfloat16'):
         OnnxSvlm(str(tiny_onnx), dtype='bfloat16')
     with pytest.raises(ValueError, match='quantize'):
-        OnnxSvlm(str(tiny_onnx), quantize='int4')
+        OnnxSvlm(str(tiny_onnx), quantize='int2')
     svlm = OnnxSvlm(str(tiny_onnx), max_new_tokens=2)
     with pytest.raises(ValueError, match='max_new_tokens'):
         svlm.answer(frames(1)[0], 'What?', max_new_tokens=0)
@@ -385,7 +420,7 @@ def test_bad_inputs_give_one_clear_error(tiny_onnx, tmp_path) -> None:
 
 def test_export_refuses_other_architectures_and_foreign_folders(model_cache, tmp_path) -> None:
     with pytest.raises(ValueError, match='quantize'):
-        onnx_export.export('tiny', tmp_path / 'x', quantize='int4')
+        onnx_export.export('tiny', tmp_path / 'x', quantize='int2')
     foreign = tmp_path / 'foreign'
     foreign.mkdir()
     (foreign / 'notes.txt').write_text('mine')

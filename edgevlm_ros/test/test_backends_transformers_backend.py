@@ -207,7 +207,7 @@ def test_devices_and_dtypes_resolve_against_what_torch_has(
 @pytest.mark.parametrize(('kwargs', 'match'), [
     (dict(device='gpu'), 'device must be one of'),
     (dict(dtype='fp16'), 'dtype must be one of'),
-    (dict(quantize='int4'), 'quantize must be one of'),
+    (dict(quantize='int2'), 'quantize must be one of'),
     (dict(kv_reuse='yes'), 'kv_reuse must be True or False'),
     (dict(quantize='int8', dtype='bfloat16'), "int8' needs dtype float32"),
 ])

@@ -138,7 +138,7 @@ def test_scripted_svlm_takes_every_backend_keyword_and_counts_calls(tmp_path: Pa
     assert (stats.calls, stats.hits, stats.cached_tokens) == (2, 0, 0)
     assert stats.prompt_tokens == first.prompt_tokens + second.prompt_tokens
     for bad, match in ((dict(device='gpu'), 'device'), (dict(dtype='half'), 'dtype'),
-                       (dict(quantize='int4'), 'quantize'), (dict(kv_reuse=None), 'kv_reuse')):
+                       (dict(quantize='int2'), 'quantize'), (dict(kv_reuse=None), 'kv_reuse')):
         with pytest.raises(ValueError, match=match):
             ScriptedSvlm(spec, **bad)
 

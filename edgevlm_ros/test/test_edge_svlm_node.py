@@ -525,7 +525,7 @@ def test_runtime_defaults_are_transformers_auto_and_the_runtime_default_provider
     ('device:=cuda:x', "got 'cuda:x'"),
     ('dtype:=float8', "dtype='float8' is not one of auto, float32, float16, bfloat16"),
     ('backend:=tensorrt', "backend='tensorrt' is not one of auto, transformers"),
-    ('quantize:=int4', "quantize='int4' is not one of none, int8"),
+    ('quantize:=int2', "quantize='int2' is not one of none, int8, int4"),
     ('providers:=CUDA,CPUExecutionProvider', 'execution provider names (CUDAExecutionProvider'),
     ('history.evict_block:=0', 'history.evict_block out of range. Min: 1'),
 ])

@@ -63,7 +63,7 @@ def test_export_onnx_calls_the_exporter(recorded, tmp_path, capsys):
 @pytest.mark.parametrize('argv, message', [
     (['heldout', 'micro', '--backend', 'tensorrt'], "invalid choice: 'tensorrt'"),
     (['heldout', 'micro', '--device', 'gpu'], 'device must be one of auto, cpu, cuda'),
-    (['heldout', 'micro', '--quantize', 'int4'], "invalid choice: 'int4'"),
+    (['heldout', 'micro', '--quantize', 'int2'], "invalid choice: 'int2'"),
     (['export-onnx', 'micro'], 'the following arguments are required: out'),
 ])
 def test_bad_model_command_lines_are_refused(argv, message, capsys):

@@ -182,4 +182,4 @@ def test_edge_runtime_choices_are_the_backend_interfaces():
     with pytest.raises(ValueError, match='edge_backend'):
         _plan(params_file='/tmp/p.yaml', edge_backend='tensorrt')
     with pytest.raises(ValueError, match='edge_quantize'):
-        _plan(params_file='/tmp/p.yaml', edge_quantize='int4')
+        _plan(params_file='/tmp/p.yaml', edge_quantize='int2')

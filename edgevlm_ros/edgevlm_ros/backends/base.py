@@ -38,7 +38,7 @@ from edgevlm_ros.core.regions import Box
 BACKENDS = ('auto', 'transformers', 'onnxruntime', 'openvino')
 DEVICES_HELP = 'auto, cpu, cuda or cuda:N'
 DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
-QUANTIZATIONS = ('none', 'int8')
+QUANTIZATIONS = ('none', 'int8', 'int4')
 
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 

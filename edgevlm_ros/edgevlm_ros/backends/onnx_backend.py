@@ -26,6 +26,10 @@ graphs in ``spec``/onnx/ (``models/onnx_export.py`` for the layout):
   embeddings and the decoder run the ``*_int8.onnx`` graphs on ONNX Runtime when it is
   installed (its int8 decoder steps measured 2x faster than OpenVINO's; ``graph_runtimes``
   says which runtime runs which graph), else NNCF-compressed on OpenVINO too.
+* ``quantize='int4'`` is int8 with a 4-bit decoder (``decoder_model_merged_int4.onnx``, ONNX
+  Runtime's MatMulNBits, or a published ``_q4`` one), which runs on ONNX Runtime under either
+  runtime: 0.57x the decoder's weight bytes of int8; on AVX-512 VNNI CPUs not faster
+  (docs/edge-backends.md).
 * KV reuse (``kv_reuse=True``): the keys/values of the previous call are kept with the token ids
   they hold; a call prefills only what follows the longest common token prefix
   (``SvlmResult.cached_tokens``, ``cache_stats``). Image tokens match only when the image and
@@ -351,8 +355,8 @@ class OnnxSvlm(BackendSettings):
                              f'got {quantize!r}')
         if runtime == 'onnxruntime' and dtype in ('float16', 'bfloat16'):
             raise ValueError(f'dtype {dtype} is not available on onnxruntime (it runs the '
-                             "graphs' float32 or int8); use quantize='int8', or the openvino "
-                             'backend for bfloat16')
+                             "graphs' float32, int8 or int4); use quantize='int8', or the "
+                             'openvino backend for bfloat16')
         if runtime == 'openvino' and device.strip().lower().startswith('cuda'):
             raise ValueError('the openvino backend runs on the CPU here; use device cpu/auto')
         if runtime == 'openvino' and dtype == 'float16':
@@ -415,11 +419,13 @@ class OnnxSvlm(BackendSettings):
         self.model_type = self.config.model_type
 
     def _graph_path(self, stem: str, quantize: str) -> Path:
-        path = onnx_export.onnx_file(self.path, stem, quantize)
-        if path is None and quantize == 'int8' and stem == onnx_export.EMBED_FILE:
+        # int4 is the decoder's alone: its vision encoder is the int8 one (compute-bound).
+        kind = 'int8' if quantize == 'int4' and stem == onnx_export.VISION_FILE else quantize
+        path = onnx_export.onnx_file(self.path, stem, kind)
+        if path is None and kind != 'none' and stem == onnx_export.EMBED_FILE:
             path = onnx_export.onnx_file(self.path, stem)  # embeddings stay float
         if path is None:
-            hint = (' (export with --quantize int8)' if quantize == 'int8' else '')
+            hint = f' (export with --quantize {quantize})' if quantize != 'none' else ''
             raise FileNotFoundError(f'{self.path}/onnx has no {stem} graph for quantize='
                                     f'{quantize}{hint}')
         return path
@@ -444,7 +450,7 @@ class OnnxSvlm(BackendSettings):
             # on frames of the synthetic world and the photo pan): 0.71x the time of int8
             # weights alone on this CPU, cosine to fp32 0.994-0.998 (docs/edge-backends.md).
             graphs = [_OvGraph(self._graph_path(stems[0], 'none'), threads, precision,
-                               compress_int8=quantize == 'int8',
+                               compress_int8=quantize != 'none',
                                calibration=self._vision_calibration)]
             if self._text_on_onnxruntime(quantize, dtype):
                 # int8: ONNX Runtime's dynamic-int8 decoder measured 1.5x faster prefill and 2x
@@ -485,6 +491,13 @@ class OnnxSvlm(BackendSettings):
 
     def _text_on_onnxruntime(self, quantize: str, dtype: str) -> bool:
         """Whether the openvino backend runs embeddings and decoder on ONNX Runtime."""
+        if quantize == 'int4':
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError as e:
+                raise OSError("quantize='int4' runs its 4-bit decoder (MatMulNBits) on ONNX "
+                              'Runtime: pip install onnxruntime') from e
+            return True
         if quantize != 'int8' or dtype == 'bfloat16':
             return False  # measured only for int8; ONNX Runtime has no bf16 here
         if onnx_export.onnx_file(self.path, onnx_export.DECODER_FILE, 'int8') is None:

@@ -203,6 +203,9 @@ class TransformersSvlm(BackendSettings):
         self.providers = parse_providers(providers)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        if quantize == 'int4':
+            raise ValueError("quantize='int4' (a 4-bit MatMulNBits decoder) is for the "
+                             "onnxruntime and openvino backends; use 'int8' or 'none' here")
         if quantize == 'int8':
             if self.device.type != 'cpu':
                 raise ValueError(f"quantize='int8' (dynamic int8 Linear layers) runs on the CPU "

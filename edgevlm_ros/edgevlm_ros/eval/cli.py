@@ -21,7 +21,7 @@ every command is found in one place.
   edgevlm train-svlm OUT [--steps 3000]               train the micro SVLM on the synthetic world
   edgevlm heldout MODEL [--images 250 --backend transformers --quantize none --device auto]
                                                       its accuracy on held-out synthetic scenes
-  edgevlm export-onnx MODEL OUT [--quantize int8]     ONNX export for the onnxruntime/openvino
+  edgevlm export-onnx MODEL OUT [--quantize int8|int4] ONNX export for the onnxruntime/openvino
                                                       edge backends
 
 The edge runtime of eval and sweep is a node parameter like any other: --set
@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('model', help="checkpoint directory or name ('micro', 'tiny', ...)")
     p.add_argument('out', type=Path, help='output directory')
     p.add_argument('--quantize', choices=QUANTIZATIONS, default='none',
-                   help='int8: dynamic int8 weights')
+                   help='int8: dynamic int8 weights; int4: int8 vision encoder, 4-bit decoder')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=cmd_export_onnx)
     from edgevlm_ros.eval import grid_sweep, strategy_replay
