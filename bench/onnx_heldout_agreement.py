@@ -56,7 +56,9 @@ def main() -> int:
     ref = results['transformers']['rows']
     print(f'{args.model}: {len(ref)} held-out questions x {len(HISTORY_KINDS)} history kinds, '
           f'{args.threads} threads')
-    print(f'{"path":22s} ' + ' '.join(f'{HISTORY_NAMES[k][1][:12]:>12s}' for k in HISTORY_KINDS)
+    width = max(len(PATHS[n][0]) for n in names)
+    print(f'{"path":{width}s} '
+          + ' '.join(f'{HISTORY_NAMES[k][1][:12]:>12s}' for k in HISTORY_KINDS)
           + f' {"agree":>7s} {"d acc":>6s} {"s":>5s} {"load":>9s}')
     for name in names:
         rows = results[name]['rows']
@@ -66,7 +68,7 @@ def main() -> int:
         acc = sum(r[k + '_ok'] for r in rows for k in HISTORY_KINDS) / total
         acc_ref = sum(q[k + '_ok'] for q in ref for k in HISTORY_KINDS) / total
         load = results[name]['load']
-        print(f'{PATHS[name][0]:22s} '
+        print(f'{PATHS[name][0]:{width}s} '
               + ' '.join(f'{summary[HISTORY_NAMES[k][1]]:12.1%}' for k in HISTORY_KINDS)
               + f' {same / total:7.2%} {100 * (acc - acc_ref):+6.2f} '
               f'{results[name]["seconds"]:5.0f} {load[0]:4.1f}-{load[1]:4.1f}')

@@ -74,8 +74,8 @@ PARAMS = [
     ParamSpec('quantize', 'none', 'none, int8 or int4. int8: transformers dynamic int8 Linear '
               'layers; onnxruntime the int8 graphs; openvino a static int8 vision encoder '
               '(calibrated once, on the first load) and the int8 decoder. int4 (onnxruntime, '
-              'openvino): int8 with a 4-bit decoder on ONNX Runtime (less memory, not faster '
-              'on AVX-512 VNNI CPUs)', choices=QUANTIZATIONS, read_only=True),
+              'openvino): int8 with a 4-bit decoder on ONNX Runtime (0.57x its weights; faster '
+              'token steps, slower prefill)', choices=QUANTIZATIONS, read_only=True),
     ParamSpec('providers', 'auto', 'ONNX Runtime execution providers in order of preference, '
               'comma-separated (e.g. "CUDAExecutionProvider,CPUExecutionProvider"); auto = the '
               "runtime's default for the device; ignored by the transformers backend",

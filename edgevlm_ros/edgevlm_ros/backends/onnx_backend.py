@@ -28,7 +28,7 @@ graphs in ``spec``/onnx/ (``models/onnx_export.py`` for the layout):
   says which runtime runs which graph), else NNCF-compressed on OpenVINO too.
 * ``quantize='int4'`` is int8 with a 4-bit decoder (``decoder_model_merged_int4.onnx``, ONNX
   Runtime's MatMulNBits, or a published ``_q4`` one), which runs on ONNX Runtime under either
-  runtime: 0.57x the decoder's weight bytes of int8; on AVX-512 VNNI CPUs not faster
+  runtime: 0.57x the decoder's weight bytes of int8; faster token steps, slower prefill
   (docs/edge-backends.md).
 * KV reuse (``kv_reuse=True``): the keys/values of the previous call are kept with the token ids
   they hold; a call prefills only what follows the longest common token prefix
