@@ -91,6 +91,8 @@ class CameraNode(Node):
             self.get_logger().warning(
                 f'ignored an empty question on edgevlm/question; still asking "{self._question}"')
             return
+        if msg.data.strip() == self._question:
+            return  # a publisher sent it again to a reader that matched later (ResendOnMatch)
         self._question = msg.data.strip()
         self.get_logger().info(f'question is now "{self._question}"')
 

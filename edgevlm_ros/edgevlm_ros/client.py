@@ -40,6 +40,7 @@ from std_msgs.msg import String
 
 from edgevlm_ros.ros.conversions import rgb_to_image
 from edgevlm_ros.ros.qos import QUESTION, RESULTS
+from edgevlm_ros.ros.state_topic import ResendOnMatch
 
 # Answers kept for answers(): a bound, not a log.
 RECENT_ANSWERS = 100
@@ -145,7 +146,8 @@ class EdgeVlmClient:
         self._recent: deque[Answer] = deque(maxlen=RECENT_ANSWERS)
         self._sub = node.create_subscription(Answer, f'{prefix}edgevlm/answer',
                                              self._on_answer, RESULTS)
-        self._question_pub = node.create_publisher(String, f'{prefix}edgevlm/question', QUESTION)
+        # A camera that (re)starts later gets the question again, while the node spins.
+        self._question_pub = ResendOnMatch(node, String, f'{prefix}edgevlm/question', QUESTION)
         self._ask = node.create_client(Ask, f'{prefix}edgevlm/ask')
         self._action = ActionClient(node, AskAction, f'{prefix}edgevlm/ask')
         self._edge_state = node.create_client(GetState, f'{prefix}edge_svlm/get_state')
@@ -281,7 +283,7 @@ class EdgeVlmClient:
 
     def destroy(self) -> None:
         self._node.destroy_subscription(self._sub)
-        self._node.destroy_publisher(self._question_pub)
+        self._node.destroy_publisher(self._question_pub.publisher)
         self._node.destroy_client(self._ask)
         self._node.destroy_client(self._edge_state)
         self._action.destroy()

@@ -29,6 +29,7 @@ from edgevlm_ros.ros.diagnostics import ACTIVE, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATCHED, RESULTS
+from edgevlm_ros.ros.state_topic import ResendOnMatch
 from edgevlm_ros.sim.frame_sources import SynthSource, open_source
 
 ENCODE = {'rgb8': None, 'bgr8': cv2.COLOR_RGB2BGR, 'mono8': cv2.COLOR_RGB2GRAY}
@@ -75,10 +76,10 @@ class FrameSourceNode(Node):
                                               qos_profile_sensor_data)
         self._synth = self._frames if isinstance(self._frames, SynthSource) else None
         self._question_pub = self._truth_pub = None
-        self._question_matches = 0
         if self._synth is not None and p['publish_questions']:
-            # Latched, so transient-local subscribers get it too; volatile ones match as well.
-            self._question_pub = self.create_publisher(String, 'edgevlm/question', LATCHED)
+            # Latched, so transient-local subscribers get it too; volatile ones (the camera's)
+            # get the current question again when they match.
+            self._question_pub = ResendOnMatch(self, String, 'edgevlm/question', LATCHED)
             self._send_question()
         if self._synth is not None and p['publish_ground_truth']:
             self._truth_pub = self.create_publisher(GroundTruth, 'edgevlm/ground_truth',
@@ -104,15 +105,7 @@ class FrameSourceNode(Node):
         if text is not None:
             self._question_pub.publish(String(data=text))
 
-    def _resend_to_late_joiners(self) -> None:
-        matches = self._question_pub.get_subscription_count()
-        if matches > self._question_matches and self._synth.question_sent is not None:
-            self._question_pub.publish(String(data=self._synth.question_sent))
-        self._question_matches = matches
-
     def _tick(self) -> None:
-        if self._question_pub is not None:
-            self._resend_to_late_joiners()
         rgb = next(self._frames, None)
         if rgb is None:
             self.get_logger().info(f'source finished after {self._count} frames')

@@ -58,3 +58,29 @@ def test_client_asks_reads_the_stream_and_sets_the_question(graph, probe):
         assert any(s.question == 'Where is the door?' for s in steps)
     finally:
         vlm.destroy()
+
+
+def test_a_camera_that_starts_after_the_question_was_set_is_told_it(graph, probe):
+    # The camera's question reader is volatile: a camera that (re)starts after the client set
+    # the question gets it because the client sends it again when the camera matches.
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    steps = probe.listen(Step, 'edgevlm/step', RESULTS)
+    vlm = EdgeVlmClient(probe.node)
+    try:
+        vlm.set_question('Where is the door?')  # no camera yet: nobody gets it now
+        graph.node('camera_node', 'camera', {'step_rate_hz': 100.0,
+                                             'question': 'Nobody asked this'})
+        cam = probe.node.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+        assert probe.until(lambda: cam.get_subscription_count() > 0, 30)
+        for _ in range(200):
+            header = Step().header
+            header.stamp = probe.node.get_clock().now().to_msg()
+            cam.publish(rgb_to_image(np.full((24, 32, 3), 50, np.uint8), header))
+            if probe.until(lambda: any(s.question == 'Where is the door?' for s in steps), 0.2):
+                break
+        assert any(s.question == 'Where is the door?' for s in steps)
+        assert graph.log('camera').count('question is now') == 1
+    finally:
+        vlm.destroy()

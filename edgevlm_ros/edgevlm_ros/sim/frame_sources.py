@@ -159,11 +159,6 @@ class SynthSource(Iterator[np.ndarray]):
         self._sent = upcoming.question
         return self._sent
 
-    @property
-    def question_sent(self) -> str | None:
-        """The question sent last: what a late-joining subscriber should be told."""
-        return self._sent
-
     def truth(self, stamp_ns: int) -> Truth:
         """The true answer at the frame last returned, stamped as the player stamped it."""
         if self.sample is None:
