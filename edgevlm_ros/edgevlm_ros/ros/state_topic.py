@@ -25,10 +25,6 @@ class ResendOnMatch:
         self.publisher = node.create_publisher(
             msg_type, topic, qos, event_callbacks=PublisherEventCallbacks(matched=self._matched))
 
-    @property
-    def newest(self) -> Any:
-        return self._newest
-
     def publish(self, msg: Any) -> None:
         self._newest = msg
         self.publisher.publish(msg)
