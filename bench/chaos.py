@@ -93,7 +93,8 @@ def _new_life(log: Path) -> tuple[float, float]:
     """Wall times of the newest life's first and second log lines (node up, its first work)."""
     text = log.read_text(errors='replace').rsplit('---- [launch] respawn', 1)[-1]
     times = [float(t) for t in re.findall(r'^\[\w+\] \[([0-9.]+)\]', text, re.M)]
-    return (times + [float('nan')] * 2)[0], (times + [float('nan')] * 2)[1]
+    up, work = (times + [float('nan')] * 2)[:2]
+    return up, work
 
 
 def _stamp(m) -> float:

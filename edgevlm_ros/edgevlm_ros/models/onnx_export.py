@@ -56,6 +56,8 @@ Writes are atomic: OUT is built in a temporary directory beside it and renamed i
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+import contextlib
 import json
 import logging
 import os
@@ -433,18 +435,16 @@ def quantize_int4(src: Path, dst: Path, block_size: int = INT4_BLOCK) -> Path:
     return dst
 
 
-class _quiet_logger:
-    """Raise a logger's level for a block (the int4 quantizer logs a line per graph node)."""
-
-    def __init__(self, name: str) -> None:
-        self.logger = logging.getLogger(name)
-
-    def __enter__(self) -> None:
-        self.level = self.logger.level
-        self.logger.setLevel(logging.WARNING)
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.setLevel(self.level)
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Warnings only from a logger for a block (the int4 quantizer logs a line per graph node)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _copy_checkpoint_files(src: Path, dst: Path) -> None:
