@@ -40,7 +40,7 @@ from std_msgs.msg import String
 
 from edgevlm_ros.ros.conversions import rgb_to_image
 from edgevlm_ros.ros.qos import QUESTION, RESULTS
-from edgevlm_ros.ros.state_topic import ResendOnMatch
+from edgevlm_ros.ros.resend import ResendingCall, ResendOnMatch
 
 # Answers kept for answers(): a bound, not a log.
 RECENT_ANSWERS = 100
@@ -176,19 +176,20 @@ class EdgeVlmClient:
     def wait_until_active(self, timeout_s: float = 120.0) -> None:
         """Wait until the edge node is active (its model loaded), as nav2's waitUntilNav2Active."""
         end = time.monotonic() + timeout_s
+        asked: ResendingCall | None = None
         while True:
-            if self._edge_state.service_is_ready():
-                # A request can go to a server that has just died (discovery still lists it),
-                # and a loading node answers only after its load: ask again every few seconds.
-                asked = self._edge_state.call_async(GetState.Request())
-                try:
-                    state = self._until(asked, min(end, time.monotonic() + STATE_RETRY_S), '')
-                except TimeoutError:
-                    self._edge_state.remove_pending_request(asked)
-                    state = None
-                if state is not None and state.current_state.id == State.PRIMARY_STATE_ACTIVE:
+            # A loading node answers only after its load, and an answer can be lost to
+            # discovery: the request goes again every STATE_RETRY_S while unanswered.
+            if asked is None and self._edge_state.service_is_ready():
+                asked = ResendingCall(self._edge_state, GetState.Request(), STATE_RETRY_S,
+                                      backoff=1.0)
+            if asked is not None and asked.done():
+                if asked.result().current_state.id == State.PRIMARY_STATE_ACTIVE:
                     return
+                asked = None
             if time.monotonic() > end:
+                if asked is not None:
+                    asked.cancel()
                 raise TimeoutError(f'edge_svlm is not active after {timeout_s:g} s')
             self._spin_once(0.1)
 

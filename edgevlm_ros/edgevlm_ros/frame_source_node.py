@@ -29,7 +29,7 @@ from edgevlm_ros.ros.diagnostics import ACTIVE, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATCHED, RESULTS
-from edgevlm_ros.ros.state_topic import ResendOnMatch
+from edgevlm_ros.ros.resend import ResendOnMatch
 from edgevlm_ros.sim.frame_sources import SynthSource, open_source
 
 ENCODE = {'rgb8': None, 'bgr8': cv2.COLOR_RGB2BGR, 'mono8': cv2.COLOR_RGB2GRAY}

@@ -10,6 +10,7 @@ from edgevlm_msgs.srv import Ask
 from edgevlm_ros.client import STATE_RETRY_S
 from edgevlm_ros.ros.conversions import rgb_to_image
 from edgevlm_ros.ros.qos import RESULTS, STEP_PUBLISHER
+from edgevlm_ros.ros.resend import ResendingCall
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import numpy as np
@@ -24,18 +25,13 @@ def _call(probe, srv_type, name, request, timeout_s=60.0, resend_s=None):
     """Call a service; an idempotent request (resend_s set) goes again while unanswered.
 
     A service can look ready before it has matched the client's response reader: its first
-    answer is then lost. The client's wait_until_active resends GetState the same way.
+    answer is then lost (ResendingCall, as the client's wait_until_active).
     """
     client = probe.node.create_client(srv_type, name)
     assert probe.until(client.service_is_ready, 30), f'no service {name}'
-    end = time.monotonic() + timeout_s
-    while True:
-        future = client.call_async(request)
-        left = end - time.monotonic()
-        if probe.until(future.done, max(left if resend_s is None else min(resend_s, left), 0.0)):
-            return future.result()
-        client.remove_pending_request(future)
-        assert time.monotonic() < end, f'{name} did not answer'
+    call = ResendingCall(client, request, resend_s or timeout_s, backoff=1.0)
+    assert probe.until(call.done, timeout_s), f'{name} did not answer'
+    return call.result()
 
 
 def _wait_active(probe, timeout_s: float = 60.0) -> None:

@@ -54,6 +54,7 @@ from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.eval import bags
 from edgevlm_ros.ros.conversions import rgb_to_image, truth_to_msg
 from edgevlm_ros.ros.qos import QUESTION, RESULTS
+from edgevlm_ros.ros.resend import ResendingCall
 from edgevlm_ros.tooling import launch_runner
 
 # The graph's node names (diagnostics keys in RunRecord.counters).
@@ -65,6 +66,9 @@ CLOCK_PERIOD_S = 0.02
 # Waiting for the graph to come up (model loads included) and for the warm-up answer.
 READY_TIMEOUT_S = 180.0
 WARMUP_TIMEOUT_S = 120.0
+# The warm-up is asked again after this long, then after twice that, and so on (ResendingCall):
+# its first answer can be lost to discovery.
+WARMUP_RESEND_S = 5.0
 # After the drain, how long to wait (wall s) for every node's last counters.
 FINAL_DIAGNOSTICS_TIMEOUT_S = 10.0
 # After the drain, how much longer (wall s, plus the deadline) requests still in flight may take.
@@ -514,8 +518,8 @@ def _warm_up(node: Recorder, bag: bags.EvalBag, alive: Callable[[], None]) -> No
         raise ReplayError(f'{bag.path} has no camera frames')
     request = Ask.Request(image=rgb_to_image(bag.decode_rgb(msgtype, raw), Header()),
                           question=bag.questions[0][1] if bag.questions else 'warm-up')
-    future = node.ask.call_async(request)
-    _wait(future.done, WARMUP_TIMEOUT_S, alive, 'the edge model warm-up answer')
+    asked = ResendingCall(node.ask, request, WARMUP_RESEND_S)
+    _wait(asked.done, WARMUP_TIMEOUT_S, alive, 'the edge model warm-up answer')
 
 
 def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[[], None],
