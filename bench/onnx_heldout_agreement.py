@@ -6,10 +6,11 @@ Held-out accuracy of the micro SVLM through the ONNX paths, and their agreement 
 Runs ``tooling.training.heldout.evaluate_heldout`` (250 frames = 1000 questions, each under
 the five history kinds) through transformers (the reference) and each path given, then prints
 per path: the accuracy per history kind, the share of the greedy answers equal to the
-transformers ones, and the accuracy difference. Writes nothing into the model directory.
+transformers ones, and the accuracy difference with its 95 % interval (paired, a bootstrap over
+the questions). Writes nothing into the model directory.
 
 usage: python bench/onnx_heldout_agreement.py [--model micro] [--images 250] [--threads 2]
-       [--paths ort,ort-int8,ov-int8,ort-int4,ov-int4] [--out results.json]
+       [--paths ort,ort-int8,ov-int8,ort-int4,ov-int4,ov-int8-exported] [--out results.json]
 """
 
 import argparse
@@ -20,16 +21,34 @@ import time
 
 from edgevlm_ros.backends.cpu import read_cpu
 from edgevlm_ros.tooling.training.heldout import HISTORY_KINDS, HISTORY_NAMES, evaluate_heldout
+import numpy as np
 
 PATHS = {
     'transformers': ('transformers fp32', dict(backend='transformers')),
     'ort': ('ONNX Runtime fp32', dict(backend='onnxruntime')),
     'ort-int8': ('ONNX Runtime int8', dict(backend='onnxruntime', quantize='int8')),
+    'ort-int8-exported': ('ONNX Runtime int8, exported decoder',
+                          dict(backend='onnxruntime', quantize='int8', fused_decoder=False)),
     'ov-int8': ('OpenVINO int8', dict(backend='openvino', quantize='int8')),
+    'ov-int8-exported': ('OpenVINO int8, exported decoder',
+                         dict(backend='openvino', quantize='int8', fused_decoder=False)),
     'ort-int4': ('ONNX Runtime int4 decoder', dict(backend='onnxruntime', quantize='int4')),
     'ov-int4': ('OpenVINO int8 vision + int4 decoder', dict(backend='openvino', quantize='int4')),
     'ov-fp32': ('OpenVINO fp32', dict(backend='openvino', dtype='float32')),
 }
+
+
+def paired_interval(rows: list[dict], ref: list[dict], resamples: int = 2000,
+                    seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of the accuracy difference, resampling held-out questions.
+
+    A question's answers under the history kinds share its image, so the question is the unit.
+    """
+    diffs = np.array([sum(r[k + '_ok'] - q[k + '_ok'] for k in HISTORY_KINDS)
+                      for r, q in zip(rows, ref)], dtype=float) / len(HISTORY_KINDS)
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), (resamples, len(diffs)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def main() -> int:
@@ -59,7 +78,7 @@ def main() -> int:
     width = max(len(PATHS[n][0]) for n in names)
     print(f'{"path":{width}s} '
           + ' '.join(f'{HISTORY_NAMES[k][1][:12]:>12s}' for k in HISTORY_KINDS)
-          + f' {"agree":>7s} {"d acc":>6s} {"s":>5s} {"load":>9s}')
+          + f' {"agree":>7s} {"d acc":>6s} {"95 % CI":>15s} {"s":>5s} {"load":>9s}')
     for name in names:
         rows = results[name]['rows']
         summary = results[name]['summary']
@@ -68,9 +87,11 @@ def main() -> int:
         acc = sum(r[k + '_ok'] for r in rows for k in HISTORY_KINDS) / total
         acc_ref = sum(q[k + '_ok'] for q in ref for k in HISTORY_KINDS) / total
         load = results[name]['load']
+        low, high = paired_interval(rows, ref)
         print(f'{PATHS[name][0]:{width}s} '
               + ' '.join(f'{summary[HISTORY_NAMES[k][1]]:12.1%}' for k in HISTORY_KINDS)
               + f' {same / total:7.2%} {100 * (acc - acc_ref):+6.2f} '
+              f'[{100 * low:+6.2f},{100 * high:+6.2f}] '
               f'{results[name]["seconds"]:5.0f} {load[0]:4.1f}-{load[1]:4.1f}')
     if args.out:
         with open(args.out, 'w') as f:

@@ -62,7 +62,8 @@ def test_export_writes_the_published_layout(tiny_onnx: Path) -> None:
     assert not list(tiny_onnx.glob('*.safetensors'))  # graphs only, no torch weights
     graphs = {p.name for p in (tiny_onnx / 'onnx').iterdir()}
     assert graphs == {'vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged.onnx',
-                      'vision_encoder_int8.onnx', 'decoder_model_merged_int8.onnx'}
+                      'decoder_model_fused.onnx', 'vision_encoder_int8.onnx',
+                      'decoder_model_merged_int8.onnx', 'decoder_model_fused_int8.onnx'}
 
     def names(path: Path) -> tuple[list[str], list[str]]:
         g = onnx.load(str(path), load_external_data=False).graph
@@ -80,6 +81,12 @@ def test_export_writes_the_published_layout(tiny_onnx: Path) -> None:
                           for k in ('key', 'value')]
     assert outputs == ['logits'] + [f'present.{i}.{k}' for i in range(layers)
                                     for k in ('key', 'value')]
+    fused = onnx.load(str(tiny_onnx / 'onnx/decoder_model_fused_int8.onnx')).graph
+    ops = {n.op_type for n in fused.node}
+    assert {'GroupQueryAttention', 'SkipSimplifiedLayerNormalization', 'MatMulInteger'} <= ops
+    assert [i.name for i in fused.input][:5] == [
+        'inputs_embeds', 'attention_bias', 'attention_bias_layers', 'seqlens_k',
+        'total_sequence_length']
 
 
 def test_fp32_answers_equal_torch_greedy(torch_svlm, ort_svlm) -> None:
@@ -112,9 +119,12 @@ def test_micro_answers_equal_torch(model_cache) -> None:
             assert a.text == b.text
 
 
-def test_kv_reuse_gives_the_same_answers(tiny_onnx) -> None:
-    reuse = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2)
-    fresh = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2, kv_reuse=False)
+@pytest.mark.parametrize('fused', [True, False], ids=['fused', 'exported'])
+def test_kv_reuse_gives_the_same_answers(tiny_onnx, fused) -> None:
+    reuse = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2, fused_decoder=fused)
+    fresh = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2, kv_reuse=False,
+                     fused_decoder=fused)
+    assert reuse.decoder.fused == fused
     images = frames(5, seed=5)
     steps = [  # (frame, history, sources): growing, unchanged, a replaced (cloud) turn, focus
         (0, HISTORY[:1], [False]),
@@ -143,6 +153,46 @@ def test_kv_reuse_gives_the_same_answers(tiny_onnx) -> None:
     assert results[4].cached_tokens > 0
     assert reuse.cache_stats.calls == 5 and reuse.cache_stats.hits >= 3
     assert fresh.cache_stats.hits == 0
+
+
+@pytest.mark.parametrize('quantize', ['none', 'int8'])
+def test_the_fused_decoder_answers_as_the_exported_one(tiny_onnx, quantize) -> None:
+    fused = OnnxSvlm(str(tiny_onnx), quantize=quantize, max_new_tokens=8, num_threads=2)
+    exported = OnnxSvlm(str(tiny_onnx), quantize=quantize, max_new_tokens=8, num_threads=2,
+                        fused_decoder=False)
+    assert fused.decoder.fused and not exported.decoder.fused
+    assert fused.focus_supported and fused.graph_runtimes['decoder_model_merged'] == \
+        'onnxruntime'
+    same = []
+    for i, image in enumerate(frames(4, seed=17)):
+        for focus in ((), FOCUS):  # with history growing, so prefixes are reused too
+            args = (image, QUESTIONS[i % 3], HISTORY[:i % 4])
+            a = fused.answer(*args, focus=focus, focus_alpha=3.0)
+            b = exported.answer(*args, focus=focus, focus_alpha=3.0)
+            assert a.cached_tokens == b.cached_tokens and a.focus_applied == bool(focus)
+            same.append(a.text == b.text)
+    # fp32: the same arithmetic in another order; int8: the same quantized weights (per
+    # output column, so concatenating q|k|v changes no scale), activations rounded alike.
+    assert all(same) if quantize == 'none' else sum(same) >= len(same) - 1, same
+
+
+def test_the_fused_decoder_grows_its_buffer_and_refuses_past_the_model(tiny_onnx,
+                                                                        monkeypatch) -> None:
+    from edgevlm_ros.backends import onnx_decoder
+
+    monkeypatch.setattr(onnx_decoder, 'FUSED_INITIAL_POSITIONS', 16)
+    small = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2)
+    exported = OnnxSvlm(str(tiny_onnx), max_new_tokens=8, num_threads=2, fused_decoder=False)
+    assert small.decoder.capacity == 16
+    image = frames(1, seed=19)[0]
+    for history in (HISTORY[:1], HISTORY):  # the second prompt outgrows the first buffer
+        a = small.answer(image, 'What is ahead?', history)
+        assert a.text == exported.answer(image, 'What is ahead?', history).text
+        assert small.decoder.capacity >= a.prompt_tokens + a.completion_tokens
+    assert a.cached_tokens > 0  # the kept positions were carried into the bigger buffer
+    small.decoder._max_positions = a.prompt_tokens - 1
+    with pytest.raises(ValueError, match='exceed'):
+        small.answer(image, 'What is ahead now?', HISTORY)
 
 
 def _backend(kind: str, tiny_edge_model, tiny_onnx, **kw):
@@ -215,8 +265,9 @@ def test_published_layout_loads_without_focus(tiny_onnx, torch_svlm, tmp_path) -
     published = tmp_path / 'published'
     shutil.copytree(tiny_onnx, published)
     (published / onnx_export.MARKER_FILE).unlink()
-    for name in ('decoder_model_merged_int8.onnx', 'vision_encoder_int8.onnx'):
-        (published / 'onnx' / name).unlink()
+    for name in ('decoder_model_merged_int8.onnx', 'vision_encoder_int8.onnx',
+                 'decoder_model_fused.onnx', 'decoder_model_fused_int8.onnx'):
+        (published / 'onnx' / name).unlink()  # ours only
     # Published decoders have no attention_bias and give logits at every position.
     onnx_export.export_published_decoder(torch_svlm.path,
                                          published / 'onnx' / 'decoder_model_merged.onnx')
@@ -261,7 +312,7 @@ def test_int4_exports_a_4bit_decoder_that_both_runtimes_answer_with(tiny_edge_mo
                                 progress=False)
     graphs = {p.name for p in (folder / 'onnx').iterdir()}
     assert {'decoder_model_merged_int4.onnx', 'vision_encoder_int8.onnx'} <= graphs
-    assert 'decoder_model_merged_int8.onnx' not in graphs
+    assert not {'decoder_model_merged_int8.onnx', 'decoder_model_fused_int8.onnx'} & graphs
     decoder = onnx.load(str(folder / 'onnx' / 'decoder_model_merged_int4.onnx'),
                         load_external_data=False).graph
     ops = {n.op_type for n in decoder.node}
@@ -277,7 +328,7 @@ def test_int4_exports_a_4bit_decoder_that_both_runtimes_answer_with(tiny_edge_mo
     # int8 vision encoder.
     assert ov.graph_runtimes == {'vision_encoder': 'openvino', 'embed_tokens': 'onnxruntime',
                                  'decoder_model_merged': 'onnxruntime'}
-    assert ov._vision.static_int8
+    assert ov._vision.static_int8 and not ov.decoder.fused
     result = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
     again = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
     assert result.text and result.focus_applied
@@ -307,6 +358,7 @@ def test_openvino_int8_answers(tiny_onnx) -> None:
     assert ov.graph_runtimes == {'vision_encoder': 'openvino', 'embed_tokens': 'onnxruntime',
                                  'decoder_model_merged': 'onnxruntime'}
     assert ov.providers == ('OpenVINO CPU', 'CPUExecutionProvider')
+    assert ov.decoder.fused  # the int8 default path runs the fused decoder
     image = frames(1, seed=8)[0]
     result = ov.answer(image, 'What is ahead?', HISTORY, focus=FOCUS, focus_alpha=3.0)
     assert result.text and result.stages['vision'] >= 0 and result.focus_applied
@@ -395,10 +447,11 @@ def test_bad_inputs_give_one_clear_error(tiny_onnx, tmp_path) -> None:
         OnnxSvlm(str(tmp_path / 'empty'))
     corrupt = tmp_path / 'corrupt'
     shutil.copytree(tiny_onnx, corrupt)
-    (corrupt / 'onnx' / 'decoder_model_merged.onnx').write_bytes(b'not a graph')
-    with pytest.raises(OSError, match='cannot load ONNX graph .*decoder_model_merged') as e:
-        OnnxSvlm(str(corrupt))
-    assert '\n' not in str(e.value)
+    for name in ('decoder_model_fused', 'decoder_model_merged'):
+        (corrupt / 'onnx' / f'{name}.onnx').write_bytes(b'not a graph')
+        with pytest.raises(OSError, match=f'cannot load ONNX graph .*{name}') as e:
+            OnnxSvlm(str(corrupt), fused_decoder=name == 'decoder_model_fused')
+        assert '\n' not in str(e.value)
     with pytest.raises(ValueError, match='runtime'):
         OnnxSvlm(str(tiny_onnx), runtime='tensorflow')
     with pytest.raises(ValueError, match='device'):

@@ -3,10 +3,10 @@
 """
 The edge SVLM on ONNX graphs: ONNX Runtime or OpenVINO, for SmolVLM / Idefics3 checkpoints.
 
-Why one module of 669 lines: it is one backend whose two runtimes (ONNX Runtime, OpenVINO) run
+Why one module of 714 lines: it is one backend whose two runtimes (ONNX Runtime, OpenVINO) run
 the same graphs behind ``OnnxSvlm``: graph loading, the int8 and calibration choice per graph,
 the decode loop and KV reuse share one set of sessions under one lock, and must agree with the
-layout models/onnx_export.py writes.
+layout models/onnx_export.py writes. The decoder and its cache are ``backends/onnx_decoder.py``.
 
 ``OnnxSvlm(spec, runtime='onnxruntime'|'openvino', **keywords)`` answers like
 ``TransformersSvlm`` (same processor, chat template with ``history_sources``, text-only history,
@@ -30,6 +30,9 @@ graphs in ``spec``/onnx/ (``models/onnx_export.py`` for the layout):
   Runtime's MatMulNBits, or a published ``_q4`` one), which runs on ONNX Runtime under either
   runtime: 0.57x the decoder's weight bytes of int8; faster token steps, slower prefill
   (docs/edge-backends.md).
+* The decoder (``fused_decoder=True``): the export's fused graph (models/fused_decoder.py) where
+  ONNX Runtime's CPU provider runs the decoder and the folder has one (not int4), else the
+  exported graph (``backends/onnx_decoder.py``; ``decoder.fused`` says which).
 * KV reuse (``kv_reuse=True``): the keys/values of the previous call are kept with the token ids
   they hold; a call prefills only what follows the longest common token prefix
   (``SvlmResult.cached_tokens``, ``cache_stats``). Image tokens match only when the image and
@@ -74,6 +77,7 @@ from edgevlm_ros.backends.base import (
     greedy_decode,
     parse_providers,
 )
+from edgevlm_ros.backends.onnx_decoder import ExportedDecoder, FusedDecoder
 from edgevlm_ros.core.images import check_image
 from edgevlm_ros.core.regions import Box
 from edgevlm_ros.models import onnx_export
@@ -201,6 +205,10 @@ class _OrtGraph:
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.outputs, self.session.run(self.outputs, feed)))
+
+
+class _FusedGraph(_OrtGraph):
+    """An ONNX Runtime session of the fused decoder (run through ``FusedDecoder``)."""
 
 
 _OV_TYPES = {'f32': 'tensor(float)', 'f16': 'tensor(float16)', 'i64': 'tensor(int64)',
@@ -339,7 +347,8 @@ class OnnxSvlm(BackendSettings):
                  image_longest_edge: int = 512, do_image_splitting: bool = False,
                  num_threads: int = 0, focus_layers: Sequence[int] | None = None,
                  device: str = 'auto', dtype: str = 'auto', quantize: str = 'none',
-                 providers: Sequence[str] | str = (), kv_reuse: bool = True) -> None:
+                 providers: Sequence[str] | str = (), kv_reuse: bool = True,
+                 fused_decoder: bool = True) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f'runtime must be one of {", ".join(RUNTIMES)}, got {runtime!r}')
         if not isinstance(image_longest_edge, int) or image_longest_edge < 16:
@@ -372,7 +381,7 @@ class OnnxSvlm(BackendSettings):
         self.path = resolve_onnx_folder(spec, quantize)
         self._load_text_side()
         self._load_graphs(runtime, device, dtype, quantize, parse_providers(providers),
-                          num_threads)
+                          num_threads, bool(fused_decoder))
         self._lock = threading.Lock()
         self._cache: dict[str, Any] | None = None
         self.max_new_tokens = max_new_tokens
@@ -415,6 +424,7 @@ class OnnxSvlm(BackendSettings):
         self._kv_heads = int(text.num_key_value_heads)
         self._head_dim = int(getattr(text, 'head_dim', None)
                              or text.hidden_size // text.num_attention_heads)
+        self._max_positions = int(text.max_position_embeddings)
         self._image_token = int(self.config.image_token_id)
         self.model_type = self.config.model_type
 
@@ -431,11 +441,13 @@ class OnnxSvlm(BackendSettings):
         return path
 
     def _load_graphs(self, runtime: str, device: str, dtype: str, quantize: str,
-                     providers: tuple[str, ...], threads: int) -> None:
+                     providers: tuple[str, ...], threads: int, fused: bool) -> None:
         stems = (onnx_export.VISION_FILE, onnx_export.EMBED_FILE, onnx_export.DECODER_FILE)
         if runtime == 'onnxruntime':
             chosen = _ort_providers(device, providers)
-            graphs = [_OrtGraph(self._graph_path(s, quantize), chosen, threads) for s in stems]
+            graphs = [_OrtGraph(self._graph_path(s, quantize), chosen, threads)
+                      for s in stems[:2]]
+            graphs.append(self._ort_decoder(quantize, chosen, threads, fused))
             used = graphs[-1].providers
             wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
             if wanted[0] not in used:
@@ -458,8 +470,8 @@ class OnnxSvlm(BackendSettings):
                 # OpenVINO's bf16 vision encoder is 2x faster than ONNX Runtime's
                 # (docs/edge-backends.md): each graph on the runtime that runs it fastest.
                 chosen = _ort_providers('cpu', ())
-                graphs += [_OrtGraph(self._graph_path(s, quantize), chosen, threads)
-                           for s in stems[1:]]
+                graphs += [_OrtGraph(self._graph_path(stems[1], quantize), chosen, threads),
+                           self._ort_decoder(quantize, chosen, threads, fused)]
             else:
                 graphs += [_OvGraph(self._graph_path(s, 'none'), threads, precision or 'f32',
                                     compress_int8=(quantize == 'int8'
@@ -467,27 +479,39 @@ class OnnxSvlm(BackendSettings):
                            for s in stems[1:]]
         self.graph_runtimes = {stem: g.runtime for stem, g in zip(stems, graphs)}
         self.providers = tuple(dict.fromkeys(p for g in graphs for p in g.providers))
-        self._vision, self._embed, self._decoder = graphs
-        names = self._decoder.inputs
-        self.focus_supported = onnx_export.BIAS_INPUT in names
-        self._bias_gate = onnx_export.BIAS_LAYERS_INPUT in names
-        self._embeds_type = names['inputs_embeds'][0]
-        past = [n for n in names if n.startswith('past_key_values.')]
-        if len(past) != 2 * self._num_layers:
-            raise OSError(f'{self.path}: the decoder has {len(past)} past key/value inputs, '
-                          f'the config says {self._num_layers} layers')
-        known = {'inputs_embeds', 'attention_mask', 'position_ids', onnx_export.BIAS_INPUT,
-                 onnx_export.BIAS_LAYERS_INPUT, *past}
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise OSError(f'{self.path}: the decoder takes inputs this backend does not know: '
-                          f'{", ".join(unknown)}')
-        self._past_type = np.float16 if names[past[0]][0] == 'tensor(float16)' else np.float32
+        self._vision, self._embed, decoder = graphs
+        if isinstance(decoder, _FusedGraph):
+            self.decoder = FusedDecoder(decoder, self._num_layers, self._kv_heads,
+                                        self._head_dim, self._max_positions)
+        else:
+            try:
+                self.decoder = ExportedDecoder(decoder, self._num_layers, self._kv_heads,
+                                               self._head_dim)
+            except OSError as e:
+                raise OSError(f'{self.path}: {e}') from e
+        self.focus_supported = self.decoder.focus_supported
+        self._bias_gate = self.decoder.bias_gate
         if not self.focus_supported:
             _LOG.info('%s: the decoder has no %s input: Visual Focus falls back to cropping',
                       self.path, onnx_export.BIAS_INPUT)
-        _LOG.info('ONNX edge SVLM %s on %s (%s, quantize=%s)', self.path, runtime,
-                  ', '.join(self.providers), quantize)
+        _LOG.info('ONNX edge SVLM %s on %s (%s, quantize=%s, %s decoder)', self.path, runtime,
+                  ', '.join(self.providers), quantize,
+                  'fused' if self.decoder.fused else 'exported')
+
+    def _ort_decoder(self, quantize: str, providers: list[Any], threads: int,
+                     fused: bool) -> _OrtGraph:
+        """The decoder on ONNX Runtime: the fused graph where there is one, else the exported.
+
+        The fused graph runs on the CPU provider only (GroupQueryAttention on CUDA wants fp16);
+        int4 has no fused graph (its MatMulNBits decoder is the exported one).
+        """
+        path = (onnx_export.onnx_file(self.path, onnx_export.FUSED_DECODER_FILE, quantize)
+                if fused and quantize in ('none', 'int8') else None)
+        names = [p[0] if isinstance(p, tuple) else p for p in providers]
+        if path is not None and names == ['CPUExecutionProvider']:
+            return _FusedGraph(path, providers, threads)
+        return _OrtGraph(self._graph_path(onnx_export.DECODER_FILE, quantize), providers,
+                         threads)
 
     def _text_on_onnxruntime(self, quantize: str, dtype: str) -> bool:
         """Whether the openvino backend runs embeddings and decoder on ONNX Runtime."""
@@ -603,36 +627,6 @@ class OnnxSvlm(BackendSettings):
         out = self._embed.run({'input_ids': ids.astype(np.int64)[None]})
         return next(iter(out.values())).astype(np.float32)
 
-    def _decode_step(self, embeds: np.ndarray, total: int, start: int,
-                     past: list[np.ndarray], bias: np.ndarray | None,
-                     gate: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        s = embeds.shape[1]
-        feed: dict[str, np.ndarray] = {
-            'inputs_embeds': embeds.astype(np.float16 if self._embeds_type == 'tensor(float16)'
-                                           else np.float32),
-            'attention_mask': np.ones((1, total), dtype=np.int64),
-            'position_ids': np.arange(start, start + s, dtype=np.int64)[None],
-        }
-        if self.focus_supported:
-            full = np.zeros((1, total), dtype=np.float32)
-            if bias is not None:
-                n = min(total, bias.shape[1])
-                full[:, :n] = bias[:, :n]
-            feed[onnx_export.BIAS_INPUT] = full
-            if self._bias_gate:
-                feed[onnx_export.BIAS_LAYERS_INPUT] = gate
-        for i in range(self._num_layers):
-            feed[f'past_key_values.{i}.key'] = past[2 * i]
-            feed[f'past_key_values.{i}.value'] = past[2 * i + 1]
-        feed = {k: v for k, v in feed.items() if k in self._decoder.inputs}
-        out = self._decoder.run(feed)
-        logits = out.get('logits')
-        if logits is None:
-            logits = next(iter(out.values()))
-        presents = [out[f'present.{i}.{kind}'] for i in range(self._num_layers)
-                    for kind in ('key', 'value')]
-        return logits[0, -1].astype(np.float32), presents
-
     def answer(self, image: np.ndarray, question: str,
                history: Sequence[tuple[str, str]] = (), focus: Sequence[Box] = (),
                focus_alpha: float = 0.0, *, max_new_tokens: int | None = None,
@@ -682,41 +676,35 @@ class OnnxSvlm(BackendSettings):
                        None if bias is None else hashlib.sha1(bias.tobytes()).hexdigest(),
                        None if bias is None else gate.tobytes())
         cached = 0
-        past = [np.zeros((1, self._kv_heads, 0, self._head_dim), dtype=self._past_type)
-                for _ in range(2 * self._num_layers)]
         if self.kv_reuse and self._cache is not None:
             cached = common_prefix_len(self._cache['ids'], ids.tolist())
             if self._cache['context'] != context_key and len(image_pos):
                 cached = min(cached, int(image_pos[0]))
             cached = min(cached, n - 1)  # at least one token to prefill: its logits answer
-            if cached > 0:
-                past = [np.ascontiguousarray(p[:, :, :cached]) for p in self._cache['kv']]
-            else:
-                cached = 0
-        self._cache = None  # a failure below must not leave keys that do not match their ids
+        # A failure below must not leave keys that do not match their ids.
+        self._cache = None
+        self.decoder.keep(cached)
 
         embeds = self._embed_ids(ids[cached:])
         later = image_pos >= cached
         embeds[0, image_pos[later] - cached] = features[later]
-        logits, past = self._decode_step(embeds, n, cached, past, bias, gate)
+        logits = self.decoder.run(embeds, bias, gate)
         t3 = time.perf_counter()
         stages['prefill'] = (t3 - t2) * 1000.0
 
         fed = list(ids.tolist())
 
         def feed(token: int, _n: int) -> np.ndarray:
-            nonlocal past
             fed.append(token)
-            step = self._embed_ids(np.array([token], dtype=np.int64))
-            logits, past = self._decode_step(step, len(fed), len(fed) - 1, past, bias, gate)
-            return logits
+            return self.decoder.run(self._embed_ids(np.array([token], dtype=np.int64)), bias,
+                                    gate)
 
         generated, stopped = greedy_decode(logits, feed, self._eos, limit, self._decode_ids,
                                            on_token)
         t4 = time.perf_counter()
         stages['decode'] = (t4 - t3) * 1000.0
         if self.kv_reuse:
-            self._cache = {'ids': fed, 'kv': past, 'context': context_key}
+            self._cache = {'ids': fed, 'context': context_key}
         self.cache_stats.add(n, cached)
         text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
         model_ms = (time.perf_counter() - t0) * 1000.0

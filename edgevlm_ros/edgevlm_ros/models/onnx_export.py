@@ -21,7 +21,9 @@ graph exports write that layout in one place.
                                         (+ ours: attention_bias [batch, total] float32,
                                         attention_bias_layers [layers] float32)
                                         -> logits [batch, 1, vocab], present.{i}.key / .value
-    OUT/onnx/*_int8.onnx                with quantize='int8' (vision encoder and decoder)
+    OUT/onnx/decoder_model_fused.onnx   the same decoder of ONNX Runtime's fused operators,
+                                        its KV cache bound in place (models/fused_decoder.py)
+    OUT/onnx/*_int8.onnx                with quantize='int8' (vision encoder, both decoders)
     OUT/onnx/decoder_model_merged_int4.onnx (+ .onnx.data) and vision_encoder_int8.onnx
                                         with quantize='int4'
     OUT/edgevlm_onnx.json               what was exported (written last: marks OUT complete)
@@ -72,13 +74,16 @@ import warnings
 _LOG = logging.getLogger(__name__)
 
 # 2: grouped-query attention without per-head copies of the keys/values (faster steps);
-# 3: the vision encoder exported with eager attention (faster on OpenVINO).
-EXPORT_VERSION = 3
+# 3: the vision encoder exported with eager attention (faster on OpenVINO);
+# 4: the fused decoder beside the exported one (models/fused_decoder.py).
+EXPORT_VERSION = 4
 MARKER_FILE = 'edgevlm_onnx.json'
 ONNX_DIR = 'onnx'
 VISION_FILE = 'vision_encoder'
 EMBED_FILE = 'embed_tokens'
 DECODER_FILE = 'decoder_model_merged'
+# Ours only: the decoder of ONNX Runtime's fused operators (models/fused_decoder.py).
+FUSED_DECODER_FILE = 'decoder_model_fused'
 # Suffixes of quantized files in published folders, in the order an int8 request tries them.
 INT8_SUFFIXES = ('_int8', '_quantized', '_uint8')
 # The same for int4 (ours, then the published folders' 4-bit MatMulNBits decoder).
@@ -407,14 +412,28 @@ def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> Path:
     """
     Dynamic int8 quantization of a graph's MatMul/Gemm weights (activations at run time).
 
-    The vision encoder's patch convolution stays fp32 (int8 ConvInteger is slow on CPU).
+    The vision encoder's patch convolution stays fp32 (int8 ConvInteger is slow on CPU). The
+    contrib operators' outputs have no inferred type: the quantizer takes them as float.
     """
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
                      per_channel=per_channel, op_types_to_quantize=['MatMul', 'Gemm'],
-                     extra_options={'MatMulConstBOnly': True})
+                     extra_options={'MatMulConstBOnly': True,
+                                    'DefaultTensorType': TensorProto.FLOAT})
     return dst
+
+
+def _export_fused_decoder(model: Any, path: Path) -> None:
+    import onnx
+
+    from edgevlm_ros.models import fused_decoder
+
+    graph = fused_decoder.build(fused_decoder.weights_of(model))
+    size = sum(t.ByteSize() for t in graph.graph.initializer)
+    onnx.save_model(graph, str(path), save_as_external_data=size > 1.8e9,
+                    all_tensors_to_one_file=True, location=f'{path.name}.data')
 
 
 def quantize_int4(src: Path, dst: Path, block_size: int = INT4_BLOCK) -> Path:
@@ -475,9 +494,11 @@ def export(model: str, out: Path, quantize: str = 'none', progress: bool = True)
         raise FileNotFoundError(f'model directory {str(src)!r} does not exist')
     if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
         raise FileExistsError(f'{out} exists and is not an ONNX export of edgevlm_ros')
-    steps = ['load', 'vision encoder', 'embeddings', 'decoder']
+    steps = ['load', 'vision encoder', 'embeddings', 'decoder', 'fused decoder']
     if quantize != 'none':
         steps += ['int8 vision encoder', f'{quantize} decoder']
+    if quantize == 'int8':
+        steps += ['int8 fused decoder']
     started = time.monotonic()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.tmp-{out.name}-', dir=out.parent))
@@ -501,11 +522,16 @@ def export(model: str, out: Path, quantize: str = 'none', progress: bool = True)
                 bar.set_postfix_str(steps[step])
                 fn(hf, graphs / f'{stem}.onnx', cls)
                 bar.update()
+            bar.set_postfix_str(steps[4])
+            _export_fused_decoder(hf, graphs / f'{FUSED_DECODER_FILE}.onnx')
+            bar.update()
             if quantize != 'none':
-                writers = ((VISION_FILE, 'int8', quantize_int8),
+                writers = [(VISION_FILE, 'int8', quantize_int8),
                            (DECODER_FILE, quantize,
-                            quantize_int8 if quantize == 'int8' else quantize_int4))
-                for step, (stem, kind, write) in enumerate(writers, start=4):
+                            quantize_int8 if quantize == 'int8' else quantize_int4)]
+                if quantize == 'int8':  # the 4-bit decoder is the exported one alone
+                    writers.append((FUSED_DECODER_FILE, 'int8', quantize_int8))
+                for step, (stem, kind, write) in enumerate(writers, start=5):
                     bar.set_postfix_str(steps[step])
                     write(graphs / f'{stem}.onnx', graphs / f'{stem}_{kind}.onnx')
                     bar.update()
@@ -515,7 +541,7 @@ def export(model: str, out: Path, quantize: str = 'none', progress: bool = True)
             'export_version': EXPORT_VERSION, 'source': str(src), 'spec': model,
             'quantize': quantize, 'model_type': hf.config.model_type,
             'num_layers': int(text.num_hidden_layers),
-            'attention_bias': True, 'logits': 'last',
+            'attention_bias': True, 'logits': 'last', 'fused_decoder': True,
             'seconds': round(time.monotonic() - started, 1),
         }
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + '\n')
