@@ -15,7 +15,8 @@ the whole prompt every step (no KV reuse, logits at every prompt position).
 
 usage: python bench/edge_speed.py [--models smolvlm-256m-random,micro] [--steps 12] [--threads 2]
        [--new-tokens 16]
-       [--paths today,tf-reuse,tf-int8,ort,ort-reuse,ort-int8,ov-int8-exported,ov-int8,ov-int4]
+       [--paths today,tf-reuse,tf-int8,ort,ort-reuse,ort-int8-exported,ort-int8,
+       ov-int8-exported,ov-int8,ov-int4]
 """
 
 import argparse
@@ -45,6 +46,8 @@ PATHS = {
                 dict(backend='transformers', quantize='int8')),
     'ort': ('ONNX Runtime fp32, no KV reuse', dict(backend='onnxruntime', kv_reuse=False)),
     'ort-reuse': ('ONNX Runtime fp32 + KV reuse', dict(backend='onnxruntime')),
+    'ort-int8-exported': ('ONNX Runtime int8 + KV reuse, exported decoder',
+                          dict(backend='onnxruntime', quantize='int8', fused_decoder=False)),
     'ort-int8': ('ONNX Runtime int8 + KV reuse', dict(backend='onnxruntime', quantize='int8')),
     'ov-int8-exported': ('OpenVINO static int8 vision + ONNX Runtime int8 exported decoder '
                          '+ KV reuse (before the fused decoder)',
