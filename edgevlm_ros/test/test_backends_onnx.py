@@ -230,6 +230,22 @@ def test_every_backend_streams_its_tokens_and_stops_with_a_usable_cache(
     assert after.text == fresh.answer(later, 'What is ahead?', HISTORY[:2]).text
 
 
+def test_image_splitting_tiles_answer_like_torch(tiny_edge_model, tiny_onnx) -> None:
+    # Idefics3's tiling: a 640x480 frame at longest edge 1024 is 4 tiles and the global view,
+    # 5 images through the exported vision encoder's image axis.
+    kw = dict(max_new_tokens=8, num_threads=2, do_image_splitting=True, image_longest_edge=1024)
+    tiled = OnnxSvlm(str(tiny_onnx), **kw)
+    ref = TransformersSvlm(str(tiny_edge_model), **kw)
+    rng = np.random.default_rng(23)
+    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    inputs, _ = tiled.build_inputs(image, 'What is ahead?')
+    assert np.asarray(inputs['pixel_values']).shape[1] == 5
+    a = tiled.answer(image, 'What is ahead?', HISTORY[:1], focus=FOCUS, focus_alpha=3.0)
+    b = ref.answer(image, 'What is ahead?', HISTORY[:1], focus=FOCUS, focus_alpha=3.0)
+    assert a.prompt_tokens == b.prompt_tokens and a.focused_tokens == b.focused_tokens > 0
+    assert a.text == b.text
+
+
 def test_focus_bias_changes_the_answer_like_torch(torch_svlm, ort_svlm) -> None:
     changed = 0
     for image in frames(3, seed=9):
