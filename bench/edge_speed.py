@@ -16,7 +16,7 @@ the whole prompt every step (no KV reuse, logits at every prompt position).
 usage: python bench/edge_speed.py [--models smolvlm-256m-random,micro] [--steps 12] [--threads 2]
        [--new-tokens 16]
        [--paths today,tf-reuse,tf-int8,ort,ort-reuse,ort-int8-exported,ort-int8,
-       ov-int8-exported,ov-int8,ov-int4]
+       ov-int8-exported,ov-int8,ov-int8-tiles,ov-int4]
 """
 
 import argparse
@@ -54,6 +54,9 @@ PATHS = {
                          dict(backend='openvino', quantize='int8', fused_decoder=False)),
     'ov-int8': ('OpenVINO static int8 vision + ONNX Runtime int8 fused decoder + KV reuse',
                 dict(backend='openvino', quantize='int8')),
+    'ov-int8-tiles': ('the same with Idefics3 tiling: 4 tiles of 512 px and the global view',
+                      dict(backend='openvino', quantize='int8', do_image_splitting=True,
+                           image_longest_edge=1024)),
     'ov-int4': ('OpenVINO static int8 vision + ONNX Runtime 4-bit decoder + KV reuse',
                 dict(backend='openvino', quantize='int4')),
 }
@@ -110,7 +113,7 @@ def bench_model(model: str, paths: list[str], opts) -> None:
         before, t0 = rss_mb(), time.monotonic()
         try:
             svlm = load_svlm(model, max_new_tokens=opts.new_tokens, num_threads=opts.threads,
-                             image_longest_edge=512, **kwargs)
+                             **({'image_longest_edge': 512} | kwargs))
         except ImportError as e:
             print(f'  {name:10s} skipped: {e}')
             continue
