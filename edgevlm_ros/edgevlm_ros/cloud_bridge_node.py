@@ -6,14 +6,15 @@ Every Step gets exactly one CloudResponse: the cloud's answer (or its failure: T
 HTTP_ERROR, PARSE_ERROR) when the step was sent, or DROPPED with the reason when it was not, so
 nobody waits for an answer that will never come. Which steps go out and when is
 ``cloud.dispatch`` (``core.selection.CloudSelector``: in-flight limit, adaptive minimum interval,
-scene change, maximum age; gated by the circuit breaker); how a failing server is survived is
-``cloud.resilience`` (retries with jittered backoff, circuit breaker); the HTTP exchange is
-``cloud.openai_client``, run on the asyncio loop of ``cloud.loop_thread`` on the clock of
-``cloud.clock``; what a result publishes and counts is ``cloud.outcomes``; the parameters' rules
-are ``cloud.bridge_config`` and the cloud state the log reports is ``cloud.health``. This node
-only wires them to topics, parameters, logs and /diagnostics counters. Its /diagnostics state is
-'loading' while the embedded stand-in loads its model, then 'active', and 'degraded' while the
-cloud is not answering (failing, open, probing).
+scene change with a quiet limit from edge_svlm's learned hold of the question's answers
+(edgevlm/cloud_hold), maximum age; gated by the circuit breaker); how a failing server is
+survived is ``cloud.resilience`` (retries with jittered backoff, circuit breaker); the HTTP
+exchange is ``cloud.openai_client``, run on the asyncio loop of ``cloud.loop_thread`` on the
+clock of ``cloud.clock``; what a result publishes and counts is ``cloud.outcomes``; the
+parameters' rules are ``cloud.bridge_config`` and the cloud state the log reports is
+``cloud.health``. This node only wires them to topics, parameters, logs and /diagnostics
+counters. Its /diagnostics state is 'loading' while the embedded stand-in loads its model,
+then 'active', and 'degraded' while the cloud is not answering (failing, open, probing).
 
 One-off questions: the action ``edgevlm/ask_cloud`` (edgevlm_msgs/action/Ask) streams the
 LVLM's answer to a question about the newest step's frame (or a frame sent with the goal) as
@@ -25,7 +26,7 @@ With base_url "embedded" the bridge starts the project's own LVLM server on 127.
 process and talks real HTTP to it: the embedded default needs nothing from outside.
 """
 
-from edgevlm_msgs.msg import CloudResponse, Step
+from edgevlm_msgs.msg import CloudHold, CloudResponse, Step
 from rclpy.node import Node
 
 from edgevlm_ros.backends.base import DTYPES, check_device
@@ -67,7 +68,7 @@ from edgevlm_ros.ros.desk import Desk
 from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
-from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
+from edgevlm_ros.ros.qos import LATCHED, LATEST_FRAME, RESULTS
 
 STATUS = {'ok': CloudResponse.STATUS_OK, 'timeout': CloudResponse.STATUS_TIMEOUT,
           'http_error': CloudResponse.STATUS_HTTP_ERROR,
@@ -144,7 +145,12 @@ PARAMS = [
     ParamSpec('scene_change', 0.0, 'send only when the frame differs this much (0..1) from the '
               'last one sent; 0 = off', min=0.0, max=1.0),
     ParamSpec('max_quiet_s', 5.0, 'with scene_change: send anyway after this long without a '
-              'request, s', min=0.01, max=3600.0),
+              'request (sooner where edge_svlm says a cloud answer holds less long), s',
+              min=0.01, max=3600.0),
+    ParamSpec('quiet_from_edge_hold', True, 'with scene_change: send an unchanged scene again '
+              "before the cloud answer expires by edge_svlm's learned hold of it "
+              '(edgevlm/cloud_hold, edgevlm_carried), at most max_quiet_s after the last send; '
+              'false: after max_quiet_s only'),
     ParamSpec('max_age_s', 3.0, 'a step not sent (first try or retry) within this long of '
               'arriving is dropped, not sent, s', min=0.01, max=3600.0),
     ParamSpec('network_profile', 'none', 'emulated network added to every try: none, '
@@ -220,6 +226,7 @@ class CloudBridgeNode(Node):
                        self.counters, lambda: self._config, lambda: self._newest)
         self._pub = self.create_publisher(CloudResponse, 'edgevlm/cloud_response', RESULTS)
         self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME)
+        self.create_subscription(CloudHold, 'edgevlm/cloud_hold', self._on_hold, LATCHED)
         self._expiry = self.create_timer(EXPIRY_PERIOD_S, self._expire)
         self._status.gauges = self._gauges
         self._status.set_state(ACTIVE)
@@ -263,6 +270,16 @@ class CloudBridgeNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # ------------------------------------------------------------------ steps
+
+    def _on_hold(self, msg: CloudHold) -> None:
+        """edge_svlm's learned hold of a question's cloud answers: scene_change's quiet limit."""
+        try:
+            self._dispatch.set_hold(msg.question, float(msg.hold_s))
+        except ValueError as e:
+            self.counters.inc('bad_cloud_hold')
+            self.get_logger().warning(f'edgevlm/cloud_hold: {e}', throttle_duration_sec=5.0)
+            return
+        self.counters.inc('cloud_holds_received')
 
     def _on_step(self, msg: Step) -> None:
         self.counters.inc('steps_received')

@@ -12,6 +12,10 @@ skipped, never queued. How a step is answered (strategy, history with Context Re
 Visual Focus, offload's wait, edgevlm_arbitrated's choice and its reason) is core.edge_step, the
 same code the evaluation replays; this node carries messages to it and its answers out.
 
+edgevlm_carried also publishes, latched and on change, how long a standing cloud answer to the
+current question holds in this scene (edgevlm/cloud_hold, core.validity): the bridge's send
+policy uses it with scene_change gating.
+
 The model is loaded once, in the lifecycle configure transition (autostart does configure +
 activate), and runs only on the model worker thread (core.model_worker): steps through its
 newest-step slot, one-off Asks as requests with a future (`ask.policy` says which goes first).
@@ -24,7 +28,15 @@ thread of the GIL (docs/design-decisions.md).
 
 import time
 
-from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Prompt, Step
+from edgevlm_msgs.msg import (
+    Answer,
+    CloudHold,
+    CloudResponse,
+    ContextUpdate,
+    FocusMask,
+    Prompt,
+    Step,
+)
 from rclpy.lifecycle import LifecycleState, Node, TransitionCallbackReturn
 
 from edgevlm_ros.backends.base import (
@@ -53,7 +65,7 @@ from edgevlm_ros.ros.conversions import answer_to_msg, image_to_rgb, region_to_b
 from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, STARTING, StatusReporter
 from edgevlm_ros.ros.entry import run_node
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
-from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
+from edgevlm_ros.ros.qos import LATCHED, LATEST_FRAME, RESULTS
 
 # A goal's largest max_new_tokens (and the max_new_tokens parameter's).
 MAX_NEW_TOKENS = 512
@@ -169,6 +181,8 @@ class EdgeSvlmNode(Node):
         self._subs = []
         self._answer_pub = None
         self._prompt_pub = None
+        self._hold_pub = None
+        self._hold_sent: tuple[str, str, float] | None = None
         # The heartbeat from construction on: it goes on through the model load (state
         # 'loading'), which blocks this node's executor for as long as the load takes.
         self._status = StatusReporter(self, self.counters, gauges=self._gauges)
@@ -218,6 +232,9 @@ class EdgeSvlmNode(Node):
         self.svlm.cache_stats = type(self.svlm.cache_stats)()  # count the steps only
         self._answer_pub = self.create_lifecycle_publisher(Answer, 'edgevlm/answer', RESULTS)
         self._prompt_pub = self.create_lifecycle_publisher(Prompt, 'edgevlm/prompt', RESULTS)
+        self._hold_pub = self.create_lifecycle_publisher(CloudHold, 'edgevlm/cloud_hold',
+                                                         LATCHED)
+        self._hold_sent = None
         self._status.set_state(STARTING, 'inactive')
         self.get_logger().info(
             f"loaded edge model {self.svlm.name} on {self._runtime} in "
@@ -296,6 +313,9 @@ class EdgeSvlmNode(Node):
         if self._prompt_pub is not None:
             self.destroy_lifecycle_publisher(self._prompt_pub)
             self._prompt_pub = None
+        if self._hold_pub is not None:
+            self.destroy_lifecycle_publisher(self._hold_pub)
+            self._hold_pub = None
         self.svlm = None
         self.runner.release()
 
@@ -402,6 +422,20 @@ class EdgeSvlmNode(Node):
         self._publish(step.header, step.step_id, step.question, done.answer,
                       model_ms=result.model_ms if result is not None else 0.0,
                       stages=getattr(result, 'stages', None))
+        self._publish_hold(step)
+
+    def _publish_hold(self, step: Step) -> None:
+        """edgevlm_carried: how long a cloud answer to the step's question holds, on change."""
+        hold = self.runner.hold(step.question)
+        if hold is None or self._hold_pub is None:
+            return
+        kind, hold_s, duels = hold
+        key = (step.question.strip(), kind, hold_s)
+        if key == self._hold_sent:
+            return
+        self._hold_sent = key
+        self._hold_pub.publish(CloudHold(header=step.header, question=key[0], kind=kind,
+                                         hold_s=float(hold_s), duels=float(duels)))
 
     def _publish(self, header, step_id: int, question: str, answer: es.StepAnswer, *,
                  model_ms: float, stages: dict[str, float] | None = None) -> Answer:

@@ -136,7 +136,8 @@ def test_breaker_transitions_reach_the_cloud_state_with_its_last_error():
 def test_the_gauges_are_the_cloud_side_of_the_status():
     assert set(make().gauges(0.0)) == {
         'cloud_state', 'breaker_state', 'next_probe_in_s', 'in_flight', 'pending', 'interval_s',
-        'busy_refusals', 'rtt_ewma_ms', 'round_trip_p50_ms', 'round_trip_p95_ms'}
+        'quiet_limit_s', 'busy_refusals', 'rtt_ewma_ms', 'round_trip_p50_ms',
+        'round_trip_p95_ms'}
 
 
 def test_changed_parameters_reach_the_selector_and_the_breaker_only_when_theirs():

@@ -692,6 +692,36 @@ def test_verified_https_and_loopback_http_raise_no_transport_warning(bridge, cap
     assert 'NOT verified' not in log and 'clear text' not in log
 
 
+def test_the_bridge_takes_the_edges_learned_hold_as_its_quiet_limit(bridge):
+    from conftest import spin_until
+    from edgevlm_msgs.msg import CloudHold
+    from edgevlm_ros.ros.qos import LATCHED
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    node = bridge(scene_change=0.05)
+    probe = rclpy.create_node('hold_probe')
+    executor = SingleThreadedExecutor()
+    try:
+        executor.add_node(node)
+        executor.add_node(probe)
+        pub = probe.create_publisher(CloudHold, 'edgevlm/cloud_hold', LATCHED)
+        q = 'What colour is the box?'
+        # Published before the bridge's reader matched: latched, so it still arrives.
+        pub.publish(CloudHold(question=q, kind='attribute', hold_s=3.0, duels=4.0))
+        assert spin_until(executor, lambda: node.counters.get('cloud_holds_received') == 1, 30)
+        selector = node._dispatch._selector
+        assert selector.quiet_limit_s(0.0, q) == 3.0  # no round trip measured yet
+        assert selector.quiet_limit_s(0.0, 'How many people?') == 5.0  # max_quiet_s
+        assert node._dispatch.gauges(0.0)['quiet_limit_s'] == '3.00'
+        pub.publish(CloudHold(question=q, kind='attribute', hold_s=-1.0))
+        assert spin_until(executor, lambda: node.counters.get('bad_cloud_hold') == 1, 30)
+        assert selector.quiet_limit_s(0.0, q) == 3.0  # a bad one changes nothing
+    finally:
+        executor.shutdown()
+        probe.destroy_node()
+
+
 # ----------------------------------------------------------------------------- the real graph
 
 STRATEGY = 'edgevlm'

@@ -30,6 +30,38 @@ def test_scene_change_gate_and_max_quiet():
     assert s.offer(6.5, 'e', None).send == ['e']  # no frame: cannot judge
 
 
+def test_an_unchanged_scene_is_sent_again_before_the_standing_answer_expires():
+    # The edge learned that a standing answer to this question holds 3 s here: with a 1 s round
+    # trip the next send goes 2 s after the last, not after max_quiet_s.
+    s = CloudSelector(scene_change=0.1, max_quiet_s=5.0, max_in_flight=1)
+    still = np.zeros((48, 64), np.uint8)
+    q = 'What colour is the box?'
+    assert s.offer(0.0, 'a', still, question=q).send == ['a']
+    s.finished(1.0, rtt_s=1.0)
+    s.set_hold(q, 3.0)
+    assert s.quiet_limit_s(1.0, q) == pytest.approx(2.0)
+    assert s.offer(1.5, 'b', still, question=q).dropped == [('b', 'no_change')]
+    assert s.offer(2.1, 'c', still, question=q).send == ['c']
+    s.finished(3.1, rtt_s=1.0)
+    # Another question, a hold of 0 (the edge beats any standing answer) or an unbounded one
+    # (no age seen where it stops holding): max_quiet_s, as without an estimate.
+    assert s.quiet_limit_s(3.1, 'How many people?') == 5.0
+    for hold in (0.0, float('inf')):
+        s.set_hold(q, hold)
+        assert s.quiet_limit_s(3.1, q) == 5.0
+    # A hold shorter than the round trip: as often as the interval allows, never more.
+    s.set_hold(q, 0.5)
+    assert s.quiet_limit_s(3.1, q) == pytest.approx(s.interval_at(3.1)) == pytest.approx(1.0)
+    s.set_hold(q, 60.0)
+    assert s.quiet_limit_s(3.1, q) == 5.0  # max_quiet_s stays the bound
+    s.set_hold(q, 3.0)
+    s.configure(max_in_flight=1, min_interval_s=0.0, scene_change=0.1, max_quiet_s=5.0,
+                max_age_s=3.0, adaptive=True, rtt_alpha=0.3, follow_hold=False)
+    assert s.quiet_limit_s(3.1, q) == 5.0  # told not to follow the edge's hold
+    with pytest.raises(ValueError, match='hold_s'):
+        s.set_hold(q, float('nan'))
+
+
 def test_scene_change_compares_frames_of_different_sizes():
     s = CloudSelector(scene_change=0.1)
     s.offer(0.0, 'a', np.zeros((480, 640, 3), np.uint8))

@@ -450,6 +450,33 @@ class _ReportingSvlm:
                                                         'decode': 10.0})
 
 
+def test_the_carried_strategy_tells_the_bridge_how_long_a_cloud_answer_holds(edge_node):
+    from rclpy.parameter import Parameter as NodeParameter
+
+    node = edge_node
+    sent = []
+    node._hold_pub.publish = sent.append
+    colour, count = 'What colour is the box?', 'How many people are there?'
+
+    def answer(step_id: int, question: str) -> None:
+        node._on_step(_local_step(node, step_id, question))
+        node._answer_step(node._newest_step)
+
+    answer(1, colour)
+    assert sent == []  # only edgevlm_carried learns a hold
+    assert node.set_parameters([NodeParameter('strategy', value='edgevlm_carried')])[0] \
+        .successful
+    for step_id in (2, 3, 4):
+        answer(step_id, colour)
+    # Once for the question, not once per step: it has not changed. Before any duel it is the
+    # prior's: a standing answer beats the edge up to 1.5 s old.
+    assert [(m.question, m.kind, m.hold_s, m.duels) for m in sent] == [
+        (colour, 'attribute', 1.5, 0.0)]
+    assert sent[0].hold_s == node.runner.state.validity.horizon_s(colour)
+    answer(5, count)
+    assert [(m.question, m.kind) for m in sent[1:]] == [(count, 'count')]
+
+
 def _node_with(monkeypatch, *params: str):
     """The edge node in this process with load_svlm recorded; configured, not active."""
     from edgevlm_ros.backends import registry

@@ -48,7 +48,8 @@ from edgevlm_ros.core.strategy import Strategy
 EMBEDDED = 'embedded'
 # The parameters that configure the CloudSelector (a change to one reconfigures it).
 SELECTION_PARAMS = frozenset({'max_in_flight', 'min_interval_s', 'scene_change', 'max_quiet_s',
-                              'max_age_s', 'adaptive_interval', 'rtt_alpha'})
+                              'quiet_from_edge_hold', 'max_age_s', 'adaptive_interval',
+                              'rtt_alpha'})
 _ENV_NAME = re.compile(r'[A-Z_][A-Z0-9_]*')
 
 
@@ -152,6 +153,7 @@ class BridgeConfig:
     ask_feedback_chunks: int = 4
     ask_feedback_ms: float = 100.0
     embedded_service_ms: float = 0.0
+    quiet_from_edge_hold: bool = True
 
     def __post_init__(self) -> None:
         try:  # rule 5
@@ -188,8 +190,8 @@ class BridgeConfig:
         """Keyword arguments of CloudSelector and CloudSelector.configure."""
         return {'max_in_flight': self.max_in_flight, 'min_interval_s': self.min_interval_s,
                 'scene_change': self.scene_change, 'max_quiet_s': self.max_quiet_s,
-                'max_age_s': self.max_age_s, 'adaptive': self.adaptive_interval,
-                'rtt_alpha': self.rtt_alpha}
+                'follow_hold': self.quiet_from_edge_hold, 'max_age_s': self.max_age_s,
+                'adaptive': self.adaptive_interval, 'rtt_alpha': self.rtt_alpha}
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments of OpenAiVlmClient that come straight from parameters."""

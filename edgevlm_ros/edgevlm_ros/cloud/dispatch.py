@@ -96,6 +96,11 @@ class CloudDispatch:
                                             question=getattr(step, 'question', None))
         return self._orders(decision)
 
+    def set_hold(self, question: str, hold_s: float) -> None:
+        """The edge's estimate of how long a cloud answer to `question` holds (rule 3)."""
+        with self._lock:
+            self._selector.set_hold(question, hold_s)
+
     def expire(self, now_s: float) -> Orders:
         """Drop the waiting step if it is too old (call periodically)."""
         with self._lock:
@@ -153,11 +158,13 @@ class CloudDispatch:
         with self._lock:
             in_flight, pending = self._selector.in_flight, self._selector.pending
             interval, ewma = self._selector.interval_at(now_s), self._selector.rtt_ewma_s
+            quiet = self._selector.quiet_limit_s(now_s, self._selector.hold_question)
             busy = self._selector.busy_refusals
             cloud_state = self._health.state
         return {'cloud_state': cloud_state, 'breaker_state': self.breaker.state,
                 'next_probe_in_s': f'{self.breaker.next_probe_in():.2f}',
                 'in_flight': in_flight, 'pending': pending, 'interval_s': f'{interval:.3f}',
+                'quiet_limit_s': f'{quiet:.2f}',
                 'busy_refusals': busy,
                 'rtt_ewma_ms': 'nan' if ewma is None else f'{ewma * 1000:.1f}',
                 'round_trip_p50_ms': f"{rt['p50']:.1f}", 'round_trip_p95_ms': f"{rt['p95']:.1f}"}

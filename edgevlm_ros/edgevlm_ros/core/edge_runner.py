@@ -143,6 +143,13 @@ class EdgeRunner:
             return {'refereed_steps': self.state.validity.refereed,
                     **self.state.validity.summary()}
 
+    def hold(self, question: str) -> tuple[str, float, float] | None:
+        """edgevlm_carried: (kind, s a standing answer holds, duels) for `question`; else None."""
+        with self._lock:
+            if self.state is None or self.cfg.strategy is not Strategy.EDGEVLM_CARRIED:
+                return None
+            return self.state.validity.hold(question)
+
     # ------------------------------------------------------------------ inputs
     def on_step(self, step_id: int) -> bool:
         """A Step arrived; True when its id says the camera restarted (context cleared)."""

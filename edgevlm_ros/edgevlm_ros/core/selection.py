@@ -18,7 +18,13 @@ stop waiting. Rules, checked in this order when a step is offered:
 2. 'interval': less than the effective interval since the last send (see below);
 3. 'no_change': with ``scene_change`` > 0, the frame differs from the last sent frame by no more
    than ``scene_change`` (mean absolute grey difference, 0..1), unless nothing was sent for
-   ``max_quiet_s``;
+   the quiet limit (``quiet_limit_s``): ``max_quiet_s``, or (``follow_hold``) sooner where the
+   edge says how long a standing cloud answer to the step's question holds in this scene
+   (``set_hold``, the learned horizon of core/validity.py): the next answer is then sent
+   ``hold - RTT`` after the last send, so that it arrives before the standing one expires.
+   A frame difference under the threshold does not mean the answer still holds (a small
+   object changes colour, a person leaves the edge of the frame); the horizon is learned from
+   what the answers did;
 4. fewer than ``max_in_flight`` requests outstanding: send now;
 5. otherwise the step waits in a single pending slot for a request to finish; a newer step
    takes the slot ('superseded'), and a step that has waited longer than ``max_age_s``
@@ -91,10 +97,11 @@ class CloudSelector:
 
     def __init__(self, max_in_flight: int = 1, min_interval_s: float = 0.0,
                  scene_change: float = 0.0, max_quiet_s: float = 5.0, max_age_s: float = 3.0,
-                 adaptive: bool = True, rtt_alpha: float = 0.3) -> None:
+                 adaptive: bool = True, rtt_alpha: float = 0.3,
+                 follow_hold: bool = True) -> None:
         self.configure(max_in_flight=max_in_flight, min_interval_s=min_interval_s,
                        scene_change=scene_change, max_quiet_s=max_quiet_s, max_age_s=max_age_s,
-                       adaptive=adaptive, rtt_alpha=rtt_alpha)
+                       adaptive=adaptive, rtt_alpha=rtt_alpha, follow_hold=follow_hold)
         self.in_flight = 0
         self.rtt_ewma_s: float | None = None
         self.busy_refusals = 0
@@ -104,10 +111,11 @@ class CloudSelector:
         self._last_sent_s: float | None = None
         self._last_thumb: np.ndarray | None = None
         self._last_question: str | None = None
+        self._hold: tuple[str, float] | None = None  # (question, s a standing answer holds)
 
     def configure(self, *, max_in_flight: int, min_interval_s: float, scene_change: float,
                   max_quiet_s: float, max_age_s: float, adaptive: bool,
-                  rtt_alpha: float) -> None:
+                  rtt_alpha: float, follow_hold: bool = True) -> None:
         """Set the limits; requests in flight, the pending step and the RTT mean are kept."""
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
                 or max_in_flight < 1:
@@ -129,6 +137,7 @@ class CloudSelector:
         self.max_age_s = float(max_age_s)
         self.adaptive = bool(adaptive)
         self.rtt_alpha = float(rtt_alpha)
+        self.follow_hold = bool(follow_hold)
 
     # ---------------------------------------------------------------------------- queries
 
@@ -149,6 +158,28 @@ class CloudSelector:
             self._busy_rate_hz = None  # recovered
             return base
         return 1.0 / rate
+
+    def set_hold(self, question: str, hold_s: float) -> None:
+        """How long a standing cloud answer to `question` holds (0 or inf: no sooner send)."""
+        if not (hold_s >= 0):  # NaN or negative: ignore it
+            raise ValueError(f'hold_s must be >= 0, got {hold_s}')
+        self._hold = (question.strip(), float(hold_s))
+
+    @property
+    def hold_question(self) -> str | None:
+        """The question the newest hold is about (None: no hold was set)."""
+        return None if self._hold is None else self._hold[0]
+
+    def quiet_limit_s(self, now_s: float, question: str | None = None) -> float:
+        """How long rule 3 lets an unchanged scene go without a send, for `question`."""
+        if not self.follow_hold or self._hold is None or question is None \
+                or question.strip() != self._hold[0]:
+            return self.max_quiet_s
+        hold = self._hold[1]
+        if hold <= 0.0 or not math.isfinite(hold):
+            return self.max_quiet_s
+        return min(self.max_quiet_s,
+                   max(self.interval_at(now_s), hold - (self.rtt_ewma_s or 0.0)))
 
     @property
     def pending(self) -> int:
@@ -187,7 +218,8 @@ class CloudSelector:
             return out
         thumb = _thumb(frame) if frame is not None else None
         if elapsed is not None and self.scene_change > 0 and thumb is not None \
-                and self._last_thumb is not None and elapsed < self.max_quiet_s \
+                and self._last_thumb is not None \
+                and elapsed < self.quiet_limit_s(now_s, question) \
                 and _difference(thumb, self._last_thumb) <= self.scene_change:
             out.dropped.append((item, 'no_change'))
             return out
@@ -237,7 +269,8 @@ class CloudSelector:
         return out
 
     def reset(self) -> None:
-        """Forget the last send, its question, the RTT mean and a busy rate (keep the rest)."""
+        """Forget the last send, its question, the RTT mean, a busy rate and the hold."""
+        self._hold = None
         self._last_sent_s = None
         self._last_thumb = None
         self._last_question = None

@@ -226,7 +226,7 @@ class SceneValidity:
         """One line per kind of question with duels: how long a standing answer holds."""
         out = {}
         for kind in KINDS[:-1]:
-            n = sum(d.weight for (k, *_), d in self._duels.items() if k == kind)
+            n = self._duel_weight(kind)
             if n:
                 carried = self._win(kind, 'carried', 'edge', age_bin(2.0))
                 out[f'holds_s.{kind}'] = (f'{self._horizon(kind):g} (carried over edge '
@@ -236,6 +236,14 @@ class SceneValidity:
     def horizon_s(self, question: str) -> float:
         """The top of the oldest age bin in which a standing answer beats the edge (0: none)."""
         return self._horizon(question_kind(question))
+
+    def hold(self, question: str) -> tuple[str, float, float]:
+        """(kind, horizon_s, duels of that kind): what the bridge's send policy is told."""
+        kind = question_kind(question)
+        return kind, self._horizon(kind), self._duel_weight(kind)
+
+    def _duel_weight(self, kind: str) -> float:
+        return sum(d.weight for (k, *_), d in self._duels.items() if k == kind)
 
     def _horizon(self, kind: str) -> float:
         horizon = 0.0
