@@ -49,8 +49,11 @@ def test_an_unchanged_scene_is_sent_again_before_the_standing_answer_expires():
     for hold in (0.0, float('inf')):
         s.set_hold(q, hold)
         assert s.quiet_limit_s(3.1, q) == 5.0
-    # A hold shorter than the round trip: as often as the interval allows, never more.
-    s.set_hold(q, 0.5)
+    # A hold no longer than the round trip: an answer sent now lands expired; no sooner send.
+    s.set_hold(q, 1.0)
+    assert s.quiet_limit_s(3.1, q) == 5.0
+    # Just longer than it: as often as the interval allows, never more.
+    s.set_hold(q, 1.5)
     assert s.quiet_limit_s(3.1, q) == pytest.approx(s.interval_at(3.1)) == pytest.approx(1.0)
     s.set_hold(q, 60.0)
     assert s.quiet_limit_s(3.1, q) == 5.0  # max_quiet_s stays the bound

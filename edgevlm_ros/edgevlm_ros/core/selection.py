@@ -21,7 +21,8 @@ stop waiting. Rules, checked in this order when a step is offered:
    the quiet limit (``quiet_limit_s``): ``max_quiet_s``, or (``follow_hold``) sooner where the
    edge says how long a standing cloud answer to the step's question holds in this scene
    (``set_hold``, the learned horizon of core/validity.py): the next answer is then sent
-   ``hold - RTT`` after the last send, so that it arrives before the standing one expires.
+   ``hold - RTT`` after the last send, so that it arrives before the standing one expires (a
+   hold no longer than the RTT changes nothing: such an answer lands already expired).
    A frame difference under the threshold does not mean the answer still holds (a small
    object changes colour, a person leaves the edge of the frame); the horizon is learned from
    what the answers did;
@@ -175,11 +176,11 @@ class CloudSelector:
         if not self.follow_hold or self._hold is None or question is None \
                 or question.strip() != self._hold[0]:
             return self.max_quiet_s
-        hold = self._hold[1]
-        if hold <= 0.0 or not math.isfinite(hold):
+        hold, rtt = self._hold[1], self.rtt_ewma_s or 0.0
+        # An answer that lands after its own hold cannot keep one standing: no sooner send.
+        if hold <= rtt or not math.isfinite(hold):
             return self.max_quiet_s
-        return min(self.max_quiet_s,
-                   max(self.interval_at(now_s), hold - (self.rtt_ewma_s or 0.0)))
+        return min(self.max_quiet_s, max(self.interval_at(now_s), hold - rtt))
 
     @property
     def pending(self) -> int:
