@@ -147,10 +147,11 @@ PARAMS = [
     ParamSpec('max_quiet_s', 5.0, 'with scene_change: send anyway after this long without a '
               'request (sooner where edge_svlm says a cloud answer holds less long), s',
               min=0.01, max=3600.0),
-    ParamSpec('quiet_from_edge_hold', True, 'with scene_change: send an unchanged scene again '
+    ParamSpec('quiet_from_edge_hold', False, 'with scene_change: send an unchanged scene again '
               "before the cloud answer expires by edge_svlm's learned hold of it "
               '(edgevlm/cloud_hold, edgevlm_carried), at most max_quiet_s after the last send; '
-              'false: after max_quiet_s only'),
+              'false (default; it cost requests for no gain, docs/evaluation.md): after '
+              'max_quiet_s only'),
     ParamSpec('max_age_s', 3.0, 'a step not sent (first try or retry) within this long of '
               'arriving is dropped, not sent, s', min=0.01, max=3600.0),
     ParamSpec('network_profile', 'none', 'emulated network added to every try: none, '

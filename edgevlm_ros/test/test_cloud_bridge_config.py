@@ -62,9 +62,9 @@ def test_both_ends_changed_together_are_fine():
 
 def test_selection_client_and_embedded_server_arguments_come_from_the_parameters():
     c = config(adaptive_interval=False, max_in_flight=2, ca_file='', embedded_threads=2,
-               quiet_from_edge_hold=False)
+               quiet_from_edge_hold=True)
     assert c.selection() == {'max_in_flight': 2, 'min_interval_s': 0.0, 'scene_change': 0.0,
-                             'max_quiet_s': 5.0, 'follow_hold': False, 'max_age_s': 3.0,
+                             'max_quiet_s': 5.0, 'follow_hold': True, 'max_age_s': 3.0,
                              'adaptive': False, 'rtt_alpha': 0.3}
     options = c.client_options()
     assert options['ca_file'] is None and options['max_in_flight'] == 3  # one for a new question

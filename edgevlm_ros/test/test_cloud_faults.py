@@ -699,7 +699,7 @@ def test_the_bridge_takes_the_edges_learned_hold_as_its_quiet_limit(bridge):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    node = bridge(scene_change=0.05)
+    node = bridge(scene_change=0.05, quiet_from_edge_hold='true')
     probe = rclpy.create_node('hold_probe')
     executor = SingleThreadedExecutor()
     try:

@@ -33,7 +33,7 @@ def test_scene_change_gate_and_max_quiet():
 def test_an_unchanged_scene_is_sent_again_before_the_standing_answer_expires():
     # The edge learned that a standing answer to this question holds 3 s here: with a 1 s round
     # trip the next send goes 2 s after the last, not after max_quiet_s.
-    s = CloudSelector(scene_change=0.1, max_quiet_s=5.0, max_in_flight=1)
+    s = CloudSelector(scene_change=0.1, max_quiet_s=5.0, max_in_flight=1, follow_hold=True)
     still = np.zeros((48, 64), np.uint8)
     q = 'What colour is the box?'
     assert s.offer(0.0, 'a', still, question=q).send == ['a']

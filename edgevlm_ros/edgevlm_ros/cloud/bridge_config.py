@@ -153,7 +153,7 @@ class BridgeConfig:
     ask_feedback_chunks: int = 4
     ask_feedback_ms: float = 100.0
     embedded_service_ms: float = 0.0
-    quiet_from_edge_hold: bool = True
+    quiet_from_edge_hold: bool = False
 
     def __post_init__(self) -> None:
         try:  # rule 5

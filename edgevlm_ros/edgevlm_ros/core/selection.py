@@ -99,7 +99,7 @@ class CloudSelector:
     def __init__(self, max_in_flight: int = 1, min_interval_s: float = 0.0,
                  scene_change: float = 0.0, max_quiet_s: float = 5.0, max_age_s: float = 3.0,
                  adaptive: bool = True, rtt_alpha: float = 0.3,
-                 follow_hold: bool = True) -> None:
+                 follow_hold: bool = False) -> None:
         self.configure(max_in_flight=max_in_flight, min_interval_s=min_interval_s,
                        scene_change=scene_change, max_quiet_s=max_quiet_s, max_age_s=max_age_s,
                        adaptive=adaptive, rtt_alpha=rtt_alpha, follow_hold=follow_hold)
@@ -116,7 +116,7 @@ class CloudSelector:
 
     def configure(self, *, max_in_flight: int, min_interval_s: float, scene_change: float,
                   max_quiet_s: float, max_age_s: float, adaptive: bool,
-                  rtt_alpha: float, follow_hold: bool = True) -> None:
+                  rtt_alpha: float, follow_hold: bool = False) -> None:
         """Set the limits; requests in flight, the pending step and the RTT mean are kept."""
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
                 or max_in_flight < 1:
