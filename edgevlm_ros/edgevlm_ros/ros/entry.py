@@ -33,6 +33,11 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
             rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # Ctrl-C's handler can shut the context down while the executor builds its wait set:
+        # rclpy then raises RCLError ("context is not valid"), not ExternalShutdownException.
+        if rclpy.ok():
+            raise
     finally:
         if executor is not None:
             executor.shutdown()
