@@ -10,7 +10,8 @@ transformers ones, and the accuracy difference with its 95 % interval (paired, a
 the questions). Writes nothing into the model directory.
 
 usage: python bench/onnx_heldout_agreement.py [--model micro] [--images 250] [--threads 2]
-       [--paths ort,ort-int8,ov-int8,ort-int4,ov-int4,ov-int8-exported] [--out results.json]
+       [--paths ort,ort-int8,ov-int8,ort-int4,ov-int4,ort-int8-exported,ov-int8-exported]
+       [--out results.json]
 """
 
 import argparse

@@ -426,8 +426,15 @@ class EdgeSvlmNode(Node):
 
     def _publish_hold(self, step: Step) -> None:
         """edgevlm_carried: how long a cloud answer to the step's question holds, on change."""
+        if self._hold_pub is None:
+            return
         hold = self.runner.hold(step.question)
-        if hold is None or self._hold_pub is None:
+        if hold is None:  # another strategy: withdraw a latched estimate (0 = no sooner send)
+            if self._hold_sent is not None:
+                self._hold_pub.publish(CloudHold(header=step.header,
+                                                 question=self._hold_sent[0],
+                                                 kind=self._hold_sent[1], hold_s=0.0))
+                self._hold_sent = None
             return
         kind, hold_s, duels = hold
         key = (step.question.strip(), kind, hold_s)

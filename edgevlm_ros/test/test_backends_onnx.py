@@ -176,6 +176,24 @@ def test_the_fused_decoder_answers_as_the_exported_one(tiny_onnx, quantize) -> N
     assert all(same) if quantize == 'none' else sum(same) >= len(same) - 1, same
 
 
+def test_the_fused_decoder_refuses_a_decoder_it_would_compute_wrongly(tiny_edge_model) -> None:
+    from edgevlm_ros.models import fused_decoder
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(str(tiny_edge_model),
+                                                        dtype=torch.float32)
+    assert fused_decoder.weights_of(model).layers  # SiLU, default rotary: built
+    text = model.config.text_config
+    text.hidden_act = 'gelu'
+    with pytest.raises(ValueError, match='SiLU'):
+        fused_decoder.weights_of(model)
+    text.hidden_act = 'silu'
+    text.rope_parameters = {'rope_type': 'dynamic', 'factor': 2.0, 'rope_theta': 10000.0}
+    with pytest.raises(ValueError, match="'dynamic'"):
+        fused_decoder.weights_of(model)
+
+
 def test_the_fused_decoder_grows_its_buffer_and_refuses_past_the_model(tiny_onnx,
                                                                         monkeypatch) -> None:
     from edgevlm_ros.backends import onnx_decoder

@@ -713,7 +713,10 @@ def test_the_bridge_takes_the_edges_learned_hold_as_its_quiet_limit(bridge):
         selector = node._dispatch._selector
         assert selector.quiet_limit_s(0.0, q) == 3.0  # no round trip measured yet
         assert selector.quiet_limit_s(0.0, 'How many people?') == 5.0  # max_quiet_s
-        assert node._dispatch.gauges(0.0)['quiet_limit_s'] == '3.00'
+        # The gauge shows the limit in force: for the question of the last step sent.
+        assert node._dispatch.gauges(0.0)['quiet_limit_s'] == '5.00'  # nothing sent yet
+        sent = node._dispatch.offer(0.0, Step(question=q), frame())  # orders not carried out
+        assert len(sent.send) == 1 and node._dispatch.gauges(0.0)['quiet_limit_s'] == '3.00'
         pub.publish(CloudHold(question=q, kind='attribute', hold_s=-1.0))
         assert spin_until(executor, lambda: node.counters.get('bad_cloud_hold') == 1, 30)
         assert selector.quiet_limit_s(0.0, q) == 3.0  # a bad one changes nothing

@@ -177,7 +177,7 @@ def test_configure_keeps_requests_in_flight():
     s = CloudSelector(max_in_flight=1)
     s.offer(0.0, 'a')
     s.configure(max_in_flight=2, min_interval_s=0.0, scene_change=0.0, max_quiet_s=5.0,
-                max_age_s=3.0, adaptive=True, rtt_alpha=0.3)
+                max_age_s=3.0, adaptive=True, rtt_alpha=0.3, follow_hold=False)
     assert s.in_flight == 1 and s.offer(0.1, 'b').send == ['b']
 
 

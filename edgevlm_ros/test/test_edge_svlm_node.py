@@ -30,7 +30,9 @@ def _call(probe, srv_type, name, request, timeout_s=60.0, resend_s=None):
     client = probe.node.create_client(srv_type, name)
     assert probe.until(client.service_is_ready, 30), f'no service {name}'
     call = ResendingCall(client, request, resend_s or timeout_s, backoff=1.0)
-    assert probe.until(call.done, timeout_s), f'{name} did not answer'
+    if not probe.until(call.done, timeout_s):
+        call.cancel()
+        pytest.fail(f'{name} did not answer')
     return call.result()
 
 
@@ -475,6 +477,12 @@ def test_the_carried_strategy_tells_the_bridge_how_long_a_cloud_answer_holds(edg
     assert sent[0].hold_s == node.runner.state.validity.horizon_s(colour)
     answer(5, count)
     assert [(m.question, m.kind) for m in sent[1:]] == [(count, 'count')]
+    # Leaving edgevlm_carried withdraws the latched estimate once (0: no sooner send).
+    assert node.set_parameters([NodeParameter('strategy', value='edgevlm_arbitrated')])[0] \
+        .successful
+    answer(6, count)
+    answer(7, count)
+    assert [(m.question, m.hold_s) for m in sent[2:]] == [(count, 0.0)]
 
 
 def _node_with(monkeypatch, *params: str):

@@ -3,7 +3,7 @@
 """
 The edge SVLM on ONNX graphs: ONNX Runtime or OpenVINO, for SmolVLM / Idefics3 checkpoints.
 
-Why one module of 714 lines: it is one backend whose two runtimes (ONNX Runtime, OpenVINO) run
+Why one module of 720 lines: it is one backend whose two runtimes (ONNX Runtime, OpenVINO) run
 the same graphs behind ``OnnxSvlm``: graph loading, the int8 and calibration choice per graph,
 the decode loop and KV reuse share one set of sessions under one lock, and must agree with the
 layout models/onnx_export.py writes. The decoder and its cache are ``backends/onnx_decoder.py``.
@@ -544,6 +544,7 @@ class OnnxSvlm(BackendSettings):
         """Drop the kept keys/values (the next call prefills the whole prompt)."""
         with self._lock:
             self._cache = None
+            self.decoder.keep(0)
 
     # ---------------------------------------------------------------------------------- text
 
@@ -705,6 +706,8 @@ class OnnxSvlm(BackendSettings):
         stages['decode'] = (t4 - t3) * 1000.0
         if self.kv_reuse:
             self._cache = {'ids': fed, 'context': context_key}
+        else:
+            self.decoder.keep(0)  # nothing is reused: keep no keys between calls
         self.cache_stats.add(n, cached)
         text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
         model_ms = (time.perf_counter() - t0) * 1000.0

@@ -30,7 +30,7 @@ import numpy as np
 from edgevlm_ros.models import onnx_export
 
 # The fused decoder's first buffer: 512 positions (the edge's prompts are 170-650 tokens); it
-# doubles on demand. 46 KB per position on SmolVLM-256M, 128 KB on SmolVLM-500M.
+# doubles on demand. 46 KB per position on SmolVLM-256M, 82 KB on SmolVLM-500M.
 FUSED_INITIAL_POSITIONS = 512
 
 

@@ -158,7 +158,7 @@ class CloudDispatch:
         with self._lock:
             in_flight, pending = self._selector.in_flight, self._selector.pending
             interval, ewma = self._selector.interval_at(now_s), self._selector.rtt_ewma_s
-            quiet = self._selector.quiet_limit_s(now_s, self._selector.hold_question)
+            quiet = self._selector.quiet_limit_s(now_s, self._selector.last_question)
             busy = self._selector.busy_refusals
             cloud_state = self._health.state
         return {'cloud_state': cloud_state, 'breaker_state': self.breaker.state,

@@ -116,7 +116,7 @@ class CloudSelector:
 
     def configure(self, *, max_in_flight: int, min_interval_s: float, scene_change: float,
                   max_quiet_s: float, max_age_s: float, adaptive: bool,
-                  rtt_alpha: float, follow_hold: bool = False) -> None:
+                  rtt_alpha: float, follow_hold: bool) -> None:
         """Set the limits; requests in flight, the pending step and the RTT mean are kept."""
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
                 or max_in_flight < 1:
@@ -167,9 +167,9 @@ class CloudSelector:
         self._hold = (question.strip(), float(hold_s))
 
     @property
-    def hold_question(self) -> str | None:
-        """The question the newest hold is about (None: no hold was set)."""
-        return None if self._hold is None else self._hold[0]
+    def last_question(self) -> str | None:
+        """The question of the last step sent (None: none yet, or questions not passed)."""
+        return self._last_question
 
     def quiet_limit_s(self, now_s: float, question: str | None = None) -> float:
         """How long rule 3 lets an unchanged scene go without a send, for `question`."""

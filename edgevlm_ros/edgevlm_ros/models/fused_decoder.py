@@ -12,7 +12,7 @@ the layer's gate as its ``attention_bias``), one MatMul for gate|up, SiLU (Quick
 1) times up, and down. Its cache is one buffer per layer's keys and values that the caller binds
 as both past and present: GroupQueryAttention writes the new positions in place, and
 ``seqlens_k`` says how many are valid, so nothing is copied per token (bench/gqa_decoder.py
-measured the token step at 0.70x the exported graph's, docs/edge-backends.md).
+measured the token step at 0.63x the exported graph's, docs/edge-backends.md).
 
 Inputs: ``inputs_embeds`` [1, S, hidden] float32, ``attention_bias`` [1, T] float32,
 ``attention_bias_layers`` [layers] float32, ``seqlens_k`` [1] int32 (T - 1),
@@ -55,6 +55,15 @@ def weights_of(model: Any) -> DecoderWeights:
     """The weights of a loaded SmolVLM / Idefics3 model's text decoder, as float32 numpy."""
     text = model.model.text_model
     cfg = model.config.text_config
+    # What the graph hard-codes: SiLU, and rotary angles fixed by inv_freq (no dynamic scaling).
+    act = getattr(cfg, 'hidden_act', 'silu')
+    rope = getattr(cfg, 'rope_parameters', None) or getattr(cfg, 'rope_scaling', None) or {}
+    rope_type = rope.get('rope_type', rope.get('type', 'default'))
+    if act != 'silu':
+        raise ValueError(f'the fused decoder computes SiLU, this model uses {act!r}')
+    if rope_type not in ('default', 'linear', 'llama3'):
+        raise ValueError(f'the fused decoder has fixed rotary angles, this model uses '
+                         f'{rope_type!r} rope scaling')
 
     def mat(linear: Any) -> np.ndarray:
         if getattr(linear, 'bias', None) is not None:

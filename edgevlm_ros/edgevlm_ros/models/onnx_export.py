@@ -430,7 +430,11 @@ def _export_fused_decoder(model: Any, path: Path) -> None:
 
     from edgevlm_ros.models import fused_decoder
 
-    graph = fused_decoder.build(fused_decoder.weights_of(model))
+    try:
+        graph = fused_decoder.build(fused_decoder.weights_of(model))
+    except ValueError as e:  # the exported decoder serves it alone
+        _LOG.warning('no fused decoder for this model: %s', e)
+        return
     size = sum(t.ByteSize() for t in graph.graph.initializer)
     onnx.save_model(graph, str(path), save_as_external_data=size > 1.8e9,
                     all_tensors_to_one_file=True, location=f'{path.name}.data')
@@ -529,7 +533,8 @@ def export(model: str, out: Path, quantize: str = 'none', progress: bool = True)
                 writers = [(VISION_FILE, 'int8', quantize_int8),
                            (DECODER_FILE, quantize,
                             quantize_int8 if quantize == 'int8' else quantize_int4)]
-                if quantize == 'int8':  # the 4-bit decoder is the exported one alone
+                fused = graphs / f'{FUSED_DECODER_FILE}.onnx'
+                if quantize == 'int8' and fused.is_file():  # int4's decoder is the exported one
                     writers.append((FUSED_DECODER_FILE, 'int8', quantize_int8))
                 for step, (stem, kind, write) in enumerate(writers, start=5):
                     bar.set_postfix_str(steps[step])

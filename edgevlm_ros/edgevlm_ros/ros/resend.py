@@ -48,7 +48,8 @@ class ResendingCall:
 
     The first resend comes `first_wait_s` after the send, each later one `backoff` times as
     long after the one before it (a request that is merely slow costs at most a repeat or two).
-    Poll `done()`; it resends when one is due. The node must be spinning elsewhere.
+    Poll `done()`; it resends when one is due. The node must be spun between polls (by another
+    thread, or by the caller).
     """
 
     def __init__(self, client: Client, request: Any, first_wait_s: float,
