@@ -21,8 +21,8 @@ import sys
 import time
 
 from edgevlm_ros.backends.cpu import read_cpu
+from edgevlm_ros.core.stats import bootstrap_ci
 from edgevlm_ros.tooling.training.heldout import HISTORY_KINDS, HISTORY_NAMES, evaluate_heldout
-import numpy as np
 
 PATHS = {
     'transformers': ('transformers fp32', dict(backend='transformers')),
@@ -39,17 +39,14 @@ PATHS = {
 }
 
 
-def paired_interval(rows: list[dict], ref: list[dict], resamples: int = 2000,
-                    seed: int = 0) -> tuple[float, float]:
+def paired_interval(rows: list[dict], ref: list[dict]) -> tuple[float, float]:
     """95 % bootstrap interval of the accuracy difference, resampling held-out questions.
 
-    A question's answers under the history kinds share its image, so the question is the unit.
+    A question's answers under the history kinds share its image, so the question is the block.
     """
-    diffs = np.array([sum(r[k + '_ok'] - q[k + '_ok'] for k in HISTORY_KINDS)
-                      for r, q in zip(rows, ref)], dtype=float) / len(HISTORY_KINDS)
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, len(diffs), (resamples, len(diffs)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+    diffs = [r[k + '_ok'] - q[k + '_ok'] for r, q in zip(rows, ref) for k in HISTORY_KINDS]
+    blocks = [f'{i:06d}' for i in range(len(rows)) for _ in HISTORY_KINDS]
+    return bootstrap_ci(diffs, blocks, reps=2000)
 
 
 def main() -> int:

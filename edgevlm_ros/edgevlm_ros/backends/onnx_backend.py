@@ -207,10 +207,6 @@ class _OrtGraph:
         return dict(zip(self.outputs, self.session.run(self.outputs, feed)))
 
 
-class _FusedGraph(_OrtGraph):
-    """An ONNX Runtime session of the fused decoder (run through ``FusedDecoder``)."""
-
-
 _OV_TYPES = {'f32': 'tensor(float)', 'f16': 'tensor(float16)', 'i64': 'tensor(int64)',
              'boolean': 'tensor(bool)', 'i32': 'tensor(int32)'}
 
@@ -443,11 +439,14 @@ class OnnxSvlm(BackendSettings):
     def _load_graphs(self, runtime: str, device: str, dtype: str, quantize: str,
                      providers: tuple[str, ...], threads: int, fused: bool) -> None:
         stems = (onnx_export.VISION_FILE, onnx_export.EMBED_FILE, onnx_export.DECODER_FILE)
+        fused_path = None  # the fused decoder's graph, where ONNX Runtime runs the decoder
         if runtime == 'onnxruntime':
             chosen = _ort_providers(device, providers)
+            fused_path = self._fused_path(quantize, chosen, fused)
             graphs = [_OrtGraph(self._graph_path(s, quantize), chosen, threads)
                       for s in stems[:2]]
-            graphs.append(self._ort_decoder(quantize, chosen, threads, fused))
+            graphs.append(_OrtGraph(fused_path or self._graph_path(stems[2], quantize), chosen,
+                                    threads))
             used = graphs[-1].providers
             wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
             if wanted[0] not in used:
@@ -470,8 +469,10 @@ class OnnxSvlm(BackendSettings):
                 # OpenVINO's bf16 vision encoder is 2x faster than ONNX Runtime's
                 # (docs/edge-backends.md): each graph on the runtime that runs it fastest.
                 chosen = _ort_providers('cpu', ())
+                fused_path = self._fused_path(quantize, chosen, fused)
                 graphs += [_OrtGraph(self._graph_path(stems[1], quantize), chosen, threads),
-                           self._ort_decoder(quantize, chosen, threads, fused)]
+                           _OrtGraph(fused_path or self._graph_path(stems[2], quantize), chosen,
+                                     threads)]
             else:
                 graphs += [_OvGraph(self._graph_path(s, 'none'), threads, precision or 'f32',
                                     compress_int8=(quantize == 'int8'
@@ -480,7 +481,7 @@ class OnnxSvlm(BackendSettings):
         self.graph_runtimes = {stem: g.runtime for stem, g in zip(stems, graphs)}
         self.providers = tuple(dict.fromkeys(p for g in graphs for p in g.providers))
         self._vision, self._embed, decoder = graphs
-        if isinstance(decoder, _FusedGraph):
+        if fused_path is not None:
             self.decoder = FusedDecoder(decoder, self._num_layers, self._kv_heads,
                                         self._head_dim, self._max_positions)
         else:
@@ -498,20 +499,16 @@ class OnnxSvlm(BackendSettings):
                   ', '.join(self.providers), quantize,
                   'fused' if self.decoder.fused else 'exported')
 
-    def _ort_decoder(self, quantize: str, providers: list[Any], threads: int,
-                     fused: bool) -> _OrtGraph:
-        """The decoder on ONNX Runtime: the fused graph where there is one, else the exported.
+    def _fused_path(self, quantize: str, providers: list[Any], fused: bool) -> Path | None:
+        """The fused decoder graph ONNX Runtime runs here, or None (the exported one runs).
 
         The fused graph runs on the CPU provider only (GroupQueryAttention on CUDA wants fp16);
         int4 has no fused graph (its MatMulNBits decoder is the exported one).
         """
-        path = (onnx_export.onnx_file(self.path, onnx_export.FUSED_DECODER_FILE, quantize)
-                if fused and quantize in ('none', 'int8') else None)
         names = [p[0] if isinstance(p, tuple) else p for p in providers]
-        if path is not None and names == ['CPUExecutionProvider']:
-            return _FusedGraph(path, providers, threads)
-        return _OrtGraph(self._graph_path(onnx_export.DECODER_FILE, quantize), providers,
-                         threads)
+        if not fused or quantize not in ('none', 'int8') or names != ['CPUExecutionProvider']:
+            return None
+        return onnx_export.onnx_file(self.path, onnx_export.FUSED_DECODER_FILE, quantize)
 
     def _text_on_onnxruntime(self, quantize: str, dtype: str) -> bool:
         """Whether the openvino backend runs embeddings and decoder on ONNX Runtime."""

@@ -94,6 +94,8 @@ BIAS_INPUT = 'attention_bias'
 BIAS_LAYERS_INPUT = 'attention_bias_layers'
 QUANTIZATIONS = ('none', 'int8', 'int4')
 OPSET = 18
+# Larger graphs keep their weights in external data beside them (protobuf's limit is 2 GB).
+SINGLE_FILE_MAX_BYTES = 1.8e9
 # Files of a checkpoint that the ONNX folder needs beside the graphs (no weights).
 _COPY_NAMES = ('config.json', 'generation_config.json', 'processor_config.json',
                'preprocessor_config.json', 'special_tokens_map.json', 'added_tokens.json',
@@ -293,7 +295,7 @@ def _single_file(path: Path) -> None:
     if not data:
         return
     size = sum(p.stat().st_size for p in data) + path.stat().st_size
-    if size > 1.8e9:
+    if size > SINGLE_FILE_MAX_BYTES:
         return  # too large for one protobuf: keep the external data beside it
     model = onnx.load(str(path), load_external_data=True)
     for p in data:
@@ -436,7 +438,7 @@ def _export_fused_decoder(model: Any, path: Path) -> None:
         _LOG.warning('no fused decoder for this model: %s', e)
         return
     size = sum(t.ByteSize() for t in graph.graph.initializer)
-    onnx.save_model(graph, str(path), save_as_external_data=size > 1.8e9,
+    onnx.save_model(graph, str(path), save_as_external_data=size > SINGLE_FILE_MAX_BYTES,
                     all_tensors_to_one_file=True, location=f'{path.name}.data')
 
 
@@ -527,13 +529,13 @@ def export(model: str, out: Path, quantize: str = 'none', progress: bool = True)
                 fn(hf, graphs / f'{stem}.onnx', cls)
                 bar.update()
             bar.set_postfix_str(steps[4])
-            _export_fused_decoder(hf, graphs / f'{FUSED_DECODER_FILE}.onnx')
+            fused = graphs / f'{FUSED_DECODER_FILE}.onnx'
+            _export_fused_decoder(hf, fused)
             bar.update()
             if quantize != 'none':
                 writers = [(VISION_FILE, 'int8', quantize_int8),
                            (DECODER_FILE, quantize,
                             quantize_int8 if quantize == 'int8' else quantize_int4)]
-                fused = graphs / f'{FUSED_DECODER_FILE}.onnx'
                 if quantize == 'int8' and fused.is_file():  # int4's decoder is the exported one
                     writers.append((FUSED_DECODER_FILE, 'int8', quantize_int8))
                 for step, (stem, kind, write) in enumerate(writers, start=5):
@@ -546,7 +548,7 @@ def export(model: str, out: Path, quantize: str = 'none', progress: bool = True)
             'export_version': EXPORT_VERSION, 'source': str(src), 'spec': model,
             'quantize': quantize, 'model_type': hf.config.model_type,
             'num_layers': int(text.num_hidden_layers),
-            'attention_bias': True, 'logits': 'last', 'fused_decoder': True,
+            'attention_bias': True, 'logits': 'last', 'fused_decoder': fused.is_file(),
             'seconds': round(time.monotonic() - started, 1),
         }
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + '\n')
