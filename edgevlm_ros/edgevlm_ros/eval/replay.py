@@ -5,14 +5,15 @@ Rosbag replay through the live graph, once per strategy, recording everything it
 
 Why one module of 610 lines: it is one replay run: the config, the launched graph, the Recorder
 node that plays and records, the simulated clock and the player share one run's timing and
-directory; split, a run's order (launch, warm up, play, drain, stop) would be spread over
+directory; split, a run's order (launch, wait, play, drain, stop) would be spread over
 modules.
 
 For each strategy the replay starts the graph from edgevlm.launch.py (the same launch file and
 parameters a robot uses; a parameter file written into the run directory records every
-override), waits until every node is up and the edge model has answered one warm-up question,
-then plays the evaluation bag's camera frames at their own pace and its questions on
-edgevlm/question, and records the ground truth of every frame (re-stamped like the frame) with
+override), waits until every node is up (the edge node answers once with a full history while
+it loads, so the first step does not pay the first forward pass), then plays the evaluation
+bag's camera frames at their own pace and its questions on edgevlm/question, and records the
+ground truth of every frame (re-stamped like the frame) with
 every Answer, CloudResponse, ContextUpdate and FocusMask into `<out>/<strategy>/record` (MCAP).
 The nodes' final /diagnostics counters and the run's facts go to `<out>/<strategy>/run.json`.
 
@@ -35,7 +36,6 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, GroundTruth
-from edgevlm_msgs.srv import Ask
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -45,16 +45,15 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import String
 import yaml
 
 from edgevlm_ros.core.records import RunRecord
 from edgevlm_ros.core.stats import LatencyWindow
 from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.eval import bags
-from edgevlm_ros.ros.conversions import rgb_to_image, truth_to_msg
+from edgevlm_ros.ros.conversions import truth_to_msg
 from edgevlm_ros.ros.qos import QUESTION, RESULTS
-from edgevlm_ros.ros.resend import ResendingCall
 from edgevlm_ros.tooling import launch_runner
 
 # The graph's node names (diagnostics keys in RunRecord.counters).
@@ -63,12 +62,8 @@ NODES = ('camera', 'edge_svlm', 'cloud_bridge', 'context_fusion')
 # runs a Python callback per /clock message, so 200 Hz cost the graph so much CPU that the edge
 # lost half its steps at 2x; 50 Hz (ros2 bag play --clock uses 40) does not.
 CLOCK_PERIOD_S = 0.02
-# Waiting for the graph to come up (model loads included) and for the warm-up answer.
+# Waiting for the graph to come up (model loads and their warm-up answers included).
 READY_TIMEOUT_S = 180.0
-WARMUP_TIMEOUT_S = 120.0
-# The warm-up is asked again after this long, then after twice that, and so on (ResendingCall):
-# its first answer can be lost to discovery.
-WARMUP_RESEND_S = 5.0
 # After the drain, how long to wait (wall s) for every node's last counters.
 FINAL_DIAGNOSTICS_TIMEOUT_S = 10.0
 # After the drain, how much longer (wall s, plus the deadline) requests still in flight may take.
@@ -216,7 +211,6 @@ class Recorder(Node):
                                      raw=True)
             for topic, (cls, msgtype) in RECORDED.items()]
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 50)
-        self.ask = self.create_client(Ask, 'edgevlm/ask')
 
     # ------------------------------------------------------------------ recording
     def start_recording(self, writer: bags.RecordWriter) -> None:
@@ -282,8 +276,6 @@ class Recorder(Node):
         for topic in RECORDED:
             if topic != 'edgevlm/focus_mask' and self.count_publishers(f'{ns}/{topic}') < 1:
                 missing.append(f'a publisher of {topic}')
-        if not self.ask.service_is_ready():
-            missing.append('the edgevlm/ask service')
         return missing or self._links_unmatched()
 
     def _links_unmatched(self) -> list[str]:
@@ -415,7 +407,6 @@ def run_strategy(cfg: ReplayConfig, strategy: str, bag: bags.EvalBag, progress=N
         if clock is not None:
             clock.begin()  # the nodes' clocks start at the bag's first frame
         _wait(node.graph_ready, READY_TIMEOUT_S, alive, f'starting the {strategy} graph')
-        _warm_up(node, bag, alive)
         with bags.RecordWriter(record_path) as writer:
             node.start_recording(writer)
             try:
@@ -509,17 +500,6 @@ class SimClock:
         # Keeps running after the last frame, so nodes' timers (diagnostics) still fire.
         while not self._stop.wait(CLOCK_PERIOD_S):
             self._node.publish_clock(self.now_ns())
-
-
-def _warm_up(node: Recorder, bag: bags.EvalBag, alive: Callable[[], None]) -> None:
-    """One question to the edge model first: its first forward pass is much slower."""
-    msgtype, raw = next(((t, r) for _, t, r in bag.frames()), (None, None))
-    if raw is None:
-        raise ReplayError(f'{bag.path} has no camera frames')
-    request = Ask.Request(image=rgb_to_image(bag.decode_rgb(msgtype, raw), Header()),
-                          question=bag.questions[0][1] if bag.questions else 'warm-up')
-    asked = ResendingCall(node.ask, request, WARMUP_RESEND_S)
-    _wait(asked.done, WARMUP_TIMEOUT_S, alive, 'the edge model warm-up answer')
 
 
 def _play(node: Recorder, cfg: ReplayConfig, bag: bags.EvalBag, alive: Callable[[], None],
