@@ -66,7 +66,7 @@ from edgevlm_ros.ros.cloud_ask import CloudAskAction
 from edgevlm_ros.ros.conversions import box_to_region, image_to_rgb
 from edgevlm_ros.ros.desk import Desk
 from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, StatusReporter
-from edgevlm_ros.ros.entry import run_node
+from edgevlm_ros.ros.entry import run_node, shutdown_in_stages
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATCHED, LATEST_FRAME, RESULTS
 
@@ -222,7 +222,7 @@ class CloudBridgeNode(Node):
         self._asker = StreamingAsker(self._client, c.ask_max_in_flight,
                                      on_notice=self._on_ask_notice)
         self._admission = Admission(c.ask_max_in_flight, c.ask_max_queue)
-        self._desk = Desk(self, 'asks', c.ask_threads)
+        self._desk = Desk(self, 'asks', c.ask_threads, self.counters)
         CloudAskAction(self, self._desk, self._asker, self._admission, self._http,
                        self.counters, lambda: self._config, lambda: self._newest)
         self._pub = self.create_publisher(CloudResponse, 'edgevlm/cloud_response', RESULTS)
@@ -387,14 +387,17 @@ class CloudBridgeNode(Node):
     # ------------------------------------------------------------------ shutdown
 
     def destroy_node(self) -> None:
-        # Requests and asks still in flight are cancelled, then the connection pool is closed.
-        self._http.stop(close=self._client.aclose if self._http.running else None)
-        if self._desk is not None:  # its goals end once their streams are cancelled
-            self._desk.close()
-        self._stop_embedded()
-        if getattr(self, '_status', None) is not None:  # a constructor that failed has none
-            self._status.destroy()
-        super().destroy_node()
+        shutdown_in_stages(self.get_logger(), [
+            # Requests and asks in flight are cancelled, then the connection pool is closed.
+            ('HTTP loop', lambda: self._http.stop(
+                close=self._client.aclose if self._http.running else None)),
+            # Its goals end once their streams are cancelled.
+            ('ask desk', lambda: self._desk is not None and self._desk.close()),
+            ('embedded LVLM', self._stop_embedded),
+            # A constructor that failed has no heartbeat.
+            ('heartbeat', lambda: getattr(self, '_status', None) is not None
+             and self._status.destroy()),
+            ('node', super().destroy_node)])
 
 
 def main(args=None) -> int:

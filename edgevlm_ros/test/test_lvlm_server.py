@@ -288,3 +288,38 @@ def test_service_time_serialises_model_calls_and_bounds_the_queue() -> None:
     assert set(retry_after) == {'1'}
     assert ok[0] >= 0.29                          # every call holds the model 300 ms
     assert ok[-1] >= 0.29 * len(ok) and wall >= 0.29 * len(ok)  # ... one after the other
+
+
+def test_stop_ends_the_call_in_progress_and_refuses_the_queued_ones() -> None:
+    """
+    stop() waits for the model call in progress only; the requests queued behind it get 503.
+
+    Each call holds the model for 10 minutes here: a stop that waited for the queue (as once:
+    every admitted request, up to 30 s) or for the hold would hang this test.
+    """
+    import threading
+    import time
+
+    fast = 'simulated:synth:duration=1,fps=2,width=128,height=96,error=0'
+    body = chat_body(data_url(scene()))
+    results: list[httpx.Response] = []
+    lock = threading.Lock()
+    with LvlmServer(fast, served_name=SERVED, max_pending=3, service_ms=600_000) as srv:
+        def ask() -> None:
+            r = httpx.post(f'{srv.url}/chat/completions', json=body, timeout=60.0)
+            with lock:
+                results.append(r)
+
+        threads = [threading.Thread(target=ask) for _ in range(3)]
+        for t in threads:
+            t.start()
+        wait_until = time.monotonic() + 30
+        while srv.calls_running < 3 and time.monotonic() < wait_until:
+            time.sleep(0.01)  # polling for the state, not waiting for it to happen
+        assert srv.calls_running == 3  # one holds the model, two wait for it
+    for t in threads:
+        t.join(30)
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 503, 503]
+    refused = [r.json()['error'] for r in results if r.status_code == 503]
+    assert [e['code'] for e in refused] == ['shutting_down', 'shutting_down']

@@ -29,3 +29,34 @@ def test_the_companion_node_keeps_its_own_name_under_a_launch_node_name_rule():
             node.destroy_node()
     finally:
         rclpy.try_shutdown(context=ctx)
+
+
+def test_a_request_that_raises_is_logged_and_counted_and_the_desk_goes_on_serving(probe):
+    # rclpy re-raises a callback's exception in the thread that spins the executor: once, that
+    # ended the desk's spin quietly, and every service on it stayed silent from then on.
+    from edgevlm_ros.core.stats import Counters
+    from rcl_interfaces.srv import GetParameters
+
+    calls = []
+
+    def serve(request, response):
+        calls.append(request.names[0])
+        if request.names[0] == 'boom':
+            raise KeyError('boom')
+        response.values = []
+        return response
+
+    counters = Counters()
+    desk = Desk(probe.node, 'ask', counters=counters)
+    try:
+        desk.add_service(GetParameters, 'desk_test', serve)
+        client = probe.node.create_client(GetParameters, 'desk_test')
+        assert probe.until(client.service_is_ready, 30)
+        client.call_async(GetParameters.Request(names=['boom']))
+        assert probe.until(lambda: counters.get('desk_errors') == 1, 30)
+        answered = client.call_async(GetParameters.Request(names=['fine']))
+        assert probe.until(answered.done, 30)
+        assert calls == ['boom', 'fine']
+        assert counters.get('desk_errors') == 1
+    finally:
+        desk.close()

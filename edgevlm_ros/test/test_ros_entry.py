@@ -19,6 +19,13 @@ def _spin_raising(shutdown_first: bool):
     return spin
 
 
+@pytest.fixture(autouse=True)
+def _no_stack_dump_later():
+    # run_node is a process's main: its stack dump stays armed until the process exits.
+    yield
+    entry.cancel_shutdown_deadline()
+
+
 def test_a_sigint_that_invalidates_the_context_mid_spin_exits_0(monkeypatch) -> None:
     monkeypatch.setattr(entry.rclpy, 'spin', _spin_raising(shutdown_first=True))
     assert entry.run_node(lambda: Node('entry_probe'), 'entry_probe', args=[]) == 0
@@ -30,3 +37,66 @@ def test_an_rcl_error_while_the_context_is_up_is_not_swallowed(monkeypatch) -> N
     with pytest.raises(RCLError):
         entry.run_node(lambda: Node('entry_probe'), 'entry_probe', args=[])
     assert not rclpy.ok()  # still shut down on the way out
+
+
+def test_a_node_stuck_in_its_shutdown_prints_every_threads_stack_and_ends_itself() -> None:
+    # Fast DDS can hang for good deleting a DataWriter (seen: the camera, 1 Ctrl-C in 30 under
+    # load), holding the GIL. The launcher would SIGKILL the node 10 s later with nothing said;
+    # instead its stderr (its log) gets every thread's stack, then it ends itself by SIGALRM.
+    import signal
+    import subprocess
+    import sys
+
+    script = """
+import threading
+import rclpy
+from rclpy.node import Node
+from edgevlm_ros.ros import entry
+
+class Stuck(Node):
+    def destroy_node(self):
+        hang_here = threading.Event()
+        hang_here.wait()
+
+def interrupted(node):
+    raise KeyboardInterrupt
+
+entry.SHUTDOWN_STACKS_S, entry.SHUTDOWN_DEADLINE_S = 0.2, 1
+entry.rclpy.spin = interrupted
+entry.run_node(lambda: Stuck('stuck_probe'), 'stuck_probe', args=[])
+"""
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == -signal.SIGALRM, proc.stderr
+    assert 'Timeout (0:00:00.200000)!' in proc.stderr
+    assert 'in wait' in proc.stderr and 'in destroy_node' in proc.stderr
+
+
+class _Logger:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def error(self, text: str) -> None:
+        self.lines.append(('error', text))
+
+    def warning(self, text: str) -> None:
+        self.lines.append(('warning', text))
+
+
+def test_shutdown_stages_all_run_and_a_slow_shutdown_names_each_stages_time() -> None:
+    ran = []
+    log = _Logger()
+
+    def broken() -> None:
+        ran.append('b')
+        raise OSError('socket gone')
+
+    took = entry.shutdown_in_stages(log, [('a', lambda: ran.append('a')), ('b', broken),
+                                          ('c', lambda: ran.append('c'))], slow_s=-1.0)
+    assert ran == ['a', 'b', 'c'] and list(took) == ['a', 'b', 'c']
+    assert log.lines[0] == ('error', 'shutdown: b failed: OSError: socket gone')
+    level, text = log.lines[1]
+    assert level == 'warning' and text.startswith('shutdown took 0.0 s: a 0.0 s, b 0.0 s, c 0.0')
+    quiet = _Logger()
+    entry.shutdown_in_stages(quiet, [('a', lambda: None)])
+    assert quiet.lines == []  # a quick shutdown says nothing

@@ -163,7 +163,9 @@ def test_shutdown_during_the_respawn_delay_cancels_the_respawn(supervise):
     codes = sup.shutdown()
     sup.poll()
     assert time.monotonic() - t0 < 5 and not sup.running() and not alive(sleeper)
-    assert codes == {'sleeps': -signal.SIGINT} and not lines.about('', 'restarted')
+    # A SIGINT while Python is still starting up ends it with 1 (seen under load), later -SIGINT.
+    assert list(codes) == ['sleeps'] and codes['sleeps'] in (-signal.SIGINT, 1)
+    assert not lines.about('', 'restarted')
 
 
 LAUNCH_TWO_SLEEPERS = """
@@ -333,3 +335,14 @@ def test_a_respawn_is_started_when_due_not_at_the_next_routine_poll(tmp_path):
         assert sup.restart_counts() == {'quick': 1}
     finally:
         sup.shutdown(timeout_s=5.0)
+
+
+def test_a_node_whose_shutdown_hung_is_said_but_is_not_an_error_of_the_stop():
+    # ros/entry ends a node whose middleware teardown hangs by SIGALRM (its work was done, its
+    # stacks are in its log); a SIGKILL or an exit 1 on the way out still are errors.
+    lines = Lines()
+    codes = {'camera': 0, 'edge_svlm': -signal.SIGINT, 'cloud_bridge': L.SHUTDOWN_HUNG,
+             'context_fusion': 1, 'frame_source': -signal.SIGKILL}
+    assert L.stop_errors(codes, lines) == {'context_fusion': 1, 'frame_source': -signal.SIGKILL}
+    assert lines == ["[launch] cloud_bridge ended itself by SIGALRM (its shutdown hung; its "
+                     "threads' stacks are in its log)"]

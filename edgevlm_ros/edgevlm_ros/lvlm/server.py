@@ -426,16 +426,31 @@ class LvlmServer:
                 self._calls -= 1
                 self._calls_done.notify_all()
 
+    @contextmanager
+    def _model_turn(self) -> Iterator[None]:
+        """
+        The model, once the requests before this one are done; 503 once stop() has begun.
+
+        A request that waited for the model while the server stops must not start it: stop()
+        waits for the model calls it admitted, and a queue of them would hold it for their sum.
+        """
+        with self._model_lock:
+            if self._stopping.is_set():
+                raise ApiError(503, 'server shutting down', 'shutting_down', 'server_error')
+            yield
+
     def complete(self, body: dict) -> dict:
         """Answer one chat-completions body; raises ApiError for the client's mistakes."""
         with self._admitted(body) as (rgb, question, max_tokens):
             try:
-                with self._model_lock:
+                with self._model_turn():
                     t_model = time.perf_counter()
                     result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
                     left = self.service_s - (time.perf_counter() - t_model)
                     if left > 0:
-                        time.sleep(left)
+                        self._stopping.wait(left)
+            except ApiError:
+                raise
             except ValueError as e:
                 raise ApiError(400, str(e), 'invalid_request') from e
             except Exception as e:  # noqa: BLE001 - a model fault is a 500, not a dead thread
@@ -487,13 +502,15 @@ class LvlmServer:
 
         with self._admitted(body) as (rgb, question, max_tokens):
             try:
-                with self._model_lock:
+                with self._model_turn():
                     # Headers once the model is ours: a request waiting shows nothing.
                     out.start()
                     self.streams += 1
                     out.send(chunk_body(stream_id, created, self.served_name, role='assistant',
                                         content=''))
                     result, stopped = self._stream_answer(out, rgb, question, max_tokens, send)
+            except ApiError:
+                raise  # before the model ran: nothing was sent
             except Exception as e:  # noqa: BLE001 - a model fault ends the stream, not the thread
                 if not out.started:
                     raise ApiError(500, f'model call failed: {type(e).__name__}', 'model_error',

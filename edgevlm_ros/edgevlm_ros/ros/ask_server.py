@@ -120,7 +120,7 @@ class AskServer:
         self._streams: dict[object, ask.TokenStream] = {}
         # A thread per goal the two bounds allow, one for a goal past them (to say so at once)
         # and one for the relayed cloud goals' callbacks.
-        self._desk = Desk(node, 'ask', threads=2 * (max_queue + 1) + 2)
+        self._desk = Desk(node, 'ask', threads=2 * (max_queue + 1) + 2, counters=counters)
         self._desk.add_action(AskAction, ACTION, self._execute, on_cancel=self._on_cancel)
         self._desk.add_service(AskService, ACTION, self._serve)
         self._cloud = ActionClient(self._desk.node, AskAction, CLOUD_ACTION)

@@ -4,6 +4,7 @@
 
 from collections.abc import Callable
 import threading
+import traceback
 from typing import Any
 
 import rclpy
@@ -12,6 +13,8 @@ from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+
+from edgevlm_ros.core.stats import Counters
 
 
 class Desk:
@@ -28,9 +31,14 @@ class Desk:
     turn, busy-polling while it waits for a future. A callback blocked on a threading primitive
     costs nothing. Nodes of one context share one DDS participant, so the companion costs threads,
     not a participant.
+
+    A callback that raises is logged with its traceback and counted (`desk_errors` in
+    `counters`); the desk goes on serving. (rclpy re-raises a callback's exception in the thread
+    that spins: unhandled, it would end the spin and leave every service here silent.)
     """
 
-    def __init__(self, node: Node, suffix: str, threads: int = 2) -> None:
+    def __init__(self, node: Node, suffix: str, threads: int = 2,
+                 counters: Counters | None = None) -> None:
         name = f'{node.get_name()}_{suffix}'
         # A launch file names its node with a global `__node:=` rule, which would rename this
         # node too (two nodes of one name; rosout warns). A local rule wins over a global one;
@@ -38,6 +46,7 @@ class Desk:
         self._node = rclpy.create_node(name, namespace=node.get_namespace(), context=node.context,
                                        cli_args=['--ros-args', '-r', f'__node:={name}'],
                                        start_parameter_services=False)
+        self._counters = counters
         self._group = ReentrantCallbackGroup()
         self._servers: list[ActionServer] = []
         self._executor = MultiThreadedExecutor(num_threads=threads + 1, context=node.context)
@@ -99,10 +108,17 @@ class Desk:
         return self._node.count_subscribers(topic)
 
     def _spin(self) -> None:
-        try:
-            self._executor.spin()
-        except Exception:  # noqa: BLE001 - the context went down under it (shutdown)
-            pass
+        while self._node.context.ok():
+            try:
+                self._executor.spin()
+                return  # the executor was shut down (close)
+            except Exception:  # noqa: BLE001 - a callback's fault must not end the desk
+                if not self._node.context.ok():
+                    return  # the context went down under it (shutdown)
+                if self._counters is not None:
+                    self._counters.inc('desk_errors')
+                self._node.get_logger().error(
+                    f'a request failed and was dropped:\n{traceback.format_exc()}')
 
     def close(self, timeout_s: float = 5.0) -> None:
         for server in self._servers:

@@ -2,11 +2,25 @@
 # Licensed under the Apache License, Version 2.0
 """The one entry-point shape every node uses: init, spin, clean shutdown on Ctrl-C or SIGTERM."""
 
-from collections.abc import Callable
+import atexit
+from collections.abc import Callable, Sequence
+import faulthandler
+import signal
+import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+
+# A node still shutting down after SHUTDOWN_STACKS_S prints every thread's stack to stderr (its
+# log), and SHUTDOWN_DEADLINE_S (whole seconds) after the start of its shutdown ends itself by
+# SIGALRM (exit status -14), before the launcher's SIGTERM at 10 s (ros2 launch's
+# sigterm_timeout). Both run outside Python: Fast DDS can hang for good while deleting a
+# DataWriter (eProsima/Fast-DDS#6193), holding the GIL, and no Python thread would run then.
+SHUTDOWN_STACKS_S = 8.0
+SHUTDOWN_DEADLINE_S = 9
+# A shutdown slower than this logs one line with each stage's time.
+SLOW_SHUTDOWN_S = 1.0
 
 
 def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int = 0) -> int:
@@ -15,6 +29,10 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
 
     A node that cannot start on its configuration (an invalid parameter, a missing file) logs one
     clear line and exits with code 2 instead of a traceback.
+
+    This is a process's main: from the start of its shutdown until the interpreter has joined
+    its threads, a hang dumps every thread's stack to stderr (SHUTDOWN_STACKS_S), then ends the
+    process by SIGALRM (SHUTDOWN_DEADLINE_S).
     """
     rclpy.init(args=args)
     node = None
@@ -39,9 +57,47 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
         if rclpy.ok():
             raise
     finally:
+        _arm_shutdown_deadline()
         if executor is not None:
             executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _arm_shutdown_deadline() -> None:
+    faulthandler.dump_traceback_later(SHUTDOWN_STACKS_S)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the kernel ends the process, no GIL needed
+    signal.alarm(SHUTDOWN_DEADLINE_S)
+    # atexit runs after the interpreter has joined its non-daemon threads.
+    atexit.register(cancel_shutdown_deadline)
+
+
+def cancel_shutdown_deadline() -> None:
+    """What run_node arms at shutdown; for a process that goes on after it (a test)."""
+    faulthandler.cancel_dump_traceback_later()
+    signal.alarm(0)
+
+
+def shutdown_in_stages(logger, stages: Sequence[tuple[str, Callable[[], object]]],
+                       slow_s: float = SLOW_SHUTDOWN_S) -> dict[str, float]:
+    """
+    Run a node's shutdown stages in order; each stage's time, s.
+
+    A stage that raises is logged and the next ones still run (stopping must not fail). When the
+    whole took longer than slow_s, one line names each stage's time, so that a slow or stuck
+    shutdown says which part it was.
+    """
+    took: dict[str, float] = {}
+    for name, stage in stages:
+        t0 = time.monotonic()
+        try:
+            stage()
+        except Exception as e:  # noqa: BLE001 - the other stages must still run
+            logger.error(f'shutdown: {name} failed: {type(e).__name__}: {e}')
+        took[name] = time.monotonic() - t0
+    if sum(took.values()) > slow_s:
+        logger.warning(f'shutdown took {sum(took.values()):.1f} s: ' + ', '.join(
+            f'{name} {s:.1f} s' for name, s in took.items()))
+    return took

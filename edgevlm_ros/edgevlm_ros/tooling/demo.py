@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnode ended for good: {', '.join(str(e) for e in nodes.ended)}",
               file=sys.stderr, flush=True)
         return 1
-    bad = {name: c for name, c in codes.items() if c not in (0, -signal.SIGINT)}
+    bad = launch_runner.stop_errors(codes, lambda line: print(line, flush=True))
     if bad:
         print(f'nodes exited with errors: {bad}', file=sys.stderr)
         return 1

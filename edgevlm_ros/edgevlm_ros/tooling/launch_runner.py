@@ -479,10 +479,15 @@ POLL_S = 0.05
 
 # A node that cannot start on its configuration exits with this code (ros/entry.py).
 BAD_CONFIGURATION = 2
+# A node whose shutdown hung past its deadline ends itself by SIGALRM (ros/entry.py), its
+# threads' stacks in its log: its work was done, its middleware's teardown hung.
+SHUTDOWN_HUNG = -signal.SIGALRM
 
 
 def exit_text(code: int) -> str:
     """'exited 1', 'killed by SIGKILL', 'exited 2 (bad configuration)'."""
+    if code == SHUTDOWN_HUNG:
+        return "ended itself by SIGALRM (its shutdown hung; its threads' stacks are in its log)"
     if code < 0:
         try:
             return f'killed by {signal.Signals(-code).name}'
@@ -491,6 +496,19 @@ def exit_text(code: int) -> str:
     if code == BAD_CONFIGURATION:
         return f'exited {code} (bad configuration)'
     return f'exited {code}'
+
+
+def stop_errors(codes: dict[str, int], say: Callable[[str], None]) -> dict[str, int]:
+    """
+    The nodes that did not stop cleanly on shutdown, by exit code.
+
+    A shutdown that hung (SHUTDOWN_HUNG) is said in one line each, not counted: the node's work
+    was done.
+    """
+    for name, code in codes.items():
+        if code == SHUTDOWN_HUNG:
+            say(f'[launch] {name} {exit_text(code)}')
+    return {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT, SHUTDOWN_HUNG)}
 
 
 def child_pid(parent: int, executable: str) -> int:
@@ -866,5 +884,5 @@ def main(argv: list[str] | None = None) -> int:
     failed = [e for e in sup.ended if e.code != 0]
     for e in failed:
         print(f'[launch] ended for good: {e}', flush=True)
-    bad = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT)}
+    bad = stop_errors(codes, lambda line: print(line, flush=True))
     return 1 if failed or bad else 0
