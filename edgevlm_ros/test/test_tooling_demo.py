@@ -88,6 +88,25 @@ def test_summary_shows_the_history_cache_hit_rate_the_edge_reports(monitor):
     assert row.endswith(monitor.history_cache())
 
 
+def test_summary_counts_steps_over_every_life_of_a_restarted_camera(monitor):
+    # A respawned camera counts its steps from 0 again; the summary showed only its last life.
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    def beat(pid: str, steps: int) -> None:
+        monitor._on_diag(DiagnosticArray(status=[DiagnosticStatus(
+            name='/camera', values=[KeyValue(key='pid', value=pid),
+                                    KeyValue(key='steps_published', value=str(steps))])]))
+
+    beat('100', 40)
+    beat('100', 41)   # the newest beat of a life counts, not their sum
+    beat('200', 3)    # the camera came back
+    beat('200', 36)
+    assert monitor.counter('camera', 'steps_published') == 77
+    row = next(r for r in monitor.summary(1.0, 'edgevlm').splitlines()
+               if r.startswith('steps published'))
+    assert row.split()[-1] == '77'
+
+
 class Demo:
     """`edgevlm_demo` in a subprocess, its output read line by line with deadlines."""
 
