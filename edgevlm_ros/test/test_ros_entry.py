@@ -72,6 +72,40 @@ entry.run_node(lambda: Stuck('stuck_probe'), 'stuck_probe', args=[])
     assert 'in wait' in proc.stderr and 'in destroy_node' in proc.stderr
 
 
+def test_a_second_sigint_during_the_shutdown_is_ignored() -> None:
+    # Ctrl-C in a terminal reaches `ros2 launch` and every node of its process group; launch then
+    # SIGINTs each node once more. Seen under the real launch: that second SIGINT raised
+    # KeyboardInterrupt inside destroy_node (exit 1 with a traceback; the bridge aborted, -6).
+    import subprocess
+    import sys
+
+    script = """
+import os
+import signal
+import rclpy
+from rclpy.node import Node
+from edgevlm_ros.ros import entry
+
+class Node2(Node):
+    def destroy_node(self):
+        os.kill(os.getpid(), signal.SIGINT)  # launch's own SIGINT, while this node shuts down
+        super().destroy_node()
+        print('destroyed', flush=True)
+
+def interrupted(node):
+    raise KeyboardInterrupt
+
+entry.rclpy.spin = interrupted
+code = entry.run_node(lambda: Node2('twice_probe'), 'twice_probe', args=[])
+os.kill(os.getpid(), signal.SIGINT)  # and a late one, after rclpy has shut down
+raise SystemExit(code)
+"""
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == 'destroyed\n' and 'Traceback' not in proc.stderr, proc.stderr
+
+
 class _Logger:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []

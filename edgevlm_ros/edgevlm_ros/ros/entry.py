@@ -6,6 +6,7 @@ import atexit
 from collections.abc import Callable, Sequence
 import faulthandler
 import signal
+import threading
 import time
 
 import rclpy
@@ -63,21 +64,34 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        # rclpy puts Python's handler back, and a late second SIGINT would raise at exit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return 0
 
 
 def _arm_shutdown_deadline() -> None:
+    # A Ctrl-C in a terminal reaches `ros2 launch` and every node of its process group, and launch
+    # then sends each node a SIGINT of its own: that second one raised KeyboardInterrupt in the
+    # middle of destroying the node (exit 1 with a traceback, or SIGABRT from inside rclpy's C++).
+    # The shutdown is under way and bounded (below): further SIGINTs are ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.dump_traceback_later(SHUTDOWN_STACKS_S)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the kernel ends the process, no GIL needed
     signal.alarm(SHUTDOWN_DEADLINE_S)
     # atexit runs after the interpreter has joined its non-daemon threads.
-    atexit.register(cancel_shutdown_deadline)
+    atexit.register(_disarm)
+
+
+def _disarm() -> None:
+    faulthandler.cancel_dump_traceback_later()
+    signal.alarm(0)
 
 
 def cancel_shutdown_deadline() -> None:
     """What run_node arms at shutdown; for a process that goes on after it (a test)."""
-    faulthandler.cancel_dump_traceback_later()
-    signal.alarm(0)
+    _disarm()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def shutdown_in_stages(logger, stages: Sequence[tuple[str, Callable[[], object]]],
