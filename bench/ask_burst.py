@@ -77,7 +77,7 @@ def main() -> int:
     rows: dict[str, dict[str, list]] = {}
     vlm = executor = monitor = None
     try:
-        rclpy.init()
+        rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
         monitor = graph.make_monitor()
         executor = SingleThreadedExecutor()
         executor.add_node(monitor)

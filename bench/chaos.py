@@ -127,7 +127,7 @@ def main() -> int:
     print(f'== chaos: edge {opts.edge_model} {" ".join(opts.edge_args)}; load '
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(read_cpu().header(), flush=True)
-    rclpy.init()
+    rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     node = rclpy.create_node('bench_chaos')
     steps, answers = [], []
     node.create_subscription(Step, 'edgevlm/step', lambda m: steps.append((time.time(), m)),

@@ -564,7 +564,7 @@ def main() -> int:
     params = graph.params_file({'edge_svlm': {'num_threads': opts.edge_threads}}, opts.log_dir)
     server, url = start_server(bag, opts, opts.log_dir / 'lvlm_server.log')
     out: list[str] = []
-    rclpy.init()
+    rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     try:
         say(f'server up at {url} (pid {server.pid})')
         say('concurrency: ' + check_concurrency(url, max(max(sizes), 2)))

@@ -327,7 +327,7 @@ def main() -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init()
+    rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     monitor = make_monitor()
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)

@@ -655,7 +655,7 @@ def main() -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init()
+    rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     results: list[Result] = []
     try:
         for i, cell in enumerate(plan, 1):

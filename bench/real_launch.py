@@ -117,7 +117,7 @@ def main() -> int:
     print(f'launch: {launch.__file__}', flush=True)
     proc = subprocess.Popen([sys.executable, '-c', LAUNCH, *args], stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    rclpy.init()
+    rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     probe = Node('real_launch_probe')
     answers: list[float] = []
     probe.create_subscription(Answer, 'edgevlm/answer',

@@ -91,7 +91,7 @@ def main() -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init()
+    rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     monitor = graph.make_monitor()
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)

@@ -171,7 +171,7 @@ def run_role(opts) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init()
+    rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     node = rclpy.create_node(f'bench_transport_{opts.role}')
     executor = SingleThreadedExecutor()
     executor.add_node(node)

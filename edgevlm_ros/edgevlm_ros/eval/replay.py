@@ -577,7 +577,7 @@ def run_eval(cfg: ReplayConfig, on_run: Callable[[RunRecord], None] | None = Non
     if own_context:
         # Ctrl-C stays a KeyboardInterrupt (the command says "interrupted" after the nodes are
         # stopped); rclpy's SIGINT handler would shut the context down under the spinning thread.
-        rclpy.init(signal_handler_options=SignalHandlerOptions.SIGTERM)
+        rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.SIGTERM)
     try:
         for i, strategy in enumerate(cfg.strategies):
             if bar is not None:

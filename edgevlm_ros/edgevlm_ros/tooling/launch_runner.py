@@ -629,7 +629,8 @@ class HeartbeatListener:
         from rclpy.signals import SignalHandlerOptions
 
         self._ctx = rclpy.Context()
-        rclpy.init(context=self._ctx, signal_handler_options=SignalHandlerOptions.NO)
+        # Not sys.argv: it holds launch arguments (k:=v), which rcl would take as remap rules.
+        rclpy.init(args=[], context=self._ctx, signal_handler_options=SignalHandlerOptions.NO)
         self._node = rclpy.create_node('launch_watchdog', context=self._ctx,
                                        start_parameter_services=False)
         self._node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics,
