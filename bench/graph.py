@@ -153,6 +153,7 @@ def make_monitor(namespace: str = ''):
     """A node that timestamps everything the graph says on arrival (bounded: cleared per run)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from edgevlm_msgs.msg import Answer, CloudResponse, ContextUpdate, FocusMask, Step
+    from edgevlm_ros.core.stats import LifeCounters
     from edgevlm_ros.ros.conversions import stamp_to_s
     from edgevlm_ros.ros.qos import LATEST_FRAME, RESULTS
     from rclpy.node import Node
@@ -168,6 +169,7 @@ def make_monitor(namespace: str = ''):
             self.first_step_id: int | None = None
             self.newest_step_id = -1
             self.diagnostics: dict[str, dict[str, str]] = {}
+            self.lives = LifeCounters()
             self.create_subscription(Step, 'edgevlm/step', self._on_step, LATEST_FRAME)
             self.create_subscription(Answer, 'edgevlm/answer', self._on_answer, RESULTS)
             self.create_subscription(CloudResponse, 'edgevlm/cloud_response', self._on_cloud,
@@ -235,13 +237,12 @@ def make_monitor(namespace: str = ''):
 
         def _on_diag(self, m) -> None:
             for s in m.status:
-                self.diagnostics[s.name] = {kv.key: kv.value for kv in s.values}
+                self.diagnostics[s.name] = values = {kv.key: kv.value for kv in s.values}
+                self.lives.update(s.name, values)
 
         def counter(self, node: str, key: str) -> int:
-            for name, values in self.diagnostics.items():
-                if name.endswith('/' + node) and key in values:
-                    return int(float(values[key]))
-            return 0
+            """A node's counter over all its lives (the chaos bench restarts nodes)."""
+            return self.lives.total(node, key)
 
         def stages(self) -> dict[str, list[float]]:
             out: dict[str, list[float]] = {s: [] for s in STAGES}

@@ -61,7 +61,7 @@ def until(predicate, timeout_s: float, poll_s: float = 0.05):
 
 
 def node_pid(launch_pid: int, executable: str) -> int | None:
-    from edgevlm_ros.tooling import launch_runner
+    from edgevlm_ros.tooling import launch_runner  # after the check that launch is importable
 
     try:
         return launch_runner.child_pid(launch_pid, executable)
@@ -146,7 +146,7 @@ def main() -> int:
             code = proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            code = 'killed after 60 s'
+            code = f'{proc.wait()} (killed: still running 60 s after the SIGINT)'
         probe.destroy_node()
         rclpy.try_shutdown()
         out.close()

@@ -188,6 +188,7 @@ class CloudBridgeNode(Node):
         self._http = LoopThread('cloud_bridge_http')
         self._server = None
         self._desk = None
+        self._status = None
         self._newest = None  # (Step, rgb) of the newest decodable step: an ask's default frame
         self.counters = Counters()
         self.params = ParamSet(self, PARAMS, on_change=self._on_params,
@@ -222,7 +223,7 @@ class CloudBridgeNode(Node):
         self._asker = StreamingAsker(self._client, c.ask_max_in_flight,
                                      on_notice=self._on_ask_notice)
         self._admission = Admission(c.ask_max_in_flight, c.ask_max_queue)
-        self._desk = Desk(self, 'asks', c.ask_threads, self.counters)
+        self._desk = Desk(self, 'asks', c.ask_threads, counters=self.counters)
         CloudAskAction(self, self._desk, self._asker, self._admission, self._http,
                        self.counters, lambda: self._config, lambda: self._newest)
         self._pub = self.create_publisher(CloudResponse, 'edgevlm/cloud_response', RESULTS)
@@ -388,17 +389,21 @@ class CloudBridgeNode(Node):
 
     def destroy_node(self) -> None:
         shutdown_in_stages(self.get_logger(), [
-            # Requests and asks in flight are cancelled, then the connection pool is closed.
-            ('HTTP loop', lambda: self._http.stop(
-                close=self._client.aclose if self._http.running else None)),
-            # Its goals end once their streams are cancelled.
-            ('ask desk', lambda: self._desk is not None and self._desk.close()),
-            ('embedded LVLM', self._stop_embedded),
-            # A constructor that failed has no heartbeat.
-            ('heartbeat', lambda: getattr(self, '_status', None) is not None
-             and self._status.destroy()),
+            ('HTTP loop', self._stop_http), ('ask desk', self._close_desk),
+            ('embedded LVLM', self._stop_embedded), ('heartbeat', self._stop_heartbeat),
             ('node', super().destroy_node)])
 
+    def _stop_http(self) -> None:
+        # Requests and asks in flight are cancelled, then the connection pool is closed.
+        self._http.stop(close=self._client.aclose if self._http.running else None)
+
+    def _close_desk(self) -> None:
+        if self._desk is not None:  # its goals end once their streams are cancelled
+            self._desk.close()
+
+    def _stop_heartbeat(self) -> None:
+        if self._status is not None:
+            self._status.destroy()
 
 def main(args=None) -> int:
     return run_node(CloudBridgeNode, 'cloud_bridge', args)

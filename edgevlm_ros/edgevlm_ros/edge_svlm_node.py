@@ -63,7 +63,7 @@ from edgevlm_ros.core.strategy import Strategy
 from edgevlm_ros.ros.ask_server import AskJob, AskServer, AskSettings, NotActive
 from edgevlm_ros.ros.conversions import answer_to_msg, image_to_rgb, region_to_box, stamp_to_s
 from edgevlm_ros.ros.diagnostics import ACTIVE, DEGRADED, LOADING, STARTING, StatusReporter
-from edgevlm_ros.ros.entry import run_node
+from edgevlm_ros.ros.entry import run_node, shutdown_in_stages
 from edgevlm_ros.ros.params import ParamSet, ParamSpec
 from edgevlm_ros.ros.qos import LATCHED, LATEST_FRAME, RESULTS
 
@@ -320,12 +320,20 @@ class EdgeSvlmNode(Node):
         self.runner.release()
 
     def destroy_node(self) -> None:
-        self._stop_worker()
+        shutdown_in_stages(self.get_logger(), [
+            ('model worker', self._stop_worker), ('asks', self._close_asks),
+            ('heartbeat', self._stop_heartbeat), ('node', self._destroy_lifecycle_node)])
+
+    def _close_asks(self) -> None:
         if self._asks is not None:
             self._asks.close()
             self._asks = None
+
+    def _stop_heartbeat(self) -> None:
         if self._status is not None:
             self._status.destroy()
+
+    def _destroy_lifecycle_node(self) -> None:
         super().destroy_node()
         # rclpy's lifecycle node leaves its state machine (and the DDS readers of its lifecycle
         # services) to the garbage collector. Collected after its context has shut down, that

@@ -68,3 +68,18 @@ def test_block_bootstrap_interval_contains_the_mean_and_shrinks_with_more_blocks
     blo, bhi = bootstrap_ci(big, [str(i // 10) for i in range(6000)])
     assert bhi - blo < hi - lo
     assert bootstrap_ci([1] * 20, ['a'] * 10 + ['b'] * 10) == (1.0, 1.0)
+
+
+def test_life_counters_add_up_each_nodes_lives_and_keep_a_bounded_number():
+    from edgevlm_ros.core.stats import LifeCounters
+
+    lives = LifeCounters(max_lives=2)
+    lives.update('/r1/camera', {'pid': '1', 'steps_published': '40'})
+    lives.update('/r1/camera', {'pid': '1', 'steps_published': '41'})  # newest beat of a life
+    lives.update('/r1/camera', {'pid': '2', 'steps_published': '3'})
+    lives.update('/r1/edge_svlm', {'pid': '5', 'answers_published': '7'})
+    assert lives.total('camera', 'steps_published') == 44
+    assert lives.total('camera', 'nothing') == 0
+    assert lives.total('edge_svlm', 'steps_published') == 0
+    lives.update('/r1/camera', {'pid': '3', 'steps_published': '1'})  # the oldest life goes
+    assert lives.total('camera', 'steps_published') == 4

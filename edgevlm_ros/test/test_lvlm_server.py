@@ -313,10 +313,13 @@ def test_stop_ends_the_call_in_progress_and_refuses_the_queued_ones() -> None:
         threads = [threading.Thread(target=ask) for _ in range(3)]
         for t in threads:
             t.start()
+        def one_holds_the_model_and_two_wait() -> bool:
+            return srv.calls_running == 3 and srv._model_lock.locked()
+
         wait_until = time.monotonic() + 30
-        while srv.calls_running < 3 and time.monotonic() < wait_until:
+        while not one_holds_the_model_and_two_wait() and time.monotonic() < wait_until:
             time.sleep(0.01)  # polling for the state, not waiting for it to happen
-        assert srv.calls_running == 3  # one holds the model, two wait for it
+        assert one_holds_the_model_and_two_wait()
     for t in threads:
         t.join(30)
     codes = sorted(r.status_code for r in results)

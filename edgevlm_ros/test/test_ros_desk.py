@@ -4,6 +4,7 @@
 
 from edgevlm_ros.ros.desk import Desk
 import pytest
+from rcl_interfaces.msg import ParameterType, ParameterValue
 import rclpy
 
 pytestmark = pytest.mark.ros
@@ -31,7 +32,7 @@ def test_the_companion_node_keeps_its_own_name_under_a_launch_node_name_rule():
         rclpy.try_shutdown(context=ctx)
 
 
-def test_a_request_that_raises_is_logged_and_counted_and_the_desk_goes_on_serving(probe):
+def test_a_request_that_raises_is_answered_logged_and_counted_and_the_desk_goes_on(probe):
     # rclpy re-raises a callback's exception in the thread that spins the executor: once, that
     # ended the desk's spin quietly, and every service on it stayed silent from then on.
     from edgevlm_ros.core.stats import Counters
@@ -43,7 +44,8 @@ def test_a_request_that_raises_is_logged_and_counted_and_the_desk_goes_on_servin
         calls.append(request.names[0])
         if request.names[0] == 'boom':
             raise KeyError('boom')
-        response.values = []
+        response.values = [ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                          string_value='fine')]
         return response
 
     counters = Counters()
@@ -52,11 +54,13 @@ def test_a_request_that_raises_is_logged_and_counted_and_the_desk_goes_on_servin
         desk.add_service(GetParameters, 'desk_test', serve)
         client = probe.node.create_client(GetParameters, 'desk_test')
         assert probe.until(client.service_is_ready, 30)
-        client.call_async(GetParameters.Request(names=['boom']))
-        assert probe.until(lambda: counters.get('desk_errors') == 1, 30)
+        failed = client.call_async(GetParameters.Request(names=['boom']))
+        assert probe.until(failed.done, 30)
+        assert failed.result().values == []  # the default response, not silence
+        assert counters.get('desk_errors') == 1
         answered = client.call_async(GetParameters.Request(names=['fine']))
         assert probe.until(answered.done, 30)
-        assert calls == ['boom', 'fine']
-        assert counters.get('desk_errors') == 1
+        assert [v.string_value for v in answered.result().values] == ['fine']
+        assert calls == ['boom', 'fine'] and counters.get('desk_errors') == 1
     finally:
         desk.close()

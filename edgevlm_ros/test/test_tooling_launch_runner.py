@@ -338,11 +338,11 @@ def test_a_respawn_is_started_when_due_not_at_the_next_routine_poll(tmp_path):
 
 
 def test_a_node_whose_shutdown_hung_is_said_but_is_not_an_error_of_the_stop():
-    # ros/entry ends a node whose middleware teardown hangs by SIGALRM (its work was done, its
-    # stacks are in its log); a SIGKILL or an exit 1 on the way out still are errors.
+    # ros/entry ends a node whose shutdown passes its deadline by SIGALRM (its stacks are in its
+    # log); a SIGKILL or an exit 1 on the way out still are errors.
     lines = Lines()
     codes = {'camera': 0, 'edge_svlm': -signal.SIGINT, 'cloud_bridge': L.SHUTDOWN_HUNG,
              'context_fusion': 1, 'frame_source': -signal.SIGKILL}
     assert L.stop_errors(codes, lines) == {'context_fusion': 1, 'frame_source': -signal.SIGKILL}
-    assert lines == ["[launch] cloud_bridge ended itself by SIGALRM (its shutdown hung; its "
-                     "threads' stacks are in its log)"]
+    assert lines == ["[launch] cloud_bridge ended itself by SIGALRM (its shutdown passed its "
+                     "deadline; its threads' stacks are in its log)"]

@@ -177,6 +177,33 @@ class Counters(Mapping[str, int]):
         return f'Counters({self.as_dict()!r})'
 
 
+class LifeCounters:
+    """
+    Nodes' counters as their heartbeats report them, added up over each node's lives.
+
+    A respawned node counts from 0 again. `update(name, values)` takes one heartbeat's values
+    (/diagnostics key/values; its `pid` tells the lives apart) and keeps the newest per life;
+    `total(suffix, key)` adds a counter over every life of the nodes whose name ends with
+    `/suffix`. At most `max_lives` lives a node are kept (the oldest dropped).
+    """
+
+    def __init__(self, max_lives: int = 64) -> None:
+        self.max_lives = max_lives
+        self._lives: dict[str, dict[str, Mapping[str, str]]] = {}
+
+    def update(self, name: str, values: Mapping[str, str]) -> None:
+        lives = self._lives.setdefault(name, {})
+        lives.pop(values.get('pid', ''), None)  # re-inserted: the newest life last
+        lives[values.get('pid', '')] = values
+        while len(lives) > self.max_lives:
+            del lives[next(iter(lives))]
+
+    def total(self, suffix: str, key: str) -> int:
+        return sum(int(float(values[key]))
+                   for name, lives in self._lives.items() if name.endswith('/' + suffix)
+                   for values in lives.values() if key in values)
+
+
 def bootstrap_ci(correct: Sequence[int], blocks: Sequence[str], reps: int = 1000,
                  seed: int = 0) -> tuple[float, float]:
     """95 % interval of the accuracy, resampling question windows (blocks of steps) whole."""

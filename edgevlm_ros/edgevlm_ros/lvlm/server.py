@@ -95,6 +95,8 @@ SOCKET_TIMEOUT_S = 30.0
 OVERLOADED_RETRY_AFTER_S = 1  # the 503 'overloaded' says when to come back
 # stop() waits at most this long for a model call in progress to finish.
 STOP_WAIT_S = 30.0
+# How often a streamed reply holding the model for its service time looks at stop().
+HOLD_POLL_S = 0.1
 
 
 class ApiError(Exception):
@@ -543,15 +545,30 @@ class LvlmServer:
             if not deltas.stopped:
                 deltas.offer(result.text)
             left = self.service_s - (time.perf_counter() - t_model)
-            return result, deltas.stopped or (left > 0 and out.gone(left))
+            return result, deltas.stopped or self._hold_gone(out, left)
         result = self._svlm.answer(rgb, question, max_new_tokens=max_tokens)
         pieces = word_pieces(result.text)
         # The words spread over the service time, as a model that takes that long sends them.
         pace = (self.service_s - (time.perf_counter() - t_model)) / max(1, len(pieces))
         for piece in pieces:
-            if self._stopping.is_set() or not send(piece) or (pace > 0 and out.gone(pace)):
+            if self._stopping.is_set() or not send(piece) or self._hold_gone(out, pace):
                 return result, True
         return result, False
+
+    def _hold_gone(self, out: EventWriter, seconds: float) -> bool:
+        """
+        Hold the model up to `seconds` (the service time): whether the client left meanwhile.
+
+        Ends early once stop() has begun, which waits for this call.
+        """
+        end = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            if out.gone(min(left, HOLD_POLL_S)):
+                return True
+        return False
 
 
 def _checked(check: Any) -> Any:

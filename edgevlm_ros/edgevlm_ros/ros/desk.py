@@ -32,10 +32,16 @@ class Desk:
     costs nothing. Nodes of one context share one DDS participant, so the companion costs threads,
     not a participant.
 
-    A callback that raises is logged with its traceback and counted (`desk_errors` in
-    `counters`); the desk goes on serving. (rclpy re-raises a callback's exception in the thread
-    that spins: unhandled, it would end the spin and leave every service here silent.)
+    A service callback that raises is logged with its traceback and counted (`desk_errors` in
+    `counters`), and the caller gets the default response (for edgevlm/ask: success false); the
+    desk goes on serving. (rclpy re-raises a callback's exception in the thread that spins the
+    executor, at its next request: unhandled, that ended the spin and left every service here
+    silent.) An action goal's exception is rclpy's ActionServer's: it aborts the goal and logs.
+    Anything else that escapes the executor is logged and counted the same way, and the desk
+    spins again (at most every ERROR_PAUSE_S).
     """
+
+    ERROR_PAUSE_S = 0.5
 
     def __init__(self, node: Node, suffix: str, threads: int = 2,
                  counters: Counters | None = None) -> None:
@@ -47,6 +53,7 @@ class Desk:
                                        cli_args=['--ros-args', '-r', f'__node:={name}'],
                                        start_parameter_services=False)
         self._counters = counters
+        self._closing = threading.Event()
         self._group = ReentrantCallbackGroup()
         self._servers: list[ActionServer] = []
         self._executor = MultiThreadedExecutor(num_threads=threads + 1, context=node.context)
@@ -60,7 +67,14 @@ class Desk:
         return self._node
 
     def add_service(self, srv_type: Any, name: str, callback: Callable) -> None:
-        self._node.create_service(srv_type, name, callback, callback_group=self._group)
+        def serve(request: Any, response: Any) -> Any:
+            try:
+                return callback(request, response)
+            except Exception:  # noqa: BLE001 - the caller gets an answer, the desk goes on
+                self._failed(f'{name}: a request failed')
+                return response
+
+        self._node.create_service(srv_type, name, serve, callback_group=self._group)
 
     def add_action(self, action_type: Any, name: str,
                    execute: Callable[[ServerGoalHandle], Any],
@@ -108,19 +122,23 @@ class Desk:
         return self._node.count_subscribers(topic)
 
     def _spin(self) -> None:
-        while self._node.context.ok():
+        while self._node.context.ok() and not self._closing.is_set():
             try:
                 self._executor.spin()
                 return  # the executor was shut down (close)
-            except Exception:  # noqa: BLE001 - a callback's fault must not end the desk
-                if not self._node.context.ok():
-                    return  # the context went down under it (shutdown)
-                if self._counters is not None:
-                    self._counters.inc('desk_errors')
-                self._node.get_logger().error(
-                    f'a request failed and was dropped:\n{traceback.format_exc()}')
+            except Exception:  # noqa: BLE001 - nothing may end the desk but close()
+                if self._closing.is_set() or not self._node.context.ok():
+                    return  # closing, or the context went down under it
+                self._failed('the desk executor failed')
+                self._closing.wait(self.ERROR_PAUSE_S)  # a fault that repeats must not spin hot
+
+    def _failed(self, what: str) -> None:
+        if self._counters is not None:
+            self._counters.inc('desk_errors')
+        self._node.get_logger().error(f'{what}:\n{traceback.format_exc()}')
 
     def close(self, timeout_s: float = 5.0) -> None:
+        self._closing.set()  # what fails from here on is the shutdown's
         for server in self._servers:
             server.destroy()
         self._servers = []

@@ -2,7 +2,6 @@
 # Licensed under the Apache License, Version 2.0
 """The one entry-point shape every node uses: init, spin, clean shutdown on Ctrl-C or SIGTERM."""
 
-import atexit
 from collections.abc import Callable, Sequence
 import faulthandler
 import signal
@@ -15,9 +14,10 @@ from rclpy.node import Node
 
 # A node still shutting down after SHUTDOWN_STACKS_S prints every thread's stack to stderr (its
 # log), and SHUTDOWN_DEADLINE_S (whole seconds) after the start of its shutdown ends itself by
-# SIGALRM (exit status -14), before the launcher's SIGTERM at 10 s (ros2 launch's
-# sigterm_timeout). Both run outside Python: Fast DDS can hang for good while deleting a
-# DataWriter (eProsima/Fast-DDS#6193), holding the GIL, and no Python thread would run then.
+# SIGALRM (exit status -14): before the SIGKILL that ros2 launch sends 10 s after its SIGINT
+# (sigterm_timeout 5 s, then sigkill_timeout 5 s; rclpy takes the SIGTERM as one more shutdown
+# request) and the stand-in's SIGTERM at 10 s. Both run outside Python: Fast DDS can hang for good
+# while deleting an entity (eProsima/Fast-DDS#6193), holding the GIL, so no Python thread runs.
 SHUTDOWN_STACKS_S = 8.0
 SHUTDOWN_DEADLINE_S = 9
 # A shutdown slower than this logs one line with each stage's time.
@@ -31,9 +31,10 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
     A node that cannot start on its configuration (an invalid parameter, a missing file) logs one
     clear line and exits with code 2 instead of a traceback.
 
-    This is a process's main: from the start of its shutdown until the interpreter has joined
-    its threads, a hang dumps every thread's stack to stderr (SHUTDOWN_STACKS_S), then ends the
-    process by SIGALRM (SHUTDOWN_DEADLINE_S).
+    This is a process's main (call it on the main thread): once its shutdown has begun, further
+    SIGINTs are ignored, and a shutdown still under way after SHUTDOWN_STACKS_S dumps every
+    thread's stack to stderr, then ends the process by SIGALRM (SHUTDOWN_DEADLINE_S), until the
+    process is gone.
     """
     rclpy.init(args=args)
     node = None
@@ -61,11 +62,13 @@ def run_node(factory: Callable[[], Node], name: str, args=None, *, threads: int 
         _arm_shutdown_deadline()
         if executor is not None:
             executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        # rclpy puts Python's handler back, and a late second SIGINT would raise at exit.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            # rclpy puts Python's handler back, and a late second SIGINT would raise at exit.
+            _ignore_sigint()
     return 0
 
 
@@ -73,25 +76,19 @@ def _arm_shutdown_deadline() -> None:
     # A Ctrl-C in a terminal reaches `ros2 launch` and every node of its process group, and launch
     # then sends each node a SIGINT of its own: that second one raised KeyboardInterrupt in the
     # middle of destroying the node (exit 1 with a traceback, or SIGABRT from inside rclpy's C++).
-    # The shutdown is under way and bounded (below): further SIGINTs are ignored.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The shutdown is under way and bounded: further SIGINTs are ignored.
+    _ignore_sigint()
     faulthandler.dump_traceback_later(SHUTDOWN_STACKS_S)
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the kernel ends the process, no GIL needed
-    signal.alarm(SHUTDOWN_DEADLINE_S)
-    # atexit runs after the interpreter has joined its non-daemon threads.
-    atexit.register(_disarm)
-
-
-def _disarm() -> None:
-    faulthandler.cancel_dump_traceback_later()
-    signal.alarm(0)
-
-
-def cancel_shutdown_deadline() -> None:
-    """What run_node arms at shutdown; for a process that goes on after it (a test)."""
-    _disarm()
+    # Not disarmed at exit: the DDS participant goes when the interpreter finalizes rclpy's
+    # context, after atexit; an alarm still pending dies with the process.
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the kernel ends the process, no GIL
+    signal.alarm(SHUTDOWN_DEADLINE_S)
+
+
+def _ignore_sigint() -> None:
+    if threading.current_thread() is threading.main_thread():  # signal.signal's own rule
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def shutdown_in_stages(logger, stages: Sequence[tuple[str, Callable[[], object]]],
@@ -100,8 +97,8 @@ def shutdown_in_stages(logger, stages: Sequence[tuple[str, Callable[[], object]]
     Run a node's shutdown stages in order; each stage's time, s.
 
     A stage that raises is logged and the next ones still run (stopping must not fail). When the
-    whole took longer than slow_s, one line names each stage's time, so that a slow or stuck
-    shutdown says which part it was.
+    whole took longer than slow_s, one line names each stage's time, so that a slow shutdown
+    says which part it was. (A stuck one says it with run_node's stack dump.)
     """
     took: dict[str, float] = {}
     for name, stage in stages:

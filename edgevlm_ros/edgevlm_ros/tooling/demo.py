@@ -40,7 +40,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from edgevlm_ros.core.records import Truth
 from edgevlm_ros.core.scoring import is_correct
-from edgevlm_ros.core.stats import LatencyWindow
+from edgevlm_ros.core.stats import LatencyWindow, LifeCounters
 from edgevlm_ros.ros.conversions import msg_to_truth, stamp_to_ns
 from edgevlm_ros.ros.qos import RESULTS
 from edgevlm_ros.tooling import launch_runner
@@ -56,8 +56,6 @@ DEMO_ARGS = {'use_frame_source': 'true', 'source': DEMO_WORLD, 'edge_model': 'mi
              'embedded_model': f'simulated:{DEMO_WORLD},error=0.1',
              'network_profile': 'jitter:500,250', 'strategy': 'edgevlm_arbitrated'}
 STATUS_NAMES = {0: 'ok', 1: 'timeout', 2: 'http error', 3: 'parse error', 4: 'dropped'}
-# Lives of one node whose counters the summary keeps (respawn_max_retries is 5 by default).
-MAX_LIVES = 64
 # Truths kept to judge answers by their frame's stamp: 5 minutes of frames at 10 Hz, far more than
 # any answer's latency.
 MAX_TRUTHS = 3000
@@ -83,9 +81,7 @@ class DemoMonitor(Node):
         self.cloud_ok = self.cloud_failed = self.not_sent = self.updates = self.masks = 0
         self.first_answer_s: float | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
-        # Each node's newest counters per life (pid): a restarted node counts from 0 again, and
-        # the summary adds its lives up. At most MAX_LIVES lives a node (its oldest dropped).
-        self.lives: dict[str, OrderedDict[str, dict[str, str]]] = {}
+        self.lives = LifeCounters()  # a restarted node counts from 0 again: the summary adds up
         self.watchdog: launch_runner.Watchdog | None = None
         self.truths: OrderedDict[int, Truth] = OrderedDict()  # frame stamp -> truth, bounded
         self.truth_now: Truth | None = None
@@ -190,18 +186,13 @@ class DemoMonitor(Node):
     def _on_diag(self, m: DiagnosticArray) -> None:
         for s in m.status:
             self.diagnostics[s.name] = values = {kv.key: kv.value for kv in s.values}
-            lives = self.lives.setdefault(s.name, OrderedDict())
-            lives[values.get('pid', '')] = values
-            if len(lives) > MAX_LIVES:
-                lives.popitem(last=False)
+            self.lives.update(s.name, values)
             if self.watchdog is not None:
                 launch_runner.beat(self.watchdog, s.name, self.diagnostics[s.name])
 
     def counter(self, node_suffix: str, key: str) -> int:
         """A node's counter over all its lives (a restart starts its counters at 0)."""
-        return sum(int(float(values[key]))
-                   for name, lives in self.lives.items() if name.endswith('/' + node_suffix)
-                   for values in lives.values() if key in values)
+        return self.lives.total(node_suffix, key)
 
     def value(self, node_suffix: str, key: str) -> str | None:
         """A node's newest /diagnostics value for key, None if it never reported one."""

@@ -479,15 +479,16 @@ POLL_S = 0.05
 
 # A node that cannot start on its configuration exits with this code (ros/entry.py).
 BAD_CONFIGURATION = 2
-# A node whose shutdown hung past its deadline ends itself by SIGALRM (ros/entry.py), its
-# threads' stacks in its log: its work was done, its middleware's teardown hung.
+# A node whose shutdown went past its deadline ends itself by SIGALRM (ros/entry.py), its
+# threads' stacks in its log. Seen: Fast DDS hanging while deleting an entity.
 SHUTDOWN_HUNG = -signal.SIGALRM
 
 
 def exit_text(code: int) -> str:
-    """'exited 1', 'killed by SIGKILL', 'exited 2 (bad configuration)'."""
+    """'exited 1', 'killed by SIGKILL', 'exited 2 (bad configuration)', 'ended itself ...'."""
     if code == SHUTDOWN_HUNG:
-        return "ended itself by SIGALRM (its shutdown hung; its threads' stacks are in its log)"
+        return ("ended itself by SIGALRM (its shutdown passed its deadline; its threads' stacks "
+                'are in its log)')
     if code < 0:
         try:
             return f'killed by {signal.Signals(-code).name}'
@@ -502,8 +503,8 @@ def stop_errors(codes: dict[str, int], say: Callable[[str], None]) -> dict[str, 
     """
     The nodes that did not stop cleanly on shutdown, by exit code.
 
-    A shutdown that hung (SHUTDOWN_HUNG) is said in one line each, not counted: the node's work
-    was done.
+    A node that ended itself past its shutdown deadline (SHUTDOWN_HUNG) is said in one line each
+    and not counted: the run had ended, and the launcher would have killed it anyway.
     """
     for name, code in codes.items():
         if code == SHUTDOWN_HUNG:
