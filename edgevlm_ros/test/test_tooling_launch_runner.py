@@ -15,7 +15,7 @@ from edgevlm_ros.tooling import launch_runner as L
 import pytest
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / 'launch' / 'edgevlm.launch.py'
-SLEEPER = [sys.executable, '-c', 'import time; time.sleep(120)']
+SLEEPER = [sys.executable, '-c', 'import time; print("sleeping", flush=True); time.sleep(120)']
 
 
 class Lines(list):
@@ -153,19 +153,21 @@ def test_a_node_refusing_its_configuration_says_so_on_every_death(supervise):
     assert str(sup.ended[0]).startswith('edge_svlm exited 2 (bad configuration): cannot load')
 
 
-def test_shutdown_during_the_respawn_delay_cancels_the_respawn(supervise):
+def test_shutdown_during_the_respawn_delay_cancels_the_respawn(supervise, tmp_path):
     sup, lines = supervise(proc('dies', [sys.executable, '-c', 'raise SystemExit(1)'],
                                 respawn=True, respawn_delay=30.0),
                            proc('sleeps', SLEEPER, respawn=True))
     assert poll_until(sup, lambda: lines.about('dies', 'respawning in 30 s'), 10)
+    # A SIGINT that lands while the venv's Python is still starting up (under load) can be lost
+    # in its start-up re-exec or end it with 1: this test is about the respawn, not that.
+    log = tmp_path / 'logs' / 'sleeps.log'
+    assert poll_until(sup, lambda: log.exists() and 'sleeping' in log.read_text(), 60)
     sleeper = sup.pid('sleeps')
     t0 = time.monotonic()
     codes = sup.shutdown()
     sup.poll()
     assert time.monotonic() - t0 < 5 and not sup.running() and not alive(sleeper)
-    # A SIGINT while Python is still starting up ends it with 1 (seen under load), later -SIGINT.
-    assert list(codes) == ['sleeps'] and codes['sleeps'] in (-signal.SIGINT, 1)
-    assert not lines.about('', 'restarted')
+    assert codes == {'sleeps': -signal.SIGINT} and not lines.about('', 'restarted')
 
 
 LAUNCH_TWO_SLEEPERS = """
