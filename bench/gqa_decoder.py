@@ -50,10 +50,11 @@ def decoders(folder: Path, quantize: str, threads: int) -> dict[str, object]:
     if missing:
         sys.exit(f'{folder} has no {quantize} {" / ".join(missing)} decoder (export version 4+ '
                  'with --quantize int8)')
-    return {'exported': ExportedDecoder(_OrtGraph(paths['exported'], PROVIDERS, threads),
-                                        layers, kv_heads, head_dim),
-            'fused': FusedDecoder(_OrtGraph(paths['fused'], PROVIDERS, threads), layers,
-                                  kv_heads, head_dim, int(text['max_position_embeddings']))}
+    graph = {name: _OrtGraph(path, PROVIDERS, threads, dynamic_shapes=True)  # as the backend
+             for name, path in paths.items()}
+    return {'exported': ExportedDecoder(graph['exported'], layers, kv_heads, head_dim),
+            'fused': FusedDecoder(graph['fused'], layers, kv_heads, head_dim,
+                                  int(text['max_position_embeddings']))}
 
 
 class Stream:

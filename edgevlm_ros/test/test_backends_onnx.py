@@ -163,6 +163,11 @@ def test_the_fused_decoder_answers_as_the_exported_one(tiny_onnx, quantize) -> N
     assert fused.decoder.fused and not exported.decoder.fused
     assert fused.focus_supported and fused.graph_runtimes['decoder_model_merged'] == \
         'onnxruntime'
+    # The text graphs see a new shape nearly every step: no per-shape memory plans kept.
+    for svlm in (fused, exported):
+        assert not svlm.decoder.graph.session.get_session_options().enable_mem_pattern
+        assert not svlm._embed.session.get_session_options().enable_mem_pattern
+        assert svlm._vision.session.get_session_options().enable_mem_pattern
     same = []
     for i, image in enumerate(frames(4, seed=17)):
         for focus in ((), FOCUS):  # with history growing, so prefixes are reused too

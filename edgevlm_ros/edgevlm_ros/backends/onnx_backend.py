@@ -184,11 +184,18 @@ class _OrtGraph:
 
     runtime = 'onnxruntime'
 
-    def __init__(self, path: Path, providers: list[Any], threads: int) -> None:
+    def __init__(self, path: Path, providers: list[Any], threads: int,
+                 dynamic_shapes: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if dynamic_shapes:
+            # ONNX Runtime plans one memory block per input shape it sees and keeps it; the
+            # text graphs see a new shape nearly every step (prompt and cache lengths). The
+            # 256M decoder's RSS took a +17 MB step at its first long prefill with the plans,
+            # +2 MB without, at the same speed (docs/robustness.md, "What the edge's steps are").
+            options.enable_mem_pattern = False
         if threads > 0:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -436,6 +443,13 @@ class OnnxSvlm(BackendSettings):
                                     f'{quantize}{hint}')
         return path
 
+    def _ort_text_graphs(self, quantize: str, providers: list[Any], threads: int,
+                         fused_path: Path | None) -> list[_OrtGraph]:
+        """The token embedding and the decoder on ONNX Runtime (the fused decoder if given)."""
+        return [_OrtGraph(path, providers, threads, dynamic_shapes=True) for path in (
+            self._graph_path(onnx_export.EMBED_FILE, quantize),
+            fused_path or self._graph_path(onnx_export.DECODER_FILE, quantize))]
+
     def _load_graphs(self, runtime: str, device: str, dtype: str, quantize: str,
                      providers: tuple[str, ...], threads: int, fused: bool) -> None:
         stems = (onnx_export.VISION_FILE, onnx_export.EMBED_FILE, onnx_export.DECODER_FILE)
@@ -443,10 +457,8 @@ class OnnxSvlm(BackendSettings):
         if runtime == 'onnxruntime':
             chosen = _ort_providers(device, providers)
             fused_path = self._fused_path(quantize, chosen, fused)
-            graphs = [_OrtGraph(self._graph_path(s, quantize), chosen, threads)
-                      for s in stems[:2]]
-            graphs.append(_OrtGraph(fused_path or self._graph_path(stems[2], quantize), chosen,
-                                    threads))
+            graphs = [_OrtGraph(self._graph_path(stems[0], quantize), chosen, threads),
+                      *self._ort_text_graphs(quantize, chosen, threads, fused_path)]
             used = graphs[-1].providers
             wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
             if wanted[0] not in used:
@@ -470,9 +482,7 @@ class OnnxSvlm(BackendSettings):
                 # (docs/edge-backends.md): each graph on the runtime that runs it fastest.
                 chosen = _ort_providers('cpu', ())
                 fused_path = self._fused_path(quantize, chosen, fused)
-                graphs += [_OrtGraph(self._graph_path(stems[1], quantize), chosen, threads),
-                           _OrtGraph(fused_path or self._graph_path(stems[2], quantize), chosen,
-                                     threads)]
+                graphs += self._ort_text_graphs(quantize, chosen, threads, fused_path)
             else:
                 graphs += [_OvGraph(self._graph_path(s, 'none'), threads, precision or 'f32',
                                     compress_int8=(quantize == 'int8'
