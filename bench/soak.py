@@ -89,7 +89,7 @@ def main() -> int:
     largs.update(a.split(':=', 1) for a in opts.edge_args)
     max_s = opts.max_minutes * 60 or 3 * opts.steps / opts.step_rate + 300
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=[])  # argv holds launch arguments (k:=v), not ROS arguments
     monitor = graph.make_monitor()
@@ -135,9 +135,13 @@ def main() -> int:
             return steps >= opts.steps
 
         if died is None:
-            died = graph.spin_for(executor, max_s, popens, procs, 0.2, tick)
+            try:
+                died = graph.spin_for(executor, max_s, popens, procs, 0.2, tick)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                died = f'stopped by Ctrl-C at step {monitor.steps_seen}'  # the table so far
         wall = time.monotonic() - t_run
-        graph.spin_for(executor, 1.2, popens, procs)  # one more diagnostics round
+        if rclpy.ok():
+            graph.spin_for(executor, 1.2, popens, procs)  # one more diagnostics round
         if died is None and (not rows or rows[-1][0] < opts.steps):
             died = f'stopped after {max_s / 60:.0f} min at step {monitor.steps_seen}'
         if rows:
