@@ -104,6 +104,14 @@ def stop(popens) -> list[int]:
     return launch_runner.stop(popens)
 
 
+def stop_errors(procs, codes: list[int]) -> dict[str, int]:
+    """The nodes that did not stop cleanly, as the launcher judges it (a hung shutdown is said)."""
+    from edgevlm_ros.tooling import launch_runner
+
+    return launch_runner.stop_errors({p.name: c for p, c in zip(procs, codes)},
+                                     lambda line: print(line, flush=True))
+
+
 def load_avg() -> str:
     return 'load average {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())
 
@@ -366,7 +374,7 @@ def main() -> int:
         rclpy.try_shutdown()
     if died:
         print(f'graph failed: {died}; logs in {opts.log_dir}/', file=sys.stderr)
-    bad = {p.name: c for p, c in zip(procs, codes) if c not in (0, -2)}
+    bad = stop_errors(procs, codes)
     if bad:
         print(f'nodes exited with errors: {bad}', file=sys.stderr)
     return 0

@@ -395,7 +395,7 @@ def run_cell(cell: Cell, opts, executor_factory, index: str) -> Result:
         codes = graph.stop(popens)
         executor.shutdown()
         listener.destroy_node()
-        bad = {p.name: c for p, c in zip(procs, codes) if c not in (0, -2)}
+        bad = graph.stop_errors(procs, codes)
         if bad:
             print(f'    nodes exited with errors on stop: {bad}', flush=True)
         line = (f'    {cell.label}: ' + (f'FAILED: {res.error}; ' if res.error else '') +

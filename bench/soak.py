@@ -153,7 +153,7 @@ def main() -> int:
         rclpy.try_shutdown()
     if died:
         print(f'soak incomplete: {died}; logs in {opts.log_dir}/', file=sys.stderr)
-    bad = {p.name: c for p, c in zip(procs, codes) if c not in (0, -2)}
+    bad = graph.stop_errors(procs, codes)
     if bad:
         print(f'nodes exited with errors on stop: {bad}', file=sys.stderr)
     return 0

@@ -405,5 +405,6 @@ class CloudBridgeNode(Node):
         if self._status is not None:
             self._status.destroy()
 
+
 def main(args=None) -> int:
     return run_node(CloudBridgeNode, 'cloud_bridge', args)

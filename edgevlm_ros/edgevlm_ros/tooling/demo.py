@@ -188,7 +188,7 @@ class DemoMonitor(Node):
             self.diagnostics[s.name] = values = {kv.key: kv.value for kv in s.values}
             self.lives.update(s.name, values)
             if self.watchdog is not None:
-                launch_runner.beat(self.watchdog, s.name, self.diagnostics[s.name])
+                launch_runner.beat(self.watchdog, s.name, values)
 
     def counter(self, node_suffix: str, key: str) -> int:
         """A node's counter over all its lives (a restart starts its counters at 0)."""
