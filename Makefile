@@ -5,6 +5,7 @@
 #   make eval [EVAL_ARGS='--network fixed:800']          synthetic world bag -> every strategy -> report
 #   make strategy-sweep                                  every strategy, 640 held-out steps per cell
 #   make train-svlm [TRAIN_MINUTES=95]                   train the micro SVLM again (build/train/, ~2.5 h)
+#   make shm-clean                                       free the shared memory of dead Fast DDS participants
 
 PYTHON    ?= python3
 VENV      ?= .venv
@@ -29,7 +30,7 @@ export TRANSFORMERS_OFFLINE := 1
 PKG_FILES := $(shell find edgevlm_ros -type f -not -path '*/__pycache__/*' -not -path '*/test/*' 2>/dev/null)
 MSG_FILES := $(wildcard edgevlm_msgs/msg/*.msg edgevlm_msgs/srv/*.srv edgevlm_msgs/action/*.action) edgevlm_msgs/CMakeLists.txt edgevlm_msgs/package.xml
 
-.PHONY: setup demo ask test lint unit colcon-check bench soak overload fleet chaos eval strategy-sweep strategy-grid train-svlm clean
+.PHONY: setup demo ask test lint unit colcon-check shm-clean bench soak overload fleet chaos eval strategy-sweep strategy-grid train-svlm clean
 .DEFAULT_GOAL := setup
 
 setup: $(VENV)/.stamp-pkg
@@ -65,6 +66,12 @@ test: setup lint
 colcon-check: $(VENV)/.stamp-msgs
 	$(PIP) install colcon-common-extensions
 	tools/colcon_check.sh $(VENV) $(BUILD)/colcon_ws
+
+# A SIGKILLed participant leaves its Fast DDS shared-memory files in /dev/shm. Fast DDS's own cleaner
+# removes only those whose owner is dead (it tests each file's lock). Never `rm /dev/shm/fastdds_*`:
+# every graph running on the machine then goes deaf for good (docs/robustness.md).
+shm-clean: $(VENV)/.stamp-venv
+	$(PY) $(VENV)/tools/fastdds/fastdds.py shm clean
 
 # Numbers only, nothing asserted: the edge step on every backend path side by side (EDGE_ARGS go
 # to edge_speed.py, e.g. EDGE_ARGS='--models micro --steps 20'), Context Transfer cost on the edge
