@@ -43,3 +43,23 @@ def test_the_grid_writes_one_result_per_kind_and_a_report_over_all(tmp_path, mon
     assert f'| {grid_sweep.GRID[5].name} | 2 s |' in text
     assert 'edgevlm_carried minus edge_only' in text
     assert (out / 'accuracy_vs_latency.png').stat().st_size > 1000
+
+
+def test_a_kind_of_ones_own_is_swept_and_a_malformed_one_is_refused(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from edgevlm_ros.eval import grid_sweep
+    import pytest
+
+    monkeypatch.setattr(sr, 'load_model', lambda spec, threads=1: EchoSvlm())
+    parser = argparse.ArgumentParser()
+    grid_sweep.add_parsers(parser.add_subparsers())
+    out = tmp_path / 'own'
+    args = parser.parse_args(['strategy-grid', str(out), '--kind', '0.3,30,0.1,0', '--seeds', '3',
+                              '--duration', '8', '--latencies', '9'])
+    assert args.func(args) == 0
+    assert [p.name for p in out.glob('results.*.json')] == ['results.p0.3-q30-e10-f0.json']
+    for bad in ('0.3,30,0.1', '0.3,30,1.5,0'):
+        with pytest.raises(SystemExit):
+            parser.parse_args(['strategy-grid', str(out), '--kind', bad])
+        assert 'a world kind' in capsys.readouterr().err

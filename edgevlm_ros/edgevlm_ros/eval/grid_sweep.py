@@ -13,6 +13,7 @@ fluctuation) and no two kinds share more than one level, with all 6 latencies ea
 
 usage:
   edgevlm strategy-grid OUT [--kinds 0,1 --seeds 500-507 --duration 40]
+  edgevlm strategy-grid OUT --kind 0.3,30,0.1,0 [--kind ...]   (kinds of your own)
                            (one process per subset of kinds; each writes OUT/results.<kind>.json)
   edgevlm strategy-grid-report OUT      (merges every results.*.json: tables and the plot)
 """
@@ -82,6 +83,26 @@ GRID = (
 TUNING = (WorldKind(0.4, 6, 0.1, 0.0), WorldKind(0.7, 8, 0.25, 0.0))
 
 
+def parse_kind(text: str) -> WorldKind:
+    """'PACE,EVERY_S,ERROR,FLUCTUATION' (e.g. '0.3,30,0.1,0') as a WorldKind."""
+    try:
+        pace, every, error, fluct = (float(x) for x in text.split(','))
+    except ValueError:
+        raise ValueError(f'a world kind is PACE,EVERY_S,ERROR,FLUCTUATION (e.g. 0.3,30,0.1,0), '
+                         f'got {text!r}') from None
+    if not (pace > 0 and every > 0 and 0 <= error <= 1 and 0 <= fluct < 1):
+        raise ValueError(f'a world kind needs pace > 0, every_s > 0, error in [0, 1] and '
+                         f'fluctuation in [0, 1), got {text!r}')
+    return WorldKind(pace, every, error, fluct)
+
+
+def _kind_arg(text: str) -> WorldKind:
+    try:
+        return parse_kind(text)
+    except ValueError as e:   # argparse shows an ArgumentTypeError's own text
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cell_key(kind: WorldKind, latency_s: float) -> str:
     return f'{kind.key} @ {latency_s:g} s'
 
@@ -93,8 +114,11 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    grid = TUNING if args.tuning else GRID
-    chosen = [grid[int(i)] for i in args.kinds.split(',')] if args.kinds else list(grid)
+    if args.kind:
+        chosen = list(args.kind)
+    else:
+        grid = TUNING if args.tuning else GRID
+        chosen = [grid[int(i)] for i in args.kinds.split(',')] if args.kinds else list(grid)
     latencies = [float(x) for x in args.latencies.split(',')]
     strategies = [s for s in args.strategies.split(',') if s]
     cfg = EngineConfig()
@@ -301,6 +325,10 @@ def add_parsers(sub) -> None:
                        '(pace, question interval, cloud error, fluctuation) and latencies')
     g.add_argument('out')
     g.add_argument('--kinds', default='', help='indices into the grid, e.g. 0,1 (default all)')
+    g.add_argument('--kind', action='append', default=[], type=_kind_arg,
+                   metavar='PACE,EVERY_S,ERROR,FLUCT',
+                   help='a kind of world of your own instead of the grid kinds (repeatable), '
+                   'e.g. 0.3,30,0.1,0: pace 0.3, a question every 30 s, 10 %% wrong, no jitter')
     g.add_argument('--tuning', action='store_true',
                    help='the tuning kinds instead of the reported grid (use seeds 300-307)')
     g.add_argument('--seeds', default='500-507')
