@@ -55,11 +55,11 @@ def test_a_kind_of_ones_own_is_swept_and_a_malformed_one_is_refused(tmp_path, mo
     parser = argparse.ArgumentParser()
     grid_sweep.add_parsers(parser.add_subparsers())
     out = tmp_path / 'own'
-    args = parser.parse_args(['strategy-grid', str(out), '--kind', '0.3,30,0.1,0', '--seeds', '3',
-                              '--duration', '8', '--latencies', '9'])
+    args = parser.parse_args(['strategy-grid', str(out), '--kind', '0.3,30,0.1,0,60', '--seeds',
+                              '3', '--duration', '8', '--latencies', '9'])
     assert args.func(args) == 0
-    assert [p.name for p in out.glob('results.*.json')] == ['results.p0.3-q30-e10-f0.json']
-    for bad in ('0.3,30,0.1', '0.3,30,1.5,0'):
+    assert [p.name for p in out.glob('results.*.json')] == ['results.p0.3-q30-e10-f0-ep60.json']
+    for bad in ('0.3,30,0.1', '0.3,30,1.5,0', '0.3,30,0.1,0,60,1', '2,30,0.1,0'):
         with pytest.raises(SystemExit):
             parser.parse_args(['strategy-grid', str(out), '--kind', bad])
         assert 'a world kind' in capsys.readouterr().err

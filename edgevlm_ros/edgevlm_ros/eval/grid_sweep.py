@@ -13,7 +13,8 @@ fluctuation) and no two kinds share more than one level, with all 6 latencies ea
 
 usage:
   edgevlm strategy-grid OUT [--kinds 0,1 --seeds 500-507 --duration 40]
-  edgevlm strategy-grid OUT --kind 0.3,30,0.1,0 [--kind ...]   (kinds of your own)
+  edgevlm strategy-grid OUT --kind 0.3,30,0.1,0[,60] [--kind ...]   (kinds of your own; the
+                           fifth value is the episode length, 20 s unless given)
                            (one process per subset of kinds; each writes OUT/results.<kind>.json)
   edgevlm strategy-grid-report OUT      (merges every results.*.json: tables and the plot)
 """
@@ -60,16 +61,19 @@ class WorldKind:
     every_s: float
     error: float
     fluctuation: float
+    episode_s: float = 20.0        # a new layout (a scene cut) this often; the grid keeps 20 s
 
     @property
     def name(self) -> str:
+        long = '' if self.episode_s == 20.0 else f', ep {self.episode_s:g} s'
         return (f'pace {self.pace:g}, q {self.every_s:g} s, err {100 * self.error:g}%, '
-                f'fl {self.fluctuation:g}')
+                f'fl {self.fluctuation:g}{long}')
 
     @property
     def key(self) -> str:
+        long = '' if self.episode_s == 20.0 else f'-ep{self.episode_s:g}'
         return (f'p{self.pace:g}-q{self.every_s:g}-e{100 * self.error:g}'
-                f'-f{self.fluctuation:g}')
+                f'-f{self.fluctuation:g}{long}')
 
 
 # Two appearances of each pace, question interval and error level; fluctuation 0 four times.
@@ -84,16 +88,20 @@ TUNING = (WorldKind(0.4, 6, 0.1, 0.0), WorldKind(0.7, 8, 0.25, 0.0))
 
 
 def parse_kind(text: str) -> WorldKind:
-    """'PACE,EVERY_S,ERROR,FLUCTUATION' (e.g. '0.3,30,0.1,0') as a WorldKind."""
+    """'PACE,EVERY_S,ERROR,FLUCTUATION[,EPISODE_S]' (e.g. '0.3,30,0.1,0,60') as a WorldKind."""
     try:
-        pace, every, error, fluct = (float(x) for x in text.split(','))
+        values = [float(x) for x in text.split(',')]
+        if len(values) not in (4, 5):
+            raise ValueError
     except ValueError:
-        raise ValueError(f'a world kind is PACE,EVERY_S,ERROR,FLUCTUATION (e.g. 0.3,30,0.1,0), '
-                         f'got {text!r}') from None
-    if not (pace > 0 and every > 0 and 0 <= error <= 1 and 0 <= fluct < 1):
-        raise ValueError(f'a world kind needs pace > 0, every_s > 0, error in [0, 1] and '
-                         f'fluctuation in [0, 1), got {text!r}')
-    return WorldKind(pace, every, error, fluct)
+        raise ValueError(f'a world kind is PACE,EVERY_S,ERROR,FLUCTUATION[,EPISODE_S] (e.g. '
+                         f'0.3,30,0.1,0,60), got {text!r}') from None
+    pace, every, error, fluct, episode = (values + [20.0])[:5]
+    if not (0 < pace <= 1 and every > 0 and 0 <= error <= 1 and 0 <= fluct < 1
+            and episode > 0):
+        raise ValueError(f'a world kind needs pace in (0, 1], every_s > 0, error in [0, 1], '
+                         f'fluctuation in [0, 1) and episode_s > 0, got {text!r}')
+    return WorldKind(pace, every, error, fluct, episode)
 
 
 def _kind_arg(text: str) -> WorldKind:
@@ -131,7 +139,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
                desc='worlds x strategies', file=sys.stderr)
     for kind in chosen:
         specs = [WorldSpec(seed=s, duration=args.duration, pace=kind.pace,
-                           question_every=kind.every_s, mix=args.mix) for s in seeds]
+                           question_every=kind.every_s, episode=kind.episode_s, mix=args.mix)
+                 for s in seeds]
         worlds = [make_world(s, cfg.step_rate) for s in specs]
         cells: dict[str, dict[str, CellResult]] = {}
         for lat in latencies:
@@ -326,9 +335,10 @@ def add_parsers(sub) -> None:
     g.add_argument('out')
     g.add_argument('--kinds', default='', help='indices into the grid, e.g. 0,1 (default all)')
     g.add_argument('--kind', action='append', default=[], type=_kind_arg,
-                   metavar='PACE,EVERY_S,ERROR,FLUCT',
+                   metavar='PACE,EVERY_S,ERROR,FLUCT[,EPISODE_S]',
                    help='a kind of world of your own instead of the grid kinds (repeatable), '
-                   'e.g. 0.3,30,0.1,0: pace 0.3, a question every 30 s, 10 %% wrong, no jitter')
+                   'e.g. 0.3,30,0.1,0,60: pace 0.3, a question every 30 s, 10 %% wrong, no '
+                   'jitter, a new layout every 60 s (default 20)')
     g.add_argument('--tuning', action='store_true',
                    help='the tuning kinds instead of the reported grid (use seeds 300-307)')
     g.add_argument('--seeds', default='500-507')
