@@ -13,6 +13,7 @@ BUILD     ?= build
 DURATION  ?= 0
 ARGS      ?=
 PY        := $(VENV)/bin/python
+SHM_CLEAN := $(PY) $(VENV)/tools/fastdds/fastdds.py shm clean
 # pip on these machines warns about every missing local index directory; keep real errors only.
 PIP       := pip_q() { out=$$($(PY) -m pip --disable-pip-version-check -q "$$@" 2>&1); rc=$$?; \
                grep -v 'is ignored: it is neither' <<<"$$out" || true; return $$rc; }; pip_q
@@ -58,9 +59,11 @@ demo: setup
 lint: $(VENV)/.stamp-venv
 	$(VENV)/bin/ruff check edgevlm_ros tools bench examples
 
+# The tests SIGKILL nodes; their shared memory is freed at the end, pass or fail (shm-clean).
 test: setup lint
 	@mkdir -p $(ROS_LOG_DIR)
-	cd edgevlm_ros && ../$(PY) -m pytest test -p no:cacheprovider $(PYTEST_ARGS)
+	cd edgevlm_ros && ../$(PY) -m pytest test -p no:cacheprovider $(PYTEST_ARGS); \
+	  rc=$$?; cd .. && $(SHM_CLEAN) >/dev/null || true; exit $$rc
 
 # The path robot integrators use: colcon build of both packages into a scratch workspace, then run a node from it.
 colcon-check: $(VENV)/.stamp-msgs
@@ -71,7 +74,7 @@ colcon-check: $(VENV)/.stamp-msgs
 # removes only those whose owner is dead (it tests each file's lock). Never `rm /dev/shm/fastdds_*`:
 # every graph running on the machine then goes deaf for good (docs/robustness.md).
 shm-clean: $(VENV)/.stamp-venv
-	$(PY) $(VENV)/tools/fastdds/fastdds.py shm clean
+	$(SHM_CLEAN)
 
 # Numbers only, nothing asserted: the edge step on every backend path side by side (EDGE_ARGS go
 # to edge_speed.py, e.g. EDGE_ARGS='--models micro --steps 20'), Context Transfer cost on the edge
