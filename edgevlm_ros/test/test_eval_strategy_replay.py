@@ -63,3 +63,6 @@ def test_a_kind_of_ones_own_is_swept_and_a_malformed_one_is_refused(tmp_path, mo
         with pytest.raises(SystemExit):
             parser.parse_args(['strategy-grid', str(out), '--kind', bad])
         assert 'a world kind' in capsys.readouterr().err
+    both = parser.parse_args(['strategy-grid', str(out), '--kind', '0.3,30,0.1,0', '--kinds', '0'])
+    with pytest.raises(ValueError, match='not both'):
+        both.func(both)

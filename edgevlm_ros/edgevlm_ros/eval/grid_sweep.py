@@ -122,6 +122,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.kind and (args.kinds or args.tuning):
+        raise ValueError('give kinds of your own (--kind) or kinds of the grid (--kinds, '
+                         '--tuning), not both')
     if args.kind:
         chosen = list(args.kind)
     else:
