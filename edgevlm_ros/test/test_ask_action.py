@@ -134,12 +134,15 @@ def test_a_full_queue_and_bad_goals_are_refused_at_once_with_the_reason(graph, p
                                                                           tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray
     probe.listen(DiagnosticArray, '/diagnostics', 10)
-    graph.node('edge_svlm_node', 'edge_svlm', {'model': _scripted(tmp_path, 3000, 'slow'),
+    # One runs and Two waits while Three is sent: each takes 8 s, so that a loaded machine's
+    # slow handshakes (a CI run once took over 3 s) cannot let One finish first.
+    graph.node('edge_svlm_node', 'edge_svlm', {'model': _scripted(tmp_path, 8000, 'slow'),
                                                'ask.max_queue': 1})
     vlm = _client(probe)
     try:
         slow = [vlm.send_ask(vlm.goal('One?', FRAME)), vlm.send_ask(vlm.goal('Two?', FRAME))]
         assert probe.until(lambda: all(g.done() for g in slow), 30)
+        assert all(g.result().accepted for g in slow)
         t0 = time.monotonic()
         with pytest.raises(AskRejected) as refused:
             vlm.ask('Three?', FRAME, timeout_s=30)
