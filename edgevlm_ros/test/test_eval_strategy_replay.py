@@ -2,8 +2,12 @@
 # Licensed under the Apache License, Version 2.0
 """eval.strategy_replay: the sweep command writes results, a table and a plot."""
 
+import argparse
+
 from edgevlm_ros.eval import cells as sweep_cells
+from edgevlm_ros.eval import grid_sweep
 from edgevlm_ros.eval import strategy_replay as sr
+import pytest
 from replay_helpers import EchoSvlm
 
 
@@ -22,10 +26,6 @@ def test_the_cli_writes_results_a_table_and_a_plot(tmp_path, monkeypatch):
 
 
 def test_the_grid_writes_one_result_per_kind_and_a_report_over_all(tmp_path, monkeypatch):
-    import argparse
-
-    from edgevlm_ros.eval import grid_sweep
-
     monkeypatch.setattr(sr, 'load_model', lambda spec, threads=1: EchoSvlm())
     out = tmp_path / 'grid'
     parser = argparse.ArgumentParser()
@@ -46,11 +46,6 @@ def test_the_grid_writes_one_result_per_kind_and_a_report_over_all(tmp_path, mon
 
 
 def test_a_kind_of_ones_own_is_swept_and_a_malformed_one_is_refused(tmp_path, monkeypatch, capsys):
-    import argparse
-
-    from edgevlm_ros.eval import grid_sweep
-    import pytest
-
     monkeypatch.setattr(sr, 'load_model', lambda spec, threads=1: EchoSvlm())
     parser = argparse.ArgumentParser()
     grid_sweep.add_parsers(parser.add_subparsers())

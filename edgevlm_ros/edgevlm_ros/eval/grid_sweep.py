@@ -120,11 +120,11 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
     from edgevlm_ros.eval.strategy_replay import load_model, seeds_of
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if args.kind and (args.kinds or args.tuning):
         raise ValueError('give kinds of your own (--kind) or kinds of the grid (--kinds, '
                          '--tuning), not both')
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if args.kind:
         chosen = list(args.kind)
     else:
